@@ -1,0 +1,63 @@
+//! The one interface every backend (`sim`, `local`, `kube`) implements and the Lua API calls.
+//!
+//! Everything a script learns about a node is fetched again on each call: a node cordoned or
+//! rebooted mid-script gives fresh facts, a vanished one a clear error.
+
+mod types;
+
+pub use types::*;
+
+use crate::kmsg::KmsgRecord;
+use async_trait::async_trait;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Receives what a backend observes in the cluster (stage changes, events), for the journal
+/// and the progress display. Called synchronously, in order.
+pub type Observer = Arc<dyn Fn(ClusterEvent) + Send + Sync>;
+
+#[async_trait]
+pub trait Backend: Send + Sync {
+    /// `sim`, `local` or `kube`.
+    fn name(&self) -> &'static str;
+
+    /// True when the backend runs on a virtual clock (time is simulated).
+    fn virtual_time(&self) -> bool {
+        false
+    }
+
+    /// Installs the observer that receives cluster events from now on.
+    fn set_observer(&self, observer: Observer);
+
+    /// Nodes matching `selector` (all nodes when `None`), sorted by name.
+    async fn list_nodes(&self, selector: Option<&LabelSelector>) -> BackendResult<Vec<NodeInfo>>;
+
+    /// Fresh facts about one node.
+    async fn node(&self, name: &str) -> BackendResult<NodeInfo>;
+
+    /// The GPUs of a node, by index.
+    async fn gpus(&self, node: &str) -> BackendResult<Vec<GpuInfo>>;
+
+    /// Writes one XID line for a GPU of a node and proves it landed.
+    async fn inject_xid(&self, req: &InjectRequest) -> BackendResult<FaultRecord>;
+
+    /// Recent kernel log records of a node.
+    async fn kmsg_tail(&self, node: &str, opts: &TailOptions) -> BackendResult<Vec<KmsgRecord>>;
+
+    /// Waits until `predicate` holds for `node`, or `timeout` passes. Watch-driven.
+    /// A timeout is not an error: the outcome says `satisfied: false`.
+    async fn wait_node(
+        &self,
+        node: &str,
+        predicate: &NodePredicate,
+        timeout: Duration,
+    ) -> BackendResult<WaitOutcome>;
+
+    /// Pods scheduled on a node.
+    async fn pods(&self, node: &str) -> BackendResult<Vec<PodInfo>>;
+
+    /// Marks a node schedulable again (`kubectl uncordon`).
+    async fn uncordon(&self, node: &str) -> BackendResult<NodeInfo>;
+}
+
+pub type SharedBackend = Arc<dyn Backend>;

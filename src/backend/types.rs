@@ -1,0 +1,446 @@
+//! Data that crosses the backend interface.
+
+use crate::xid::{LineOptions, PciAddress};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+/// NVSentinel's label keys and values (`../shared/reference/nvsentinel.md` §3).
+pub mod keys {
+    pub const GPU_PRESENT: &str = "nvidia.com/gpu.present";
+    pub const STATE: &str = "dgxc.nvidia.com/nvsentinel-state";
+    pub const CORDON_BY: &str = "k8saas.nvidia.com/cordon-by";
+    pub const CORDON_REASON: &str = "k8saas.nvidia.com/cordon-reason";
+    pub const CORDON_TIMESTAMP: &str = "k8saas.nvidia.com/cordon-timestamp";
+    pub const UNCORDON_BY: &str = "k8saas.nvidia.com/uncordon-by";
+    pub const UNCORDON_REASON: &str = "k8saas.nvidia.com/uncordon-reason";
+    pub const UNCORDON_TIMESTAMP: &str = "k8saas.nvidia.com/uncordon-timestamp";
+    pub const ANN_QUARANTINE_EVENT: &str = "quarantineHealthEvent";
+    pub const ANN_IS_CORDONED: &str = "quarantineHealthEventIsCordoned";
+    pub const ANN_APPLIED_TAINTS: &str = "quarantineHealthEventAppliedTaints";
+    pub const ANN_UNCORDONED_MANUALLY: &str = "quarantinedNodeUncordonedManually";
+    pub const ANN_REMEDIATION_STATE: &str = "latestFaultRemediationState";
+    pub const COND_XID: &str = "SysLogsXIDError";
+    pub const REASON_UNHEALTHY: &str = "SysLogsXIDErrorIsNotHealthy";
+    pub const REASON_HEALTHY: &str = "SysLogsXIDErrorIsHealthy";
+    pub const NVSENTINEL: &str = "NVSentinel";
+}
+
+pub type BackendResult<T> = Result<T, BackendError>;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BackendError {
+    #[error("node '{node}' not found{known}")]
+    NodeNotFound { node: String, known: String },
+    #[error("node {node}: GPU {gpu} not found (GPUs present: {available})")]
+    GpuNotFound {
+        node: String,
+        gpu: String,
+        available: String,
+    },
+    #[error("invalid {what}: {reason}")]
+    Invalid { what: String, reason: String },
+    #[error("{what} is not available on the {backend} backend: {why}")]
+    Unsupported {
+        backend: &'static str,
+        what: String,
+        why: String,
+    },
+    #[error("{}{what} failed: {reason}", node.as_ref().map(|n| format!("node {n}: ")).unwrap_or_default())]
+    Failed {
+        node: Option<String>,
+        what: String,
+        reason: String,
+    },
+}
+
+impl BackendError {
+    pub fn failed(node: Option<&str>, what: impl Into<String>, reason: impl fmt::Display) -> Self {
+        BackendError::Failed {
+            node: node.map(str::to_string),
+            what: what.into(),
+            reason: reason.to_string(),
+        }
+    }
+
+    pub fn invalid(what: impl Into<String>, reason: impl Into<String>) -> Self {
+        BackendError::Invalid {
+            what: what.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// A not-found error that lists (a summary of) the known node names.
+    pub fn node_not_found(node: &str, known: &[String]) -> Self {
+        let known = if known.is_empty() {
+            " (the cluster has no nodes)".to_string()
+        } else {
+            format!(" (known: {})", summarize(known, 6))
+        };
+        BackendError::NodeNotFound {
+            node: node.to_string(),
+            known,
+        }
+    }
+}
+
+/// `a, b, c, ... z (26 in all)` for long lists.
+pub fn summarize(items: &[String], max: usize) -> String {
+    if items.len() <= max {
+        items.join(", ")
+    } else {
+        format!(
+            "{}, ..., {} ({} in all)",
+            items[..max - 1].join(", "),
+            items[items.len() - 1],
+            items.len()
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Taint {
+    pub key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    pub effect: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeCondition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub status: String,
+    pub reason: String,
+    pub message: String,
+    /// RFC 3339.
+    pub last_transition: String,
+}
+
+/// A snapshot of one node, taken when asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeInfo {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub taints: Vec<Taint>,
+    pub conditions: Vec<NodeCondition>,
+    pub unschedulable: bool,
+    pub ready: bool,
+    pub boot_id: String,
+}
+
+impl NodeInfo {
+    /// The `dgxc.nvidia.com/nvsentinel-state` label.
+    pub fn state(&self) -> Option<&str> {
+        self.labels.get(keys::STATE).map(String::as_str)
+    }
+
+    pub fn condition(&self, type_: &str) -> Option<&NodeCondition> {
+        self.conditions.iter().find(|c| c.type_ == type_)
+    }
+
+    /// One line for humans: `cordoned, state=draining, SysLogsXIDError=True`.
+    pub fn summary(&self) -> String {
+        let mut parts = vec![if self.unschedulable {
+            "cordoned".to_string()
+        } else {
+            "schedulable".to_string()
+        }];
+        if !self.ready {
+            parts.push("NotReady".into());
+        }
+        parts.push(format!("state={}", self.state().unwrap_or("<none>")));
+        if let Some(c) = self.condition(keys::COND_XID) {
+            parts.push(format!("{}={}", c.type_, c.status));
+        }
+        parts.join(", ")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GpuInfo {
+    pub index: u32,
+    pub pci: PciAddress,
+    pub uuid: String,
+    pub model: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PodInfo {
+    pub namespace: String,
+    pub name: String,
+    pub phase: String,
+    /// Owner kind (`DaemonSet`, `ReplicaSet`, `Job`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Being deleted (evicted, terminating).
+    pub terminating: bool,
+}
+
+/// Which GPU of a node: its index (`Device Minor`), PCI address or UUID.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GpuSelector {
+    Index(u32),
+    Pci(PciAddress),
+    Uuid(String),
+}
+
+impl GpuSelector {
+    pub fn matches(&self, gpu: &GpuInfo) -> bool {
+        match self {
+            GpuSelector::Index(i) => gpu.index == *i,
+            GpuSelector::Pci(p) => gpu.pci.same_device(p),
+            GpuSelector::Uuid(u) => gpu.uuid.eq_ignore_ascii_case(u),
+        }
+    }
+
+    /// Finds the GPU, or the error that lists the GPUs present.
+    pub fn resolve<'a>(&self, node: &str, gpus: &'a [GpuInfo]) -> BackendResult<&'a GpuInfo> {
+        gpus.iter()
+            .find(|g| self.matches(g))
+            .ok_or_else(|| BackendError::GpuNotFound {
+                node: node.to_string(),
+                gpu: self.to_string(),
+                available: if gpus.is_empty() {
+                    "none".into()
+                } else {
+                    gpus.iter()
+                        .map(|g| format!("{} ({})", g.index, g.pci.sysfs()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+            })
+    }
+}
+
+impl fmt::Display for GpuSelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GpuSelector::Index(i) => write!(f, "{i}"),
+            GpuSelector::Pci(p) => write!(f, "{}", p.sysfs()),
+            GpuSelector::Uuid(u) => write!(f, "{u}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct InjectRequest {
+    pub node: String,
+    pub gpu: GpuSelector,
+    pub xid: u32,
+    pub line: LineOptions,
+    /// Chosen by the caller so a retried request is recognisable.
+    pub fault_id: String,
+    /// `name=` field default: `gfi:<run-id>`.
+    pub provenance: String,
+}
+
+/// What an injection did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FaultRecord {
+    pub id: String,
+    pub node: String,
+    pub gpu: u32,
+    pub pci: PciAddress,
+    pub uuid: String,
+    pub xid: u32,
+    /// The exact record written, without its trailing newline.
+    pub line: String,
+    /// RFC 3339 time of the write (virtual on `sim`).
+    pub time: String,
+    /// Kernel sequence number of the record, when read back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// How the record was written (`sim`, `/dev/kmsg via mount ns of pid 1`, ...).
+    pub write_path: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TailOptions {
+    /// Only records with a sequence number at least this.
+    pub since_seq: Option<u64>,
+    /// At most this many records (the newest).
+    pub limit: Option<usize>,
+    /// Only records whose text contains this.
+    pub grep: Option<String>,
+}
+
+/// Label selector: `key=value`, `key!=value`, `key` (exists), `!key`, comma-separated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LabelSelector {
+    pub terms: Vec<SelectorTerm>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum SelectorTerm {
+    Equals(String, String),
+    NotEquals(String, String),
+    Exists(String),
+    NotExists(String),
+}
+
+impl LabelSelector {
+    pub fn parse(s: &str) -> BackendResult<LabelSelector> {
+        let mut terms = Vec::new();
+        for raw in s.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            let bad = |why: &str| {
+                BackendError::invalid(
+                    "label selector",
+                    format!("'{raw}': {why} (expected key=value, key!=value, key or !key)"),
+                )
+            };
+            let term = if let Some((k, v)) = raw.split_once("!=") {
+                SelectorTerm::NotEquals(k.trim().into(), v.trim().into())
+            } else if let Some((k, v)) = raw.split_once("==").or_else(|| raw.split_once('=')) {
+                SelectorTerm::Equals(k.trim().into(), v.trim().into())
+            } else if let Some(k) = raw.strip_prefix('!') {
+                SelectorTerm::NotExists(k.trim().into())
+            } else {
+                SelectorTerm::Exists(raw.into())
+            };
+            let key = match &term {
+                SelectorTerm::Equals(k, _)
+                | SelectorTerm::NotEquals(k, _)
+                | SelectorTerm::Exists(k)
+                | SelectorTerm::NotExists(k) => k,
+            };
+            if key.is_empty() || key.chars().any(|c| c.is_whitespace() || c == '=') {
+                return Err(bad("empty or malformed key"));
+            }
+            terms.push(term);
+        }
+        Ok(LabelSelector { terms })
+    }
+
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.terms.iter().all(|t| match t {
+            SelectorTerm::Equals(k, v) => labels.get(k) == Some(v),
+            SelectorTerm::NotEquals(k, v) => labels.get(k) != Some(v),
+            SelectorTerm::Exists(k) => labels.contains_key(k),
+            SelectorTerm::NotExists(k) => !labels.contains_key(k),
+        })
+    }
+}
+
+impl fmt::Display for LabelSelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self
+            .terms
+            .iter()
+            .map(|t| match t {
+                SelectorTerm::Equals(k, v) => format!("{k}={v}"),
+                SelectorTerm::NotEquals(k, v) => format!("{k}!={v}"),
+                SelectorTerm::Exists(k) => k.clone(),
+                SelectorTerm::NotExists(k) => format!("!{k}"),
+            })
+            .collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
+/// What a wait waits for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum NodePredicate {
+    Cordoned,
+    Uncordoned,
+    /// A node condition with this type has this status.
+    Condition { type_: String, status: String },
+    /// The `dgxc.nvidia.com/nvsentinel-state` label has this value (`None`: absent).
+    State { value: Option<String> },
+    /// A label has this value (`None`: absent).
+    Label { key: String, value: Option<String> },
+    /// The boot id differs from this one.
+    Rebooted { since_boot_id: String },
+    /// The node's Ready condition is (not) True.
+    Ready { ready: bool },
+}
+
+impl NodePredicate {
+    pub fn holds(&self, n: &NodeInfo) -> bool {
+        match self {
+            NodePredicate::Cordoned => n.unschedulable,
+            NodePredicate::Uncordoned => !n.unschedulable,
+            NodePredicate::Condition { type_, status } => n
+                .condition(type_)
+                .is_some_and(|c| c.status.eq_ignore_ascii_case(status)),
+            NodePredicate::State { value } => n.state() == value.as_deref(),
+            NodePredicate::Label { key, value } => n.labels.get(key) == value.as_ref(),
+            NodePredicate::Rebooted { since_boot_id } => &n.boot_id != since_boot_id,
+            NodePredicate::Ready { ready } => n.ready == *ready,
+        }
+    }
+
+    /// `cordoned`, `state=draining`, `condition SysLogsXIDError=True`, ...
+    pub fn describe(&self) -> String {
+        match self {
+            NodePredicate::Cordoned => "cordoned".into(),
+            NodePredicate::Uncordoned => "uncordoned".into(),
+            NodePredicate::Condition { type_, status } => format!("condition {type_}={status}"),
+            NodePredicate::State { value: Some(v) } => format!("state={v}"),
+            NodePredicate::State { value: None } => "state label removed".into(),
+            NodePredicate::Label { key, value: Some(v) } => format!("label {key}={v}"),
+            NodePredicate::Label { key, value: None } => format!("label {key} removed"),
+            NodePredicate::Rebooted { .. } => "rebooted".into(),
+            NodePredicate::Ready { ready: true } => "Ready".into(),
+            NodePredicate::Ready { ready: false } => "NotReady".into(),
+        }
+    }
+}
+
+/// What a wait saw.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WaitOutcome {
+    pub satisfied: bool,
+    /// The last observation of the node.
+    pub node: NodeInfo,
+    #[serde(serialize_with = "ser_secs")]
+    pub elapsed: Duration,
+}
+
+fn ser_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+/// Something a backend observed in the cluster: a stage of NVSentinel's reaction, an Event,
+/// a reboot.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClusterEvent {
+    pub node: String,
+    /// Short machine-readable kind: `detected`, `condition`, `cordoned`, `state`, `event`,
+    /// `evicted`, `rebootnode`, `reboot`, `ready`, `uncordoned`, `breaker`, ...
+    pub kind: String,
+    /// One line for humans.
+    pub message: String,
+    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    pub detail: serde_json::Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selectors() {
+        let mut labels = BTreeMap::new();
+        labels.insert("nvidia.com/gpu.present".to_string(), "true".to_string());
+        labels.insert("zone".to_string(), "a".to_string());
+        let yes = ["nvidia.com/gpu.present=true", "zone", "zone!=b,!missing", ""];
+        for s in yes {
+            assert!(LabelSelector::parse(s).unwrap().matches(&labels), "{s}");
+        }
+        for s in ["zone=b", "missing", "!zone"] {
+            assert!(!LabelSelector::parse(s).unwrap().matches(&labels), "{s}");
+        }
+        assert!(LabelSelector::parse("=x").is_err());
+    }
+
+    #[test]
+    fn summaries() {
+        let names: Vec<String> = (1..=20).map(|i| format!("n{i}")).collect();
+        assert_eq!(summarize(&names, 4), "n1, n2, n3, ..., n20 (20 in all)");
+    }
+}

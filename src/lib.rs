@@ -1,0 +1,10 @@
+//! gpu-fault-injector (`gfi`): writes realistic fake GPU XID lines into a node's kernel log and
+//! measures every stage of NVSentinel's reaction.
+//!
+//! Rooms: [`xid`] and [`kmsg`] (the core every role shares), [`backend`] (the clusters a script
+//! runs against), [`lua`] (the scripting host and its API), [`cli`] (the `gfi` command).
+
+pub mod backend;
+pub mod cli;
+pub mod kmsg;
+pub mod xid;

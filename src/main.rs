@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    gpu_fault_injector::cli::main()
+}

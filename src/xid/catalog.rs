@@ -1,0 +1,302 @@
+//! The XID catalogue: what each XID means and what NVSentinel does about it.
+//!
+//! Built from `data/xid-catalog.tsv` (NVIDIA's catalogue as embedded in NVSentinel, plus the
+//! seed's texts and grouping), parsed once at first use.
+
+use serde::Serialize;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::LazyLock;
+
+const CATALOG_TSV: &str = include_str!("../../data/xid-catalog.tsv");
+
+/// Lowest and highest XID number the tools accept (the seed's range).
+pub const XID_MIN: u32 = 1;
+pub const XID_MAX: u32 = 1000;
+
+/// NVSentinel's `recommendedAction` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Action {
+    None,
+    ComponentReset,
+    ContactSupport,
+    RunFielddiag,
+    RestartVm,
+    RestartBm,
+    ReplaceVm,
+    RunDcgmeud,
+    Custom,
+}
+
+impl Action {
+    pub const ALL: [Action; 9] = [
+        Action::None,
+        Action::ComponentReset,
+        Action::ContactSupport,
+        Action::RunFielddiag,
+        Action::RestartVm,
+        Action::RestartBm,
+        Action::ReplaceVm,
+        Action::RunDcgmeud,
+        Action::Custom,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::None => "NONE",
+            Action::ComponentReset => "COMPONENT_RESET",
+            Action::ContactSupport => "CONTACT_SUPPORT",
+            Action::RunFielddiag => "RUN_FIELDDIAG",
+            Action::RestartVm => "RESTART_VM",
+            Action::RestartBm => "RESTART_BM",
+            Action::ReplaceVm => "REPLACE_VM",
+            Action::RunDcgmeud => "RUN_DCGMEUD",
+            Action::Custom => "CUSTOM",
+        }
+    }
+
+    /// NVSentinel: `isFatal = (recommendedAction != NONE)`.
+    pub fn is_fatal(self) -> bool {
+        self != Action::None
+    }
+
+    /// Whether fault-remediation answers this action with a `RebootNode`.
+    pub fn reboots(self) -> bool {
+        matches!(
+            self,
+            Action::ComponentReset | Action::RestartVm | Action::RestartBm
+        )
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Action {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let wanted = s.trim().to_ascii_uppercase().replace('-', "_");
+        Action::ALL
+            .into_iter()
+            .find(|a| a.as_str() == wanted)
+            .ok_or_else(|| {
+                let names: Vec<_> = Action::ALL.iter().map(|a| a.as_str()).collect();
+                format!("unknown action '{s}' (expected one of {})", names.join(", "))
+            })
+    }
+}
+
+/// How NVSentinel decides the action for an XID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "action", rename_all = "snake_case")]
+pub enum ActionRule {
+    /// A fixed action from the catalogue.
+    Fixed(Action),
+    /// XID 154: the action is the last parenthesised text of the line.
+    FromLine,
+}
+
+/// One catalogue row.
+#[derive(Debug, Clone, Serialize)]
+pub struct XidInfo {
+    pub xid: u32,
+    pub mnemonic: String,
+    pub description: String,
+    /// The text the seed's injector writes after `<xid>, `.
+    pub seed_text: String,
+    /// The seed document's grouping (`devastating`, `memory`, `pcie`, ...).
+    pub group: String,
+    pub rule: ActionRule,
+    /// `COMPONENT_RESET` becomes `RESTART_VM` when the GPU UUID is missing from
+    /// NVSentinel's `gpu_metadata.json`.
+    pub metadata_dependent: bool,
+    /// Free-text remark from the catalogue (version differences).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// False for XIDs this catalogue does not know (see [`lookup_or_generic`]).
+    pub known: bool,
+}
+
+impl XidInfo {
+    /// The default action; for XID 154 the action of its default line (`GPU Reset Required`).
+    pub fn default_action(&self) -> Action {
+        match self.rule {
+            ActionRule::Fixed(a) => a,
+            ActionRule::FromLine => Action::ComponentReset,
+        }
+    }
+
+    pub fn fatal(&self) -> bool {
+        self.default_action().is_fatal()
+    }
+
+    /// The text a real driver writes after `<xid>, pid=..., name=..., `. The catalogue's
+    /// description where it is meaningful, the seed's text where NVIDIA's says "Unused".
+    pub fn driver_text(&self) -> &str {
+        if self.description.eq_ignore_ascii_case("unused") || self.description.is_empty() {
+            &self.seed_text
+        } else {
+            &self.description
+        }
+    }
+}
+
+/// Text used for an XID the catalogue does not list.
+pub const GENERIC_TEXT: &str = "Unknown XID";
+
+static CATALOG: LazyLock<Vec<XidInfo>> = LazyLock::new(|| {
+    parse_catalog(CATALOG_TSV).expect("embedded data/xid-catalog.tsv is valid (checked by tests)")
+});
+
+/// Every XID in the catalogue, ascending.
+pub fn all() -> &'static [XidInfo] {
+    &CATALOG
+}
+
+pub fn lookup(xid: u32) -> Option<&'static XidInfo> {
+    CATALOG
+        .binary_search_by_key(&xid, |i| i.xid)
+        .ok()
+        .map(|i| &CATALOG[i])
+}
+
+/// The catalogue row, or a generic row for an unknown XID: NVSentinel gives an XID it does not
+/// know `CONTACT_SUPPORT`.
+pub fn lookup_or_generic(xid: u32) -> XidInfo {
+    lookup(xid).cloned().unwrap_or_else(|| XidInfo {
+        xid,
+        mnemonic: "UNKNOWN".into(),
+        description: GENERIC_TEXT.into(),
+        seed_text: GENERIC_TEXT.into(),
+        group: "unknown".into(),
+        rule: ActionRule::Fixed(Action::ContactSupport),
+        metadata_dependent: false,
+        note: Some("not in the catalogue: NVSentinel treats it as CONTACT_SUPPORT".into()),
+        known: false,
+    })
+}
+
+/// Checks that `xid` is in the accepted range.
+pub fn validate_xid(xid: i64) -> Result<u32, String> {
+    if (XID_MIN as i64..=XID_MAX as i64).contains(&xid) {
+        Ok(xid as u32)
+    } else {
+        Err(format!(
+            "XID {xid} is out of range (expected {XID_MIN}..{XID_MAX}; catalogue XIDs: {})",
+            all()
+                .iter()
+                .map(|i| i.xid.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    }
+}
+
+fn parse_catalog(text: &str) -> Result<Vec<XidInfo>, String> {
+    let mut rows = Vec::new();
+    let mut header_seen = false;
+    for (n, line) in text.lines().enumerate() {
+        let line_no = n + 1;
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let cols: Vec<&str> = line.split('\t').collect();
+        if !header_seen {
+            if cols.first() != Some(&"xid") {
+                return Err(format!("line {line_no}: expected the header row"));
+            }
+            header_seen = true;
+            continue;
+        }
+        if cols.len() != 7 {
+            return Err(format!("line {line_no}: expected 7 columns, got {}", cols.len()));
+        }
+        let xid: u32 = cols[0]
+            .parse()
+            .map_err(|_| format!("line {line_no}: bad XID '{}'", cols[0]))?;
+        let action_col = cols[5].trim();
+        let (rule, metadata_dependent, note) = if action_col.starts_with("parsed") {
+            (ActionRule::FromLine, false, Some(action_col.to_string()))
+        } else {
+            let first = action_col.split_whitespace().next().unwrap_or("");
+            let star = first.ends_with('*');
+            let action: Action = first.trim_end_matches('*').parse()?;
+            let rest = action_col[first.len()..].trim();
+            let note = (!rest.is_empty()).then(|| rest.trim_matches(['(', ')']).to_string());
+            (ActionRule::Fixed(action), star, note)
+        };
+        rows.push(XidInfo {
+            xid,
+            mnemonic: cols[1].into(),
+            description: cols[2].into(),
+            seed_text: cols[3].into(),
+            group: cols[4].into(),
+            rule,
+            metadata_dependent,
+            note,
+            known: true,
+        });
+    }
+    rows.sort_by_key(|r| r.xid);
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalogue_parses_and_agrees_with_fatal_column() {
+        let rows = parse_catalog(CATALOG_TSV).unwrap();
+        assert!(rows.len() >= 26);
+        for line in CATALOG_TSV.lines().skip_while(|l| !l.starts_with("xid\t")).skip(1) {
+            let cols: Vec<&str> = line.split('\t').collect();
+            let xid: u32 = cols[0].parse().unwrap();
+            let info = lookup(xid).unwrap();
+            match cols[6] {
+                "yes" => assert!(info.fatal(), "XID {xid} should be fatal"),
+                "no" => assert!(!info.fatal(), "XID {xid} should not be fatal"),
+                _ => assert_eq!(info.rule, ActionRule::FromLine),
+            }
+        }
+    }
+
+    #[test]
+    fn known_rows() {
+        let x79 = lookup(79).unwrap();
+        assert_eq!(x79.default_action(), Action::RestartBm);
+        assert_eq!(x79.driver_text(), "GPU has fallen off the bus");
+        let x48 = lookup(48).unwrap();
+        assert!(x48.metadata_dependent);
+        assert_eq!(x48.default_action(), Action::ComponentReset);
+        let x45 = lookup(45).unwrap();
+        assert_eq!(x45.default_action(), Action::None);
+        assert!(x45.note.as_deref().unwrap().contains("v1.19"));
+        // "Unused" descriptions fall back to the seed's text.
+        assert_eq!(lookup(42).unwrap().driver_text(), "PCIe Replay Rate exceeded");
+    }
+
+    #[test]
+    fn unknown_xid_is_contact_support() {
+        let info = lookup_or_generic(999);
+        assert!(!info.known);
+        assert_eq!(info.default_action(), Action::ContactSupport);
+    }
+
+    #[test]
+    fn range_is_checked() {
+        assert!(validate_xid(0).is_err());
+        assert!(validate_xid(1001).unwrap_err().contains("1..1000"));
+        assert_eq!(validate_xid(79).unwrap(), 79);
+    }
+
+    #[test]
+    fn action_parse() {
+        assert_eq!("restart_bm".parse::<Action>().unwrap(), Action::RestartBm);
+        assert!("REBOOT".parse::<Action>().unwrap_err().contains("RESTART_BM"));
+    }
+}
