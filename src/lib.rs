@@ -6,5 +6,7 @@
 
 pub mod backend;
 pub mod cli;
+pub mod clock;
+pub mod duration;
 pub mod kmsg;
 pub mod xid;

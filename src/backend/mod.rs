@@ -3,6 +3,7 @@
 //! Everything a script learns about a node is fetched again on each call: a node cordoned or
 //! rebooted mid-script gives fresh facts, a vanished one a clear error.
 
+pub mod sim;
 mod types;
 
 pub use types::*;
@@ -58,6 +59,28 @@ pub trait Backend: Send + Sync {
 
     /// Marks a node schedulable again (`kubectl uncordon`).
     async fn uncordon(&self, node: &str) -> BackendResult<NodeInfo>;
+
+    /// Kubernetes Events about a node (non-fatal XIDs, drain progress).
+    async fn events(&self, node: &str) -> BackendResult<Vec<KubeEventInfo>> {
+        let _ = node;
+        Err(BackendError::Unsupported {
+            backend: self.name(),
+            what: "events()".into(),
+            why: "this backend does not read Kubernetes Events yet".into(),
+        })
+    }
+
+    /// NVSentinel's circuit breaker (ConfigMap `circuit-breaker`).
+    async fn circuit_breaker(&self) -> BackendResult<BreakerStatus> {
+        Err(BackendError::Unsupported {
+            backend: self.name(),
+            what: "circuit_breaker()".into(),
+            why: "this backend does not read NVSentinel's ConfigMaps yet".into(),
+        })
+    }
+
+    /// For backend-specific extras (the sim's controls).
+    fn as_any(&self) -> &dyn std::any::Any;
 }
 
 pub type SharedBackend = Arc<dyn Backend>;

@@ -99,7 +99,7 @@ pub fn summarize(items: &[String], max: usize) -> String {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Taint {
     pub key: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -348,15 +348,27 @@ pub enum NodePredicate {
     Cordoned,
     Uncordoned,
     /// A node condition with this type has this status.
-    Condition { type_: String, status: String },
+    Condition {
+        type_: String,
+        status: String,
+    },
     /// The `dgxc.nvidia.com/nvsentinel-state` label has this value (`None`: absent).
-    State { value: Option<String> },
+    State {
+        value: Option<String>,
+    },
     /// A label has this value (`None`: absent).
-    Label { key: String, value: Option<String> },
+    Label {
+        key: String,
+        value: Option<String>,
+    },
     /// The boot id differs from this one.
-    Rebooted { since_boot_id: String },
+    Rebooted {
+        since_boot_id: String,
+    },
     /// The node's Ready condition is (not) True.
-    Ready { ready: bool },
+    Ready {
+        ready: bool,
+    },
 }
 
 impl NodePredicate {
@@ -382,7 +394,10 @@ impl NodePredicate {
             NodePredicate::Condition { type_, status } => format!("condition {type_}={status}"),
             NodePredicate::State { value: Some(v) } => format!("state={v}"),
             NodePredicate::State { value: None } => "state label removed".into(),
-            NodePredicate::Label { key, value: Some(v) } => format!("label {key}={v}"),
+            NodePredicate::Label {
+                key,
+                value: Some(v),
+            } => format!("label {key}={v}"),
             NodePredicate::Label { key, value: None } => format!("label {key} removed"),
             NodePredicate::Rebooted { .. } => "rebooted".into(),
             NodePredicate::Ready { ready: true } => "Ready".into(),
@@ -403,6 +418,28 @@ pub struct WaitOutcome {
 
 fn ser_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())
+}
+
+/// A Kubernetes Event about a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KubeEventInfo {
+    pub namespace: String,
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub reason: String,
+    pub message: String,
+    pub source: String,
+    pub time: String,
+}
+
+/// NVSentinel's circuit breaker state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BreakerStatus {
+    pub enabled: bool,
+    /// `CLOSED` or `TRIPPED`.
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
 }
 
 /// Something a backend observed in the cluster: a stage of NVSentinel's reaction, an Event,
@@ -428,7 +465,12 @@ mod tests {
         let mut labels = BTreeMap::new();
         labels.insert("nvidia.com/gpu.present".to_string(), "true".to_string());
         labels.insert("zone".to_string(), "a".to_string());
-        let yes = ["nvidia.com/gpu.present=true", "zone", "zone!=b,!missing", ""];
+        let yes = [
+            "nvidia.com/gpu.present=true",
+            "zone",
+            "zone!=b,!missing",
+            "",
+        ];
         for s in yes {
             assert!(LabelSelector::parse(s).unwrap().matches(&labels), "{s}");
         }

@@ -1,0 +1,505 @@
+//! `sim`: a simulated GPU cluster with a model of NVSentinel, on a virtual clock.
+//!
+//! The run's tokio runtime is paused and auto-advances, so a step scheduled hours ahead
+//! happens as soon as everything else is idle: hours of plan run in milliseconds, and one seed
+//! gives one history. A driver task owns the step queue; waits watch per-node channels.
+
+pub mod config;
+pub mod pipeline;
+pub mod state;
+pub mod values;
+
+use crate::backend::*;
+use crate::clock::RunClock;
+use crate::kmsg::{self, KmsgRecord, LOG_KERN};
+use crate::xid::detect;
+use crate::xid::line::format_line;
+use async_trait::async_trait;
+use config::SimConfig;
+use pipeline::{SimState, SimStats};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use state::*;
+use std::any::Any;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+use values::NvsConfig;
+
+struct Shared {
+    state: Mutex<SimState>,
+    wake: Notify,
+    clock: RunClock,
+}
+
+pub struct SimBackend {
+    shared: Arc<Shared>,
+    driver: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for SimBackend {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+/// A summary of the simulated cluster for the start of a run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SimSummary {
+    pub gpu_nodes: usize,
+    pub cpu_nodes: usize,
+    pub gpus_per_node: usize,
+    pub nvsentinel: NvsConfig,
+    pub timings: config::SimTimings,
+}
+
+impl SimBackend {
+    /// Builds the cluster and starts its driver. Must run inside the run's runtime.
+    pub fn start(
+        cfg: SimConfig,
+        nvs: NvsConfig,
+        seed: u64,
+        clock: RunClock,
+    ) -> Result<Self, String> {
+        cfg.validate()?;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_c1u64);
+        let nodes = build_nodes(&cfg, &mut rng, &clock);
+        let state = SimState::new(cfg, nvs, nodes, rng, clock);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(state),
+            wake: Notify::new(),
+            clock,
+        });
+        let driver = tokio::spawn(drive(shared.clone()));
+        Ok(SimBackend { shared, driver })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SimState> {
+        // A panic while holding the lock is a bug in the model; keep serving what is there.
+        self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn now(&self) -> Duration {
+        self.shared.clock.elapsed()
+    }
+
+    fn node_index(st: &SimState, name: &str) -> BackendResult<usize> {
+        st.by_name.get(name).copied().ok_or_else(|| {
+            let known: Vec<String> = st.by_name.keys().cloned().collect();
+            BackendError::node_not_found(name, &known)
+        })
+    }
+
+    pub fn stats(&self) -> SimStats {
+        self.lock().stats.clone()
+    }
+
+    pub fn summary(&self) -> SimSummary {
+        let st = self.lock();
+        SimSummary {
+            gpu_nodes: st.cfg.nodes,
+            cpu_nodes: st.cfg.cpu_nodes,
+            gpus_per_node: st.cfg.gpus_per_node,
+            nvsentinel: st.nvs.clone(),
+            timings: st.cfg.timings.clone(),
+        }
+    }
+
+    /// The `RebootNode` objects, by name.
+    pub fn reboot_nodes(&self) -> Vec<RebootNode> {
+        self.lock().reboot_nodes.values().cloned().collect()
+    }
+
+    /// Resets a tripped circuit breaker (what an operator does by editing its ConfigMap).
+    pub fn reset_breaker(&self) {
+        let mut st = self.lock();
+        st.breaker.tripped = false;
+        st.breaker.tripped_at = None;
+        st.breaker.recent_cordons.clear();
+    }
+
+    /// Reboots a node by hand, as an operator would after a manual-mode RebootNode.
+    pub fn reboot(&self, node: &str) -> BackendResult<()> {
+        let now = self.now();
+        let mut st = self.lock();
+        let i = Self::node_index(&st, node)?;
+        if st.nodes[i].down {
+            return Err(BackendError::failed(
+                Some(node),
+                "reboot",
+                "the node is already rebooting",
+            ));
+        }
+        st.begin_reboot(i, now);
+        drop(st);
+        self.shared.wake.notify_one();
+        Ok(())
+    }
+}
+
+async fn drive(shared: Arc<Shared>) {
+    loop {
+        let next = {
+            let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            let now = shared.clock.elapsed();
+            st.run_due(now);
+            st.next_due()
+        };
+        match next {
+            Some(at) => {
+                let deadline = shared.clock.start_instant() + at;
+                tokio::select! {
+                    biased;
+                    _ = shared.wake.notified() => {}
+                    _ = tokio::time::sleep_until(deadline) => {}
+                }
+            }
+            None => shared.wake.notified().await,
+        }
+    }
+}
+
+fn build_nodes(cfg: &SimConfig, rng: &mut ChaCha8Rng, clock: &RunClock) -> Vec<SimNode> {
+    let start_time = crate::clock::rfc3339(clock.at(Duration::ZERO));
+    let mut nodes = Vec::with_capacity(cfg.nodes + cfg.cpu_nodes);
+    let poll_ns = cfg.timings.poll_interval.as_nanos() as u64;
+    for i in 0..cfg.nodes + cfg.cpu_nodes {
+        let gpu_node = i < cfg.nodes;
+        let name = if gpu_node {
+            node_name(cfg, i)
+        } else {
+            let c = SimConfig {
+                node_prefix: "cpu-node-".into(),
+                nodes: cfg.cpu_nodes,
+                ..SimConfig::default()
+            };
+            node_name(&c, i - cfg.nodes)
+        };
+        let mut labels = BTreeMap::new();
+        labels.insert("kubernetes.io/hostname".to_string(), name.clone());
+        labels.insert("kubernetes.io/os".to_string(), "linux".to_string());
+        labels.insert(
+            "node.kubernetes.io/instance-type".to_string(),
+            if gpu_node {
+                "p5.48xlarge"
+            } else {
+                "m7i.4xlarge"
+            }
+            .to_string(),
+        );
+        labels.insert(
+            "topology.kubernetes.io/zone".to_string(),
+            format!("zone-{}", (b'a' + (i % 3) as u8) as char),
+        );
+        let gpus = if gpu_node {
+            labels.insert(keys::GPU_PRESENT.to_string(), "true".to_string());
+            labels.insert(
+                "nvidia.com/gpu.count".to_string(),
+                cfg.gpus_per_node.to_string(),
+            );
+            labels.insert(
+                "nvidia.com/gpu.product".to_string(),
+                cfg.gpu_model.replace(' ', "-"),
+            );
+            (0..cfg.gpus_per_node)
+                .map(|g| GpuInfo {
+                    index: g as u32,
+                    pci: gpu_pci(g),
+                    uuid: gpu_uuid(rng),
+                    model: cfg.gpu_model.clone(),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut pods = Vec::new();
+        if gpu_node {
+            for t in &cfg.pods {
+                for k in 0..t.count {
+                    let suffix = if t.owner == "DaemonSet" {
+                        format!("{:03}", i + 1)
+                    } else {
+                        format!("{:03}-{k}", i + 1)
+                    };
+                    // Batch pods started at different times before the run: a seeded share of
+                    // their run time is already done.
+                    let completes_at = t.runs_for.map(|d| d.mul_f64(rng.random_range(0.05..1.0)));
+                    pods.push(SimPod {
+                        namespace: t.namespace.clone(),
+                        name: format!("{}-{suffix}", t.name),
+                        owner: t.owner.clone(),
+                        completes_at,
+                        shutdown: t.shutdown.mul_f64(rng.random_range(0.25..1.0)),
+                        terminating: false,
+                    });
+                }
+            }
+        }
+        let boot_id = {
+            let h = hex_id(rng, 16);
+            format!(
+                "{}-{}-{}-{}-{}",
+                &h[0..8],
+                &h[8..12],
+                &h[12..16],
+                &h[16..20],
+                &h[20..32]
+            )
+        };
+        let (tx, _) = watch::channel(0u64);
+        let mut node = SimNode {
+            name: name.clone(),
+            index: i,
+            labels,
+            annotations: BTreeMap::new(),
+            taints: Vec::new(),
+            conditions: vec![NodeCondition {
+                type_: "Ready".into(),
+                status: "True".into(),
+                reason: "KubeletReady".into(),
+                message: "kubelet is posting ready status".into(),
+                last_transition: start_time.clone(),
+            }],
+            unschedulable: false,
+            ready: true,
+            down: false,
+            boot_id: boot_id.clone(),
+            boot_count: 0,
+            booted_at: Duration::ZERO,
+            gpus,
+            gpu_metadata: !cfg.nodes_without_gpu_metadata.contains(&name),
+            kmsg: VecDeque::new(),
+            next_seq: 0,
+            monitor: Monitor {
+                running: gpu_node,
+                phase: Duration::from_nanos(rng.random_range(0..poll_ns.max(1))),
+                poll_scheduled: false,
+                pending: Vec::new(),
+                report_healthy: false,
+                last_boot_id: boot_id,
+            },
+            pods,
+            quarantine: None,
+            generation: 0,
+            tx,
+        };
+        for line in [
+            "Linux version 6.8.0-1017-nvidia (buildd@lcy02-amd64-012) #17-Ubuntu SMP",
+            "NVRM: loading NVIDIA UNIX Open Kernel Module for x86_64  570.133.20  Release Build",
+        ] {
+            node.push_kmsg(LOG_KERN, 6, line.to_string(), Duration::ZERO);
+        }
+        nodes.push(node);
+    }
+    nodes.sort_by(|a, b| a.name.cmp(&b.name));
+    nodes
+}
+
+#[async_trait]
+impl Backend for SimBackend {
+    fn name(&self) -> &'static str {
+        "sim"
+    }
+
+    fn virtual_time(&self) -> bool {
+        true
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn set_observer(&self, observer: Observer) {
+        self.lock().observer = Some(observer);
+    }
+
+    async fn list_nodes(&self, selector: Option<&LabelSelector>) -> BackendResult<Vec<NodeInfo>> {
+        let st = self.lock();
+        Ok(st
+            .nodes
+            .iter()
+            .filter(|n| selector.is_none_or(|s| s.matches(&n.labels)))
+            .map(SimNode::snapshot)
+            .collect())
+    }
+
+    async fn node(&self, name: &str) -> BackendResult<NodeInfo> {
+        let st = self.lock();
+        let i = Self::node_index(&st, name)?;
+        Ok(st.nodes[i].snapshot())
+    }
+
+    async fn gpus(&self, node: &str) -> BackendResult<Vec<GpuInfo>> {
+        let st = self.lock();
+        let i = Self::node_index(&st, node)?;
+        Ok(st.nodes[i].gpus.clone())
+    }
+
+    async fn inject_xid(&self, req: &InjectRequest) -> BackendResult<FaultRecord> {
+        let now = self.now();
+        let mut st = self.lock();
+        let i = Self::node_index(&st, &req.node)?;
+        if st.nodes[i].down {
+            return Err(BackendError::failed(
+                Some(&req.node),
+                "injection",
+                "the node is rebooting: its agent is down and its kernel log cannot be written until it is back",
+            ));
+        }
+        let gpu = req.gpu.resolve(&req.node, &st.nodes[i].gpus)?.clone();
+        let line = format_line(&gpu.pci, req.xid, &req.line, &req.provenance)
+            .map_err(|e| BackendError::invalid("line", e.to_string()))?;
+        let written = kmsg::kernel_write(line.as_bytes())
+            .map_err(|e| BackendError::failed(Some(&req.node), "kmsg write", e))?;
+        let seq = st.nodes[i].push_kmsg(written.facility, written.level, written.text.clone(), now);
+        let entry = detect::journal_entry(written.facility, written.level, &written.text);
+        st.journal_append(
+            i,
+            JournalLine {
+                message: entry.message,
+                transport_kernel: entry.transport == "kernel",
+            },
+            now,
+        );
+        st.stats.injections += 1;
+        let time = st.time(now);
+        drop(st);
+        self.shared.wake.notify_one();
+        Ok(FaultRecord {
+            id: req.fault_id.clone(),
+            node: req.node.clone(),
+            gpu: gpu.index,
+            pci: gpu.pci,
+            uuid: gpu.uuid,
+            xid: req.xid,
+            line: line.trim_end_matches('\n').to_string(),
+            time,
+            seq: Some(seq),
+            write_path: "sim: one write() to the node's /dev/kmsg".into(),
+        })
+    }
+
+    async fn kmsg_tail(&self, node: &str, opts: &TailOptions) -> BackendResult<Vec<KmsgRecord>> {
+        let st = self.lock();
+        let i = Self::node_index(&st, node)?;
+        let n = &st.nodes[i];
+        if n.down {
+            return Err(BackendError::failed(
+                Some(node),
+                "kmsg read",
+                "the node is rebooting",
+            ));
+        }
+        let mut out: Vec<KmsgRecord> = n
+            .kmsg
+            .iter()
+            .filter(|r| opts.since_seq.is_none_or(|s| r.seq >= s))
+            .filter(|r| opts.grep.as_deref().is_none_or(|g| r.text.contains(g)))
+            .cloned()
+            .collect();
+        if let Some(limit) = opts.limit
+            && out.len() > limit
+        {
+            out.drain(..out.len() - limit);
+        }
+        Ok(out)
+    }
+
+    async fn wait_node(
+        &self,
+        node: &str,
+        predicate: &NodePredicate,
+        timeout: Duration,
+    ) -> BackendResult<WaitOutcome> {
+        let started = self.now();
+        let mut rx = {
+            let st = self.lock();
+            let i = Self::node_index(&st, node)?;
+            st.nodes[i].tx.subscribe()
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let info = self.node(node).await?;
+            if predicate.holds(&info) {
+                return Ok(WaitOutcome {
+                    satisfied: true,
+                    node: info,
+                    elapsed: self.now() - started,
+                });
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => continue,
+                Ok(Err(_)) => {
+                    return Err(BackendError::failed(
+                        Some(node),
+                        "wait",
+                        "the node disappeared",
+                    ));
+                }
+                Err(_) => {
+                    return Ok(WaitOutcome {
+                        satisfied: false,
+                        node: self.node(node).await?,
+                        elapsed: self.now() - started,
+                    });
+                }
+            }
+        }
+    }
+
+    async fn pods(&self, node: &str) -> BackendResult<Vec<PodInfo>> {
+        let now = self.now();
+        let st = self.lock();
+        let i = Self::node_index(&st, node)?;
+        Ok(st.nodes[i]
+            .pods
+            .iter()
+            .filter(|p| p.completes_at.is_none_or(|t| t > now))
+            .map(SimPod::info)
+            .collect())
+    }
+
+    async fn uncordon(&self, node: &str) -> BackendResult<NodeInfo> {
+        let now = self.now();
+        let mut st = self.lock();
+        let i = Self::node_index(&st, node)?;
+        st.manual_uncordon(i, now);
+        Ok(st.nodes[i].snapshot())
+    }
+
+    async fn events(&self, node: &str) -> BackendResult<Vec<KubeEventInfo>> {
+        let st = self.lock();
+        Self::node_index(&st, node)?;
+        Ok(st
+            .kube_events
+            .iter()
+            .filter(|e| e.node == node)
+            .map(|e| KubeEventInfo {
+                namespace: e.namespace.clone(),
+                type_: e.type_.clone(),
+                reason: e.reason.clone(),
+                message: e.message.clone(),
+                source: e.source.clone(),
+                time: e.time.clone(),
+            })
+            .collect())
+    }
+
+    async fn circuit_breaker(&self) -> BackendResult<BreakerStatus> {
+        let st = self.lock();
+        Ok(BreakerStatus {
+            enabled: st.nvs.breaker_enabled,
+            status: if st.breaker.tripped {
+                "TRIPPED"
+            } else {
+                "CLOSED"
+            }
+            .into(),
+            since: st.breaker.tripped_at.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,433 @@
+//! The model against NVSentinel's documented behaviour, on a paused runtime.
+
+use super::*;
+use crate::xid::LineOptions;
+use crate::xid::line::LineStyle;
+use std::sync::Mutex as StdMutex;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap()
+}
+
+fn req(node: &str, gpu: u32, xid: u32, style: LineStyle) -> InjectRequest {
+    InjectRequest {
+        node: node.into(),
+        gpu: GpuSelector::Index(gpu),
+        xid,
+        line: LineOptions {
+            style,
+            ..Default::default()
+        },
+        fault_id: "f1".into(),
+        provenance: "gfi:test".into(),
+    }
+}
+
+fn start(cfg: SimConfig, nvs: NvsConfig) -> (SimBackend, Arc<StdMutex<Vec<ClusterEvent>>>) {
+    let clock = RunClock::start(true);
+    let sim = SimBackend::start(cfg, nvs, 7, clock).unwrap();
+    let seen = Arc::new(StdMutex::new(Vec::new()));
+    let s2 = seen.clone();
+    sim.set_observer(Arc::new(move |e| s2.lock().unwrap().push(e)));
+    (sim, seen)
+}
+
+const NODE: &str = "gpu-node-001";
+
+#[test]
+fn xid79_goes_through_the_whole_pipeline() {
+    runtime().block_on(async {
+        let (sim, seen) = start(SimConfig::default(), NvsConfig::default());
+        let boot0 = sim.node(NODE).await.unwrap().boot_id;
+        let rec = sim
+            .inject_xid(&req(NODE, 2, 79, LineStyle::Driver))
+            .await
+            .unwrap();
+        assert!(rec.line.starts_with(
+            "<3>NVRM: NVRM: Xid (PCI:0000:3a:00): 79, pid='<unknown>', name=gfi:test,"
+        ));
+        let w = sim
+            .wait_node(NODE, &NodePredicate::Cordoned, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(w.satisfied);
+        // Detection waits for the next 15 s poll.
+        assert!(w.elapsed <= Duration::from_secs(20), "{:?}", w.elapsed);
+        let n = &w.node;
+        assert_eq!(n.labels[keys::CORDON_BY], "NVSentinel");
+        assert_eq!(n.state(), Some("quarantined"));
+        let cond = n.condition(keys::COND_XID).unwrap();
+        assert_eq!(cond.status, "True");
+        assert!(
+            cond.message
+                .starts_with("ErrorCode:79 PCI:0000:3a:00 GPU_UUID:GPU-"),
+            "{}",
+            cond.message
+        );
+        assert!(
+            cond.message.ends_with("Recommended Action=RESTART_BM;"),
+            "{}",
+            cond.message
+        );
+
+        let pred = NodePredicate::State {
+            value: Some("remediation-succeeded".into()),
+        };
+        assert!(
+            sim.wait_node(NODE, &pred, Duration::from_secs(600))
+                .await
+                .unwrap()
+                .satisfied
+        );
+        let crs = sim.reboot_nodes();
+        assert_eq!(crs.len(), 1);
+        assert!(crs[0].name.starts_with("maintenance-gpu-node-001-"));
+        let user_pods = sim
+            .pods(NODE)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|p| p.namespace == "dynamo")
+            .count();
+        assert_eq!(user_pods, 0, "user pods are drained");
+
+        let w = sim
+            .wait_node(NODE, &NodePredicate::Uncordoned, Duration::from_secs(3600))
+            .await
+            .unwrap();
+        assert!(w.satisfied);
+        let n = w.node;
+        assert_ne!(n.boot_id, boot0, "the node rebooted");
+        assert_eq!(n.labels[keys::UNCORDON_BY], "NVSentinel");
+        assert_eq!(
+            n.labels[keys::UNCORDON_REASON],
+            "Syslog-fatal-error-ruleset-removed"
+        );
+        assert!(!n.labels.contains_key(keys::STATE));
+        assert!(!n.labels.contains_key(keys::CORDON_BY));
+        assert_eq!(n.condition(keys::COND_XID).unwrap().status, "False");
+        let crs = sim.reboot_nodes();
+        assert!(crs[0].completion_time.is_some());
+        let kinds: Vec<String> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| e.kind.clone())
+            .collect();
+        for k in [
+            "detected",
+            "condition",
+            "cordoned",
+            "state",
+            "evicted",
+            "rebootnode",
+            "reboot-signal",
+            "reboot",
+            "booted",
+            "ready",
+            "rebootnode-complete",
+            "uncordoned",
+        ] {
+            assert!(kinds.iter().any(|x| x == k), "missing {k} in {kinds:?}");
+        }
+        // The ring buffer starts again after the reboot.
+        let tail = sim.kmsg_tail(NODE, &TailOptions::default()).await.unwrap();
+        assert!(tail.iter().all(|r| !r.text.contains("Xid")));
+        assert_eq!(tail[0].seq, 0);
+    });
+}
+
+#[test]
+fn malformed_line_is_not_detected() {
+    runtime().block_on(async {
+        let (sim, seen) = start(SimConfig::default(), NvsConfig::default());
+        sim.inject_xid(&req(NODE, 0, 79, LineStyle::Unguarded))
+            .await
+            .unwrap();
+        let w = sim
+            .wait_node(NODE, &NodePredicate::Cordoned, Duration::from_secs(300))
+            .await
+            .unwrap();
+        assert!(!w.satisfied);
+        assert!(seen.lock().unwrap().iter().all(|e| e.kind != "detected"));
+        // The record is in kmsg all the same.
+        let tail = sim
+            .kmsg_tail(
+                NODE,
+                &TailOptions {
+                    grep: Some("Xid".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(tail.len(), 1);
+        assert!(tail[0].text.starts_with("NVRM: Xid"));
+        assert_eq!(tail[0].facility, 1);
+    });
+}
+
+#[test]
+fn nonfatal_xid_makes_an_event_and_no_cordon() {
+    runtime().block_on(async {
+        let (sim, _) = start(SimConfig::default(), NvsConfig::default());
+        sim.inject_xid(&req(NODE, 0, 13, LineStyle::Seed))
+            .await
+            .unwrap();
+        let w = sim
+            .wait_node(NODE, &NodePredicate::Cordoned, Duration::from_secs(120))
+            .await
+            .unwrap();
+        assert!(!w.satisfied);
+        let events = sim.events(NODE).await.unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].reason, keys::REASON_UNHEALTHY);
+        assert!(events[0].message.contains("ErrorCode:13"));
+        assert!(w.node.condition(keys::COND_XID).is_none());
+    });
+}
+
+#[test]
+fn contact_support_stays_cordoned() {
+    runtime().block_on(async {
+        let (sim, _) = start(SimConfig::default(), NvsConfig::default());
+        sim.inject_xid(&req(NODE, 0, 74, LineStyle::Driver))
+            .await
+            .unwrap();
+        let pred = NodePredicate::State {
+            value: Some("remediation-failed".into()),
+        };
+        let w = sim
+            .wait_node(NODE, &pred, Duration::from_secs(600))
+            .await
+            .unwrap();
+        assert!(w.satisfied);
+        assert!(w.node.unschedulable);
+        let w = sim
+            .wait_node(NODE, &NodePredicate::Uncordoned, Duration::from_secs(7200))
+            .await
+            .unwrap();
+        assert!(!w.satisfied, "CONTACT_SUPPORT never uncordons on its own");
+        assert!(sim.reboot_nodes().is_empty());
+    });
+}
+
+#[test]
+fn missing_gpu_metadata_turns_component_reset_into_restart_vm() {
+    runtime().block_on(async {
+        let cfg = SimConfig {
+            nodes_without_gpu_metadata: vec![NODE.into()],
+            ..Default::default()
+        };
+        let (sim, _) = start(cfg, NvsConfig::default());
+        sim.inject_xid(&req(NODE, 0, 48, LineStyle::Driver))
+            .await
+            .unwrap();
+        let pred = NodePredicate::Condition {
+            type_: keys::COND_XID.into(),
+            status: "True".into(),
+        };
+        let w = sim
+            .wait_node(NODE, &pred, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(
+            w.node
+                .condition(keys::COND_XID)
+                .unwrap()
+                .message
+                .contains("Recommended Action=RESTART_VM;")
+        );
+        sim.inject_xid(&req("gpu-node-002", 0, 48, LineStyle::Driver))
+            .await
+            .unwrap();
+        let w = sim
+            .wait_node("gpu-node-002", &pred, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(
+            w.node
+                .condition(keys::COND_XID)
+                .unwrap()
+                .message
+                .contains("Recommended Action=COMPONENT_RESET;")
+        );
+    });
+}
+
+#[test]
+fn circuit_breaker_trips_on_a_small_cluster() {
+    runtime().block_on(async {
+        let cfg = SimConfig {
+            nodes: 2,
+            ..Default::default()
+        };
+        let (sim, _) = start(cfg, NvsConfig::default());
+        sim.inject_xid(&req(NODE, 0, 79, LineStyle::Driver))
+            .await
+            .unwrap();
+        assert!(
+            sim.wait_node(NODE, &NodePredicate::Cordoned, Duration::from_secs(60))
+                .await
+                .unwrap()
+                .satisfied
+        );
+        // The first cordon reaches 50 % of two nodes: the next action (here, the uncordon
+        // after the reboot) is halted and the node stays cordoned.
+        let w = sim
+            .wait_node(NODE, &NodePredicate::Uncordoned, Duration::from_secs(3600))
+            .await
+            .unwrap();
+        assert!(!w.satisfied);
+        assert_eq!(sim.circuit_breaker().await.unwrap().status, "TRIPPED");
+        sim.reset_breaker();
+        assert_eq!(sim.circuit_breaker().await.unwrap().status, "CLOSED");
+    });
+}
+
+#[test]
+fn manual_uncordon_is_a_cancel() {
+    runtime().block_on(async {
+        let (sim, _) = start(SimConfig::default(), NvsConfig::default());
+        sim.inject_xid(&req(NODE, 0, 79, LineStyle::Driver))
+            .await
+            .unwrap();
+        assert!(
+            sim.wait_node(NODE, &NodePredicate::Cordoned, Duration::from_secs(60))
+                .await
+                .unwrap()
+                .satisfied
+        );
+        let n = sim.uncordon(NODE).await.unwrap();
+        assert!(!n.unschedulable);
+        assert_eq!(n.annotations[keys::ANN_UNCORDONED_MANUALLY], "True");
+        assert_eq!(n.condition(keys::COND_XID).unwrap().status, "True");
+        // The cancelled drain never reaches remediation.
+        let pred = NodePredicate::State {
+            value: Some("remediating".into()),
+        };
+        assert!(
+            !sim.wait_node(NODE, &pred, Duration::from_secs(600))
+                .await
+                .unwrap()
+                .satisfied
+        );
+    });
+}
+
+#[test]
+fn manual_mode_and_kind_provider_never_reboot() {
+    for values in [
+        "janitor: {config: {manualMode: true}}",
+        "janitor-provider: {csp: {provider: kind}}",
+    ] {
+        runtime().block_on(async {
+            let nvs = NvsConfig::from_yaml(values).unwrap();
+            let (sim, _) = start(SimConfig::default(), nvs);
+            let boot0 = sim.node(NODE).await.unwrap().boot_id;
+            sim.inject_xid(&req(NODE, 0, 79, LineStyle::Driver))
+                .await
+                .unwrap();
+            let c = sim
+                .wait_node(NODE, &NodePredicate::Cordoned, Duration::from_secs(60))
+                .await
+                .unwrap();
+            assert!(c.satisfied, "{values}");
+            let u = sim
+                .wait_node(NODE, &NodePredicate::Uncordoned, Duration::from_secs(7200))
+                .await
+                .unwrap();
+            assert!(!u.satisfied, "{values}");
+            assert_eq!(u.node.boot_id, boot0, "{values}");
+            let crs = sim.reboot_nodes();
+            assert_eq!(crs.len(), 1, "{values}");
+        });
+    }
+}
+
+#[test]
+fn monitor_disabled_sees_nothing() {
+    runtime().block_on(async {
+        let nvs = NvsConfig::from_yaml("global: {syslogHealthMonitor: {enabled: false}}").unwrap();
+        let (sim, seen) = start(SimConfig::default(), nvs);
+        sim.inject_xid(&req(NODE, 0, 79, LineStyle::Driver))
+            .await
+            .unwrap();
+        assert!(
+            !sim.wait_node(NODE, &NodePredicate::Cordoned, Duration::from_secs(300))
+                .await
+                .unwrap()
+                .satisfied
+        );
+        assert!(seen.lock().unwrap().is_empty());
+    });
+}
+
+#[test]
+fn bad_requests_say_what_is_wrong() {
+    runtime().block_on(async {
+        let (sim, _) = start(SimConfig::default(), NvsConfig::default());
+        let e = sim
+            .inject_xid(&req("nope", 0, 79, LineStyle::Driver))
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("node 'nope' not found (known: gpu-node-001"),
+            "{e}"
+        );
+        let e = sim
+            .inject_xid(&req(NODE, 9, 79, LineStyle::Driver))
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("GPU 9 not found (GPUs present: 0 (0000:18:00.0)"),
+            "{e}"
+        );
+        let e = sim
+            .inject_xid(&req(NODE, 0, 0, LineStyle::Driver))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("out of range"), "{e}");
+    });
+}
+
+#[test]
+fn same_seed_same_history() {
+    let history = || {
+        runtime().block_on(async {
+            let (sim, seen) = start(SimConfig::default(), NvsConfig::default());
+            for (i, node) in ["gpu-node-001", "gpu-node-003", "gpu-node-005"]
+                .iter()
+                .enumerate()
+            {
+                sim.inject_xid(&req(node, i as u32, [79, 48, 74][i], LineStyle::Driver))
+                    .await
+                    .unwrap();
+                tokio::time::sleep(Duration::from_secs(40)).await;
+            }
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            let out: Vec<String> = seen
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|e| format!("{} {} {}", e.node, e.kind, e.message))
+                .collect();
+            (
+                out,
+                sim.reboot_nodes()
+                    .iter()
+                    .map(|r| serde_json::to_string(r).unwrap())
+                    .collect::<Vec<_>>(),
+            )
+        })
+    };
+    let a = history();
+    assert!(a.0.len() > 20);
+    assert_eq!(a, history());
+}
