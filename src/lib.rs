@@ -8,5 +8,7 @@ pub mod backend;
 pub mod cli;
 pub mod clock;
 pub mod duration;
+pub mod journal;
 pub mod kmsg;
+pub mod lua;
 pub mod xid;

@@ -356,6 +356,10 @@ pub enum NodePredicate {
     State {
         value: Option<String>,
     },
+    /// The state label has any of these values.
+    StateAny {
+        values: Vec<String>,
+    },
     /// A label has this value (`None`: absent).
     Label {
         key: String,
@@ -380,6 +384,9 @@ impl NodePredicate {
                 .condition(type_)
                 .is_some_and(|c| c.status.eq_ignore_ascii_case(status)),
             NodePredicate::State { value } => n.state() == value.as_deref(),
+            NodePredicate::StateAny { values } => {
+                n.state().is_some_and(|s| values.iter().any(|v| v == s))
+            }
             NodePredicate::Label { key, value } => n.labels.get(key) == value.as_ref(),
             NodePredicate::Rebooted { since_boot_id } => &n.boot_id != since_boot_id,
             NodePredicate::Ready { ready } => n.ready == *ready,
@@ -394,6 +401,7 @@ impl NodePredicate {
             NodePredicate::Condition { type_, status } => format!("condition {type_}={status}"),
             NodePredicate::State { value: Some(v) } => format!("state={v}"),
             NodePredicate::State { value: None } => "state label removed".into(),
+            NodePredicate::StateAny { values } => format!("state in [{}]", values.join(", ")),
             NodePredicate::Label {
                 key,
                 value: Some(v),

@@ -1,5 +1,9 @@
 //! The `gfi` command line: one binary, several roles.
 
+pub mod common;
+mod docs;
+pub mod progress;
+pub mod run;
 mod xids;
 
 use clap::{Parser, Subcommand};
@@ -9,7 +13,8 @@ use std::process::ExitCode;
 #[command(
     name = "gfi",
     version,
-    about = "GPU fault injector: provoke NVSentinel with realistic XID errors and measure its reaction"
+    about = "GPU fault injector: provoke NVSentinel with realistic XID errors and measure its reaction",
+    long_about = "GPU fault injector: writes realistic NVIDIA XID lines into a node's kernel log and measures every stage of NVSentinel's reaction (detect, cordon, drain, reboot, uncordon). Fault plans are Lua scripts; `gfi run plan.lua` runs one on a built-in simulated cluster by default."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -18,13 +23,19 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a Lua fault plan (on the simulated cluster unless --backend says otherwise).
+    Run(run::RunArgs),
     /// Print the XID catalogue (what each XID means and what NVSentinel does about it).
     Xids(xids::XidsArgs),
+    /// Print reference documentation (the Lua API as Markdown).
+    Docs(docs::DocsArgs),
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run(args) => run::run(args),
         Command::Xids(args) => xids::run(args),
+        Command::Docs(args) => docs::run(args),
     }
 }

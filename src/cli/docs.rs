@@ -1,0 +1,27 @@
+//! `gfi docs api`: the Lua API reference (the README's section is generated from it).
+
+use crate::lua::docs;
+use clap::{Args, ValueEnum};
+use std::process::ExitCode;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Topic {
+    /// The Lua API reference, as Markdown.
+    Api,
+    /// The short overview help() prints.
+    Overview,
+}
+
+#[derive(Debug, Args)]
+pub struct DocsArgs {
+    #[arg(value_enum, default_value = "api")]
+    pub topic: Topic,
+}
+
+pub fn run(args: DocsArgs) -> ExitCode {
+    match args.topic {
+        Topic::Api => print!("{}", docs::markdown()),
+        Topic::Overview => print!("{}", docs::overview()),
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,197 @@
+//! Live progress on the terminal, fed by the run journal: what is injected where, each stage
+//! as it is reached, with the run time. On a terminal, a status line shows the wait in progress
+//! and colours mark outcomes; piped, it prints plain lines.
+
+use crate::journal::{Entry, Sink};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    Quiet,
+    Normal,
+    Verbose,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Style {
+    pub color: bool,
+    /// Draw a transient status line during waits.
+    pub status_line: bool,
+}
+
+impl Style {
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+}
+
+struct State {
+    status_shown: bool,
+}
+
+pub struct Progress {
+    verbosity: Verbosity,
+    style: Style,
+    state: Mutex<State>,
+}
+
+/// `0:00:12.3` (hours:minutes:seconds.tenths).
+pub fn clock_text(t: f64) -> String {
+    let tenths = (t * 10.0).round() as u64;
+    let (h, rest) = (tenths / 36000, tenths % 36000);
+    format!(
+        "{h}:{:02}:{:02}.{}",
+        rest / 600,
+        (rest % 600) / 10,
+        rest % 10
+    )
+}
+
+impl Progress {
+    pub fn new(verbosity: Verbosity, style: Style) -> Arc<Progress> {
+        Arc::new(Progress {
+            verbosity,
+            style,
+            state: Mutex::new(State {
+                status_shown: false,
+            }),
+        })
+    }
+
+    pub fn sink(self: &Arc<Self>) -> Sink {
+        let me = self.clone();
+        Arc::new(move |e: &Entry| me.show(e))
+    }
+
+    /// Clears a status line so other output starts on a clean line.
+    pub fn clear_status(&self) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.status_shown {
+            let mut out = std::io::stdout().lock();
+            let _ = write!(out, "\r\x1b[2K");
+            let _ = out.flush();
+            st.status_shown = false;
+        }
+    }
+
+    fn show(&self, e: &Entry) {
+        let s = self.style;
+        let node = e.node.as_deref().unwrap_or("");
+        let level = e.data.get("level").and_then(|v| v.as_str()).unwrap_or("");
+        let ok = e.data.get("ok").and_then(|v| v.as_bool());
+        let quiet = self.verbosity == Verbosity::Quiet;
+        let line = match e.kind.as_str() {
+            "print" => Some(e.message.clone()),
+            "wait.start" => {
+                if s.status_line && !quiet {
+                    let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut out = std::io::stdout().lock();
+                    let _ = write!(
+                        out,
+                        "\r\x1b[2K{} {} {} {}",
+                        s.paint("2", &clock_text(e.t)),
+                        s.paint("36", "…"),
+                        s.paint("1", node),
+                        e.message
+                    );
+                    let _ = out.flush();
+                    st.status_shown = true;
+                    return;
+                }
+                (self.verbosity == Verbosity::Verbose)
+                    .then(|| format!("{} {} {}", s.paint("2", "·"), node, e.message))
+            }
+            _ if quiet => match (e.kind.as_str(), ok, level) {
+                ("check", Some(false), _) => Some(format!(
+                    "{} check failed: {}",
+                    s.paint("31", "✗"),
+                    e.message
+                )),
+                ("log", _, "warn") => Some(format!("{} {}", s.paint("33", "warning:"), e.message)),
+                ("inject.failed" | "cleanup.failed" | "task.failed", _, _) => {
+                    Some(format!("{} {}", s.paint("31", "✗"), e.message))
+                }
+                _ => None,
+            },
+            "run.start" => Some(s.paint("1", &format!("▶ {}", e.message))),
+            "inject" => Some(format!(
+                "{} {} {}",
+                s.paint("35", "⚡ inject"),
+                s.paint("1", node),
+                e.message
+            )),
+            "inject.failed" => Some(format!("{} {}", s.paint("31", "✗"), e.message)),
+            "wait" => Some(if ok == Some(true) {
+                format!(
+                    "{} {} {}",
+                    s.paint("32", "✓"),
+                    s.paint("1", node),
+                    e.message
+                )
+            } else {
+                format!(
+                    "{} {} {}",
+                    s.paint("31", "✗"),
+                    s.paint("1", node),
+                    e.message
+                )
+            }),
+            "observe" => Some(format!("  {} {}", s.paint("2", node), e.message)),
+            "log" if level == "warn" => {
+                Some(format!("{} {}", s.paint("33", "warning:"), e.message))
+            }
+            "log" => Some(e.message.clone()),
+            "check" => Some(if ok == Some(true) {
+                format!("{} check {}", s.paint("32", "✓"), e.message)
+            } else {
+                format!("{} check failed: {}", s.paint("31", "✗"), e.message)
+            }),
+            "uncordon" | "sim.reboot" | "sim.reset_breaker" => {
+                Some(format!("{} {} {}", s.paint("36", "↻"), node, e.message))
+            }
+            "cleanup" => Some(format!("{} {}", s.paint("36", "⟲"), e.message)),
+            "cleanup.failed" | "task.failed" => {
+                Some(format!("{} {}", s.paint("31", "✗"), e.message))
+            }
+            "task.cancelled" => Some(format!("{} {}", s.paint("33", "!"), e.message)),
+            "run.end" => None,
+            _ => (self.verbosity == Verbosity::Verbose).then(|| e.message.clone()),
+        };
+        let Some(line) = line else { return };
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = std::io::stdout().lock();
+        if st.status_shown {
+            let _ = write!(out, "\r\x1b[2K");
+            st.status_shown = false;
+        }
+        let stamp = s.paint("2", &clock_text(e.t));
+        for (i, l) in line.lines().enumerate() {
+            if i == 0 {
+                let _ = writeln!(out, "{stamp} {l}");
+            } else {
+                let _ = writeln!(out, "{:width$} {l}", "", width = clock_text(e.t).len());
+            }
+        }
+        if line.is_empty() {
+            let _ = writeln!(out, "{stamp}");
+        }
+        let _ = out.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock() {
+        assert_eq!(clock_text(0.0), "0:00:00.0");
+        assert_eq!(clock_text(12.34), "0:00:12.3");
+        assert_eq!(clock_text(3723.96), "1:02:04.0");
+    }
+}

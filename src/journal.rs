@@ -1,0 +1,132 @@
+//! The run journal: every fault, wait and observation with its time, in order.
+//!
+//! Times are run time (virtual on `sim`), so the same seed and script on `sim` give a
+//! byte-identical journal. Sinks (the progress display) see each entry as it is recorded.
+
+use crate::clock::RunClock;
+use serde::Serialize;
+use serde_json::Value;
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    pub seq: u64,
+    /// Seconds since the run started, to the millisecond.
+    pub t: f64,
+    pub time: String,
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    pub message: String,
+    #[serde(skip_serializing_if = "Value::is_null")]
+    pub data: Value,
+}
+
+pub type Sink = Arc<dyn Fn(&Entry) + Send + Sync>;
+
+/// Facts about the run at its start.
+#[derive(Debug, Clone, Serialize)]
+pub struct Header {
+    pub gfi: String,
+    pub run_id: String,
+    pub seed: u64,
+    pub backend: String,
+    pub script: String,
+    pub args: Vec<(String, String)>,
+    pub virtual_time: bool,
+    pub started_at: String,
+}
+
+struct Inner {
+    entries: Vec<Entry>,
+    sinks: Vec<Sink>,
+}
+
+#[derive(Clone)]
+pub struct Journal {
+    inner: Arc<Mutex<Inner>>,
+    clock: RunClock,
+}
+
+impl Journal {
+    pub fn new(clock: RunClock) -> Self {
+        Journal {
+            inner: Arc::new(Mutex::new(Inner {
+                entries: Vec::new(),
+                sinks: Vec::new(),
+            })),
+            clock,
+        }
+    }
+
+    pub fn clock(&self) -> &RunClock {
+        &self.clock
+    }
+
+    pub fn add_sink(&self, sink: Sink) {
+        self.lock().sinks.push(sink);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn record(&self, kind: &str, node: Option<&str>, message: impl Into<String>, data: Value) {
+        let elapsed = self.clock.elapsed();
+        let t = elapsed.as_millis() as f64 / 1000.0;
+        let sinks;
+        let entry;
+        {
+            let mut inner = self.lock();
+            entry = Entry {
+                seq: inner.entries.len() as u64,
+                t,
+                time: crate::clock::rfc3339(
+                    self.clock
+                        .at(std::time::Duration::from_millis(elapsed.as_millis() as u64)),
+                ),
+                kind: kind.to_string(),
+                node: node.map(str::to_string),
+                message: message.into(),
+                data,
+            };
+            inner.entries.push(entry.clone());
+            sinks = inner.sinks.clone();
+        }
+        for s in sinks {
+            s(&entry);
+        }
+    }
+
+    pub fn entries(&self) -> Vec<Entry> {
+        self.lock().entries.clone()
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The whole journal as pretty JSON: header, entries, summary.
+    pub fn to_json(&self, header: &Header, summary: &Value) -> String {
+        #[derive(Serialize)]
+        struct Doc<'a> {
+            #[serde(flatten)]
+            header: &'a Header,
+            entries: Vec<Entry>,
+            summary: &'a Value,
+        }
+        let doc = Doc {
+            header,
+            entries: self.entries(),
+            summary,
+        };
+        let mut s = serde_json::to_string_pretty(&doc)
+            .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+        s.push('\n');
+        s
+    }
+}

@@ -1,0 +1,206 @@
+//! Looking at the cluster: nodes, GPUs, pods, Events, kernel logs, the circuit breaker.
+
+use super::handles::{GpuHandle, NodeHandle, node_facts};
+use super::set_fn;
+use crate::backend::{LabelSelector, TailOptions};
+use crate::lua::Ctx;
+use crate::lua::convert::*;
+use mlua::{Lua, Table, Value};
+
+pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
+    set_fn(lua, gfi, "nodes", lua.create_async_function(|lua, selector: Value| async move {
+        let ctx = Ctx::get(&lua)?;
+        let sel = match &selector {
+            Value::Nil => None,
+            Value::String(s) => Some(
+                LabelSelector::parse(&s.to_str()?).map_err(|e| arg_err("nodes", 1, "selector", e))?,
+            ),
+            other => {
+                return Err(arg_err("nodes", 1, "selector", format!(
+                    "must be a label selector such as \"nvidia.com/gpu.present=true\", got {}",
+                    describe(other)
+                )));
+            }
+        };
+        let nodes = ctx.backend.list_nodes(sel.as_ref()).await.map_err(|e| backend_err("nodes", e))?;
+        let out = lua.create_table()?;
+        for n in nodes {
+            out.push(NodeHandle { name: n.name })?;
+        }
+        Ok(out)
+    })?)?;
+
+    set_fn(
+        lua,
+        gfi,
+        "node",
+        lua.create_async_function(|lua, v: Value| async move {
+            let ctx = Ctx::get(&lua)?;
+            let name = node_name("node", 1, &v)?;
+            ctx.backend
+                .node(&name)
+                .await
+                .map_err(|e| backend_err("node", e))?;
+            Ok(NodeHandle { name })
+        })?,
+    )?;
+
+    set_fn(
+        lua,
+        gfi,
+        "node_info",
+        lua.create_async_function(|lua, v: Value| async move {
+            let ctx = Ctx::get(&lua)?;
+            let name = node_name("node_info", 1, &v)?;
+            let info = ctx
+                .backend
+                .node(&name)
+                .await
+                .map_err(|e| backend_err("node_info", e))?;
+            node_facts(&lua, &info)
+        })?,
+    )?;
+
+    set_fn(
+        lua,
+        gfi,
+        "gpus",
+        lua.create_async_function(|lua, v: Value| async move {
+            let ctx = Ctx::get(&lua)?;
+            let name = node_name("gpus", 1, &v)?;
+            let gpus = ctx
+                .backend
+                .gpus(&name)
+                .await
+                .map_err(|e| backend_err("gpus", e))?;
+            let out = lua.create_table()?;
+            for g in &gpus {
+                out.push(GpuHandle::new(&name, g))?;
+            }
+            Ok(out)
+        })?,
+    )?;
+
+    set_fn(
+        lua,
+        gfi,
+        "gpu",
+        lua.create_async_function(|lua, (node, which): (Value, Value)| async move {
+            let ctx = Ctx::get(&lua)?;
+            let name = node_name("gpu", 1, &node)?;
+            let sel = gpu_selector("gpu", 2, &name, &which)?;
+            let gpus = ctx
+                .backend
+                .gpus(&name)
+                .await
+                .map_err(|e| backend_err("gpu", e))?;
+            let g = sel
+                .resolve(&name, &gpus)
+                .map_err(|e| backend_err("gpu", e))?;
+            Ok(GpuHandle::new(&name, g))
+        })?,
+    )?;
+
+    set_fn(
+        lua,
+        gfi,
+        "pods",
+        lua.create_async_function(|lua, v: Value| async move {
+            let ctx = Ctx::get(&lua)?;
+            let name = node_name("pods", 1, &v)?;
+            let pods = ctx
+                .backend
+                .pods(&name)
+                .await
+                .map_err(|e| backend_err("pods", e))?;
+            to_lua(&lua, &pods)
+        })?,
+    )?;
+
+    set_fn(
+        lua,
+        gfi,
+        "events",
+        lua.create_async_function(|lua, v: Value| async move {
+            let ctx = Ctx::get(&lua)?;
+            let name = node_name("events", 1, &v)?;
+            let events = ctx
+                .backend
+                .events(&name)
+                .await
+                .map_err(|e| backend_err("events", e))?;
+            to_lua(&lua, &events)
+        })?,
+    )?;
+
+    set_fn(
+        lua,
+        gfi,
+        "kmsg_tail",
+        lua.create_async_function(|lua, (v, opts): (Value, Value)| async move {
+            let ctx = Ctx::get(&lua)?;
+            let name = node_name("kmsg_tail", 1, &v)?;
+            let o = options("kmsg_tail", 2, &opts, &["grep", "since", "limit"])?;
+            let tail = TailOptions {
+                grep: opt_string("kmsg_tail", &o, "grep")?,
+                since_seq: opt_integer("kmsg_tail", &o, "since")?.map(|s| s.max(0) as u64),
+                limit: match opt_integer("kmsg_tail", &o, "limit")? {
+                    Some(l) if l < 0 => {
+                        return Err(err("kmsg_tail: option 'limit' must be 0 or more"));
+                    }
+                    Some(l) => Some(l as usize),
+                    None => Some(50),
+                },
+            };
+            match ctx.backend.kmsg_tail(&name, &tail).await {
+                Ok(records) => Ok((to_lua(&lua, &records)?, Value::Nil)),
+                Err(e @ crate::backend::BackendError::Failed { .. }) => {
+                    Ok((Value::Nil, Value::String(lua.create_string(e.to_string())?)))
+                }
+                Err(e) => Err(backend_err("kmsg_tail", e)),
+            }
+        })?,
+    )?;
+
+    set_fn(
+        lua,
+        gfi,
+        "uncordon",
+        lua.create_async_function(|lua, v: Value| async move {
+            let ctx = Ctx::get(&lua)?;
+            let name = node_name("uncordon", 1, &v)?;
+            let info = ctx
+                .backend
+                .uncordon(&name)
+                .await
+                .map_err(|e| backend_err("uncordon", e))?;
+            ctx.journal.record(
+                "uncordon",
+                Some(&name),
+                "uncordoned by the script",
+                serde_json::Value::Null,
+            );
+            node_facts(&lua, &info)
+        })?,
+    )?;
+
+    set_fn(
+        lua,
+        gfi,
+        "circuit_breaker",
+        lua.create_async_function(|lua, ()| async move {
+            let ctx = Ctx::get(&lua)?;
+            let b = ctx
+                .backend
+                .circuit_breaker()
+                .await
+                .map_err(|e| backend_err("circuit_breaker", e))?;
+            to_lua(&lua, &b)
+        })?,
+    )?;
+
+    // The backend's name, for scripts that adapt (`if gfi.backend == "sim"`).
+    let ctx = Ctx::get(lua)?;
+    gfi.set("backend", ctx.backend.name())?;
+    Ok(())
+}

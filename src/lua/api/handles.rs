@@ -1,0 +1,175 @@
+//! Node and GPU handles: names looked up again on every use, never snapshots.
+//!
+//! Fields are answered here; methods live in Lua tables (`gfi.Node`, `gfi.Gpu`, filled by the
+//! prelude from the same primitives as the globals), so there is one implementation of each.
+
+use crate::backend::{GpuInfo, NodeInfo};
+use crate::lua::convert::{err, to_lua};
+use mlua::{Lua, MetaMethod, Table, UserData, UserDataMethods, Value};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+pub const NODE_METHODS: &str = "gfi.Node";
+pub const GPU_METHODS: &str = "gfi.Gpu";
+
+#[derive(Debug, Clone)]
+pub struct NodeHandle {
+    pub name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct GpuHandle {
+    pub node: String,
+    pub index: u32,
+    pub pci: String,
+    pub uuid: String,
+    pub model: String,
+}
+
+impl GpuHandle {
+    pub fn new(node: &str, g: &GpuInfo) -> Self {
+        GpuHandle {
+            node: node.to_string(),
+            index: g.index,
+            pci: g.pci.canonical(),
+            uuid: g.uuid.clone(),
+            model: g.model.clone(),
+        }
+    }
+}
+
+fn method_or_error(
+    lua: &Lua,
+    registry: &str,
+    what: &str,
+    key: &str,
+    fields: &[&str],
+) -> mlua::Result<Value> {
+    let methods: Table = lua.named_registry_value(registry)?;
+    match methods.get::<Value>(key)? {
+        Value::Nil => {
+            let mut names: Vec<String> = methods
+                .pairs::<String, Value>()
+                .filter_map(|p| p.ok().map(|(k, _)| k))
+                .filter(|k| !k.starts_with('_'))
+                .collect();
+            names.sort();
+            Err(err(format!(
+                "a {what} has no field or method '{key}' (fields: {}; methods: {})",
+                fields.join(", "),
+                names.join(", ")
+            )))
+        }
+        v => Ok(v),
+    }
+}
+
+impl UserData for NodeHandle {
+    fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
+        m.add_meta_method(MetaMethod::Index, |lua, this, key: String| {
+            match key.as_str() {
+                "name" => Ok(Value::String(lua.create_string(&this.name)?)),
+                _ => method_or_error(lua, NODE_METHODS, "node", &key, &["name"]),
+            }
+        });
+        m.add_meta_method(MetaMethod::ToString, |_, this, ()| {
+            Ok(format!("node({})", this.name))
+        });
+        m.add_meta_method(
+            MetaMethod::Eq,
+            |_, this, other: mlua::UserDataRef<NodeHandle>| Ok(this.name == other.name),
+        );
+        m.add_meta_method(
+            MetaMethod::Lt,
+            |_, this, other: mlua::UserDataRef<NodeHandle>| Ok(this.name < other.name),
+        );
+        m.add_meta_method(
+            MetaMethod::Le,
+            |_, this, other: mlua::UserDataRef<NodeHandle>| Ok(this.name <= other.name),
+        );
+        m.add_meta_method(MetaMethod::Concat, |_, this, other: Value| {
+            Ok(format!(
+                "{}{}",
+                this.name,
+                other.to_string().unwrap_or_default()
+            ))
+        });
+    }
+}
+
+impl UserData for GpuHandle {
+    fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
+        m.add_meta_method(MetaMethod::Index, |lua, this, key: String| {
+            match key.as_str() {
+                "index" => Ok(Value::Integer(this.index as i64)),
+                "pci" => Ok(Value::String(lua.create_string(&this.pci)?)),
+                "uuid" => Ok(Value::String(lua.create_string(&this.uuid)?)),
+                "model" => Ok(Value::String(lua.create_string(&this.model)?)),
+                "node" => Ok(Value::String(lua.create_string(&this.node)?)),
+                _ => method_or_error(
+                    lua,
+                    GPU_METHODS,
+                    "GPU",
+                    &key,
+                    &["index", "pci", "uuid", "model", "node"],
+                ),
+            }
+        });
+        m.add_meta_method(MetaMethod::ToString, |_, this, ()| {
+            Ok(format!("gpu({}#{} {})", this.node, this.index, this.pci))
+        });
+        m.add_meta_method(
+            MetaMethod::Eq,
+            |_, this, other: mlua::UserDataRef<GpuHandle>| {
+                Ok(this.node == other.node && this.index == other.index)
+            },
+        );
+    }
+}
+
+/// What a script sees of a node: NodeInfo plus the fields people look for first.
+#[derive(Serialize)]
+pub struct NodeFacts<'a> {
+    pub name: &'a str,
+    pub cordoned: bool,
+    pub unschedulable: bool,
+    pub ready: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<&'a str>,
+    pub boot_id: &'a str,
+    pub labels: &'a BTreeMap<String, String>,
+    pub annotations: &'a BTreeMap<String, String>,
+    pub taints: &'a [crate::backend::Taint],
+    /// By type: `conditions.SysLogsXIDError.status`.
+    pub conditions: BTreeMap<&'a str, &'a crate::backend::NodeCondition>,
+}
+
+impl<'a> NodeFacts<'a> {
+    pub fn of(n: &'a NodeInfo) -> Self {
+        NodeFacts {
+            name: &n.name,
+            cordoned: n.unschedulable,
+            unschedulable: n.unschedulable,
+            ready: n.ready,
+            state: n.state(),
+            boot_id: &n.boot_id,
+            labels: &n.labels,
+            annotations: &n.annotations,
+            taints: &n.taints,
+            conditions: n.conditions.iter().map(|c| (c.type_.as_str(), c)).collect(),
+        }
+    }
+}
+
+pub fn node_facts(lua: &Lua, n: &NodeInfo) -> mlua::Result<Value> {
+    to_lua(lua, &NodeFacts::of(n))
+}
+
+pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
+    for name in [NODE_METHODS, GPU_METHODS] {
+        let t = lua.create_table()?;
+        lua.set_named_registry_value(name, &t)?;
+        gfi.set(name.trim_start_matches("gfi."), t)?;
+    }
+    Ok(())
+}

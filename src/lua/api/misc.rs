@@ -1,0 +1,275 @@
+//! Time, logging, checks, the XID catalogue, and the sim's own controls.
+
+use super::set_fn;
+use crate::backend::sim::SimBackend;
+use crate::duration;
+use crate::lua::Ctx;
+use crate::lua::convert::*;
+use crate::lua::docs;
+use crate::xid::catalog;
+use mlua::{Function, Lua, MultiValue, Table, Value};
+use serde_json::json;
+
+fn join_tostring(lua: &Lua, args: MultiValue) -> mlua::Result<String> {
+    let tostring: Function = lua.globals().get("tostring")?;
+    let mut parts = Vec::with_capacity(args.len());
+    for v in args {
+        parts.push(tostring.call::<String>(v)?);
+    }
+    Ok(parts.join("\t"))
+}
+
+pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
+    set_fn(
+        lua,
+        gfi,
+        "sleep",
+        lua.create_async_function(|lua, d: Value| async move {
+            let d = duration("sleep", "argument #1 (duration)", &d)?;
+            let _ = Ctx::get(&lua)?;
+            tokio::time::sleep(d).await;
+            Ok(())
+        })?,
+    )?;
+
+    set_fn(
+        lua,
+        gfi,
+        "now",
+        lua.create_function(|lua, ()| Ok(Ctx::get(lua)?.now()))?,
+    )?;
+
+    set_fn(
+        lua,
+        gfi,
+        "time",
+        lua.create_function(|lua, ()| Ok(Ctx::get(lua)?.clock.epoch_secs_f64()))?,
+    )?;
+
+    set_fn(
+        lua,
+        gfi,
+        "duration",
+        lua.create_function(|_, d: Value| {
+            Ok(duration("duration", "argument #1", &d)?.as_secs_f64())
+        })?,
+    )?;
+
+    set_fn(
+        lua,
+        gfi,
+        "fmt_duration",
+        lua.create_function(|_, d: Value| {
+            Ok(duration::format(duration(
+                "fmt_duration",
+                "argument #1",
+                &d,
+            )?))
+        })?,
+    )?;
+
+    for (name, kind, level) in [
+        ("print", "print", "info"),
+        ("log", "log", "info"),
+        ("info", "log", "info"),
+        ("warn", "log", "warn"),
+    ] {
+        set_fn(
+            lua,
+            gfi,
+            name,
+            lua.create_function(move |lua, args: MultiValue| {
+                let ctx = Ctx::get(lua)?;
+                let text = join_tostring(lua, args)?;
+                ctx.journal.record(
+                    kind,
+                    None,
+                    text,
+                    if kind == "log" {
+                        json!({"level": level})
+                    } else {
+                        json!(null)
+                    },
+                );
+                Ok(())
+            })?,
+        )?;
+    }
+
+    set_fn(
+        lua,
+        gfi,
+        "check",
+        lua.create_function(|lua, (name, cond, detail): (Value, Value, Value)| {
+            let ctx = Ctx::get(lua)?;
+            let name = match &name {
+                Value::String(s) => s.to_str()?.to_string(),
+                other => {
+                    return Err(arg_err(
+                        "check",
+                        1,
+                        "name",
+                        format!("must be a string naming the check, got {}", describe(other)),
+                    ));
+                }
+            };
+            let ok = !matches!(cond, Value::Nil | Value::Boolean(false));
+            let detail = match &detail {
+                Value::Nil => None,
+                v => Some(join_tostring(lua, MultiValue::from_vec(vec![v.clone()]))?),
+            };
+            {
+                let mut c = ctx.checks.borrow_mut();
+                if ok {
+                    c.passed += 1;
+                } else {
+                    c.failed += 1;
+                    c.failures.push(match &detail {
+                        Some(d) => format!("{name}: {d}"),
+                        None => name.clone(),
+                    });
+                }
+            }
+            let msg = match &detail {
+                Some(d) => format!("{name} ({d})"),
+                None => name.clone(),
+            };
+            ctx.journal
+                .record("check", None, msg, json!({"name": name, "ok": ok}));
+            Ok(ok)
+        })?,
+    )?;
+
+    set_fn(
+        lua,
+        gfi,
+        "xid",
+        lua.create_function(|lua, v: Value| {
+            let n = integer("xid", 1, "xid", &v)?;
+            let x = catalog::validate_xid(n).map_err(|e| arg_err("xid", 1, "xid", e))?;
+            let info = catalog::lookup_or_generic(x);
+            xid_table(lua, &info)
+        })?,
+    )?;
+
+    set_fn(
+        lua,
+        gfi,
+        "xids",
+        lua.create_function(|lua, ()| {
+            let out = lua.create_table()?;
+            for info in catalog::all() {
+                out.push(xid_table(lua, info)?)?;
+            }
+            Ok(out)
+        })?,
+    )?;
+
+    set_fn(
+        lua,
+        gfi,
+        "help",
+        lua.create_function(|_, v: Value| {
+            let text = match &v {
+                Value::Nil => docs::overview(),
+                Value::String(s) => docs::help_for(&s.to_str()?).unwrap_or_else(|| {
+                    format!(
+                        "no help for '{}'; help() lists everything",
+                        s.to_string_lossy()
+                    )
+                }),
+                Value::Function(_) => "pass the name: help(\"inject_xid\")".to_string(),
+                other => format!(
+                    "help expects a name such as \"wait_cordoned\", got {}",
+                    describe(other)
+                ),
+            };
+            println!("{text}");
+            Ok(())
+        })?,
+    )?;
+
+    let ctx = Ctx::get(lua)?;
+    gfi.set("run_id", ctx.run_id.as_str())?;
+    gfi.set("seed", ctx.seed)?;
+    if ctx.backend.as_any().is::<SimBackend>() {
+        register_sim(lua, gfi)?;
+    }
+    Ok(())
+}
+
+fn xid_table(lua: &Lua, info: &catalog::XidInfo) -> mlua::Result<Value> {
+    let t = to_lua(lua, info)?;
+    if let Value::Table(t) = &t {
+        t.set("action", info.default_action().as_str())?;
+        t.set("fatal", info.fatal())?;
+        t.set("text", info.driver_text())?;
+    }
+    Ok(t)
+}
+
+fn sim_of(ctx: &Ctx) -> mlua::Result<&SimBackend> {
+    ctx.backend
+        .as_any()
+        .downcast_ref::<SimBackend>()
+        .ok_or_else(|| err("sim.*: only available on the sim backend"))
+}
+
+fn register_sim(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
+    let sim = lua.create_table()?;
+    sim.set(
+        "reboot",
+        lua.create_function(|lua, v: Value| {
+            let ctx = Ctx::get(lua)?;
+            let name = node_name("sim.reboot", 1, &v)?;
+            sim_of(&ctx)?
+                .reboot(&name)
+                .map_err(|e| backend_err("sim.reboot", e))?;
+            ctx.journal.record(
+                "sim.reboot",
+                Some(&name),
+                "rebooted by the script",
+                json!(null),
+            );
+            Ok(())
+        })?,
+    )?;
+    sim.set(
+        "reset_breaker",
+        lua.create_function(|lua, ()| {
+            let ctx = Ctx::get(lua)?;
+            sim_of(&ctx)?.reset_breaker();
+            ctx.journal.record(
+                "sim.reset_breaker",
+                None,
+                "circuit breaker reset by the script",
+                json!(null),
+            );
+            Ok(())
+        })?,
+    )?;
+    sim.set(
+        "stats",
+        lua.create_function(|lua, ()| {
+            let ctx = Ctx::get(lua)?;
+            to_lua(lua, &sim_of(&ctx)?.stats())
+        })?,
+    )?;
+    sim.set(
+        "reboot_nodes",
+        lua.create_function(|lua, ()| {
+            let ctx = Ctx::get(lua)?;
+            to_lua(lua, &sim_of(&ctx)?.reboot_nodes())
+        })?,
+    )?;
+    sim.set(
+        "config",
+        lua.create_function(|lua, ()| {
+            let ctx = Ctx::get(lua)?;
+            to_lua(lua, &sim_of(&ctx)?.summary())
+        })?,
+    )?;
+    gfi.set("sim", sim.clone())?;
+    lua.globals().set("sim", sim)?;
+    Ok(())
+}

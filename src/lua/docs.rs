@@ -1,0 +1,502 @@
+//! The API reference: one source for `help()`, the REPL, and the README (`gfi docs api`).
+
+pub struct Doc {
+    pub name: &'static str,
+    pub group: &'static str,
+    pub signature: &'static str,
+    pub summary: &'static str,
+    /// Options, return values, errors: one item per line.
+    pub details: &'static [&'static str],
+    pub example: &'static str,
+}
+
+pub const GROUPS: &[&str] = &[
+    "Cluster",
+    "Faults",
+    "Waits",
+    "Tasks and cleanup",
+    "Time and output",
+    "Checks",
+    "Catalogue",
+    "Handles",
+    "Sim",
+    "Modules",
+];
+
+pub const DOCS: &[Doc] = &[
+    Doc {
+        name: "nodes",
+        group: "Cluster",
+        signature: "nodes([selector]) -> {Node}",
+        summary: "Nodes of the cluster, sorted by name, optionally filtered by a label selector.",
+        details: &["selector: `key=value`, `key!=value`, `key`, `!key`, comma-separated."],
+        example: "for _, n in ipairs(nodes(\"nvidia.com/gpu.present=true\")) do print(n.name) end",
+    },
+    Doc {
+        name: "gpu_nodes",
+        group: "Cluster",
+        signature: "gpu_nodes() -> {Node}",
+        summary: "Nodes labelled `nvidia.com/gpu.present=true` (the ones NVSentinel watches).",
+        details: &[],
+        example: "local n = gpu_nodes()[1]",
+    },
+    Doc {
+        name: "node",
+        group: "Cluster",
+        signature: "node(name) -> Node",
+        summary: "A handle for one node; raises when the node does not exist.",
+        details: &["The handle holds only the name: every use looks the node up again."],
+        example: "local n = node(\"gpu-node-001\")",
+    },
+    Doc {
+        name: "node_info",
+        group: "Cluster",
+        signature: "node_info(node) -> table",
+        summary: "Fresh facts about a node: `cordoned`, `ready`, `state`, `boot_id`, `labels`, `annotations`, `taints`, `conditions` (by type).",
+        details: &[
+            "`state` is the `dgxc.nvidia.com/nvsentinel-state` label.",
+            "`conditions.SysLogsXIDError.status` is \"True\" while NVSentinel holds an XID against the node.",
+        ],
+        example: "print(node_info(\"gpu-node-001\").state)",
+    },
+    Doc {
+        name: "gpus",
+        group: "Cluster",
+        signature: "gpus(node) -> {Gpu}",
+        summary: "The GPUs of a node by index, each with `index`, `pci`, `uuid`, `model`, `node`.",
+        details: &[],
+        example: "for _, g in ipairs(gpus(\"gpu-node-001\")) do print(g.index, g.pci, g.uuid) end",
+    },
+    Doc {
+        name: "gpu",
+        group: "Cluster",
+        signature: "gpu(node, which) -> Gpu",
+        summary: "One GPU of a node by index, PCI address (any form) or UUID; raises listing the GPUs present when there is no such GPU.",
+        details: &[],
+        example: "local g = gpu(\"gpu-node-001\", \"0000:3a:00.0\")",
+    },
+    Doc {
+        name: "pods",
+        group: "Cluster",
+        signature: "pods(node) -> {table}",
+        summary: "Pods on a node: `namespace`, `name`, `phase`, `owner`, `terminating`.",
+        details: &[],
+        example: "print(#pods(\"gpu-node-001\"))",
+    },
+    Doc {
+        name: "events",
+        group: "Cluster",
+        signature: "events(node) -> {table}",
+        summary: "Kubernetes Events about a node: `reason`, `type`, `message`, `source`, `time` (non-fatal XIDs, drain progress).",
+        details: &[],
+        example: "for _, e in ipairs(events(n)) do print(e.reason, e.message) end",
+    },
+    Doc {
+        name: "kmsg_tail",
+        group: "Cluster",
+        signature: "kmsg_tail(node [, opts]) -> {record} | nil, err",
+        summary: "Recent kernel log records of a node: `seq`, `level`, `facility`, `usec`, `text`.",
+        details: &[
+            "opts.grep: only records containing this text.",
+            "opts.since: only records with a sequence number at least this.",
+            "opts.limit: at most this many, the newest (default 50).",
+        ],
+        example: "for _, r in ipairs(kmsg_tail(n, {grep = \"Xid\"})) do print(r.seq, r.text) end",
+    },
+    Doc {
+        name: "uncordon",
+        group: "Cluster",
+        signature: "uncordon(node) -> table",
+        summary: "Marks a node schedulable (`kubectl uncordon`). NVSentinel treats it as a cancel of its quarantine. Returns fresh node facts.",
+        details: &[],
+        example: "uncordon(\"gpu-node-001\")",
+    },
+    Doc {
+        name: "circuit_breaker",
+        group: "Cluster",
+        signature: "circuit_breaker() -> {enabled, status, since}",
+        summary: "NVSentinel's circuit breaker: `status` is \"CLOSED\" or \"TRIPPED\".",
+        details: &[],
+        example: "assert(circuit_breaker().status == \"CLOSED\")",
+    },
+    Doc {
+        name: "inject_xid",
+        group: "Faults",
+        signature: "inject_xid(node, gpu, xid [, opts]) -> fault | nil, err",
+        summary: "Writes one XID line for a GPU into the node's kernel log, as the driver would, and returns the fault record: `id`, `node`, `gpu`, `pci`, `uuid`, `xid`, `line` (the exact record), `time`, `at` (run seconds), `seq` (kernel sequence number), `write_path`.",
+        details: &[
+            "gpu: a Gpu, an index, a PCI address or a UUID.",
+            "opts.style: \"driver\" (default: the real driver's format, guarded against journald's identifier stripping), \"seed\" (the seed injector's exact line) or \"unguarded\" (a line NVSentinel never sees).",
+            "opts.text, opts.pid, opts.process_name (default `gfi:<run-id>`, the provenance marker), opts.channel, opts.level (0-7), opts.id (fault id).",
+            "Raises on a wrong argument, an unknown node or GPU, an XID outside 1..1000 or an unsafe line; returns nil, err when the backend could not write (a rebooting node).",
+        ],
+        example: "local f = assert(inject_xid(\"gpu-node-001\", 0, 79))\nprint(f.line)",
+    },
+    Doc {
+        name: "format_xid",
+        group: "Faults",
+        signature: "format_xid(pci, xid [, opts]) -> string",
+        summary: "The line `inject_xid` would write for a PCI address, without writing it.",
+        details: &["Takes the same options as `inject_xid`."],
+        example: "print(format_xid(\"0000:3b:00.0\", 79, {style = \"seed\"}))",
+    },
+    Doc {
+        name: "wait_cordoned",
+        group: "Waits",
+        signature: "wait_cordoned(node [, {timeout}]) -> result | nil, err, result",
+        summary: "Waits until the node is unschedulable. Default timeout 10m.",
+        details: &[
+            "Every wait returns a result table: `ok`, `node`, `waited_for`, `elapsed` (seconds the wait took), `at` (run seconds when it ended), `timeout`, `observed` (node facts at the end).",
+            "On timeout it returns nil, a message saying what was observed, and the result (ok = false), so `assert(wait_cordoned(n))` reads well.",
+            "Durations are seconds or text: \"90s\", \"2m\", \"1h30m\".",
+        ],
+        example: "local r = assert(wait_cordoned(n, {timeout = \"2m\"}))\nprint(\"cordoned after\", r.elapsed)",
+    },
+    Doc {
+        name: "wait_uncordoned",
+        group: "Waits",
+        signature: "wait_uncordoned(node [, {timeout}]) -> result | nil, err, result",
+        summary: "Waits until the node is schedulable again. Default timeout 1h.",
+        details: &[],
+        example: "assert(wait_uncordoned(n, {timeout = \"30m\"}))",
+    },
+    Doc {
+        name: "wait_condition",
+        group: "Waits",
+        signature: "wait_condition(node, type [, {status, timeout}]) -> result | nil, err, result",
+        summary: "Waits until a node condition has a status (default \"True\"). Default timeout 10m.",
+        details: &[],
+        example: "assert(wait_condition(n, \"SysLogsXIDError\"))",
+    },
+    Doc {
+        name: "wait_state",
+        group: "Waits",
+        signature: "wait_state(node, value [, {timeout}]) -> result | nil, err, result",
+        summary: "Waits for the `dgxc.nvidia.com/nvsentinel-state` label: a value, a list of values (any of them), or nil for \"label removed\". Default timeout 30m.",
+        details: &[
+            "States: quarantined, draining, drain-succeeded, drain-failed, remediating, remediation-succeeded, remediation-failed.",
+        ],
+        example: "assert(wait_state(n, {\"remediation-succeeded\", \"remediation-failed\"}))",
+    },
+    Doc {
+        name: "wait_label",
+        group: "Waits",
+        signature: "wait_label(node, key, value [, {timeout}]) -> result | nil, err, result",
+        summary: "Waits until a label has a value (nil: until it is removed). Default timeout 30m.",
+        details: &[],
+        example: "assert(wait_label(n, \"k8saas.nvidia.com/uncordon-by\", \"NVSentinel\"))",
+    },
+    Doc {
+        name: "wait_rebooted",
+        group: "Waits",
+        signature: "wait_rebooted(node [, {since, timeout}]) -> result | nil, err, result",
+        summary: "Waits until the node's boot id differs from `since` (default: the boot id when the wait starts). Default timeout 1h.",
+        details: &[],
+        example: "local boot = node_info(n).boot_id\n-- ... inject ...\nassert(wait_rebooted(n, {since = boot}))",
+    },
+    Doc {
+        name: "wait_ready",
+        group: "Waits",
+        signature: "wait_ready(node [, {ready, timeout}]) -> result | nil, err, result",
+        summary: "Waits until the node's Ready condition is True (or, with ready = false, until it is not). Default timeout 30m.",
+        details: &[],
+        example: "assert(wait_ready(n))",
+    },
+    Doc {
+        name: "spawn",
+        group: "Tasks and cleanup",
+        signature: "spawn([name,] fn, ...) -> Task",
+        summary: "Runs `fn(...)` concurrently with the script. The task has `name`, `id`, `:wait([timeout])` (its return values; raises its error), `:status()` (running, done, failed, cancelled), `:done()`, `:error()`, `:cancel()`.",
+        details: &[
+            "A task still running when the script ends is cancelled; a task that failed and was never waited for fails the run.",
+        ],
+        example: "local t = spawn(function() return wait_cordoned(n) end)\nlocal r = t:wait()",
+    },
+    Doc {
+        name: "parallel",
+        group: "Tasks and cleanup",
+        signature: "parallel(fn, fn, ...) or parallel({fn, ...}) -> {result}",
+        summary: "Runs functions concurrently, waits for all, and returns their first results in order; raises after all have finished when any failed.",
+        details: &[],
+        example: "local r = parallel(function() return wait_cordoned(a) end, function() return wait_cordoned(b) end)",
+    },
+    Doc {
+        name: "cleanup",
+        group: "Tasks and cleanup",
+        signature: "cleanup(fn [, name])",
+        summary: "Registers `fn` to run when the script ends, newest first, even when the script fails or is interrupted (Ctrl-C).",
+        details: &[
+            "Each cleanup may take up to 15 minutes; a failing cleanup is reported and the others still run.",
+        ],
+        example: "cleanup(function() uncordon(n) end, \"uncordon the test node\")",
+    },
+    Doc {
+        name: "sleep",
+        group: "Time and output",
+        signature: "sleep(duration)",
+        summary: "Waits for a duration (virtual time on the sim: an hour takes microseconds).",
+        details: &[],
+        example: "sleep(\"5m\")",
+    },
+    Doc {
+        name: "now",
+        group: "Time and output",
+        signature: "now() -> seconds",
+        summary: "Seconds since the run started (virtual on the sim).",
+        details: &[],
+        example: "local t0 = now()",
+    },
+    Doc {
+        name: "time",
+        group: "Time and output",
+        signature: "time() -> seconds",
+        summary: "The run's wall clock as Unix seconds (on the sim, virtual time from 2026-01-01T00:00:00Z). `os.time()` and `os.date()` use it.",
+        details: &[],
+        example: "print(os.date(\"!%H:%M:%S\", os.time()))",
+    },
+    Doc {
+        name: "duration",
+        group: "Time and output",
+        signature: "duration(d) -> seconds",
+        summary: "Parses a duration (\"90s\", \"2m\", \"1h30m\", \"500ms\", or seconds).",
+        details: &[],
+        example: "assert(duration(\"1h30m\") == 5400)",
+    },
+    Doc {
+        name: "fmt_duration",
+        group: "Time and output",
+        signature: "fmt_duration(seconds) -> string",
+        summary: "Formats seconds for people: \"12.3s\", \"4m10s\", \"1h2m3s\".",
+        details: &[],
+        example: "print(fmt_duration(250))",
+    },
+    Doc {
+        name: "print",
+        group: "Time and output",
+        signature: "print(...)",
+        summary: "Prints to the terminal and records the text in the run journal.",
+        details: &[],
+        example: "print(\"hello\", 42)",
+    },
+    Doc {
+        name: "log",
+        group: "Time and output",
+        signature: "log(...) / info(...) / warn(...)",
+        summary: "A log line with the run time, recorded in the journal; `warn` marks it as a warning.",
+        details: &[],
+        example: "warn(\"node\", n.name, \"did not recover\")",
+    },
+    Doc {
+        name: "param",
+        group: "Time and output",
+        signature: "param(name, default) -> value",
+        summary: "A script argument given as `--arg name=value`, converted to the type of `default` (number, boolean or string). The raw strings are in the `args` table.",
+        details: &[],
+        example: "local count = param(\"faults\", 10)",
+    },
+    Doc {
+        name: "check",
+        group: "Checks",
+        signature: "check(name, cond [, detail]) -> boolean",
+        summary: "Records a named check in the journal. Any failed check makes `gfi run` exit with status 3; the stdlib module `check` adds comparisons and thresholds.",
+        details: &[],
+        example: "check(\"node recovered\", r ~= nil, err)",
+    },
+    Doc {
+        name: "xid",
+        group: "Catalogue",
+        signature: "xid(n) -> table",
+        summary: "The catalogue entry of an XID: `xid`, `mnemonic`, `description`, `text`, `group`, `action` (NVSentinel's default), `fatal`, `known`.",
+        details: &[
+            "An XID outside the catalogue gets a generic entry with action CONTACT_SUPPORT (what NVSentinel does).",
+        ],
+        example: "print(xid(79).action) --> RESTART_BM",
+    },
+    Doc {
+        name: "xids",
+        group: "Catalogue",
+        signature: "xids() -> {table}",
+        summary: "Every catalogue entry, ascending.",
+        details: &[],
+        example: "for _, x in ipairs(xids()) do if x.fatal then print(x.xid) end end",
+    },
+    Doc {
+        name: "help",
+        group: "Catalogue",
+        signature: "help([name])",
+        summary: "Lists the API, or shows one entry with its options and an example.",
+        details: &[],
+        example: "help(\"inject_xid\")",
+    },
+    Doc {
+        name: "Node",
+        group: "Handles",
+        signature: "Node: n.name, n:info(), n:gpus(), n:gpu(i), n:pods(), n:events(), n:kmsg_tail(o), n:inject_xid(gpu, xid, o), n:uncordon(), n:cordoned(), n:ready(), n:state(), n:labels(), n:condition(type), n:wait_cordoned(o), n:wait_uncordoned(o), n:wait_condition(t, o), n:wait_state(v, o), n:wait_label(k, v, o), n:wait_rebooted(o), n:wait_ready(o)",
+        summary: "A node handle: its name, looked up again on every method call. Wherever a node is expected, its name works too.",
+        details: &[],
+        example: "local n = node(\"gpu-node-001\")\nn:inject_xid(0, 79)\nassert(n:wait_cordoned())",
+    },
+    Doc {
+        name: "Gpu",
+        group: "Handles",
+        signature: "Gpu: g.index, g.pci, g.uuid, g.model, g.node, g:inject_xid(xid, o)",
+        summary: "A GPU of a node. Wherever a GPU is expected, its index works too.",
+        details: &[],
+        example: "local g = gpus(n)[3]\ng:inject_xid(48)",
+    },
+    Doc {
+        name: "sim.reboot",
+        group: "Sim",
+        signature: "sim.reboot(node)",
+        summary: "(sim only) Reboots a node by hand, as an operator would after a manual-mode RebootNode.",
+        details: &[],
+        example: "sim.reboot(\"gpu-node-001\")",
+    },
+    Doc {
+        name: "sim.reset_breaker",
+        group: "Sim",
+        signature: "sim.reset_breaker()",
+        summary: "(sim only) Resets a tripped circuit breaker, as an operator does by editing its ConfigMap.",
+        details: &[],
+        example: "sim.reset_breaker()",
+    },
+    Doc {
+        name: "sim.stats",
+        group: "Sim",
+        signature: "sim.stats() -> table",
+        summary: "(sim only) Counters of the simulation: steps, injections, detections, cordons, drains, reboot_nodes, reboots, uncordons.",
+        details: &[],
+        example: "print(sim.stats().cordons)",
+    },
+    Doc {
+        name: "sim.reboot_nodes",
+        group: "Sim",
+        signature: "sim.reboot_nodes() -> {table}",
+        summary: "(sim only) The RebootNode objects with their conditions and times.",
+        details: &[],
+        example: "for _, r in ipairs(sim.reboot_nodes()) do print(r.name) end",
+    },
+    Doc {
+        name: "sim.config",
+        group: "Sim",
+        signature: "sim.config() -> table",
+        summary: "(sim only) The simulated cluster's size, timings and NVSentinel settings.",
+        details: &[],
+        example: "print(sim.config().nvsentinel.eviction_timeout)",
+    },
+    Doc {
+        name: "rand",
+        group: "Modules",
+        signature: "rand.int(a, b), rand.float(a, b), rand.bool(p), rand.choice(list), rand.shuffle(list), rand.sample(list, k), rand.exp(mean), rand.normal(mu, sigma), rand.weighted(weights), rand.duration(a, b), rand.gpu(node)",
+        summary: "Seeded randomness (a global; also `require \"rand\"`). Seeded from --seed, like math.random.",
+        details: &[],
+        example: "local x = rand.weighted({[79] = 3, [48] = 1})",
+    },
+    Doc {
+        name: "scenario",
+        group: "Modules",
+        signature: "local scenario = require \"scenario\"; scenario.run(node, gpu, xid [, opts]) -> result",
+        summary: "Injects one XID and follows NVSentinel's reaction stage by stage (detected, cordoned, draining, drained, remediated, rebooted, ready, uncordoned), judged against the catalogue: full recovery, stays cordoned (remediation-failed), or no cordon (an Event).",
+        details: &[
+            "result: ok, expected, outcome, node, gpu, xid, fault_id, at, timings (stage -> seconds since injection), failed_stage, error.",
+            "opts.timeouts: per stage; opts.line: inject options; opts.expect: \"recover\", \"stay_cordoned\" or \"no_cordon\".",
+            "Also scenario.recovery, scenario.no_cordon, scenario.expectation(xid), scenario.describe(result).",
+        ],
+        example: "local r = scenario.run(\"gpu-node-001\", 0, 79)\nprint(scenario.describe(r))",
+    },
+    Doc {
+        name: "plan",
+        group: "Modules",
+        signature: "local plan = require \"plan\"; plan.random(spec) -> Plan; plan.from(list) -> Plan; p:describe(); p:run([opts]) -> summary",
+        summary: "Seeded randomized fault plans: `plan.random{duration, faults, nodes, xids, start, arrival}` then `p:run{on_busy, release, restore, timeouts}` runs every fault at its time, concurrently, each followed by `scenario.run`.",
+        details: &[
+            "summary: planned, injected, skipped, as_expected, unexpected, results, timings (stage -> sorted seconds).",
+        ],
+        example: "local p = plan.random{duration = \"6h\", faults = 50}\nlocal s = p:run()",
+    },
+    Doc {
+        name: "check.*",
+        group: "Modules",
+        signature: "local check = require \"check\"; check.that, check.eq, check.lt, check.le, check.gt, check.ge, check.within(name, secs, limit), check.threshold(name, values, \"p95 < 10m\")",
+        summary: "k6-style checks and thresholds over lists of durations; failures make the run exit with status 3.",
+        details: &[],
+        example: "check.threshold(\"time to cordon\", s.timings.cordoned, \"p95 < 1m\")",
+    },
+    Doc {
+        name: "report",
+        group: "Modules",
+        signature: "local report = require \"report\"; report.stats(values), report.percentile(values, p), report.table(rows, columns), report.stage_table(results), report.print_summary(summary)",
+        summary: "Statistics and aligned text tables for the end of a run.",
+        details: &[],
+        example: "print(report.stage_table(s.results))",
+    },
+];
+
+pub fn find(name: &str) -> Option<&'static Doc> {
+    let name = name.trim().trim_end_matches("()");
+    DOCS.iter().find(|d| d.name == name).or_else(|| match name {
+        "info" | "warn" => DOCS.iter().find(|d| d.name == "log"),
+        _ => None,
+    })
+}
+
+/// `help()`: every entry, one line each, by group.
+pub fn overview() -> String {
+    let mut out = String::from("gfi Lua API (help(\"name\") for details)\n");
+    for g in GROUPS {
+        out.push_str(&format!("\n{g}\n"));
+        for d in DOCS.iter().filter(|d| d.group == *g) {
+            let sig = d.signature.split(" -> ").next().unwrap_or(d.signature);
+            let sig = if sig.len() > 60 { d.name } else { sig };
+            out.push_str(&format!("  {sig:<44} {}\n", first_sentence(d.summary)));
+        }
+    }
+    out
+}
+
+fn first_sentence(s: &str) -> &str {
+    match s.find(". ") {
+        Some(i) => &s[..=i],
+        None => s,
+    }
+}
+
+/// `help("name")`.
+pub fn help_for(name: &str) -> Option<String> {
+    let d = find(name)?;
+    let mut out = format!("{}\n\n{}\n", d.signature, d.summary);
+    for line in d.details {
+        out.push_str(&format!("  - {line}\n"));
+    }
+    if !d.example.is_empty() {
+        out.push_str("\nExample:\n");
+        for l in d.example.lines() {
+            out.push_str(&format!("  {l}\n"));
+        }
+    }
+    Some(out)
+}
+
+/// The README's API reference section.
+pub fn markdown() -> String {
+    let mut out = String::new();
+    for g in GROUPS {
+        out.push_str(&format!("### {g}\n\n"));
+        for d in DOCS.iter().filter(|d| d.group == *g) {
+            out.push_str(&format!(
+                "#### `{}`\n\n`{}`\n\n{}\n\n",
+                d.name, d.signature, d.summary
+            ));
+            for line in d.details {
+                out.push_str(&format!("- {line}\n"));
+            }
+            if !d.details.is_empty() {
+                out.push('\n');
+            }
+            if !d.example.is_empty() {
+                out.push_str(&format!("```lua\n{}\n```\n\n", d.example));
+            }
+        }
+    }
+    out.trim_end().to_string() + "\n"
+}
