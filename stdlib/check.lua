@@ -48,4 +48,5 @@ function M.threshold(name, values, expr)
   return gfi.check(name, ok, ("%s = %s, want %s"):format(stat, shown, expr))
 end
 
-return M
+-- The module itself can be called like gfi.check: check("name", cond).
+return setmetatable(M, { __call = function(_, ...) return gfi.check(...) end })

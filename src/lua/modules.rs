@@ -88,8 +88,18 @@ pub fn install(
         if std_name != "prelude"
             && let Some(src) = stdlib_source(std_name)
         {
+            let origin = Value::String(lua.create_string(format!("stdlib/{std_name}.lua"))?);
+            if !std_only {
+                // One table per stdlib module: `require "report"` is `require "gfi.report"`.
+                let canonical = format!("gfi.{std_name}");
+                let f = lua.create_function(move |lua, _: mlua::MultiValue| {
+                    let require: Function = lua.globals().get("require")?;
+                    require.call::<Value>(canonical.as_str())
+                })?;
+                return Ok((Value::Function(f), origin));
+            }
             let f = lua.load(src.as_ref()).set_name(format!("@stdlib/{std_name}.lua")).into_function()?;
-            return Ok((Value::Function(f), Value::String(lua.create_string(format!("stdlib/{std_name}.lua"))?)));
+            return Ok((Value::Function(f), origin));
         }
         tried.push(format!("stdlib/{std_name}.lua (embedded)"));
         let msg = tried.iter().map(|t| format!("\n\tno file '{t}'")).collect::<String>();

@@ -1,0 +1,16 @@
+-- The XID catalogue from Lua.
+local x = xid(79)
+assert(x.xid == 79 and x.mnemonic == "ROBUST_CHANNEL_GPU_HAS_FALLEN_OFF_THE_BUS")
+assert(x.action == "RESTART_BM" and x.fatal == true and x.known == true and x.group == "devastating")
+assert(x.text == "GPU has fallen off the bus")
+assert(xid(13).fatal == false and xid(13).action == "NONE")
+assert(xid(48).action == "COMPONENT_RESET" and xid(48).metadata_dependent == true)
+assert(xid(74).action == "CONTACT_SUPPORT")
+assert(xid("94").xid == 94)
+local unknown = xid(999)
+assert(unknown.known == false and unknown.action == "CONTACT_SUPPORT" and unknown.text == "Unknown XID")
+expect_error(function() xid(0) end, "xid: argument #1 (xid) XID 0 is out of range")
+expect_error(function() xid("x") end, "must be an integer")
+local all = xids()
+assert(#all >= 26)
+for i = 2, #all do assert(all[i - 1].xid < all[i].xid) end

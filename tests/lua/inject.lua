@@ -1,0 +1,67 @@
+-- inject_xid and the lines it writes.
+local n = node("gpu-node-002")
+local f = assert(inject_xid(n, 0, 79))
+assert(f.id == "rtest-0001", f.id)
+assert(f.node == "gpu-node-002" and f.gpu == 0 and f.xid == 79)
+assert(f.pci == "00000000:18:00.0")
+assert(f.line == "<3>NVRM: NVRM: Xid (PCI:0000:18:00): 79, pid='<unknown>', name=gfi:rtest, GPU has fallen off the bus.", f.line)
+assert(f.at == 0 and f.time == "2026-01-01T00:00:00.000Z", f.time)
+assert(type(f.seq) == "number")
+assert(f.uuid == gpus(n)[1].uuid)
+
+-- The record is in the node's kernel log, stored as the kernel stores a userspace write.
+local recs = kmsg_tail(n, { grep = "Xid" })
+assert(#recs == 1)
+assert(recs[1].seq == f.seq and recs[1].facility == 1 and recs[1].level == 3)
+assert(recs[1].text == f.line:sub(4), recs[1].text)
+assert(#kmsg_tail(n, { since = f.seq + 1 }) == 0)
+assert(#kmsg_tail(n, { limit = 1 }) == 1)
+expect_error(function() kmsg_tail(n, { lines = 3 }) end, "unknown key 'lines' (known: grep, since, limit)")
+
+-- Styles and options.
+local s = assert(inject_xid("gpu-node-003", 1, 48, { style = "seed" }))
+assert(s.line == "<3>NVRM: NVRM: Xid (PCI:0000:2a:00.0): 48, DBE (Double Bit Error) ECC Error", s.line)
+local c = assert(inject_xid("gpu-node-004", 0, 13, { pid = 4242, process_name = "python3", channel = 8, text = "custom words", level = 4, id = "my-fault.1" }))
+assert(c.id == "my-fault.1")
+assert(c.line == "<4>NVRM: NVRM: Xid (PCI:0000:18:00): 13, pid=4242, name=python3, Ch 00000008, custom words", c.line)
+assert(format_xid("0000:3b:00.0", 79, { style = "seed" }) == "<3>NVRM: NVRM: Xid (PCI:0000:3b:00.0): 79, GPU has fallen off the bus")
+assert(format_xid("0001:00:00.0", 79):find("PCI:0001:00:00", 1, true))
+local u = assert(inject_xid("gpu-node-005", 0, 79, { style = "unguarded" }))
+assert(u.line:sub(1, 15) == "<3>NVRM: Xid (P", u.line)
+-- GPU given as a handle, a PCI address, a UUID; XID as a numeric string.
+local g = gpus("gpu-node-006")[4]
+assert(inject_xid("gpu-node-006", g, 31).gpu == 3)
+assert(inject_xid("gpu-node-006", "0000:5d:00.0", 31).gpu == 3)
+assert(inject_xid("gpu-node-006", g.uuid, "31").gpu == 3)
+assert(g:inject_xid(31).gpu == 3)
+assert(node("gpu-node-006"):inject_xid(0, 31).gpu == 0)
+-- An XID outside the catalogue is allowed and gets the generic text.
+assert(inject_xid("gpu-node-007", 0, 999).line:find("999, pid='<unknown>', name=gfi:rtest, Unknown XID.", 1, true))
+
+-- Bad input raises errors that say what would be right.
+expect_error(function() inject_xid("gpu-node-002", 0, 0) end, "inject_xid: argument #3 (xid) XID 0 is out of range (expected 1..1000")
+expect_error(function() inject_xid("gpu-node-002", 0, 1001) end, "out of range")
+expect_error(function() inject_xid("gpu-node-002", 0, "abc") end, "argument #3 (xid) must be an integer, got string \"abc\"")
+expect_error(function() inject_xid("gpu-node-002", 0, 79.5) end, "must be an integer")
+expect_error(function() inject_xid("gpu-node-002", 8, 79) end, "GPU 8 not found (GPUs present: 0 (0000:18:00.0)")
+expect_error(function() inject_xid("gpu-node-002", -1, 79) end, "argument #2 (gpu)")
+expect_error(function() inject_xid("nope", 0, 79) end, "node 'nope' not found")
+expect_error(function() inject_xid(nil, 0, 79) end, "argument #1 (node) must be a node")
+expect_error(function() inject_xid("gpu-node-002", 0, 79, { colour = "red" }) end, "unknown key 'colour' (known: style, text, pid, process_name, channel, level, id)")
+expect_error(function() inject_xid("gpu-node-002", 0, 79, { style = "fancy" }) end, "unknown line style 'fancy' (expected driver, seed or unguarded)")
+expect_error(function() inject_xid("gpu-node-002", 0, 79, { text = "two\nlines" }) end, "control character")
+expect_error(function() inject_xid("gpu-node-002", 0, 79, { text = ("x"):rep(900) }) end, "900-byte limit")
+expect_error(function() inject_xid("gpu-node-002", 0, 79, { process_name = "a,b" }) end, "not allowed")
+expect_error(function() inject_xid("gpu-node-002", 0, 79, { pid = -2 }) end, "option 'pid' must be 0..4294967295")
+expect_error(function() inject_xid("gpu-node-002", 0, 79, { level = 9 }) end, "syslog level 0-7")
+expect_error(function() inject_xid("gpu-node-002", 0, 79, { id = "bad id!" }) end, "option 'id'")
+expect_error(function() inject_xid("gpu-node-002", 0, 79, { style = "seed", pid = 5 }) end, "seed style has no pid")
+expect_error(function() inject_xid("gpu-node-002", 0, 79, "opts") end, "argument #4 (options) must be a table or nil")
+
+-- A rebooting node cannot be written to: nil and a message, not an error.
+sim.reboot("gpu-node-008")
+sleep("30s")
+local none, err = inject_xid("gpu-node-008", 0, 79)
+assert(none == nil and err:find("rebooting"), err)
+local recs2, kerr = kmsg_tail("gpu-node-008")
+assert(recs2 == nil and kerr:find("rebooting"), kerr)

@@ -1,0 +1,33 @@
+-- scenario: one fault followed stage by stage, judged against the catalogue.
+local scenario = require "scenario"
+assert(scenario.expectation(79) == "recover")
+assert(scenario.expectation(74) == "stay_cordoned")
+assert(scenario.expectation(13) == "no_cordon")
+
+local ok_recover = scenario.run("gpu-node-001", 0, 79)
+assert(ok_recover.ok, scenario.describe(ok_recover))
+assert(ok_recover.outcome == "recovered")
+local t = ok_recover.timings
+assert(t.detected > 0 and t.detected <= 17, "detection within a poll interval: " .. t.detected)
+for i = 2, #scenario.STAGES do
+  local prev, cur = scenario.STAGES[i - 1], scenario.STAGES[i]
+  assert(t[cur] >= t[prev], cur .. " after " .. prev)
+end
+assert(scenario.describe(ok_recover):find("recovered", 1, true))
+
+local stays = scenario.run("gpu-node-002", 1, 74, { timeouts = { hold = "5m" } })
+assert(stays.ok and stays.outcome == "stays cordoned (remediation-failed)", scenario.describe(stays))
+
+local quiet = scenario.run("gpu-node-003", 0, 13)
+assert(quiet.ok and quiet.outcome == "event, no cordon", scenario.describe(quiet))
+
+-- A surprise is a result, not an error: an unguarded line is never detected.
+local missed = scenario.run("gpu-node-004", 0, 79, { line = { style = "unguarded" }, timeouts = { detected = "1m" } })
+assert(not missed.ok and missed.failed_stage == "detected", scenario.describe(missed))
+assert(missed.error:find("not condition SysLogsXIDError=True within 1m", 1, true), missed.error)
+assert(scenario.describe(missed):find("UNEXPECTED at detected", 1, true))
+
+-- Expecting a recovery where NVSentinel gives up is reported as unexpected.
+local wrong = scenario.recovery("gpu-node-005", 0, 74)
+assert(not wrong.ok and wrong.failed_stage == "remediated")
+expect_error(function() scenario.run("gpu-node-006", 0, 79, { timeouts = { bogus = 1 } }) end, "unknown timeout 'bogus'")

@@ -1,0 +1,17 @@
+-- Virtual time, durations, os.time/os.date on the run clock.
+assert(now() == 0)
+sleep("1h30m")
+assert(now() == 5400)
+sleep(0.25)
+assert(now() == 5400.25)
+assert(duration("90s") == 90 and duration("2m") == 120 and duration("1h30m") == 5400 and duration(5) == 5)
+assert(duration("500ms") == 0.5)
+expect_error(function() duration("5 minutes") end, "invalid duration")
+expect_error(function() sleep("soon") end, "sleep: argument #1 (duration) invalid duration 'soon'")
+expect_error(function() sleep(-5) end, "not a non-negative number")
+assert(fmt_duration(12.34) == "12.3s" and fmt_duration(3723) == "1h2m3s" and fmt_duration("10m") == "10m")
+-- 2026-01-01T00:00:00Z plus the run time.
+assert(math.floor(time()) == 1767225600 + 5400)
+assert(os.time() == 1767225600 + 5400)
+assert(os.date("!%Y-%m-%dT%H:%M:%S") == "2026-01-01T01:30:00", os.date("!%Y-%m-%dT%H:%M:%S"))
+assert(os.time({ year = 2026, month = 1, day = 2, hour = 0 }) > 0)

@@ -1,0 +1,190 @@
+//! The Lua API tested in Lua: every `tests/lua/*.lua` file runs in a fresh host on a fresh
+//! simulated cluster and must finish without error. A file may start with `--! sim: {yaml}`
+//! and `--! values: {yaml}` lines to shape the cluster and NVSentinel.
+
+use gpu_fault_injector::backend::sim::SimBackend;
+use gpu_fault_injector::backend::sim::config::SimConfig;
+use gpu_fault_injector::backend::sim::values::NvsConfig;
+use gpu_fault_injector::backend::{Backend, ClusterEvent};
+use gpu_fault_injector::clock::RunClock;
+use gpu_fault_injector::journal::Journal;
+use gpu_fault_injector::lua::sandbox::Limits;
+use gpu_fault_injector::lua::{Host, HostOptions, describe_error};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Helpers only the tests get.
+const TEST_PRELUDE: &str = r#"
+function expect_error(f, needle)
+  local ok, err = pcall(f)
+  assert(not ok, "expected an error containing: " .. needle)
+  local text = tostring(err)
+  assert(text:find(needle, 1, true), ("error %q does not contain %q"):format(text, needle))
+  return text
+end
+"#;
+
+struct Outcome {
+    result: Result<(), String>,
+    journal: Journal,
+}
+
+fn run_lua(path: &Path, seed: u64, limits: Limits) -> Outcome {
+    let source = std::fs::read_to_string(path).unwrap();
+    let mut cfg = SimConfig::default();
+    let mut nvs = NvsConfig::default();
+    for line in source.lines().take_while(|l| l.starts_with("--!")) {
+        let line = line.trim_start_matches("--!").trim();
+        if let Some(y) = line.strip_prefix("sim:") {
+            cfg = serde_yaml::from_str(y).unwrap_or_else(|e| panic!("{}: bad sim header: {e}", path.display()));
+        } else if let Some(y) = line.strip_prefix("values:") {
+            nvs = NvsConfig::from_yaml(y).unwrap_or_else(|e| panic!("{}: bad values header: {e}", path.display()));
+        }
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async move {
+        let clock = RunClock::start(true);
+        let journal = Journal::new(clock);
+        let sim = SimBackend::start(cfg, nvs, seed, clock).unwrap();
+        let j2 = journal.clone();
+        sim.set_observer(Arc::new(move |e: ClusterEvent| {
+            j2.record("observe", Some(&e.node), e.message, serde_json::json!({"kind": e.kind}));
+        }));
+        let opts = HostOptions {
+            seed,
+            run_id: "rtest".into(),
+            limits,
+            script_dir: path.parent().map(Path::to_path_buf),
+            args: vec![("answer".into(), "42".into()), ("flag".into(), "yes".into())],
+            ..Default::default()
+        };
+        let host = Host::new(opts, Arc::new(sim), journal.clone()).unwrap();
+        host.eval(TEST_PRELUDE, "=test-prelude").await.unwrap();
+        let r = host.run_file(path).await;
+        let cleanup_errors = host.run_cleanups().await;
+        let task_errors = host.finish_tasks();
+        let result = match r {
+            Err(e) => Err(describe_error(&e)),
+            Ok(_) if !cleanup_errors.is_empty() => Err(cleanup_errors.join("\n")),
+            Ok(_) if !task_errors.is_empty() => Err(task_errors.join("\n")),
+            Ok(_) => Ok(()),
+        };
+        Outcome { result, journal }
+    })
+}
+
+fn lua_file(name: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lua").join(format!("{name}.lua"));
+    let out = run_lua(&path, 7, Limits::default());
+    if let Err(e) = out.result {
+        panic!("{}:\n{e}", path.display());
+    }
+}
+
+macro_rules! lua_tests {
+    ($($name:ident),* $(,)?) => {
+        $( #[test] fn $name() { lua_file(stringify!($name)); } )*
+        const LISTED: &[&str] = &[$(stringify!($name)),*];
+    };
+}
+
+lua_tests!(
+    nodes,
+    inject,
+    waits,
+    pipeline,
+    breaker,
+    manual_mode,
+    tasks,
+    sandbox,
+    time,
+    catalogue,
+    stdlib_rand,
+    stdlib_report,
+    stdlib_check,
+    stdlib_scenario,
+    stdlib_plan,
+);
+
+#[test]
+fn every_lua_test_file_is_listed() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lua");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().and_then(|e| e.to_str()) == Some("lua") {
+            let stem = p.file_stem().unwrap().to_str().unwrap();
+            if stem.starts_with('_') {
+                continue;
+            }
+            assert!(LISTED.contains(&stem), "tests/lua/{stem}.lua is not listed in lua_tests!");
+        }
+    }
+}
+
+fn temp_script(text: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s.lua"), text).unwrap();
+    dir
+}
+
+#[test]
+fn cleanups_run_newest_first_even_when_the_script_fails() {
+    let dir = temp_script(
+        r#"
+        cleanup(function() print("first registered") end, "one")
+        cleanup(function() print("second registered") end, "two")
+        cleanup(function() error("cleanup trouble") end, "three")
+        local n = gpu_nodes()[1]
+        assert(inject_xid(n, 0, 79))
+        error("the plan failed")
+        "#,
+    );
+    let out = run_lua(&dir.path().join("s.lua"), 1, Limits::default());
+    let err = out.result.unwrap_err();
+    assert!(err.contains("the plan failed"), "{err}");
+    let printed: Vec<String> = out.journal.entries().iter().filter(|e| e.kind == "print").map(|e| e.message.clone()).collect();
+    assert_eq!(printed, vec!["second registered", "first registered"]);
+    let failed: Vec<_> = out.journal.entries().into_iter().filter(|e| e.kind == "cleanup.failed").collect();
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0].message.contains("cleanup 'three' failed: ") && failed[0].message.contains("cleanup trouble"));
+}
+
+#[test]
+fn an_unobserved_failed_task_fails_the_run() {
+    let dir = temp_script("spawn('doomed', function() error('boom') end) sleep(1)");
+    let err = run_lua(&dir.path().join("s.lua"), 1, Limits::default()).result.unwrap_err();
+    assert!(err.contains("task 'doomed' failed and nobody waited for it") && err.contains("boom"), "{err}");
+}
+
+#[test]
+fn budgets_stop_runaway_scripts() {
+    let dir = temp_script("local x = 0 while true do x = x + 1 end");
+    let limits = Limits { instructions: 5_000_000, ..Default::default() };
+    let err = run_lua(&dir.path().join("s.lua"), 1, limits).result.unwrap_err();
+    assert!(err.contains("instruction budget of 5000000 exhausted"), "{err}");
+    let dir = temp_script("local t = {} for i = 1, 1e9 do t[i] = ('x'):rep(64) .. i end");
+    let limits = Limits { memory_bytes: 16 << 20, ..Default::default() };
+    let err = run_lua(&dir.path().join("s.lua"), 1, limits).result.unwrap_err();
+    assert!(err.contains("memory limit"), "{err}");
+}
+
+#[test]
+fn unsafe_libraries_only_when_allowed() {
+    let dir = temp_script("assert(io == nil and os.execute == nil and debug == nil, 'sandbox leaks')");
+    run_lua(&dir.path().join("s.lua"), 1, Limits::default()).result.unwrap();
+    let dir = temp_script("assert(io ~= nil and os.execute ~= nil and debug ~= nil, 'unsafe libs missing')");
+    let limits = Limits { allow_unsafe: true, ..Default::default() };
+    run_lua(&dir.path().join("s.lua"), 1, limits).result.unwrap();
+}
+
+#[test]
+fn modules_beside_the_script_shadow_nothing_and_load() {
+    let dir = temp_script("local m = require 'mymod' assert(m.answer == 42) assert(require('gfi.report').stats ~= nil)");
+    std::fs::write(dir.path().join("mymod.lua"), "return { answer = 42 }").unwrap();
+    run_lua(&dir.path().join("s.lua"), 1, Limits::default()).result.unwrap();
+}
