@@ -49,8 +49,14 @@ function M.table(rows, columns)
     if type(c) == "string" then cols[i] = { key = c, title = c }
     else cols[i] = { key = c.key or c[1], title = c.title or c[2] or c.key or c[1], fmt = c.fmt } end
   end
-  local cells, widths = {}, {}
-  for j, c in ipairs(cols) do widths[j] = #c.title end
+  local cells, widths, right = {}, {}, {}
+  for j, c in ipairs(cols) do
+    widths[j] = #c.title
+    -- Numbers line up on the right, text on the left.
+    for _, r in ipairs(rows) do
+      if r[c.key] ~= nil then right[j] = type(r[c.key]) == "number" break end
+    end
+  end
   for i, r in ipairs(rows) do
     cells[i] = {}
     for j, c in ipairs(cols) do
@@ -64,7 +70,8 @@ function M.table(rows, columns)
   local function line(parts)
     local out = {}
     for j, p in ipairs(parts) do
-      out[j] = j == 1 and p .. (" "):rep(widths[j] - #p) or (" "):rep(widths[j] - #p) .. p
+      local pad = (" "):rep(widths[j] - #p)
+      out[j] = right[j] and pad .. p or p .. pad
     end
     return table.concat(out, "  ")
   end
@@ -72,6 +79,7 @@ function M.table(rows, columns)
   for j, c in ipairs(cols) do titles[j] = c.title end
   lines[1] = line(titles)
   for i = 1, #cells do lines[#lines + 1] = line(cells[i]) end
+  for i, l in ipairs(lines) do lines[i] = l:gsub("%s+$", "") end
   return table.concat(lines, "\n")
 end
 

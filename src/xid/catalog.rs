@@ -140,7 +140,11 @@ impl XidInfo {
     /// The text a real driver writes after `<xid>, pid=..., name=..., `. The catalogue's
     /// description where it is meaningful, the seed's text where NVIDIA's says "Unused".
     pub fn driver_text(&self) -> &str {
-        if self.description.eq_ignore_ascii_case("unused") || self.description.is_empty() {
+        // XID 154's action is read from the line's last parentheses, which the seed's text has.
+        if self.rule == ActionRule::FromLine
+            || self.description.eq_ignore_ascii_case("unused")
+            || self.description.is_empty()
+        {
             &self.seed_text
         } else {
             &self.description

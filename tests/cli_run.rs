@@ -1,0 +1,182 @@
+//! `gfi run` end to end through the real binary: every example and script on the sim, exit
+//! statuses, reproducible journals.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn gfi(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gfi"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("GFI_BACKEND")
+        .output()
+        .expect("gfi runs")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn lua_files(dir: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(dir))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("lua"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn every_example_and_script_runs_on_the_sim() {
+    let files: Vec<PathBuf> = lua_files("examples").into_iter().chain(lua_files("scripts")).collect();
+    assert!(files.len() >= 8, "examples and scripts are present");
+    for f in files {
+        let o = gfi(&["run", f.to_str().unwrap(), "--seed", "11", "-q"]);
+        assert!(o.status.success(), "{} failed ({}):\n{}", f.display(), o.status, text(&o));
+        let out = text(&o);
+        assert!(out.contains("finished: "), "{}: {out}", f.display());
+        assert!(!out.contains("failed check"), "{}: {out}", f.display());
+    }
+}
+
+#[test]
+fn the_same_seed_gives_a_byte_identical_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = |name: &str, seed: &str| {
+        let path = dir.path().join(name);
+        let o = gfi(&[
+            "run",
+            "scripts/random_day.lua",
+            "--seed",
+            seed,
+            "--sim-nodes",
+            "12",
+            "--arg",
+            "faults=15",
+            "-q",
+            "--journal",
+            path.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        std::fs::read(path).unwrap()
+    };
+    let a = journal("a.json", "5");
+    let b = journal("b.json", "5");
+    let c = journal("c.json", "6");
+    assert!(a.len() > 10_000, "a real journal");
+    assert!(a == b, "same seed, same bytes");
+    assert!(a != c, "another seed, another history");
+    let doc: serde_json::Value = serde_json::from_slice(&a).unwrap();
+    assert_eq!(doc["seed"], 5);
+    assert_eq!(doc["backend"], "sim");
+    assert_eq!(doc["virtual_time"], true);
+    let entries = doc["entries"].as_array().unwrap();
+    let kinds: std::collections::BTreeSet<&str> = entries.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    for k in ["run.start", "inject", "wait.start", "wait", "observe", "check", "run.end"] {
+        assert!(kinds.contains(k), "journal has {k} entries: {kinds:?}");
+    }
+    let inject = entries.iter().find(|e| e["kind"] == "inject").unwrap();
+    assert!(inject["data"]["line"].as_str().unwrap().contains("NVRM: NVRM: Xid (PCI:"));
+    assert!(inject["data"]["seq"].is_u64());
+    assert_eq!(doc["summary"]["outcome"], "finished");
+}
+
+#[test]
+fn a_failing_script_exits_1_with_its_traceback() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("bad.lua");
+    std::fs::write(&script, "local n = gpu_nodes()[1]\nlocal function f()\n  assert(wait_cordoned(n, {timeout = '1m'}))\nend\nf()\n").unwrap();
+    let o = gfi(&["run", script.to_str().unwrap(), "--seed", "1"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("the script failed"), "{err}");
+    assert!(err.contains("gpu-node-001 not cordoned within 1m (observed: schedulable, state=<none>)"), "{err}");
+    assert!(err.contains("stack traceback") && err.contains("bad.lua:3"), "{err}");
+}
+
+#[test]
+fn a_failed_check_exits_3_and_a_bad_call_names_the_argument() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("checks.lua");
+    std::fs::write(&script, "check('always fails', false, 'on purpose')").unwrap();
+    let o = gfi(&["run", script.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("failed check: always fails: on purpose"));
+
+    std::fs::write(&script, "inject_xid('gpu-node-001', 12, 79)").unwrap();
+    let o = gfi(&["run", script.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("inject_xid: node gpu-node-001: GPU 12 not found (GPUs present: 0 (0000:18:00.0)"), "{}", text(&o));
+}
+
+#[test]
+fn usage_errors_exit_2_with_a_clear_message() {
+    let o = gfi(&["run", "no/such/plan.lua"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("script no/such/plan.lua not found"));
+    let o = gfi(&["run", "examples/01_first_injection.lua", "--sim-nodes", "0"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("at least one node"), "{}", text(&o));
+    let o = gfi(&["run", "examples/01_first_injection.lua", "--arg", "novalue"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("is not key=value"));
+    let o = gfi(&["run", "examples/01_first_injection.lua", "--backend", "kube"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("kube backend"), "{}", text(&o));
+    let dir = tempfile::tempdir().unwrap();
+    let values = dir.path().join("values.yaml");
+    std::fs::write(&values, "janitor-provider: {csp: {provider: moon}}").unwrap();
+    let o = gfi(&["run", "examples/01_first_injection.lua", "--nvsentinel-values", values.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("janitor-provider.csp.provider: 'moon' is not one of"), "{}", text(&o));
+}
+
+#[test]
+fn progress_shows_each_stage_with_its_time() {
+    let o = gfi(&["run", "examples/01_first_injection.lua", "--seed", "4"]);
+    assert!(o.status.success());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("▶ gfi run examples/01_first_injection.lua  seed=4  backend=sim (8 GPU nodes x 8 GPUs)"), "{out}");
+    assert!(out.contains("⚡ inject gpu-node-001 XID 79"), "{out}");
+    assert!(out.contains("syslog-health-monitor: XID 79 on 0000:18:00 → RESTART_BM"), "{out}");
+    assert!(out.contains("fault-quarantine: cordoned"), "{out}");
+    assert!(out.contains("✓ gpu-node-001 cordoned after"), "{out}");
+    assert!(!out.contains("\x1b["), "no colour when piped");
+}
+
+#[test]
+fn seed_values_file_and_sim_config_shape_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let values = dir.path().join("values.yaml");
+    std::fs::write(&values, "janitor:\n  enabled: true\n  global:\n    manualMode: true\nnode-drainer:\n  userNamespaces: [dynamo, default]\n  evictionTimeout: 120\n").unwrap();
+    let cfg = dir.path().join("sim.yaml");
+    std::fs::write(&cfg, "nodes: 3\ngpus_per_node: 2\ntimings: {reboot: 10m}\n").unwrap();
+    let script = dir.path().join("s.lua");
+    std::fs::write(&script, r#"
+        assert(#gpu_nodes() == 3 and #gpus(gpu_nodes()[1]) == 2)
+        local c = sim.config()
+        assert(c.nvsentinel.manual_mode == true and c.nvsentinel.eviction_timeout == 120)
+        assert(c.timings.reboot == "10m")
+    "#).unwrap();
+    let o = gfi(&["run", script.to_str().unwrap(), "--nvsentinel-values", values.to_str().unwrap(), "--sim-config", cfg.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = gfi(&["run", script.to_str().unwrap(), "--sim-config", cfg.to_str().unwrap(), "--sim-nodes", "4"]);
+    assert_eq!(o.status.code(), Some(1), "flags override the file");
+}
+
+#[test]
+fn xids_and_docs_commands() {
+    let o = gfi(&["xids", "-o", "json"]);
+    assert!(o.status.success());
+    let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let x79 = rows.as_array().unwrap().iter().find(|r| r["xid"] == 79).unwrap();
+    assert_eq!(x79["mnemonic"], "ROBUST_CHANNEL_GPU_HAS_FALLEN_OFF_THE_BUS");
+    let o = gfi(&["xids", "--fatal"]);
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(table.contains("RESTART_BM") && !table.contains("  13  "), "{table}");
+    let o = gfi(&["xids", "--xid", "500"]);
+    assert_eq!(o.status.code(), Some(1));
+    let o = gfi(&["docs", "api"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("#### `inject_xid`"));
+}
