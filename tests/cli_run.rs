@@ -14,7 +14,11 @@ fn gfi(args: &[&str]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn lua_files(dir: &str) -> Vec<PathBuf> {
@@ -29,11 +33,20 @@ fn lua_files(dir: &str) -> Vec<PathBuf> {
 
 #[test]
 fn every_example_and_script_runs_on_the_sim() {
-    let files: Vec<PathBuf> = lua_files("examples").into_iter().chain(lua_files("scripts")).collect();
+    let files: Vec<PathBuf> = lua_files("examples")
+        .into_iter()
+        .chain(lua_files("scripts"))
+        .collect();
     assert!(files.len() >= 8, "examples and scripts are present");
     for f in files {
         let o = gfi(&["run", f.to_str().unwrap(), "--seed", "11", "-q"]);
-        assert!(o.status.success(), "{} failed ({}):\n{}", f.display(), o.status, text(&o));
+        assert!(
+            o.status.success(),
+            "{} failed ({}):\n{}",
+            f.display(),
+            o.status,
+            text(&o)
+        );
         let out = text(&o);
         assert!(out.contains("finished: "), "{}: {out}", f.display());
         assert!(!out.contains("failed check"), "{}: {out}", f.display());
@@ -72,12 +85,28 @@ fn the_same_seed_gives_a_byte_identical_journal() {
     assert_eq!(doc["backend"], "sim");
     assert_eq!(doc["virtual_time"], true);
     let entries = doc["entries"].as_array().unwrap();
-    let kinds: std::collections::BTreeSet<&str> = entries.iter().map(|e| e["kind"].as_str().unwrap()).collect();
-    for k in ["run.start", "inject", "wait.start", "wait", "observe", "check", "run.end"] {
+    let kinds: std::collections::BTreeSet<&str> = entries
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    for k in [
+        "run.start",
+        "inject",
+        "wait.start",
+        "wait",
+        "observe",
+        "check",
+        "run.end",
+    ] {
         assert!(kinds.contains(k), "journal has {k} entries: {kinds:?}");
     }
     let inject = entries.iter().find(|e| e["kind"] == "inject").unwrap();
-    assert!(inject["data"]["line"].as_str().unwrap().contains("NVRM: NVRM: Xid (PCI:"));
+    assert!(
+        inject["data"]["line"]
+            .as_str()
+            .unwrap()
+            .contains("NVRM: NVRM: Xid (PCI:")
+    );
     assert!(inject["data"]["seq"].is_u64());
     assert_eq!(doc["summary"]["outcome"], "finished");
 }
@@ -91,8 +120,14 @@ fn a_failing_script_exits_1_with_its_traceback() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("the script failed"), "{err}");
-    assert!(err.contains("gpu-node-001 not cordoned within 1m (observed: schedulable, state=<none>)"), "{err}");
-    assert!(err.contains("stack traceback") && err.contains("bad.lua:3"), "{err}");
+    assert!(
+        err.contains("gpu-node-001 not cordoned within 1m (observed: schedulable, state=<none>)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("stack traceback") && err.contains("bad.lua:3"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -107,7 +142,13 @@ fn a_failed_check_exits_3_and_a_bad_call_names_the_argument() {
     std::fs::write(&script, "inject_xid('gpu-node-001', 12, 79)").unwrap();
     let o = gfi(&["run", script.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o).contains("inject_xid: node gpu-node-001: GPU 12 not found (GPUs present: 0 (0000:18:00.0)"), "{}", text(&o));
+    assert!(
+        text(&o).contains(
+            "inject_xid: node gpu-node-001: GPU 12 not found (GPUs present: 0 (0000:18:00.0)"
+        ),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -121,15 +162,29 @@ fn usage_errors_exit_2_with_a_clear_message() {
     let o = gfi(&["run", "examples/01_first_injection.lua", "--arg", "novalue"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("is not key=value"));
-    let o = gfi(&["run", "examples/01_first_injection.lua", "--backend", "kube"]);
+    let o = gfi(&[
+        "run",
+        "examples/01_first_injection.lua",
+        "--backend",
+        "kube",
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("kube backend"), "{}", text(&o));
     let dir = tempfile::tempdir().unwrap();
     let values = dir.path().join("values.yaml");
     std::fs::write(&values, "janitor-provider: {csp: {provider: moon}}").unwrap();
-    let o = gfi(&["run", "examples/01_first_injection.lua", "--nvsentinel-values", values.to_str().unwrap()]);
+    let o = gfi(&[
+        "run",
+        "examples/01_first_injection.lua",
+        "--nvsentinel-values",
+        values.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o).contains("janitor-provider.csp.provider: 'moon' is not one of"), "{}", text(&o));
+    assert!(
+        text(&o).contains("janitor-provider.csp.provider: 'moon' is not one of"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -137,9 +192,17 @@ fn progress_shows_each_stage_with_its_time() {
     let o = gfi(&["run", "examples/01_first_injection.lua", "--seed", "4"]);
     assert!(o.status.success());
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains("▶ gfi run examples/01_first_injection.lua  seed=4  backend=sim (8 GPU nodes x 8 GPUs)"), "{out}");
+    assert!(
+        out.contains(
+            "▶ gfi run examples/01_first_injection.lua  seed=4  backend=sim (8 GPU nodes x 8 GPUs)"
+        ),
+        "{out}"
+    );
     assert!(out.contains("⚡ inject gpu-node-001 XID 79"), "{out}");
-    assert!(out.contains("syslog-health-monitor: XID 79 on 0000:18:00 → RESTART_BM"), "{out}");
+    assert!(
+        out.contains("syslog-health-monitor: XID 79 on 0000:18:00 → RESTART_BM"),
+        "{out}"
+    );
     assert!(out.contains("fault-quarantine: cordoned"), "{out}");
     assert!(out.contains("✓ gpu-node-001 cordoned after"), "{out}");
     assert!(!out.contains("\x1b["), "no colour when piped");
@@ -153,15 +216,33 @@ fn seed_values_file_and_sim_config_shape_the_run() {
     let cfg = dir.path().join("sim.yaml");
     std::fs::write(&cfg, "nodes: 3\ngpus_per_node: 2\ntimings: {reboot: 10m}\n").unwrap();
     let script = dir.path().join("s.lua");
-    std::fs::write(&script, r#"
+    std::fs::write(
+        &script,
+        r#"
         assert(#gpu_nodes() == 3 and #gpus(gpu_nodes()[1]) == 2)
         local c = sim.config()
         assert(c.nvsentinel.manual_mode == true and c.nvsentinel.eviction_timeout == 120)
         assert(c.timings.reboot == "10m")
-    "#).unwrap();
-    let o = gfi(&["run", script.to_str().unwrap(), "--nvsentinel-values", values.to_str().unwrap(), "--sim-config", cfg.to_str().unwrap()]);
+    "#,
+    )
+    .unwrap();
+    let o = gfi(&[
+        "run",
+        script.to_str().unwrap(),
+        "--nvsentinel-values",
+        values.to_str().unwrap(),
+        "--sim-config",
+        cfg.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", text(&o));
-    let o = gfi(&["run", script.to_str().unwrap(), "--sim-config", cfg.to_str().unwrap(), "--sim-nodes", "4"]);
+    let o = gfi(&[
+        "run",
+        script.to_str().unwrap(),
+        "--sim-config",
+        cfg.to_str().unwrap(),
+        "--sim-nodes",
+        "4",
+    ]);
     assert_eq!(o.status.code(), Some(1), "flags override the file");
 }
 
@@ -170,11 +251,19 @@ fn xids_and_docs_commands() {
     let o = gfi(&["xids", "-o", "json"]);
     assert!(o.status.success());
     let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let x79 = rows.as_array().unwrap().iter().find(|r| r["xid"] == 79).unwrap();
+    let x79 = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["xid"] == 79)
+        .unwrap();
     assert_eq!(x79["mnemonic"], "ROBUST_CHANNEL_GPU_HAS_FALLEN_OFF_THE_BUS");
     let o = gfi(&["xids", "--fatal"]);
     let table = String::from_utf8_lossy(&o.stdout);
-    assert!(table.contains("RESTART_BM") && !table.contains("  13  "), "{table}");
+    assert!(
+        table.contains("RESTART_BM") && !table.contains("  13  "),
+        "{table}"
+    );
     let o = gfi(&["xids", "--xid", "500"]);
     assert_eq!(o.status.code(), Some(1));
     let o = gfi(&["docs", "api"]);

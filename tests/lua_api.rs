@@ -36,9 +36,11 @@ fn run_lua(path: &Path, seed: u64, limits: Limits) -> Outcome {
     for line in source.lines().take_while(|l| l.starts_with("--!")) {
         let line = line.trim_start_matches("--!").trim();
         if let Some(y) = line.strip_prefix("sim:") {
-            cfg = serde_yaml::from_str(y).unwrap_or_else(|e| panic!("{}: bad sim header: {e}", path.display()));
+            cfg = serde_yaml::from_str(y)
+                .unwrap_or_else(|e| panic!("{}: bad sim header: {e}", path.display()));
         } else if let Some(y) = line.strip_prefix("values:") {
-            nvs = NvsConfig::from_yaml(y).unwrap_or_else(|e| panic!("{}: bad values header: {e}", path.display()));
+            nvs = NvsConfig::from_yaml(y)
+                .unwrap_or_else(|e| panic!("{}: bad values header: {e}", path.display()));
         }
     }
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -53,14 +55,22 @@ fn run_lua(path: &Path, seed: u64, limits: Limits) -> Outcome {
         let sim = SimBackend::start(cfg, nvs, seed, clock).unwrap();
         let j2 = journal.clone();
         sim.set_observer(Arc::new(move |e: ClusterEvent| {
-            j2.record("observe", Some(&e.node), e.message, serde_json::json!({"kind": e.kind}));
+            j2.record(
+                "observe",
+                Some(&e.node),
+                e.message,
+                serde_json::json!({"kind": e.kind}),
+            );
         }));
         let opts = HostOptions {
             seed,
             run_id: "rtest".into(),
             limits,
             script_dir: path.parent().map(Path::to_path_buf),
-            args: vec![("answer".into(), "42".into()), ("flag".into(), "yes".into())],
+            args: vec![
+                ("answer".into(), "42".into()),
+                ("flag".into(), "yes".into()),
+            ],
             ..Default::default()
         };
         let host = Host::new(opts, Arc::new(sim), journal.clone()).unwrap();
@@ -79,7 +89,9 @@ fn run_lua(path: &Path, seed: u64, limits: Limits) -> Outcome {
 }
 
 fn lua_file(name: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lua").join(format!("{name}.lua"));
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/lua")
+        .join(format!("{name}.lua"));
     let out = run_lua(&path, 7, Limits::default());
     if let Err(e) = out.result {
         panic!("{}:\n{e}", path.display());
@@ -109,6 +121,7 @@ lua_tests!(
     stdlib_check,
     stdlib_scenario,
     stdlib_plan,
+    monitor_start,
 );
 
 #[test]
@@ -121,7 +134,10 @@ fn every_lua_test_file_is_listed() {
             if stem.starts_with('_') {
                 continue;
             }
-            assert!(LISTED.contains(&stem), "tests/lua/{stem}.lua is not listed in lua_tests!");
+            assert!(
+                LISTED.contains(&stem),
+                "tests/lua/{stem}.lua is not listed in lua_tests!"
+            );
         }
     }
 }
@@ -147,44 +163,90 @@ fn cleanups_run_newest_first_even_when_the_script_fails() {
     let out = run_lua(&dir.path().join("s.lua"), 1, Limits::default());
     let err = out.result.unwrap_err();
     assert!(err.contains("the plan failed"), "{err}");
-    let printed: Vec<String> = out.journal.entries().iter().filter(|e| e.kind == "print").map(|e| e.message.clone()).collect();
+    let printed: Vec<String> = out
+        .journal
+        .entries()
+        .iter()
+        .filter(|e| e.kind == "print")
+        .map(|e| e.message.clone())
+        .collect();
     assert_eq!(printed, vec!["second registered", "first registered"]);
-    let failed: Vec<_> = out.journal.entries().into_iter().filter(|e| e.kind == "cleanup.failed").collect();
+    let failed: Vec<_> = out
+        .journal
+        .entries()
+        .into_iter()
+        .filter(|e| e.kind == "cleanup.failed")
+        .collect();
     assert_eq!(failed.len(), 1);
-    assert!(failed[0].message.contains("cleanup 'three' failed: ") && failed[0].message.contains("cleanup trouble"));
+    assert!(
+        failed[0].message.contains("cleanup 'three' failed: ")
+            && failed[0].message.contains("cleanup trouble")
+    );
 }
 
 #[test]
 fn an_unobserved_failed_task_fails_the_run() {
     let dir = temp_script("spawn('doomed', function() error('boom') end) sleep(1)");
-    let err = run_lua(&dir.path().join("s.lua"), 1, Limits::default()).result.unwrap_err();
-    assert!(err.contains("task 'doomed' failed and nobody waited for it") && err.contains("boom"), "{err}");
+    let err = run_lua(&dir.path().join("s.lua"), 1, Limits::default())
+        .result
+        .unwrap_err();
+    assert!(
+        err.contains("task 'doomed' failed and nobody waited for it") && err.contains("boom"),
+        "{err}"
+    );
 }
 
 #[test]
 fn budgets_stop_runaway_scripts() {
     let dir = temp_script("local x = 0 while true do x = x + 1 end");
-    let limits = Limits { instructions: 5_000_000, ..Default::default() };
-    let err = run_lua(&dir.path().join("s.lua"), 1, limits).result.unwrap_err();
-    assert!(err.contains("instruction budget of 5000000 exhausted"), "{err}");
+    let limits = Limits {
+        instructions: 5_000_000,
+        ..Default::default()
+    };
+    let err = run_lua(&dir.path().join("s.lua"), 1, limits)
+        .result
+        .unwrap_err();
+    assert!(
+        err.contains("instruction budget of 5000000 exhausted"),
+        "{err}"
+    );
     let dir = temp_script("local t = {} for i = 1, 1e9 do t[i] = ('x'):rep(64) .. i end");
-    let limits = Limits { memory_bytes: 16 << 20, ..Default::default() };
-    let err = run_lua(&dir.path().join("s.lua"), 1, limits).result.unwrap_err();
+    let limits = Limits {
+        memory_bytes: 16 << 20,
+        ..Default::default()
+    };
+    let err = run_lua(&dir.path().join("s.lua"), 1, limits)
+        .result
+        .unwrap_err();
     assert!(err.contains("memory limit"), "{err}");
 }
 
 #[test]
 fn unsafe_libraries_only_when_allowed() {
-    let dir = temp_script("assert(io == nil and os.execute == nil and debug == nil, 'sandbox leaks')");
-    run_lua(&dir.path().join("s.lua"), 1, Limits::default()).result.unwrap();
-    let dir = temp_script("assert(io ~= nil and os.execute ~= nil and debug ~= nil, 'unsafe libs missing')");
-    let limits = Limits { allow_unsafe: true, ..Default::default() };
-    run_lua(&dir.path().join("s.lua"), 1, limits).result.unwrap();
+    let dir =
+        temp_script("assert(io == nil and os.execute == nil and debug == nil, 'sandbox leaks')");
+    run_lua(&dir.path().join("s.lua"), 1, Limits::default())
+        .result
+        .unwrap();
+    let dir = temp_script(
+        "assert(io ~= nil and os.execute ~= nil and debug ~= nil, 'unsafe libs missing')",
+    );
+    let limits = Limits {
+        allow_unsafe: true,
+        ..Default::default()
+    };
+    run_lua(&dir.path().join("s.lua"), 1, limits)
+        .result
+        .unwrap();
 }
 
 #[test]
 fn modules_beside_the_script_shadow_nothing_and_load() {
-    let dir = temp_script("local m = require 'mymod' assert(m.answer == 42) assert(require('gfi.report').stats ~= nil)");
+    let dir = temp_script(
+        "local m = require 'mymod' assert(m.answer == 42) assert(require('gfi.report').stats ~= nil)",
+    );
     std::fs::write(dir.path().join("mymod.lua"), "return { answer = 42 }").unwrap();
-    run_lua(&dir.path().join("s.lua"), 1, Limits::default()).result.unwrap();
+    run_lua(&dir.path().join("s.lua"), 1, Limits::default())
+        .result
+        .unwrap();
 }

@@ -353,6 +353,14 @@ pub const DOCS: &[Doc] = &[
         example: "sim.reboot(\"gpu-node-001\")",
     },
     Doc {
+        name: "sim.restart_monitor",
+        group: "Sim",
+        signature: "sim.restart_monitor(node)",
+        summary: "(sim only) Restarts a node's syslog-health-monitor with no saved state: like NVSentinel's first start, it seeks to the end of the journal, so lines it has not read yet are never seen.",
+        details: &[],
+        example: "inject_xid(n, 0, 79)\nsim.restart_monitor(n)  -- the line is lost\nassert(not wait_cordoned(n, {timeout = \"1m\"}))",
+    },
+    Doc {
         name: "sim.reset_breaker",
         group: "Sim",
         signature: "sim.reset_breaker()",

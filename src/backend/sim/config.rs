@@ -134,6 +134,10 @@ pub struct SimTimings {
     /// Ready to the monitor pod running again.
     #[serde(with = "duration_serde")]
     pub monitor_start: Duration,
+    /// When the monitors first start (NVSentinel installed during the run). A monitor's first
+    /// start seeks to the end of the journal: lines written before it are never seen.
+    #[serde(with = "duration_serde")]
+    pub monitor_first_start: Duration,
     /// Relative jitter applied to every latency above (0.2 = ±20 %).
     pub jitter: f64,
 }
@@ -151,6 +155,7 @@ impl Default for SimTimings {
             reboot: Duration::from_secs(240),
             kubelet_ready: Duration::from_secs(40),
             monitor_start: Duration::from_secs(25),
+            monitor_first_start: Duration::ZERO,
             jitter: 0.2,
         }
     }

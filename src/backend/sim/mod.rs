@@ -66,6 +66,13 @@ impl SimBackend {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_c1u64);
         let nodes = build_nodes(&cfg, &mut rng, &clock);
         let state = SimState::new(cfg, nvs, nodes, rng, clock);
+        let mut state = state;
+        if !state.cfg.timings.monitor_first_start.is_zero() {
+            let at = state.cfg.timings.monitor_first_start;
+            for node in 0..state.nodes.len() {
+                state.schedule(at, pipeline::Step::MonitorFirstStart { node });
+            }
+        }
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
             wake: Notify::new(),
@@ -117,6 +124,18 @@ impl SimBackend {
         st.breaker.tripped = false;
         st.breaker.tripped_at = None;
         st.breaker.recent_cordons.clear();
+    }
+
+    /// Restarts a node's monitor with no saved state: it seeks to the end of the journal, so
+    /// lines it has not read yet are never seen.
+    pub fn restart_monitor(&self, node: &str) -> BackendResult<()> {
+        let now = self.now();
+        let mut st = self.lock();
+        let i = Self::node_index(&st, node)?;
+        st.monitor_first_start(i, now);
+        drop(st);
+        self.shared.wake.notify_one();
+        Ok(())
     }
 
     /// Reboots a node by hand, as an operator would after a manual-mode RebootNode.
@@ -272,7 +291,7 @@ fn build_nodes(cfg: &SimConfig, rng: &mut ChaCha8Rng, clock: &RunClock) -> Vec<S
             kmsg: VecDeque::new(),
             next_seq: 0,
             monitor: Monitor {
-                running: gpu_node,
+                running: gpu_node && cfg.timings.monitor_first_start.is_zero(),
                 phase: Duration::from_nanos(rng.random_range(0..poll_ns.max(1))),
                 poll_scheduled: false,
                 pending: Vec::new(),

@@ -66,6 +66,10 @@ pub enum Step {
     MonitorStart {
         node: usize,
     },
+    /// A monitor's very first start: it seeks to the end of the journal.
+    MonitorFirstStart {
+        node: usize,
+    },
     Healthy {
         node: usize,
     },
@@ -303,6 +307,7 @@ impl SimState {
             Step::NodeBoot { node } => self.node_boot(node, now),
             Step::NodeReady { node } => self.node_ready(node, now),
             Step::MonitorStart { node } => self.monitor_start(node, now),
+            Step::MonitorFirstStart { node } => self.monitor_first_start(node, now),
             Step::Healthy { node } => self.healthy(node, now),
             Step::Unquarantine { node, generation } => self.unquarantine(node, generation, now),
             Step::RebootTimeout { cr } => self.reboot_timeout(&cr, now),
@@ -411,6 +416,25 @@ impl SimState {
             n.monitor.last_boot_id = n.boot_id.clone();
             n.monitor.report_healthy = true;
         }
+        self.ensure_poll(node, now);
+    }
+
+    /// A fresh monitor (first install, or its state wiped) starts at the end of the journal.
+    pub fn monitor_first_start(&mut self, node: usize, now: Duration) {
+        let n = &mut self.nodes[node];
+        if n.down || !n.labels.contains_key(keys::GPU_PRESENT) {
+            return;
+        }
+        let skipped = std::mem::take(&mut n.monitor.pending).len();
+        n.monitor.running = true;
+        n.monitor.last_boot_id = n.boot_id.clone();
+        let name = n.name.clone();
+        self.emit(
+            &name,
+            "monitor-start",
+            format!("syslog-health-monitor started fresh: seeks to the end of the journal ({skipped} unread line(s) never seen)"),
+            json!({"skipped": skipped}),
+        );
         self.ensure_poll(node, now);
     }
 

@@ -235,6 +235,17 @@ fn register_sim(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
         })?,
     )?;
     sim.set(
+        "restart_monitor",
+        lua.create_function(|lua, v: Value| {
+            let ctx = Ctx::get(lua)?;
+            let name = node_name("sim.restart_monitor", 1, &v)?;
+            sim_of(&ctx)?
+                .restart_monitor(&name)
+                .map_err(|e| backend_err("sim.restart_monitor", e))?;
+            Ok(())
+        })?,
+    )?;
+    sim.set(
         "reset_breaker",
         lua.create_function(|lua, ()| {
             let ctx = Ctx::get(lua)?;
