@@ -180,7 +180,11 @@ fn main() {
     let nodes = arg("--nodes", 1000);
     let faults = arg("--faults", 1200);
     let seed = arg("--seed", 42) as u64;
-    day(nodes, faults, seed);
-    println!("Lua -> Rust primitive call cost:");
-    primitive_cost();
+    if !std::env::args().any(|a| a == "--calls-only") {
+        day(nodes, faults, seed);
+    }
+    if !std::env::args().any(|a| a == "--no-calls") {
+        println!("Lua -> Rust primitive call cost:");
+        primitive_cost();
+    }
 }

@@ -300,6 +300,7 @@ fn build_nodes(cfg: &SimConfig, rng: &mut ChaCha8Rng, clock: &RunClock) -> Vec<S
             },
             pods,
             quarantine: None,
+            pending_reboot_nodes: Vec::new(),
             generation: 0,
             tx,
         };

@@ -137,6 +137,9 @@ pub struct SimState {
     pub kube_events: Vec<KubeEvent>,
     pub breaker: Breaker,
     pub stats: SimStats,
+    /// Nodes labelled `nvidia.com/gpu.present=true` (the breaker's denominator); the label
+    /// never changes in the sim.
+    pub gpu_node_count: usize,
     pub rng: ChaCha8Rng,
     pub clock: RunClock,
     pub observer: Option<Observer>,
@@ -157,6 +160,10 @@ impl SimState {
             .enumerate()
             .map(|(i, n)| (n.name.clone(), i))
             .collect();
+        let gpu_node_count = nodes
+            .iter()
+            .filter(|n| n.labels.get(keys::GPU_PRESENT).map(String::as_str) == Some("true"))
+            .count();
         SimState {
             cfg,
             nvs,
@@ -166,6 +173,7 @@ impl SimState {
             kube_events: Vec::new(),
             breaker: Breaker::default(),
             stats: SimStats::default(),
+            gpu_node_count,
             rng,
             clock,
             observer: None,
@@ -564,11 +572,7 @@ impl SimState {
             .map(|(_, n)| n.as_str())
             .collect();
         let cordoned = distinct.len();
-        let total = self
-            .nodes
-            .iter()
-            .filter(|n| n.labels.get(keys::GPU_PRESENT).map(String::as_str) == Some("true"))
-            .count();
+        let total = self.gpu_node_count;
         let threshold = total as f64 * self.nvs.breaker_percentage / 100.0;
         if total > 0 && cordoned as f64 >= threshold {
             self.breaker.tripped = true;
@@ -1055,6 +1059,7 @@ impl SimState {
             r.boot_id_at_signal = boot_id;
         }
         self.cr_condition(cr, "SignalSent", "True", "RebootSignalSent", now);
+        self.nodes[node].pending_reboot_nodes.push(cr.to_string());
         let provider = self.nvs.provider.clone();
         self.emit(
             &node_name,
@@ -1201,16 +1206,13 @@ impl SimState {
         let name = n.name.clone();
         let boot_id = n.boot_id.clone();
         self.emit(&name, "ready", "node is Ready".into(), json!(null));
-        let pending: Vec<String> = self
-            .reboot_nodes
-            .values()
-            .filter(|r| {
-                r.node == name
-                    && !r.done
-                    && r.start_time.is_some()
-                    && r.boot_id_at_signal != boot_id
+        let pending: Vec<String> = std::mem::take(&mut self.nodes[node].pending_reboot_nodes)
+            .into_iter()
+            .filter(|cr| {
+                self.reboot_nodes
+                    .get(cr)
+                    .is_some_and(|r| !r.done && r.boot_id_at_signal != boot_id)
             })
-            .map(|r| r.name.clone())
             .collect();
         for cr in pending {
             if let Some(r) = self.reboot_nodes.get_mut(&cr) {

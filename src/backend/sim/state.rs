@@ -105,6 +105,8 @@ pub struct SimNode {
     pub monitor: Monitor,
     pub pods: Vec<SimPod>,
     pub quarantine: Option<Quarantine>,
+    /// RebootNodes whose reboot signal was sent and that wait for this node to be Ready.
+    pub pending_reboot_nodes: Vec<String>,
     /// Bumped when a quarantine ends or is cancelled, so stale scheduled steps do nothing.
     pub generation: u64,
     pub tx: watch::Sender<u64>,

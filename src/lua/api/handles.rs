@@ -4,7 +4,7 @@
 //! prelude from the same primitives as the globals), so there is one implementation of each.
 
 use crate::backend::{GpuInfo, NodeInfo};
-use crate::lua::convert::{err, to_lua};
+use crate::lua::convert::err;
 use mlua::{Lua, MetaMethod, Table, UserData, UserDataMethods, Value};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -161,8 +161,50 @@ impl<'a> NodeFacts<'a> {
     }
 }
 
+/// Built by hand rather than through serde: waits return facts on every call, and this is
+/// several times faster (see `benches/sim_day.rs`). `NodeFacts` keeps the same shape for JSON.
 pub fn node_facts(lua: &Lua, n: &NodeInfo) -> mlua::Result<Value> {
-    to_lua(lua, &NodeFacts::of(n))
+    let t = lua.create_table_with_capacity(0, 10)?;
+    t.raw_set("name", n.name.as_str())?;
+    t.raw_set("cordoned", n.unschedulable)?;
+    t.raw_set("unschedulable", n.unschedulable)?;
+    t.raw_set("ready", n.ready)?;
+    if let Some(s) = n.state() {
+        t.raw_set("state", s)?;
+    }
+    t.raw_set("boot_id", n.boot_id.as_str())?;
+    let map = |m: &BTreeMap<String, String>| -> mlua::Result<Table> {
+        let out = lua.create_table_with_capacity(0, m.len())?;
+        for (k, v) in m {
+            out.raw_set(k.as_str(), v.as_str())?;
+        }
+        Ok(out)
+    };
+    t.raw_set("labels", map(&n.labels)?)?;
+    t.raw_set("annotations", map(&n.annotations)?)?;
+    let taints = lua.create_table_with_capacity(n.taints.len(), 0)?;
+    for (i, tn) in n.taints.iter().enumerate() {
+        let x = lua.create_table_with_capacity(0, 3)?;
+        x.raw_set("key", tn.key.as_str())?;
+        if let Some(v) = &tn.value {
+            x.raw_set("value", v.as_str())?;
+        }
+        x.raw_set("effect", tn.effect.as_str())?;
+        taints.raw_set(i + 1, x)?;
+    }
+    t.raw_set("taints", taints)?;
+    let conditions = lua.create_table_with_capacity(0, n.conditions.len())?;
+    for c in &n.conditions {
+        let x = lua.create_table_with_capacity(0, 5)?;
+        x.raw_set("type", c.type_.as_str())?;
+        x.raw_set("status", c.status.as_str())?;
+        x.raw_set("reason", c.reason.as_str())?;
+        x.raw_set("message", c.message.as_str())?;
+        x.raw_set("last_transition", c.last_transition.as_str())?;
+        conditions.raw_set(c.type_.as_str(), x)?;
+    }
+    t.raw_set("conditions", conditions)?;
+    Ok(Value::Table(t))
 }
 
 pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {

@@ -199,13 +199,25 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
 }
 
 fn xid_table(lua: &Lua, info: &catalog::XidInfo) -> mlua::Result<Value> {
-    let t = to_lua(lua, info)?;
-    if let Value::Table(t) = &t {
-        t.set("action", info.default_action().as_str())?;
-        t.set("fatal", info.fatal())?;
-        t.set("text", info.driver_text())?;
+    let t = lua.create_table_with_capacity(0, 12)?;
+    t.raw_set("xid", info.xid)?;
+    t.raw_set("mnemonic", info.mnemonic.as_str())?;
+    t.raw_set("description", info.description.as_str())?;
+    t.raw_set("seed_text", info.seed_text.as_str())?;
+    t.raw_set("group", info.group.as_str())?;
+    t.raw_set("text", info.driver_text())?;
+    t.raw_set("action", info.default_action().as_str())?;
+    t.raw_set(
+        "action_from_line",
+        matches!(info.rule, catalog::ActionRule::FromLine),
+    )?;
+    t.raw_set("fatal", info.fatal())?;
+    t.raw_set("metadata_dependent", info.metadata_dependent)?;
+    t.raw_set("known", info.known)?;
+    if let Some(note) = &info.note {
+        t.raw_set("note", note.as_str())?;
     }
-    Ok(t)
+    Ok(Value::Table(t))
 }
 
 fn sim_of(ctx: &Ctx) -> mlua::Result<&SimBackend> {
