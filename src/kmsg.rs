@@ -72,12 +72,14 @@ pub fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1] == b'x' {
-            if let (Some(h), Some(l)) = (hex_val(b[i + 2]), hex_val(b[i + 3])) {
-                out.push(h * 16 + l);
-                i += 4;
-                continue;
-            }
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1] == b'x'
+            && let (Some(h), Some(l)) = (hex_val(b[i + 2]), hex_val(b[i + 3]))
+        {
+            out.push(h * 16 + l);
+            i += 4;
+            continue;
         }
         out.push(b[i]);
         i += 1;

@@ -24,7 +24,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a Lua fault plan (on the simulated cluster unless --backend says otherwise).
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Print the XID catalogue (what each XID means and what NVSentinel does about it).
     Xids(xids::XidsArgs),
     /// Print reference documentation (the Lua API as Markdown).
@@ -34,7 +34,7 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => run::run(*args),
         Command::Xids(args) => xids::run(args),
         Command::Docs(args) => docs::run(args),
     }

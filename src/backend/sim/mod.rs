@@ -63,7 +63,7 @@ impl SimBackend {
         clock: RunClock,
     ) -> Result<Self, String> {
         cfg.validate()?;
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_c1u64);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x005e_edc1_u64);
         let nodes = build_nodes(&cfg, &mut rng, &clock);
         let state = SimState::new(cfg, nvs, nodes, rng, clock);
         let mut state = state;
