@@ -16,7 +16,7 @@ use crate::xid::detect;
 use crate::xid::line::format_line;
 use async_trait::async_trait;
 use config::SimConfig;
-use pipeline::{SimState, SimStats};
+use pipeline::{SimState, SimStats, boot_id};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use state::*;
@@ -255,17 +255,7 @@ fn build_nodes(cfg: &SimConfig, rng: &mut ChaCha8Rng, clock: &RunClock) -> Vec<S
                 }
             }
         }
-        let boot_id = {
-            let h = hex_id(rng, 16);
-            format!(
-                "{}-{}-{}-{}-{}",
-                &h[0..8],
-                &h[8..12],
-                &h[12..16],
-                &h[16..20],
-                &h[20..32]
-            )
-        };
+        let boot_id = boot_id(rng);
         let (tx, _) = watch::channel(0u64);
         let mut node = SimNode {
             name: name.clone(),

@@ -1155,7 +1155,7 @@ impl SimState {
     }
 
     fn node_boot(&mut self, node: usize, now: Duration) {
-        let boot_id = uuid_like(&mut self.rng);
+        let boot_id = boot_id(&mut self.rng);
         let n = &mut self.nodes[node];
         n.down = false;
         n.boot_id = boot_id.clone();
@@ -1264,7 +1264,8 @@ fn line_text(message: &str) -> String {
     parts.collect::<Vec<_>>().join(", ")
 }
 
-fn uuid_like(rng: &mut ChaCha8Rng) -> String {
+/// A random boot id in the kernel's UUID form.
+pub fn boot_id(rng: &mut ChaCha8Rng) -> String {
     let h = hex_id(rng, 16);
     format!(
         "{}-{}-{}-{}-{}",
