@@ -134,9 +134,10 @@ impl Progress {
                     e.message
                 )
             } else {
+                // A timeout is an answer (scripts often expect one), not a failure.
                 format!(
                     "{} {} {}",
-                    s.paint("31", "✗"),
+                    s.paint("33", "○"),
                     s.paint("1", node),
                     e.message
                 )
