@@ -2,7 +2,7 @@
 //! measures every stage of NVSentinel's reaction.
 //!
 //! Rooms: [`xid`] and [`kmsg`] (the core every role shares), [`backend`] (the clusters a script
-//! runs against), [`lua`] (the scripting host and its API), [`cli`] (the `gfi` command).
+//! runs against), [`lua`] (the scripting host and its API), [`cli`] (the `gfi` command), [`repl`] (the interactive shell).
 
 pub mod backend;
 pub mod cli;
@@ -11,4 +11,5 @@ pub mod duration;
 pub mod journal;
 pub mod kmsg;
 pub mod lua;
+pub mod repl;
 pub mod xid;

@@ -76,6 +76,7 @@ impl LuaArgs {
             memory_bytes: self.memory_limit,
             instructions: self.instruction_limit,
             allow_unsafe: self.allow_unsafe,
+            interrupt: None,
         }
     }
 }

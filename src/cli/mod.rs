@@ -3,6 +3,7 @@
 pub mod common;
 mod docs;
 pub mod progress;
+pub mod repl;
 pub mod run;
 mod xids;
 
@@ -25,6 +26,8 @@ pub struct Cli {
 pub enum Command {
     /// Run a Lua fault plan (on the simulated cluster unless --backend says otherwise).
     Run(Box<run::RunArgs>),
+    /// Interactive Lua shell with the fault API (piped input runs without prompts).
+    Repl(Box<repl::ReplArgs>),
     /// Print the XID catalogue (what each XID means and what NVSentinel does about it).
     Xids(xids::XidsArgs),
     /// Print reference documentation (the Lua API as Markdown).
@@ -35,6 +38,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => run::run(*args),
+        Command::Repl(args) => repl::run(*args),
         Command::Xids(args) => xids::run(args),
         Command::Docs(args) => docs::run(args),
     }

@@ -4,6 +4,8 @@
 use mlua::{HookTriggers, Lua, LuaOptions, StdLib, VmState};
 use std::cell::Cell;
 use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Instructions between two budget checks.
 const HOOK_EVERY: u32 = 10_000;
@@ -14,7 +16,13 @@ pub struct Limits {
     pub instructions: u64,
     /// Keep `io`, `os.execute`, `loadfile`, `dofile`, `debug`.
     pub allow_unsafe: bool,
+    /// While set, running Lua code raises [`INTERRUPTED`]: how Ctrl-C stops a busy loop, which
+    /// never yields to the runtime and so cannot be cancelled by dropping its future.
+    pub interrupt: Option<Arc<AtomicBool>>,
 }
+
+/// The error raised into Lua code while the interrupt flag is set.
+pub const INTERRUPTED: &str = "interrupted (Ctrl-C)";
 
 impl Default for Limits {
     fn default() -> Self {
@@ -22,6 +30,7 @@ impl Default for Limits {
             memory_bytes: 512 << 20,
             instructions: 20_000_000_000,
             allow_unsafe: false,
+            interrupt: None,
         }
     }
 }
@@ -58,9 +67,16 @@ pub fn new_state(limits: &Limits) -> mlua::Result<(Lua, InstructionCounter)> {
     let counter = InstructionCounter::default();
     let c = counter.clone();
     let budget = limits.instructions;
+    let interrupt = limits.interrupt.clone();
     lua.set_global_hook(
         HookTriggers::new().every_nth_instruction(HOOK_EVERY),
         move |_, _| {
+            if interrupt
+                .as_ref()
+                .is_some_and(|flag| flag.load(Ordering::Relaxed))
+            {
+                return Err(mlua::Error::runtime(INTERRUPTED));
+            }
             let n = c.0.get() + HOOK_EVERY as u64;
             c.0.set(n);
             if n > budget {
@@ -156,6 +172,24 @@ mod tests {
             .exec()
             .unwrap_err();
         assert!(e.to_string().contains("instruction budget"), "{e}");
+    }
+
+    #[test]
+    fn interrupt_flag_stops_a_busy_loop() {
+        let flag = Arc::new(AtomicBool::new(false));
+        let limits = Limits {
+            interrupt: Some(flag.clone()),
+            ..Default::default()
+        };
+        let (lua, _) = new_state(&limits).unwrap();
+        assert_eq!(lua.load("return 1 + 1").eval::<i64>().unwrap(), 2);
+        flag.store(true, Ordering::Relaxed);
+        // pcall cannot swallow it for good: the flag stays set, so the next check raises again.
+        let e = lua
+            .load("while true do pcall(function() while true do end end) end")
+            .exec()
+            .unwrap_err();
+        assert!(e.to_string().contains(INTERRUPTED), "{e}");
     }
 
     #[test]

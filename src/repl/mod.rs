@@ -1,0 +1,918 @@
+//! `gfi repl`: the Lua API and stdlib of `gfi run`, one chunk at a time, against any backend.
+//!
+//! The session owns one Lua state on a current-thread runtime (a `LocalSet`); lines come from
+//! a reader thread ([`input`]), so the cluster, a paced sim clock ([`pacer`]) and background
+//! tasks keep going while a person types. Everything printed goes through [`output`].
+
+pub mod chunk;
+pub mod commands;
+pub mod complete;
+pub mod context;
+pub mod errors;
+pub mod help;
+pub mod helper;
+pub mod history;
+pub mod input;
+pub mod lex;
+pub mod names;
+pub mod output;
+pub mod pacer;
+pub mod pretty;
+pub mod signals;
+
+use crate::backend::{ClusterEvent, NodeInfo};
+use crate::cli::common::{self, BackendArgs};
+use crate::clock::RunClock;
+use crate::journal::{Header, Journal};
+use crate::lua::api::handles::NodeHandle;
+use crate::lua::api::tasks::TaskResult;
+use crate::lua::sandbox::Limits;
+use crate::lua::{Host, HostOptions};
+use crate::xid::LineStyle;
+use chunk::{Compiled, ReplEnv};
+use commands::Command;
+use input::{CompletionRequest, Input, InputSource};
+use mlua::{Function, MultiValue, Value};
+use names::ApiNames;
+use output::{Output, Tone};
+use pacer::{Pacer, Speed};
+use serde_json::json;
+use signals::Interrupts;
+use std::future::Future;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const PROMPT: &str = "> ";
+pub const CONTINUE_PROMPT: &str = ">> ";
+
+/// Exit status of a piped session in which a chunk failed.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit status when Ctrl-C ended a piped session (128 + SIGINT).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// How long completion trusts its list of nodes.
+const CLUSTER_CACHE: Duration = Duration::from_secs(5);
+
+/// What `gfi repl` was asked for.
+pub struct Config {
+    pub backend: BackendArgs,
+    pub limits: Limits,
+    pub lib_paths: Vec<PathBuf>,
+    pub args: Vec<(String, String)>,
+    pub line_style: LineStyle,
+    pub color: bool,
+    pub quiet: bool,
+    /// `None`: history in memory only.
+    pub history: Option<PathBuf>,
+    pub speed: Speed,
+    pub journal: Option<PathBuf>,
+    pub load: Vec<PathBuf>,
+    pub stop_on_error: bool,
+}
+
+/// Runs a session to its end.
+pub fn run(cfg: Config) -> ExitCode {
+    let interactive = std::io::stdin().is_terminal();
+    let interrupts = match Interrupts::install() {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let virtual_time = cfg.backend.backend == common::BackendKind::Sim;
+    if !virtual_time && cfg.speed != Speed::Unlimited {
+        eprintln!("error: --sim-speed applies to the sim backend only");
+        return ExitCode::from(2);
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(virtual_time)
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, start(cfg, interrupts, interactive, virtual_time))
+}
+
+async fn start(
+    cfg: Config,
+    interrupts: Interrupts,
+    interactive: bool,
+    virtual_time: bool,
+) -> ExitCode {
+    let seed = cfg.backend.seed.unwrap_or_else(common::random_seed);
+    let clock = RunClock::start(virtual_time);
+    let journal = Journal::new(clock);
+    let built = match common::build_backend(&cfg.backend, seed, clock) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let out = Output::new(cfg.color, !interactive, cfg.quiet);
+    journal.add_sink(out.sink());
+    let j2 = journal.clone();
+    built
+        .backend
+        .set_observer(Arc::new(move |ev: ClusterEvent| {
+            j2.record(
+                "observe",
+                Some(&ev.node),
+                ev.message,
+                json!({"kind": ev.kind, "detail": ev.detail}),
+            );
+        }));
+    let run_id = common::run_id(seed, virtual_time);
+    let mut limits = cfg.limits.clone();
+    limits.interrupt = Some(interrupts.flag.clone());
+    let opts = HostOptions {
+        seed,
+        run_id: run_id.clone(),
+        limits,
+        script_dir: Some(PathBuf::from(".")),
+        lib_paths: cfg.lib_paths.clone(),
+        args: cfg.args.clone(),
+        line_style: cfg.line_style,
+    };
+    let host = match Host::new(opts, built.backend.clone(), journal.clone()) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let env = match ReplEnv::new(host.lua()).and_then(|env| {
+        install_help(&host, &out)?;
+        Ok(env)
+    }) {
+        Ok(env) => env,
+        Err(e) => {
+            eprintln!("error: cannot set up the REPL: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let pacer = virtual_time.then(|| Pacer::start(cfg.speed));
+    out.set_show_wait_starts(!virtual_time || cfg.speed != Speed::Unlimited);
+    let input = if interactive {
+        match InputSource::terminal(cfg.history.clone(), out.clone()) {
+            Ok(i) => i,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        InputSource::piped()
+    };
+    let header = Header {
+        gfi: env!("CARGO_PKG_VERSION").to_string(),
+        run_id: run_id.clone(),
+        seed,
+        backend: built.backend.name().to_string(),
+        script: "<repl>".into(),
+        args: cfg.args.clone(),
+        virtual_time,
+        started_at: clock.rfc3339(),
+    };
+    journal.record(
+        "run.start",
+        None,
+        format!(
+            "gfi repl  seed={seed}  backend={}  run={run_id}",
+            built.description
+        ),
+        json!({"seed": seed, "run_id": run_id, "backend": built.description}),
+    );
+    let mut lib_dirs = vec![PathBuf::from(".")];
+    lib_dirs.extend(cfg.lib_paths.iter().cloned());
+    let mut session = Session {
+        host,
+        env,
+        out,
+        journal,
+        interrupts,
+        input: Some(input),
+        pacer,
+        description: built.description,
+        header,
+        clock,
+        lib_dirs,
+        pending: Vec::new(),
+        pending_line: 0,
+        line_no: 0,
+        chunks: 0,
+        failures: 0,
+        interrupted: false,
+        interactive,
+        stop_on_error: cfg.stop_on_error,
+        journal_path: cfg.journal.clone(),
+        cluster_cache: None,
+    };
+    if interactive {
+        session.banner();
+    }
+    let mut quit = false;
+    for file in &cfg.load {
+        if session.load(file).await == Flow::Quit {
+            quit = true;
+            break;
+        }
+    }
+    if !quit {
+        session.main_loop().await;
+    }
+    session.finish().await
+}
+
+/// `help` (and `gfi.help`) in the REPL: the shared reference, printed in order with the rest.
+fn install_help(host: &Host, out: &Arc<Output>) -> mlua::Result<()> {
+    let lua = host.lua();
+    let out = out.clone();
+    let f = lua.create_function(move |lua, v: Value| {
+        let text = help::help_text(&ApiNames::scan(lua), &v);
+        let text = text.trim_end();
+        match text.split_once('\n') {
+            Some((first, rest)) if first.contains('(') || first.starts_with("gfi ") => {
+                out.line(&format!("{}\n{rest}", out.paint(Tone::Bold, first)));
+            }
+            _ => out.line(text),
+        }
+        Ok(())
+    })?;
+    lua.globals().set("help", f.clone())?;
+    let gfi: mlua::Table = lua.globals().get("gfi")?;
+    gfi.set("help", f)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Quit,
+}
+
+enum Read {
+    Line(String),
+    Interrupted {
+        had_text: bool,
+    },
+    Eof,
+    /// Ctrl-C while reading a pipe.
+    Signal,
+}
+
+enum Ran {
+    Values(MultiValue),
+    Failed(mlua::Error),
+    Cancelled,
+}
+
+struct Session {
+    host: Host,
+    env: ReplEnv,
+    out: Arc<Output>,
+    journal: Journal,
+    interrupts: Interrupts,
+    /// Taken at the end, to stop the reader.
+    input: Option<InputSource>,
+    pacer: Option<Pacer>,
+    description: String,
+    header: Header,
+    clock: RunClock,
+    lib_dirs: Vec<PathBuf>,
+    /// Lines of a chunk not complete yet.
+    pending: Vec<String>,
+    /// Input line where the pending chunk started (for piped errors).
+    pending_line: usize,
+    line_no: usize,
+    chunks: u64,
+    failures: u64,
+    interrupted: bool,
+    interactive: bool,
+    stop_on_error: bool,
+    journal_path: Option<PathBuf>,
+    cluster_cache: Option<(std::time::Instant, Vec<NodeInfo>)>,
+}
+
+impl Session {
+    fn input(&mut self) -> &mut InputSource {
+        self.input
+            .as_mut()
+            .expect("the input source lives until the session ends")
+    }
+
+    fn banner(&self) {
+        let o = &self.out;
+        o.line(&format!(
+            "{} · {} · seed {} · run {}",
+            o.paint(Tone::Bold, "gfi repl"),
+            self.description,
+            self.header.seed,
+            self.header.run_id
+        ));
+        let time = match &self.pacer {
+            Some(p) if p.speed() == Speed::Unlimited => {
+                "virtual time, full speed: waits return at once (.speed 60 to watch them happen)"
+                    .to_string()
+            }
+            Some(p) => format!("virtual time at speed {}", p.speed()),
+            None => "real time".to_string(),
+        };
+        o.toned(Tone::Dim, &time);
+        o.toned(
+            Tone::Dim,
+            "help() lists the API, .help the REPL; Tab completes; Ctrl-D exits",
+        );
+    }
+
+    async fn main_loop(&mut self) {
+        let mut ctrl_c_once = false;
+        loop {
+            self.report_task_failures();
+            let prompt = if self.pending.is_empty() {
+                PROMPT
+            } else {
+                CONTINUE_PROMPT
+            };
+            match self.read(prompt).await {
+                Read::Line(line) => {
+                    ctrl_c_once = false;
+                    if self.feed(line).await == Flow::Quit {
+                        break;
+                    }
+                }
+                Read::Interrupted { had_text } => {
+                    if had_text || !self.pending.is_empty() {
+                        self.pending.clear();
+                        ctrl_c_once = false;
+                    } else if ctrl_c_once {
+                        break;
+                    } else {
+                        ctrl_c_once = true;
+                        self.out.toned(
+                            Tone::Dim,
+                            "(Ctrl-C again or Ctrl-D to exit, .help for help)",
+                        );
+                    }
+                }
+                Read::Eof => {
+                    if !self.pending.is_empty() {
+                        let text = self.pending.join("\n");
+                        self.pending.clear();
+                        let why = match chunk::compile(self.host.lua(), &self.env, &text) {
+                            Compiled::Error(e) => errors::describe(&e),
+                            _ => "the chunk is not finished".to_string(),
+                        };
+                        self.fail(&format!("input ended inside a chunk: {why}"));
+                    }
+                    break;
+                }
+                Read::Signal => {
+                    self.interrupted = true;
+                    break;
+                }
+            }
+        }
+    }
+
+    /// The next line, answering completion requests meanwhile.
+    async fn read(&mut self, prompt: &str) -> Read {
+        self.input().request_line(prompt);
+        // At full speed the sim's clock stands still while a person thinks.
+        let freeze = self.pacer.as_ref().and_then(Pacer::freeze);
+        let interactive = self.interactive;
+        self.out.set_prompt_active(interactive);
+        self.interrupts.clear();
+        let read = loop {
+            let input = self.input.as_mut().expect("input lives until the end");
+            tokio::select! {
+                biased;
+                Some(req) = input.completions.recv() => self.answer_completion(req).await,
+                line = input.lines.recv() => match line {
+                    Some(Input::Notice(n)) => self.out.warning(&n),
+                    Some(Input::Line(l)) => {
+                        self.line_no += 1;
+                        break Read::Line(l);
+                    }
+                    Some(Input::Interrupted { had_text }) => break Read::Interrupted { had_text },
+                    Some(Input::Eof) | None => break Read::Eof,
+                },
+                _ = self.interrupts.next(), if !interactive => break Read::Signal,
+            }
+        };
+        self.out.set_prompt_active(false);
+        drop(freeze);
+        read
+    }
+
+    async fn feed(&mut self, line: String) -> Flow {
+        if self.pending.is_empty() {
+            let trimmed = line.trim();
+            if trimmed.is_empty() {
+                return Flow::Continue;
+            }
+            if trimmed.starts_with('.') {
+                let cmd = trimmed.to_string();
+                self.input().add_history(&cmd);
+                return self.command(&cmd).await;
+            }
+            self.pending_line = self.line_no;
+        }
+        self.pending.push(line);
+        let text = self.pending.join("\n");
+        match chunk::compile(self.host.lua(), &self.env, &text) {
+            Compiled::Incomplete => Flow::Continue,
+            Compiled::Error(e) => {
+                self.pending.clear();
+                self.input().add_history(&text);
+                self.fail(&errors::describe(&e))
+            }
+            Compiled::Ready { func, declares } => {
+                self.pending.clear();
+                self.input().add_history(&text);
+                if let Err(e) = self.env.declare(&declares) {
+                    return self.fail(&errors::describe(&e));
+                }
+                self.journal
+                    .record("repl.input", None, text.clone(), serde_json::Value::Null);
+                let ran = self.run(func.call_async::<MultiValue>(())).await;
+                self.after(ran).await
+            }
+        }
+    }
+
+    /// Runs Lua until it finishes or Ctrl-C cancels it (the future is dropped).
+    async fn run(&mut self, fut: impl Future<Output = mlua::Result<MultiValue>>) -> Ran {
+        self.chunks += 1;
+        self.interrupts.clear();
+        self.out.begin_chunk();
+        let result = tokio::select! {
+            biased;
+            r = fut => Some(r),
+            _ = self.interrupts.next() => None,
+        };
+        let interrupted = self.interrupts.fired();
+        self.interrupts.clear();
+        match result {
+            Some(Ok(v)) => Ran::Values(v),
+            Some(Err(_)) if interrupted => Ran::Cancelled,
+            Some(Err(e)) => Ran::Failed(e),
+            None => Ran::Cancelled,
+        }
+    }
+
+    async fn after(&mut self, ran: Ran) -> Flow {
+        match ran {
+            Ran::Values(v) => {
+                self.show(v).await;
+                Flow::Continue
+            }
+            Ran::Failed(e) => {
+                let mut text = errors::describe(&e);
+                let names = self.identifiers();
+                if let Some(h) = errors::hint_for(&text, names.iter().map(String::as_str)) {
+                    text.push('\n');
+                    text.push_str(&h);
+                }
+                self.fail(&text)
+            }
+            Ran::Cancelled => {
+                let what = match self.out.active_wait() {
+                    Some(w) => format!("cancelled the wait for {w} (Ctrl-C)"),
+                    None => "cancelled (Ctrl-C)".to_string(),
+                };
+                self.journal.record(
+                    "repl.cancelled",
+                    None,
+                    what.clone(),
+                    serde_json::Value::Null,
+                );
+                self.out.toned(Tone::Warn, &what);
+                if self.interactive {
+                    Flow::Continue
+                } else {
+                    self.interrupted = true;
+                    Flow::Quit
+                }
+            }
+        }
+    }
+
+    fn fail(&mut self, text: &str) -> Flow {
+        self.failures += 1;
+        self.journal
+            .record("repl.error", None, text, serde_json::Value::Null);
+        if self.interactive {
+            self.out.error(text);
+            Flow::Continue
+        } else {
+            self.out
+                .error(&format!("line {}: {text}", self.pending_line.max(1)));
+            if self.stop_on_error {
+                Flow::Quit
+            } else {
+                Flow::Continue
+            }
+        }
+    }
+
+    /// Names a mistyped global could have meant: REPL variables and globals.
+    fn identifiers(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        for t in [&self.env.vars, &self.host.lua().globals()] {
+            let _ = t.for_each::<Value, Value>(|k, _| {
+                if let Value::String(s) = k {
+                    names.push(s.to_string_lossy());
+                }
+                Ok(())
+            });
+        }
+        names
+    }
+
+    async fn show(&mut self, values: MultiValue) {
+        let values = values.into_vec();
+        let Some(first) = values.first() else {
+            return;
+        };
+        let _ = self.env.set_last(first.clone());
+        let lua = self.host.lua();
+        let names = ApiNames::scan(lua);
+        let name_of = |f: &Function| names.name_of(f);
+        let opts = pretty::Options {
+            color: self.out.color(),
+            width: self.out.width(),
+            ..pretty::Options::default()
+        };
+        let mut text = pretty::Printer::new(lua, opts, &name_of).values(&values);
+        // A node on its own: say how it is doing right now.
+        let node = match (&values[..], first) {
+            ([_], Value::UserData(ud)) => ud.borrow::<NodeHandle>().ok().map(|n| n.name.clone()),
+            _ => None,
+        };
+        if let Some(name) = node {
+            let facts = match self.host.ctx().backend.node(&name).await {
+                Ok(info) => info.summary(),
+                Err(e) => e.to_string(),
+            };
+            text = format!(
+                "{text}  {}",
+                self.out.paint(Tone::Dim, &format!("-- {facts}"))
+            );
+        }
+        self.out.line(&text);
+    }
+
+    /// Failures of background tasks, said once, as soon as the REPL sees them.
+    fn report_task_failures(&self) {
+        for t in self.host.ctx().tasks.borrow().iter() {
+            let mut inner = t.borrow_mut();
+            if let TaskResult::Failed(e) = &inner.result
+                && !inner.observed
+            {
+                let msg = format!("task '{}' failed: {e}", inner.name);
+                inner.observed = true;
+                drop(inner);
+                self.out.error(&msg);
+            }
+        }
+    }
+
+    async fn load(&mut self, path: &Path) -> Flow {
+        if !path.is_file() {
+            return self.fail(&format!("{} not found (or not a file)", path.display()));
+        }
+        self.journal.record(
+            "repl.load",
+            None,
+            format!("loading {}", path.display()),
+            serde_json::Value::Null,
+        );
+        let lua = self.host.lua().clone();
+        let path = path.to_path_buf();
+        let ran = self
+            .run(async move {
+                let source = std::fs::read_to_string(&path).map_err(|e| {
+                    mlua::Error::runtime(format!("cannot read {}: {e}", path.display()))
+                })?;
+                let args: Value = lua.globals().get("args")?;
+                lua.load(source)
+                    .set_name(format!("@{}", path.display()))
+                    .call_async::<MultiValue>(args)
+                    .await
+            })
+            .await;
+        self.after(ran).await
+    }
+
+    async fn command(&mut self, text: &str) -> Flow {
+        let cmd = match commands::parse(text) {
+            Ok(c) => c,
+            Err(e) => return self.fail(&e),
+        };
+        match cmd {
+            Command::Help => self.out.line(commands::HELP),
+            Command::Quit => return Flow::Quit,
+            Command::Load(path) => return self.load(&path).await,
+            Command::Backend => self.show_backend().await,
+            Command::Seed => self.out.line(&format!(
+                "seed {} (run {}): gfi repl --seed {} gives this session's randomness again",
+                self.header.seed, self.header.run_id, self.header.seed
+            )),
+            Command::Journal(path) => {
+                let path = path.unwrap_or_else(|| {
+                    PathBuf::from(format!("gfi-repl-{}.json", self.header.run_id))
+                });
+                match self.write_journal(&path, "in progress") {
+                    Ok(n) => self
+                        .out
+                        .line(&format!("wrote {n} journal entries to {}", path.display())),
+                    Err(e) => return self.fail(&e),
+                }
+            }
+            Command::Speed(None) => match &self.pacer {
+                Some(p) => self.out.line(&format!("speed {}", p.speed())),
+                None => self.out.line("real time (only the sim has a speed)"),
+            },
+            Command::Speed(Some(s)) => match &self.pacer {
+                Some(p) => {
+                    p.set(s);
+                    self.out.set_show_wait_starts(s != Speed::Unlimited);
+                    self.out.line(&format!("speed {s}"));
+                }
+                None => return self.fail("only the sim backend has a speed"),
+            },
+            Command::Time => {
+                let t = self.clock.elapsed();
+                self.out.line(&format!(
+                    "{} into the session ({}{})",
+                    crate::cli::progress::clock_text(t.as_secs_f64()),
+                    self.clock.rfc3339(),
+                    if self.clock.is_virtual() {
+                        ", virtual"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+            Command::Tasks => self.show_tasks(),
+        }
+        Flow::Continue
+    }
+
+    async fn show_backend(&mut self) {
+        let mut text = self.description.clone();
+        match &self.pacer {
+            Some(p) => text.push_str(&format!("\nvirtual time, speed {}", p.speed())),
+            None => text.push_str("\nreal time"),
+        }
+        match self.host.ctx().backend.list_nodes(None).await {
+            Ok(nodes) => {
+                let cordoned = nodes.iter().filter(|n| n.unschedulable).count();
+                let not_ready = nodes.iter().filter(|n| !n.ready).count();
+                text.push_str(&format!(
+                    "\n{} nodes now: {cordoned} cordoned, {not_ready} not ready",
+                    nodes.len()
+                ));
+            }
+            Err(e) => text.push_str(&format!("\ncannot list nodes: {e}")),
+        }
+        if self.pacer.is_some() {
+            text.push_str("\nsim.config() shows its timings and NVSentinel settings");
+        }
+        self.out.line(&text);
+    }
+
+    fn show_tasks(&self) {
+        let tasks = self.host.ctx().tasks.borrow();
+        if tasks.is_empty() {
+            self.out.line("no tasks (spawn(fn) starts one)");
+            return;
+        }
+        let mut text = String::new();
+        for t in tasks.iter() {
+            let t = t.borrow();
+            let status = match &t.result {
+                TaskResult::Running => "running".to_string(),
+                TaskResult::Done(_) => "done".to_string(),
+                TaskResult::Failed(e) => format!("failed: {}", e.lines().next().unwrap_or("")),
+                TaskResult::Cancelled => "cancelled".to_string(),
+            };
+            text.push_str(&format!("{:>3}  {:<20} {status}\n", t.id, t.name));
+        }
+        self.out.line(text.trim_end());
+    }
+
+    fn write_journal(&self, path: &Path, outcome: &str) -> Result<usize, String> {
+        let summary = json!({
+            "outcome": outcome,
+            "chunks": self.chunks,
+            "failed_chunks": self.failures,
+            "run_seconds": self.clock.elapsed().as_millis() as f64 / 1000.0,
+            "injections": self.host.ctx().injections.get(),
+            "checks": self.host.checks(),
+        });
+        std::fs::write(path, self.journal.to_json(&self.header, &summary))
+            .map_err(|e| format!("cannot write the journal to {}: {e}", path.display()))?;
+        Ok(self.journal.len())
+    }
+
+    async fn answer_completion(&mut self, req: CompletionRequest) {
+        let pos = req.pos.min(req.line.len());
+        let (before, after) = req.line.split_at(pos);
+        let answer = if self.pending.is_empty() && before.trim_start().starts_with('.') {
+            complete_command(before)
+        } else {
+            self.complete_lua(before, after).await
+        };
+        let _ = req.reply.send(answer);
+    }
+
+    async fn complete_lua(
+        &mut self,
+        before: &str,
+        after: &str,
+    ) -> (usize, Vec<rustyline::completion::Pair>) {
+        let (text, offset) = if self.pending.is_empty() {
+            (before.to_string(), 0)
+        } else {
+            let p = self.pending.join("\n");
+            let offset = p.len() + 1;
+            (format!("{p}\n{before}"), offset)
+        };
+        let analysis = context::analyze(&text);
+        let (nodes, conditions) = if complete::needs_cluster(&analysis) {
+            self.cluster_facts().await
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let modules = self.module_names();
+        let lua = self.host.lua();
+        let names = ApiNames::scan(lua);
+        let world = complete::World {
+            lua,
+            vars: &self.env.vars,
+            names: &names,
+            nodes: &nodes,
+            conditions: &conditions,
+            modules: &modules,
+        };
+        let c = world.complete(&analysis, after);
+        if c.start < offset {
+            return (before.len(), Vec::new());
+        }
+        let pairs = c
+            .candidates
+            .into_iter()
+            .map(|c| rustyline::completion::Pair {
+                display: c.display,
+                replacement: c.replacement,
+            })
+            .collect();
+        (c.start - offset, pairs)
+    }
+
+    /// Node names and condition types, fetched at most every few seconds.
+    async fn cluster_facts(&mut self) -> (Vec<String>, Vec<String>) {
+        let fresh = self
+            .cluster_cache
+            .as_ref()
+            .is_some_and(|(at, _)| at.elapsed() < CLUSTER_CACHE);
+        if !fresh {
+            let nodes = self
+                .host
+                .ctx()
+                .backend
+                .list_nodes(None)
+                .await
+                .unwrap_or_default();
+            self.cluster_cache = Some((std::time::Instant::now(), nodes));
+        }
+        let nodes = self
+            .cluster_cache
+            .as_ref()
+            .map(|(_, n)| n.as_slice())
+            .unwrap_or_default();
+        let names = nodes.iter().map(|n| n.name.clone()).collect();
+        let mut conditions: Vec<String> = vec!["Ready".into(), "SysLogsXIDError".into()];
+        for n in nodes {
+            conditions.extend(n.conditions.iter().map(|c| c.type_.clone()));
+        }
+        conditions.sort();
+        conditions.dedup();
+        (names, conditions)
+    }
+
+    /// Modules `require` finds: the stdlib, then `.lua` files beside the session and on
+    /// `--lib-path`.
+    fn module_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = crate::lua::modules::STDLIB
+            .iter()
+            .map(|(n, _)| n.to_string())
+            .filter(|n| n != "prelude")
+            .collect();
+        for dir in &self.lib_dirs {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.extension().is_some_and(|x| x == "lua") {
+                    if let Some(stem) = p.file_stem().and_then(|s| s.to_str()) {
+                        names.push(stem.to_string());
+                    }
+                } else if p.join("init.lua").is_file()
+                    && let Some(name) = p.file_name().and_then(|s| s.to_str())
+                {
+                    names.push(name.to_string());
+                }
+            }
+        }
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Runs the cleanups (Ctrl-C abandons them), writes the journal, saves the history.
+    async fn finish(mut self) -> ExitCode {
+        self.interrupts.clear();
+        let cleanup_errors = tokio::select! {
+            biased;
+            errs = self.host.run_cleanups() => errs,
+            _ = self.interrupts.next() => {
+                let msg = "cleanups abandoned by Ctrl-C".to_string();
+                self.out.error(&msg);
+                vec![msg]
+            }
+        };
+        let task_errors = self.host.finish_tasks();
+        let outcome = if self.interrupted {
+            "interrupted"
+        } else {
+            "ended"
+        };
+        self.journal.record(
+            "run.end",
+            None,
+            "session ended",
+            json!({"outcome": outcome, "cleanup_errors": cleanup_errors, "task_errors": task_errors}),
+        );
+        let mut code = 0;
+        if let Some(path) = self.journal_path.clone()
+            && let Err(e) = self.write_journal(&path, outcome)
+        {
+            self.out.error(&e);
+            code = EXIT_FAILED;
+        }
+        if let Some(input) = self.input.take() {
+            input.shutdown();
+        }
+        if !cleanup_errors.is_empty() || !task_errors.is_empty() {
+            code = EXIT_FAILED;
+        }
+        if !self.interactive && self.failures > 0 {
+            code = EXIT_FAILED;
+        }
+        if self.interrupted {
+            code = EXIT_INTERRUPTED;
+        }
+        ExitCode::from(code)
+    }
+}
+
+/// `.he<TAB>` → `.help`; `.load pl<TAB>` → file names.
+fn complete_command(before: &str) -> (usize, Vec<rustyline::completion::Pair>) {
+    let lead = before.len() - before.trim_start().len();
+    let word_end = before[lead..]
+        .find(char::is_whitespace)
+        .map_or(before.len(), |i| lead + i);
+    if word_end == before.len() {
+        let word = &before[lead..];
+        let pairs = commands::NAMES
+            .iter()
+            .filter(|n| n.starts_with(word))
+            .map(|n| rustyline::completion::Pair {
+                display: n.to_string(),
+                replacement: n.to_string(),
+            })
+            .collect();
+        return (lead, pairs);
+    }
+    let cmd = &before[lead..word_end];
+    if matches!(cmd, ".load" | ".l" | ".journal") {
+        let completer = rustyline::completion::FilenameCompleter::new();
+        if let Ok(r) = completer.complete_path(before, before.len()) {
+            return r;
+        }
+    }
+    (before.len(), Vec::new())
+}
