@@ -455,7 +455,12 @@ pub fn overview() -> String {
         out.push_str(&format!("\n{g}\n"));
         for d in DOCS.iter().filter(|d| d.group == *g) {
             let sig = d.signature.split(" -> ").next().unwrap_or(d.signature);
-            let sig = if sig.len() > 60 { d.name } else { sig };
+            // Module entries start with `local m = require ...`: the name says it better.
+            let sig = if sig.len() > 60 || !sig.starts_with(d.name) {
+                d.name
+            } else {
+                sig
+            };
             out.push_str(&format!("  {sig:<44} {}\n", first_sentence(d.summary)));
         }
     }

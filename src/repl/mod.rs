@@ -238,8 +238,14 @@ async fn start(
 fn install_help(host: &Host, out: &Arc<Output>) -> mlua::Result<()> {
     let lua = host.lua();
     let out = out.clone();
-    let f = lua.create_function(move |lua, v: Value| {
-        let text = help::help_text(&ApiNames::scan(lua), &v);
+    let f = lua.create_function(move |lua, args: MultiValue| {
+        let text = match args.front() {
+            None => help::help_text(&ApiNames::scan(lua), &Value::Nil),
+            Some(Value::Nil) => {
+                "help got nil: is the name defined? help() lists the API, help(\"name\") explains one entry".to_string()
+            }
+            Some(v) => help::help_text(&ApiNames::scan(lua), v),
+        };
         let text = text.trim_end();
         match text.split_once('\n') {
             Some((first, rest)) if first.contains('(') || first.starts_with("gfi ") => {
@@ -368,9 +374,16 @@ impl Session {
                     if !self.pending.is_empty() {
                         let text = self.pending.join("\n");
                         self.pending.clear();
-                        let why = match chunk::compile(self.host.lua(), &self.env, &text) {
-                            Compiled::Error(e) => errors::describe(&e),
-                            _ => "the chunk is not finished".to_string(),
+                        // Lua's own words for what is missing ("'end' expected").
+                        let why = match self
+                            .host
+                            .lua()
+                            .load(&text)
+                            .set_name(chunk::CHUNK_NAME)
+                            .into_function()
+                        {
+                            Err(e) => errors::describe(&e),
+                            Ok(_) => "the chunk is not finished".to_string(),
                         };
                         self.fail(&format!("input ended inside a chunk: {why}"));
                     }
@@ -496,7 +509,9 @@ impl Session {
                     what.clone(),
                     serde_json::Value::Null,
                 );
-                self.out.toned(Tone::Warn, &what);
+                // On a terminal, write over the `^C` it echoed.
+                let lead = if self.interactive { "\r" } else { "" };
+                self.out.toned(Tone::Warn, &format!("{lead}{what}"));
                 if self.interactive {
                     Flow::Continue
                 } else {

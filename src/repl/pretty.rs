@@ -158,7 +158,7 @@ const SHAPES: &[Shape] = &[
 ];
 
 /// Fields of nested node facts that are long and rarely the point.
-const COLLAPSED_WHEN_NESTED: &[&str] = &["labels", "annotations"];
+const COLLAPSED_WHEN_NESTED: &[&str] = &["labels", "annotations", "conditions"];
 
 fn shape_of(keys: &[String]) -> Option<&'static Shape> {
     SHAPES
@@ -282,7 +282,12 @@ impl<'a> Printer<'a> {
     /// The values a chunk returned: top-level strings as they are (like Lua's REPL), the rest
     /// pretty; tab-separated when they all fit one line.
     pub fn values(&self, values: &[Value]) -> String {
-        let rendered: Vec<String> = values.iter().map(|v| self.top(v)).collect();
+        // `value, nil` is how many functions say "no error": the nil says nothing.
+        let keep = values
+            .iter()
+            .rposition(|v| !v.is_nil())
+            .map_or(values.len(), |i| i + 1);
+        let rendered: Vec<String> = values[..keep].iter().map(|v| self.top(v)).collect();
         let one_line = rendered.iter().all(|r| !r.contains('\n'));
         if one_line && rendered.iter().map(|r| visible_len(r) + 1).sum::<usize>() <= self.opts.width
         {
@@ -720,7 +725,9 @@ mod tests {
     #[test]
     fn scalars_and_top_level_strings() {
         let lua = Lua::new();
-        assert_eq!(plain(&lua, "return 1, 2.5, true, nil"), "1\t2.5\ttrue\tnil");
+        assert_eq!(plain(&lua, "return 1, 2.5, true, nil"), "1\t2.5\ttrue");
+        assert_eq!(plain(&lua, "return nil, 'why'"), "nil\twhy");
+        assert_eq!(plain(&lua, "return nil"), "nil");
         assert_eq!(plain(&lua, "return 'raw text'"), "raw text");
         assert_eq!(plain(&lua, "return {'a\\n\"b'}"), r#"{ "a\n\"b" }"#);
     }
