@@ -1,0 +1,200 @@
+//! `gfi repl` with piped stdin: no prompts, values and `print` on stdout, errors on stderr,
+//! a non-zero exit status when a chunk failed. For scripting: `echo 'print(#nodes())' | gfi repl`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Output, Stdio};
+
+fn gfi(args: &[&str], stdin: &str) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gfi"))
+        .arg("repl")
+        .args(["--seed", "7", "--no-history"])
+        .args(args)
+        .current_dir(dir.path())
+        .env("HOME", dir.path())
+        .env_remove("GFI_BACKEND")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn runs_without_prompts() {
+    let out = gfi(&[], "print(#nodes())\n40 + 2\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "8\n42\n");
+    assert_eq!(text(&out.stderr), "");
+}
+
+#[test]
+fn multi_line_chunks_and_repl_locals() {
+    let out = gfi(
+        &[],
+        "local function fact(n)\n  if n <= 1 then return 1 end\n  return n * fact(n - 1)\nend\nfact(5)\n",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "120\n");
+}
+
+#[test]
+fn a_failed_chunk_fails_the_run_but_the_rest_runs() {
+    let out = gfi(&[], "print('one')\nerror('boom')\nprint('three')\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stdout), "one\nthree\n");
+    assert_eq!(text(&out.stderr), "error: line 2: stdin:1: boom\n");
+}
+
+#[test]
+fn stop_on_error_stops() {
+    let out = gfi(&["--stop-on-error"], "error('boom')\nprint('never')\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stdout), "");
+}
+
+#[test]
+fn input_ending_inside_a_chunk_is_an_error() {
+    let out = gfi(&[], "print('ok')\nfunction f(\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("line 2: input ended inside a chunk"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn the_cluster_reacts_and_cleanups_run_at_the_end() {
+    let out = gfi(
+        &[],
+        "cleanup(function() print('cleanup ran') end)\n\
+         inject_xid('gpu-node-002', 3, 79).xid\n\
+         wait_cordoned('gpu-node-002').ok\n\
+         wait_uncordoned('gpu-node-002').elapsed > 60\n",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("79\n"), "{stdout}");
+    assert!(stdout.contains("fault-quarantine: cordoned"), "{stdout}");
+    assert_eq!(
+        stdout.lines().filter(|l| *l == "true").count(),
+        2,
+        "{stdout}"
+    );
+    assert!(stdout.trim_end().ends_with("cleanup ran"), "{stdout}");
+    // --quiet keeps only what the chunks print.
+    let out = gfi(
+        &["--quiet"],
+        "inject_xid('gpu-node-002', 3, 79).xid\nwait_cordoned('gpu-node-002').ok\n",
+    );
+    assert_eq!(text(&out.stdout), "79\ntrue\n");
+}
+
+#[test]
+fn same_seed_same_session() {
+    let script = "rand.int(1, 1000000)\nmath.random(1, 1000000)\ngpus('gpu-node-001')[1].uuid\n";
+    let a = gfi(&[], script);
+    let b = gfi(&[], script);
+    assert!(a.status.success());
+    assert_eq!(text(&a.stdout), text(&b.stdout));
+}
+
+#[test]
+fn journal_is_written_at_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.json");
+    let out = gfi(
+        &["--journal", path.to_str().unwrap()],
+        "inject_xid('gpu-node-001', 0, 48)\n",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(j["script"], "<repl>");
+    assert_eq!(j["summary"]["injections"], 1);
+    let kinds: Vec<&str> = j["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert!(kinds.contains(&"repl.input"), "{kinds:?}");
+    assert!(kinds.contains(&"inject"), "{kinds:?}");
+}
+
+#[test]
+fn bad_flags_are_refused_clearly() {
+    let out = gfi(&["--sim-speed", "fast"], "");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("is not a speed"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = gfi(&["--backend", "kube", "--sim-speed", "5"], "");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("sim backend only"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// Ctrl-C (SIGINT) on a piped session cancels the running chunk, runs the cleanups and exits
+/// with 130.
+#[test]
+fn sigint_cancels_runs_cleanups_and_exits_130() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gfi"))
+        .args(["repl", "--seed", "7", "--no-history", "--sim-speed", "1"])
+        .current_dir(dir.path())
+        .env_remove("GFI_BACKEND")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(
+            b"cleanup(function() print('cleanup ran') end)\n\
+              wait_cordoned('gpu-node-001', {timeout = '1h'})\n\
+              print('not reached')\n",
+        )
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    // Only once the wait runs is SIGINT a cancel.
+    while !line.contains("waiting for cordoned") {
+        line.clear();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "no wait started");
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{rest}");
+    assert!(
+        rest.contains("cancelled the wait for gpu-node-001 cordoned"),
+        "{rest}"
+    );
+    assert!(rest.contains("cleanup ran"), "{rest}");
+    assert!(!rest.contains("not reached"), "{rest}");
+    drop(stdin);
+}
