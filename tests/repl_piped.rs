@@ -58,6 +58,47 @@ fn a_failed_chunk_fails_the_run_but_the_rest_runs() {
 }
 
 #[test]
+fn underscore_is_the_last_value() {
+    let out = gfi(&[], "40 + 2\n_ * 10\n");
+    assert_eq!(text(&out.stdout), "42\n420\n");
+}
+
+#[test]
+fn a_failed_background_task_is_reported_and_fails_the_run() {
+    let out = gfi(
+        &[],
+        "t = spawn('doomed', function() sleep(1) error('bg ' .. 'failure') end)\nsleep(2)\nprint('after')\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("task 'doomed' failed"), "{stderr}");
+    assert!(stderr.contains("bg failure"), "{stderr}");
+    assert_eq!(
+        stderr.matches("bg failure").count(),
+        1,
+        "reported once: {stderr}"
+    );
+    assert!(text(&out.stdout).contains("after"));
+}
+
+#[test]
+fn the_instruction_budget_is_per_chunk() {
+    let chunk = "for i = 1, 1500000 do end\n";
+    let out = gfi(&["--instruction-limit", "2000000"], &chunk.repeat(3));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = gfi(
+        &["--instruction-limit", "2000000"],
+        "for i = 1, 3000000 do end\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("instruction budget"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
 fn stop_on_error_stops() {
     let out = gfi(&["--stop-on-error"], "error('boom')\nprint('never')\n");
     assert_eq!(out.status.code(), Some(1));

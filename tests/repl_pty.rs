@@ -126,9 +126,11 @@ fn ctrl_c_cancels_a_paced_wait_and_a_busy_loop() {
         .unwrap();
     s.send_line("40 + 2").unwrap();
     s.expect("42").unwrap();
-    // Lua that never yields is stopped by the instruction hook.
-    s.send_line("print('spin' .. 'ning') while true do end")
-        .unwrap();
+    // Lua that never waits is stopped too, even from inside pcall.
+    s.send_line(
+        "print('spin' .. 'ning') while true do pcall(function() while true do end end) end",
+    )
+    .unwrap();
     s.expect("spinning").unwrap();
     s.send(CTRL_C).unwrap();
     s.expect("cancelled (Ctrl-C)").unwrap();

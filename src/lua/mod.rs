@@ -149,6 +149,11 @@ impl Host {
         self.counter.get()
     }
 
+    /// Gives the instruction budget back in full (the REPL does, before each chunk).
+    pub fn reset_instructions(&self) {
+        self.counter.reset();
+    }
+
     /// Runs a script file; its chunk receives the `args` table as `...`.
     pub async fn run_file(&self, path: &Path) -> mlua::Result<MultiValue> {
         let source = std::fs::read_to_string(path)

@@ -16,13 +16,19 @@ pub struct Limits {
     pub instructions: u64,
     /// Keep `io`, `os.execute`, `loadfile`, `dofile`, `debug`.
     pub allow_unsafe: bool,
-    /// While set, running Lua code raises [`INTERRUPTED`]: how Ctrl-C stops a busy loop, which
-    /// never yields to the runtime and so cannot be cancelled by dropping its future.
+    /// While set, running Lua code gives control back: how Ctrl-C stops a busy loop, which
+    /// otherwise never returns to the runtime that would cancel it. Code running as an async
+    /// call yields (its future returns `Pending`, so the caller can drop it: nothing in Lua can
+    /// catch that); code that cannot yield (inside a C call) gets [`INTERRUPTED`] raised.
     pub interrupt: Option<Arc<AtomicBool>>,
 }
 
-/// The error raised into Lua code while the interrupt flag is set.
+/// The error raised into Lua code that cannot yield while the interrupt flag is set.
 pub const INTERRUPTED: &str = "interrupted (Ctrl-C)";
+
+/// Hook calls that yield on an interrupt before it raises instead (yielding is a no-op where
+/// Lua cannot yield, and the caller may need a moment to drop the future).
+const INTERRUPT_YIELDS: u32 = 100;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -42,6 +48,11 @@ pub struct InstructionCounter(Rc<Cell<u64>>);
 impl InstructionCounter {
     pub fn get(&self) -> u64 {
         self.0.get()
+    }
+
+    /// Starts the budget over (the REPL gives each chunk the whole budget).
+    pub fn reset(&self) {
+        self.0.set(0);
     }
 }
 
@@ -68,6 +79,7 @@ pub fn new_state(limits: &Limits) -> mlua::Result<(Lua, InstructionCounter)> {
     let c = counter.clone();
     let budget = limits.instructions;
     let interrupt = limits.interrupt.clone();
+    let interrupted_hooks = Cell::new(0u32);
     lua.set_global_hook(
         HookTriggers::new().every_nth_instruction(HOOK_EVERY),
         move |_, _| {
@@ -75,8 +87,14 @@ pub fn new_state(limits: &Limits) -> mlua::Result<(Lua, InstructionCounter)> {
                 .as_ref()
                 .is_some_and(|flag| flag.load(Ordering::Relaxed))
             {
+                let n = interrupted_hooks.get() + 1;
+                interrupted_hooks.set(n);
+                if n <= INTERRUPT_YIELDS {
+                    return Ok(VmState::Yield);
+                }
                 return Err(mlua::Error::runtime(INTERRUPTED));
             }
+            interrupted_hooks.set(0);
             let n = c.0.get() + HOOK_EVERY as u64;
             c.0.set(n);
             if n > budget {
@@ -176,6 +194,8 @@ mod tests {
 
     #[test]
     fn interrupt_flag_stops_a_busy_loop() {
+        use std::future::Future;
+        use std::task::{Context, Poll, Waker};
         let flag = Arc::new(AtomicBool::new(false));
         let limits = Limits {
             interrupt: Some(flag.clone()),
@@ -184,12 +204,20 @@ mod tests {
         let (lua, _) = new_state(&limits).unwrap();
         assert_eq!(lua.load("return 1 + 1").eval::<i64>().unwrap(), 2);
         flag.store(true, Ordering::Relaxed);
-        // pcall cannot swallow it for good: the flag stays set, so the next check raises again.
-        let e = lua
+        // As an async call it yields, even out of pcall: the caller gets control back and
+        // drops the future.
+        let f = lua
             .load("while true do pcall(function() while true do end end) end")
-            .exec()
-            .unwrap_err();
+            .into_function()
+            .unwrap();
+        let mut fut = std::pin::pin!(f.call_async::<()>(()));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(matches!(fut.as_mut().poll(&mut cx), Poll::Pending));
+        // Where it cannot yield, it raises.
+        let e = lua.load("while true do end").exec().unwrap_err();
         assert!(e.to_string().contains(INTERRUPTED), "{e}");
+        flag.store(false, Ordering::Relaxed);
+        assert_eq!(lua.load("return 2 + 2").eval::<i64>().unwrap(), 4);
     }
 
     #[test]

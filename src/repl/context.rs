@@ -388,12 +388,11 @@ fn primary_end(toks: &[Token<'_>], mut i: usize) -> Option<usize> {
     }
     loop {
         match toks.get(i) {
-            Some(t) if t.is_sym(".") || t.is_sym(":") => {
-                if toks.get(i + 1).is_some_and(|n| n.kind == Kind::Name) {
-                    i += 2;
-                } else {
-                    return Some(i);
-                }
+            Some(t)
+                if (t.is_sym(".") || t.is_sym(":"))
+                    && toks.get(i + 1).is_some_and(|n| n.kind == Kind::Name) =>
+            {
+                i += 2
             }
             Some(t) if t.is_sym("(") || t.is_sym("[") => match group_end(toks, i) {
                 Some(e) => i = e,

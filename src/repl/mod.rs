@@ -466,6 +466,8 @@ impl Session {
     /// Runs Lua until it finishes or Ctrl-C cancels it (the future is dropped).
     async fn run(&mut self, fut: impl Future<Output = mlua::Result<MultiValue>>) -> Ran {
         self.chunks += 1;
+        // --instruction-limit is per chunk here: a long session must not run out.
+        self.host.reset_instructions();
         self.interrupts.clear();
         self.out.begin_chunk();
         let result = tokio::select! {
@@ -587,18 +589,23 @@ impl Session {
         self.out.line(&text);
     }
 
-    /// Failures of background tasks, said once, as soon as the REPL sees them.
-    fn report_task_failures(&self) {
+    /// Failures of background tasks, said once, as soon as the REPL sees them (piped, they
+    /// fail the session as a failed chunk does).
+    fn report_task_failures(&mut self) {
+        let mut failed = Vec::new();
         for t in self.host.ctx().tasks.borrow().iter() {
             let mut inner = t.borrow_mut();
             if let TaskResult::Failed(e) = &inner.result
                 && !inner.observed
             {
-                let msg = format!("task '{}' failed: {e}", inner.name);
+                failed.push(format!("task '{}' failed: {e}", inner.name));
                 inner.observed = true;
-                drop(inner);
-                self.out.error(&msg);
             }
+        }
+        for msg in failed {
+            self.failures += 1;
+            self.journal
+                .record("task.failed", None, msg.clone(), serde_json::Value::Null);
         }
     }
 

@@ -184,7 +184,9 @@ impl Output {
             "observe" => cluster("·", &e.message),
             "inject" => cluster("⚡", &e.message),
             "inject.failed" | "cleanup.failed" | "task.failed" => {
-                Some(format!("{} {}", self.paint(Tone::Error, "✗"), e.message))
+                let text = format!("{} {}", self.paint(Tone::Error, "✗"), e.message);
+                self.emit(text, self.errors_to_stderr);
+                None
             }
             "wait.start" => {
                 self.waits

@@ -185,7 +185,7 @@ pub fn lua_number(x: f64) -> String {
     let sci = format!("{:.*e}", (P - 1) as usize, x);
     let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
-    let mut s = if exp < -4 || exp >= P {
+    let mut s = if !(-4..P).contains(&exp) {
         let m = trim_fraction(mantissa);
         format!("{m}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
     } else {

@@ -1,7 +1,8 @@
 //! Ctrl-C while a chunk runs. The terminal sends SIGINT only then (at the prompt, rustyline
 //! reads Ctrl-C as a key). A chunk waiting on the cluster is cancelled by dropping its future
-//! when the signal arrives on the channel; a chunk busy computing never yields, so the flag
-//! also makes the Lua instruction hook raise (see `Limits::interrupt`).
+//! when the signal arrives on the channel; a chunk busy computing never returns to the
+//! runtime, so the flag also makes the Lua instruction hook yield it (see
+//! `Limits::interrupt`), and then it is dropped the same way.
 //!
 //! SIGINT is blocked in every thread and taken by one thread with `sigwait`, so it never
 //! kills the process halfway through a cleanup.
