@@ -58,9 +58,28 @@ fn a_failed_chunk_fails_the_run_but_the_rest_runs() {
 }
 
 #[test]
+fn odd_input_is_an_error_not_a_crash() {
+    let out = gfi(
+        &[],
+        "é\n\u{0}\n.\n)\n'unfinished\n\\\nprint('still alive')\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stdout), "still alive\n");
+    let stderr = text(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // An unfinished string asks for more, as in Lua's REPL: lines 5 and 6 are one chunk.
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("error: line "))
+        .map(|l| l.split(':').next().unwrap())
+        .collect();
+    assert_eq!(lines, vec!["1", "2", "3", "4", "5"], "{stderr}");
+}
+
+#[test]
 fn underscore_is_the_last_value() {
-    let out = gfi(&[], "40 + 2\n_ * 10\n");
-    assert_eq!(text(&out.stdout), "42\n420\n");
+    let out = gfi(&[], "40 + 2\n_ * 10\n.5 + _\n");
+    assert_eq!(text(&out.stdout), "42\n420\n420.5\n");
 }
 
 #[test]

@@ -433,12 +433,16 @@ impl Session {
             if trimmed.is_empty() {
                 return Flow::Continue;
             }
-            if trimmed.starts_with('.') {
+            // `.load x` is a command; `.5 + 1` is Lua.
+            let command = trimmed
+                .strip_prefix('.')
+                .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_digit()));
+            self.pending_line = self.line_no;
+            if command {
                 let cmd = trimmed.to_string();
                 self.input().add_history(&cmd);
                 return self.command(&cmd).await;
             }
-            self.pending_line = self.line_no;
         }
         self.pending.push(line);
         let text = self.pending.join("\n");
@@ -750,6 +754,10 @@ impl Session {
 
     async fn answer_completion(&mut self, req: CompletionRequest) {
         let pos = req.pos.min(req.line.len());
+        if !req.line.is_char_boundary(pos) {
+            let _ = req.reply.send((pos, Vec::new()));
+            return;
+        }
         let (before, after) = req.line.split_at(pos);
         let answer = if self.pending.is_empty() && before.trim_start().starts_with('.') {
             complete_command(before)

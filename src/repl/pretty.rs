@@ -350,7 +350,11 @@ impl<'a> Printer<'a> {
             Value::Number(n) => Some(n),
             _ => None,
         };
-        let fmt = |s: f64| crate::duration::format(std::time::Duration::from_secs_f64(s.max(0.0)));
+        // Any table can look like a wait result: no panic on odd numbers.
+        let fmt = |s: f64| match std::time::Duration::try_from_secs_f64(s) {
+            Ok(d) => crate::duration::format(d),
+            Err(_) => lua_number(s),
+        };
         if let (Value::Boolean(ok), Some(node), Some(what)) =
             (get("ok"), text("node"), text("waited_for"))
             && !matches!(get("observed"), Value::Nil)
@@ -838,6 +842,24 @@ mod tests {
             body.starts_with("{ ok = true, node = \"n1\", waited_for = \"cordoned\", elapsed = 15, at = 20, timeout = 600, observed = { name = \"n1\", cordoned = true, boot_id = \"b\", labels = {… 1 entry} } }"),
             "{body}"
         );
+    }
+
+    #[test]
+    fn look_alike_tables_with_odd_numbers_do_not_panic() {
+        let lua = Lua::new();
+        let out = plain(
+            &lua,
+            "return {ok = true, node = 'n', waited_for = 'w', observed = {}, elapsed = 0/0}",
+        );
+        assert!(
+            out.starts_with("-- ✓ n w after nan") || out.starts_with("-- ✓ n w after -nan"),
+            "{out}"
+        );
+        let out = plain(
+            &lua,
+            "return {ok = false, node = 'n', waited_for = 'w', observed = {}, timeout = -math.huge}",
+        );
+        assert!(out.starts_with("-- ✗ n not w within -inf"), "{out}");
     }
 
     #[test]
