@@ -65,7 +65,7 @@ pub struct LuaArgs {
     /// Lua memory limit, e.g. 512MiB, 2GiB.
     #[arg(long, value_name = "SIZE", default_value = "512MiB", value_parser = parse_size)]
     pub memory_limit: usize,
-    /// Lua instruction budget for the whole run.
+    /// Lua instruction budget for the whole run (`gfi repl`: for each chunk).
     #[arg(long, value_name = "N", default_value_t = Limits::default().instructions)]
     pub instruction_limit: u64,
 }

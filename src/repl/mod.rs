@@ -4,6 +4,7 @@
 //! a reader thread ([`input`]), so the cluster, a paced sim clock ([`pacer`]) and background
 //! tasks keep going while a person types. Everything printed goes through [`output`].
 
+pub mod catch;
 pub mod chunk;
 pub mod commands;
 pub mod complete;
@@ -476,7 +477,7 @@ impl Session {
         self.out.begin_chunk();
         let result = tokio::select! {
             biased;
-            r = fut => Some(r),
+            r = catch::CatchPanic::new(fut) => Some(r),
             _ = self.interrupts.next() => None,
         };
         let interrupted = self.interrupts.fired();
