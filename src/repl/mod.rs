@@ -54,6 +54,9 @@ pub const EXIT_FAILED: u8 = 1;
 /// Exit status when Ctrl-C ended a piped session (128 + SIGINT).
 pub const EXIT_INTERRUPTED: u8 = 130;
 
+/// Scheduler rounds given to ready tasks before reading input (each gets one poll a round).
+const SETTLE_ROUNDS: usize = 16;
+
 /// How long completion trusts its list of nodes.
 const CLUSTER_CACHE: Duration = Duration::from_secs(5);
 
@@ -403,6 +406,11 @@ impl Session {
         self.input().request_line(prompt);
         // At full speed the sim's clock stands still while a person thinks.
         let freeze = self.pacer.as_ref().and_then(Pacer::freeze);
+        // Tasks the last chunk woke (a `spawn`ed wait starting, say) run before the next input
+        // is taken, not whenever that input happens to arrive: a session replays exactly.
+        for _ in 0..SETTLE_ROUNDS {
+            tokio::task::yield_now().await;
+        }
         let interactive = self.interactive;
         self.out.set_prompt_active(interactive);
         self.interrupts.clear();
