@@ -36,6 +36,13 @@ fn repl(dir: &Path, extra: &[&str]) -> Repl {
     s
 }
 
+/// Waits for the prompt: keys reach the line editor only then (before, the terminal is in
+/// cooked mode, where Ctrl-C, Ctrl-D and Ctrl-R mean something else). Only reliable after
+/// output of the last chunk was seen: the line being edited is redrawn with its prompt too.
+fn prompt(s: &mut Repl) {
+    s.expect("> ").expect("a prompt");
+}
+
 fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().expect("temp dir")
 }
@@ -59,11 +66,13 @@ fn multi_line_input_continues_on_a_second_prompt() {
     s.expect("> ").unwrap();
     s.send_line("twice(20 + 1)").unwrap();
     s.expect("42").unwrap();
+    prompt(&mut s);
     // An open table constructor is an expression spanning lines.
     s.send_line("{ 'alpha',").unwrap();
     s.expect(">> ").unwrap();
     s.send_line("'be' .. 'ta' }").unwrap();
     s.expect("{ \"alpha\", \"beta\" }").unwrap();
+    prompt(&mut s);
     // Ctrl-C on a continuation line abandons the chunk.
     s.send_line("if true then").unwrap();
     s.expect(">> ").unwrap();
@@ -71,6 +80,7 @@ fn multi_line_input_continues_on_a_second_prompt() {
     s.expect("> ").unwrap();
     s.send_line("'after' .. 'wards'").unwrap();
     s.expect("afterwards").unwrap();
+    prompt(&mut s);
     // A top-level local survives to the next line.
     s.send_line("local kept = 6 * 7").unwrap();
     s.send_line("kept + 1000").unwrap();
@@ -86,18 +96,23 @@ fn tab_completes_globals_methods_node_names_and_xids() {
     s.expect("wait_cordoned(").unwrap();
     s.send("\"gpu-node-001\", { timeout = \"1s\" })\r").unwrap();
     s.expect("not cordoned within 1s").unwrap();
+    prompt(&mut s);
     // A module member.
     s.send("gfi.fmt_dur\t").unwrap();
     s.expect("gfi.fmt_duration(").unwrap();
     s.send("125)\r").unwrap();
     s.expect("2m5s").unwrap();
+    prompt(&mut s);
     // Methods of a node handle.
-    s.send_line("n = node('gpu-node-003')").unwrap();
-    s.expect("> ").unwrap();
+    s.send_line("n = node('gpu-node-003') print('n' .. ' is set')")
+        .unwrap();
+    s.expect("n is set").unwrap();
+    prompt(&mut s);
     s.send("n:wait_uncor\t").unwrap();
     s.expect("n:wait_uncordoned(").unwrap();
     s.send(")\r").unwrap();
     s.expect("gpu-node-003 uncordoned after").unwrap();
+    prompt(&mut s);
     // Node names inside a string: Tab twice lists them, a digit and Tab completes one.
     s.send("node(\"gpu-node-00\t\t").unwrap();
     s.expect("gpu-node-008").unwrap();
@@ -105,6 +120,7 @@ fn tab_completes_globals_methods_node_names_and_xids() {
     s.expect("gpu-node-005\"").unwrap();
     s.send(")\r").unwrap();
     s.expect("node(gpu-node-005)  -- schedulable").unwrap();
+    prompt(&mut s);
     // XIDs with their names where an XID goes.
     s.send("xid(7\t\t").unwrap();
     s.expect("GPU has fallen off the bus (RESTART_BM)").unwrap();
@@ -124,8 +140,10 @@ fn ctrl_c_cancels_a_paced_wait_and_a_busy_loop() {
     s.send(CTRL_C).unwrap();
     s.expect("cancelled the wait for gpu-node-001 cordoned (Ctrl-C)")
         .unwrap();
+    prompt(&mut s);
     s.send_line("40 + 2").unwrap();
     s.expect("42").unwrap();
+    prompt(&mut s);
     // Lua that never waits is stopped too, even from inside pcall.
     s.send_line(
         "print('spin' .. 'ning') while true do pcall(function() while true do end end) end",
@@ -134,6 +152,7 @@ fn ctrl_c_cancels_a_paced_wait_and_a_busy_loop() {
     s.expect("spinning").unwrap();
     s.send(CTRL_C).unwrap();
     s.expect("cancelled (Ctrl-C)").unwrap();
+    prompt(&mut s);
     s.send_line("'still' .. ' here'").unwrap();
     s.expect("still here").unwrap();
 }
@@ -165,7 +184,9 @@ fn history_persists_across_sessions() {
     let dir = tempdir();
     let mut s = repl(dir.path(), &[]);
     s.send_line("history_marker = 4000 + 200 + 42").unwrap();
-    s.expect("> ").unwrap();
+    s.send_line("history_marker - 42").unwrap();
+    s.expect("4200").unwrap();
+    prompt(&mut s);
     s.send(CTRL_D).unwrap();
     s.expect(Eof).unwrap();
     assert_eq!(exit_code(&s), 0);
@@ -176,16 +197,20 @@ fn history_persists_across_sessions() {
     );
 
     let mut s = repl(dir.path(), &[]);
+    // Newest first: the second entry back is the assignment.
+    s.send(UP).unwrap();
     s.send(UP).unwrap();
     s.expect("history_marker = 4000 + 200 + 42").unwrap();
     s.send("\r").unwrap();
     s.expect("> ").unwrap();
     s.send_line("history_marker + 1").unwrap();
     s.expect("4243").unwrap();
+    prompt(&mut s);
     // Reverse search finds it too.
     s.send("\x12marker =").unwrap();
     s.expect("reverse-i-search").unwrap();
     s.send("\r").unwrap();
+    prompt(&mut s);
     s.send_line("history_marker * 10").unwrap();
     s.expect("42420").unwrap();
 }
@@ -194,9 +219,10 @@ fn history_persists_across_sessions() {
 fn ctrl_d_runs_cleanups_and_exits() {
     let dir = tempdir();
     let mut s = repl(dir.path(), &[]);
-    s.send_line("cleanup(function() print('cleaned' .. ' up') end)")
+    s.send_line("cleanup(function() print('cleaned' .. ' up') end) print('regis' .. 'tered')")
         .unwrap();
-    s.expect("> ").unwrap();
+    s.expect("registered").unwrap();
+    prompt(&mut s);
     s.send(CTRL_D).unwrap();
     s.expect("cleaned up").unwrap();
     s.expect(Eof).unwrap();
@@ -209,6 +235,8 @@ fn a_second_ctrl_c_at_an_empty_prompt_exits() {
     let mut s = repl(dir.path(), &[]);
     s.send(CTRL_C).unwrap();
     s.expect("Ctrl-C again or Ctrl-D to exit").unwrap();
+    // Keys go to the line editor once its prompt is back.
+    s.expect("> ").unwrap();
     s.send(CTRL_C).unwrap();
     s.expect(Eof).unwrap();
     assert_eq!(exit_code(&s), 0);

@@ -2,7 +2,11 @@
 //! never valid Lua, so they cannot be confused with code.
 
 use super::pacer::Speed;
-use std::path::PathBuf;
+use super::{Flow, Session};
+use crate::lua::api::tasks::TaskResult;
+use mlua::{MultiValue, Value};
+use serde_json::json;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
@@ -100,6 +104,147 @@ fn unquote(s: &str) -> &str {
         }
     }
     s
+}
+
+impl Session {
+    pub(super) async fn load(&mut self, path: &Path) -> Flow {
+        if !path.is_file() {
+            return self.fail(&format!("{} not found (or not a file)", path.display()));
+        }
+        self.journal.record(
+            "repl.load",
+            None,
+            format!("loading {}", path.display()),
+            serde_json::Value::Null,
+        );
+        let lua = self.host.lua().clone();
+        let path = path.to_path_buf();
+        let ran = self
+            .run(async move {
+                let source = std::fs::read_to_string(&path).map_err(|e| {
+                    mlua::Error::runtime(format!("cannot read {}: {e}", path.display()))
+                })?;
+                let args: Value = lua.globals().get("args")?;
+                lua.load(source)
+                    .set_name(format!("@{}", path.display()))
+                    .call_async::<MultiValue>(args)
+                    .await
+            })
+            .await;
+        self.after(ran).await
+    }
+
+    pub(super) async fn command(&mut self, text: &str) -> Flow {
+        let cmd = match parse(text) {
+            Ok(c) => c,
+            Err(e) => return self.fail(&e),
+        };
+        match cmd {
+            Command::Help => self.out.line(HELP),
+            Command::Quit => return Flow::Quit,
+            Command::Load(path) => return self.load(&path).await,
+            Command::Backend => self.show_backend().await,
+            Command::Seed => self.out.line(&format!(
+                "seed {} (run {}): gfi repl --seed {} gives this session's randomness again",
+                self.header.seed, self.header.run_id, self.header.seed
+            )),
+            Command::Journal(path) => {
+                let path = path.unwrap_or_else(|| {
+                    PathBuf::from(format!("gfi-repl-{}.json", self.header.run_id))
+                });
+                match self.write_journal(&path, "in progress") {
+                    Ok(n) => self
+                        .out
+                        .line(&format!("wrote {n} journal entries to {}", path.display())),
+                    Err(e) => return self.fail(&e),
+                }
+            }
+            Command::Speed(None) => match &self.pacer {
+                Some(p) => self.out.line(&format!("speed {}", p.speed())),
+                None => self.out.line("real time (only the sim has a speed)"),
+            },
+            Command::Speed(Some(s)) => match &self.pacer {
+                Some(p) => {
+                    p.set(s);
+                    self.out.set_show_wait_starts(s != Speed::Unlimited);
+                    self.out.line(&format!("speed {s}"));
+                }
+                None => return self.fail("only the sim backend has a speed"),
+            },
+            Command::Time => {
+                let t = self.clock.elapsed();
+                self.out.line(&format!(
+                    "{} into the session ({}{})",
+                    crate::cli::progress::clock_text(t.as_secs_f64()),
+                    self.clock.rfc3339(),
+                    if self.clock.is_virtual() {
+                        ", virtual"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+            Command::Tasks => self.show_tasks(),
+        }
+        Flow::Continue
+    }
+
+    async fn show_backend(&mut self) {
+        let mut text = self.description.clone();
+        match &self.pacer {
+            Some(p) => text.push_str(&format!("\nvirtual time, speed {}", p.speed())),
+            None => text.push_str("\nreal time"),
+        }
+        match self.host.ctx().backend.list_nodes(None).await {
+            Ok(nodes) => {
+                let cordoned = nodes.iter().filter(|n| n.unschedulable).count();
+                let not_ready = nodes.iter().filter(|n| !n.ready).count();
+                text.push_str(&format!(
+                    "\n{} nodes now: {cordoned} cordoned, {not_ready} not ready",
+                    nodes.len()
+                ));
+            }
+            Err(e) => text.push_str(&format!("\ncannot list nodes: {e}")),
+        }
+        if self.pacer.is_some() {
+            text.push_str("\nsim.config() shows its timings and NVSentinel settings");
+        }
+        self.out.line(&text);
+    }
+
+    fn show_tasks(&self) {
+        let tasks = self.host.ctx().tasks.borrow();
+        if tasks.is_empty() {
+            self.out.line("no tasks (spawn(fn) starts one)");
+            return;
+        }
+        let mut text = String::new();
+        for t in tasks.iter() {
+            let t = t.borrow();
+            let status = match &t.result {
+                TaskResult::Running => "running".to_string(),
+                TaskResult::Done(_) => "done".to_string(),
+                TaskResult::Failed(e) => format!("failed: {}", e.lines().next().unwrap_or("")),
+                TaskResult::Cancelled => "cancelled".to_string(),
+            };
+            text.push_str(&format!("{:>3}  {:<20} {status}\n", t.id, t.name));
+        }
+        self.out.line(text.trim_end());
+    }
+
+    pub(super) fn write_journal(&self, path: &Path, outcome: &str) -> Result<usize, String> {
+        let summary = json!({
+            "outcome": outcome,
+            "chunks": self.chunks,
+            "failed_chunks": self.failures,
+            "run_seconds": self.clock.elapsed().as_millis() as f64 / 1000.0,
+            "injections": self.host.ctx().injections.get(),
+            "checks": self.host.checks(),
+        });
+        std::fs::write(path, self.journal.to_json(&self.header, &summary))
+            .map_err(|e| format!("cannot write the journal to {}: {e}", path.display()))?;
+        Ok(self.journal.len())
+    }
 }
 
 #[cfg(test)]

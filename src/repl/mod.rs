@@ -20,6 +20,7 @@ pub mod output;
 pub mod pacer;
 pub mod pretty;
 pub mod signals;
+pub mod tab;
 
 use crate::backend::{ClusterEvent, NodeInfo};
 use crate::cli::common::{self, BackendArgs};
@@ -31,8 +32,7 @@ use crate::lua::sandbox::Limits;
 use crate::lua::{Host, HostOptions};
 use crate::xid::LineStyle;
 use chunk::{Compiled, ReplEnv};
-use commands::Command;
-use input::{CompletionRequest, Input, InputSource};
+use input::{Input, InputSource};
 use mlua::{Function, MultiValue, Value};
 use names::ApiNames;
 use output::{Output, Tone};
@@ -41,10 +41,9 @@ use serde_json::json;
 use signals::Interrupts;
 use std::future::Future;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 pub const PROMPT: &str = "> ";
 pub const CONTINUE_PROMPT: &str = ">> ";
@@ -56,9 +55,6 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// Scheduler rounds given to ready tasks before reading input (each gets one poll a round).
 const SETTLE_ROUNDS: usize = 16;
-
-/// How long completion trusts its list of nodes.
-const CLUSTER_CACHE: Duration = Duration::from_secs(5);
 
 /// What `gfi repl` was asked for.
 pub struct Config {
@@ -403,6 +399,15 @@ impl Session {
 
     /// The next line, answering completion requests meanwhile.
     async fn read(&mut self, prompt: &str) -> Read {
+        // Ctrl-C between two prompts (the terminal is not the line editor's then, so it came
+        // as a signal) counts as one at the prompt.
+        if self.interrupts.take() {
+            return if self.interactive {
+                Read::Interrupted { had_text: false }
+            } else {
+                Read::Signal
+            };
+        }
         self.input().request_line(prompt);
         // At full speed the sim's clock stands still while a person thinks.
         let freeze = self.pacer.as_ref().and_then(Pacer::freeze);
@@ -413,7 +418,6 @@ impl Session {
         }
         let interactive = self.interactive;
         self.out.set_prompt_active(interactive);
-        self.interrupts.clear();
         let read = loop {
             let input = self.input.as_mut().expect("input lives until the end");
             tokio::select! {
@@ -481,7 +485,7 @@ impl Session {
         self.chunks += 1;
         // --instruction-limit is per chunk here: a long session must not run out.
         self.host.reset_instructions();
-        self.interrupts.clear();
+        // No clearing of Ctrl-C here: one pressed just after Enter cancels what was entered.
         self.out.begin_chunk();
         let result = tokio::select! {
             biased;
@@ -622,265 +626,6 @@ impl Session {
         }
     }
 
-    async fn load(&mut self, path: &Path) -> Flow {
-        if !path.is_file() {
-            return self.fail(&format!("{} not found (or not a file)", path.display()));
-        }
-        self.journal.record(
-            "repl.load",
-            None,
-            format!("loading {}", path.display()),
-            serde_json::Value::Null,
-        );
-        let lua = self.host.lua().clone();
-        let path = path.to_path_buf();
-        let ran = self
-            .run(async move {
-                let source = std::fs::read_to_string(&path).map_err(|e| {
-                    mlua::Error::runtime(format!("cannot read {}: {e}", path.display()))
-                })?;
-                let args: Value = lua.globals().get("args")?;
-                lua.load(source)
-                    .set_name(format!("@{}", path.display()))
-                    .call_async::<MultiValue>(args)
-                    .await
-            })
-            .await;
-        self.after(ran).await
-    }
-
-    async fn command(&mut self, text: &str) -> Flow {
-        let cmd = match commands::parse(text) {
-            Ok(c) => c,
-            Err(e) => return self.fail(&e),
-        };
-        match cmd {
-            Command::Help => self.out.line(commands::HELP),
-            Command::Quit => return Flow::Quit,
-            Command::Load(path) => return self.load(&path).await,
-            Command::Backend => self.show_backend().await,
-            Command::Seed => self.out.line(&format!(
-                "seed {} (run {}): gfi repl --seed {} gives this session's randomness again",
-                self.header.seed, self.header.run_id, self.header.seed
-            )),
-            Command::Journal(path) => {
-                let path = path.unwrap_or_else(|| {
-                    PathBuf::from(format!("gfi-repl-{}.json", self.header.run_id))
-                });
-                match self.write_journal(&path, "in progress") {
-                    Ok(n) => self
-                        .out
-                        .line(&format!("wrote {n} journal entries to {}", path.display())),
-                    Err(e) => return self.fail(&e),
-                }
-            }
-            Command::Speed(None) => match &self.pacer {
-                Some(p) => self.out.line(&format!("speed {}", p.speed())),
-                None => self.out.line("real time (only the sim has a speed)"),
-            },
-            Command::Speed(Some(s)) => match &self.pacer {
-                Some(p) => {
-                    p.set(s);
-                    self.out.set_show_wait_starts(s != Speed::Unlimited);
-                    self.out.line(&format!("speed {s}"));
-                }
-                None => return self.fail("only the sim backend has a speed"),
-            },
-            Command::Time => {
-                let t = self.clock.elapsed();
-                self.out.line(&format!(
-                    "{} into the session ({}{})",
-                    crate::cli::progress::clock_text(t.as_secs_f64()),
-                    self.clock.rfc3339(),
-                    if self.clock.is_virtual() {
-                        ", virtual"
-                    } else {
-                        ""
-                    }
-                ));
-            }
-            Command::Tasks => self.show_tasks(),
-        }
-        Flow::Continue
-    }
-
-    async fn show_backend(&mut self) {
-        let mut text = self.description.clone();
-        match &self.pacer {
-            Some(p) => text.push_str(&format!("\nvirtual time, speed {}", p.speed())),
-            None => text.push_str("\nreal time"),
-        }
-        match self.host.ctx().backend.list_nodes(None).await {
-            Ok(nodes) => {
-                let cordoned = nodes.iter().filter(|n| n.unschedulable).count();
-                let not_ready = nodes.iter().filter(|n| !n.ready).count();
-                text.push_str(&format!(
-                    "\n{} nodes now: {cordoned} cordoned, {not_ready} not ready",
-                    nodes.len()
-                ));
-            }
-            Err(e) => text.push_str(&format!("\ncannot list nodes: {e}")),
-        }
-        if self.pacer.is_some() {
-            text.push_str("\nsim.config() shows its timings and NVSentinel settings");
-        }
-        self.out.line(&text);
-    }
-
-    fn show_tasks(&self) {
-        let tasks = self.host.ctx().tasks.borrow();
-        if tasks.is_empty() {
-            self.out.line("no tasks (spawn(fn) starts one)");
-            return;
-        }
-        let mut text = String::new();
-        for t in tasks.iter() {
-            let t = t.borrow();
-            let status = match &t.result {
-                TaskResult::Running => "running".to_string(),
-                TaskResult::Done(_) => "done".to_string(),
-                TaskResult::Failed(e) => format!("failed: {}", e.lines().next().unwrap_or("")),
-                TaskResult::Cancelled => "cancelled".to_string(),
-            };
-            text.push_str(&format!("{:>3}  {:<20} {status}\n", t.id, t.name));
-        }
-        self.out.line(text.trim_end());
-    }
-
-    fn write_journal(&self, path: &Path, outcome: &str) -> Result<usize, String> {
-        let summary = json!({
-            "outcome": outcome,
-            "chunks": self.chunks,
-            "failed_chunks": self.failures,
-            "run_seconds": self.clock.elapsed().as_millis() as f64 / 1000.0,
-            "injections": self.host.ctx().injections.get(),
-            "checks": self.host.checks(),
-        });
-        std::fs::write(path, self.journal.to_json(&self.header, &summary))
-            .map_err(|e| format!("cannot write the journal to {}: {e}", path.display()))?;
-        Ok(self.journal.len())
-    }
-
-    async fn answer_completion(&mut self, req: CompletionRequest) {
-        let pos = req.pos.min(req.line.len());
-        if !req.line.is_char_boundary(pos) {
-            let _ = req.reply.send((pos, Vec::new()));
-            return;
-        }
-        let (before, after) = req.line.split_at(pos);
-        let answer = if self.pending.is_empty() && before.trim_start().starts_with('.') {
-            complete_command(before)
-        } else {
-            self.complete_lua(before, after).await
-        };
-        let _ = req.reply.send(answer);
-    }
-
-    async fn complete_lua(
-        &mut self,
-        before: &str,
-        after: &str,
-    ) -> (usize, Vec<rustyline::completion::Pair>) {
-        let (text, offset) = if self.pending.is_empty() {
-            (before.to_string(), 0)
-        } else {
-            let p = self.pending.join("\n");
-            let offset = p.len() + 1;
-            (format!("{p}\n{before}"), offset)
-        };
-        let analysis = context::analyze(&text);
-        let (nodes, conditions) = if complete::needs_cluster(&analysis) {
-            self.cluster_facts().await
-        } else {
-            (Vec::new(), Vec::new())
-        };
-        let modules = self.module_names();
-        let lua = self.host.lua();
-        let names = ApiNames::scan(lua);
-        let world = complete::World {
-            lua,
-            vars: &self.env.vars,
-            names: &names,
-            nodes: &nodes,
-            conditions: &conditions,
-            modules: &modules,
-        };
-        let c = world.complete(&analysis, after);
-        if c.start < offset {
-            return (before.len(), Vec::new());
-        }
-        let pairs = c
-            .candidates
-            .into_iter()
-            .map(|c| rustyline::completion::Pair {
-                display: c.display,
-                replacement: c.replacement,
-            })
-            .collect();
-        (c.start - offset, pairs)
-    }
-
-    /// Node names and condition types, fetched at most every few seconds.
-    async fn cluster_facts(&mut self) -> (Vec<String>, Vec<String>) {
-        let fresh = self
-            .cluster_cache
-            .as_ref()
-            .is_some_and(|(at, _)| at.elapsed() < CLUSTER_CACHE);
-        if !fresh {
-            let nodes = self
-                .host
-                .ctx()
-                .backend
-                .list_nodes(None)
-                .await
-                .unwrap_or_default();
-            self.cluster_cache = Some((std::time::Instant::now(), nodes));
-        }
-        let nodes = self
-            .cluster_cache
-            .as_ref()
-            .map(|(_, n)| n.as_slice())
-            .unwrap_or_default();
-        let names = nodes.iter().map(|n| n.name.clone()).collect();
-        let mut conditions: Vec<String> = vec!["Ready".into(), "SysLogsXIDError".into()];
-        for n in nodes {
-            conditions.extend(n.conditions.iter().map(|c| c.type_.clone()));
-        }
-        conditions.sort();
-        conditions.dedup();
-        (names, conditions)
-    }
-
-    /// Modules `require` finds: the stdlib, then `.lua` files beside the session and on
-    /// `--lib-path`.
-    fn module_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = crate::lua::modules::STDLIB
-            .iter()
-            .map(|(n, _)| n.to_string())
-            .filter(|n| n != "prelude")
-            .collect();
-        for dir in &self.lib_dirs {
-            let Ok(entries) = std::fs::read_dir(dir) else {
-                continue;
-            };
-            for e in entries.flatten() {
-                let p = e.path();
-                if p.extension().is_some_and(|x| x == "lua") {
-                    if let Some(stem) = p.file_stem().and_then(|s| s.to_str()) {
-                        names.push(stem.to_string());
-                    }
-                } else if p.join("init.lua").is_file()
-                    && let Some(name) = p.file_name().and_then(|s| s.to_str())
-                {
-                    names.push(name.to_string());
-                }
-            }
-        }
-        names.sort();
-        names.dedup();
-        names
-    }
-
     /// Runs the cleanups (Ctrl-C abandons them), writes the journal, saves the history.
     async fn finish(mut self) -> ExitCode {
         self.interrupts.clear();
@@ -926,32 +671,4 @@ impl Session {
         }
         ExitCode::from(code)
     }
-}
-
-/// `.he<TAB>` → `.help`; `.load pl<TAB>` → file names.
-fn complete_command(before: &str) -> (usize, Vec<rustyline::completion::Pair>) {
-    let lead = before.len() - before.trim_start().len();
-    let word_end = before[lead..]
-        .find(char::is_whitespace)
-        .map_or(before.len(), |i| lead + i);
-    if word_end == before.len() {
-        let word = &before[lead..];
-        let pairs = commands::NAMES
-            .iter()
-            .filter(|n| n.starts_with(word))
-            .map(|n| rustyline::completion::Pair {
-                display: n.to_string(),
-                replacement: n.to_string(),
-            })
-            .collect();
-        return (lead, pairs);
-    }
-    let cmd = &before[lead..word_end];
-    if matches!(cmd, ".load" | ".l" | ".journal") {
-        let completer = rustyline::completion::FilenameCompleter::new();
-        if let Ok(r) = completer.complete_path(before, before.len()) {
-            return r;
-        }
-    }
-    (before.len(), Vec::new())
 }

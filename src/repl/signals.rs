@@ -41,10 +41,18 @@ impl Interrupts {
         Ok(Interrupts { flag, rx })
     }
 
-    /// Forgets a Ctrl-C that came while nothing was running.
+    /// Forgets Ctrl-Cs so far.
     pub fn clear(&mut self) {
-        while self.rx.try_recv().is_ok() {}
-        self.flag.store(false, Ordering::SeqCst);
+        self.take();
+    }
+
+    /// Whether Ctrl-C came since the last look; forgets it.
+    pub fn take(&mut self) -> bool {
+        let mut any = false;
+        while self.rx.try_recv().is_ok() {
+            any = true;
+        }
+        self.flag.swap(false, Ordering::SeqCst) || any
     }
 
     /// The next Ctrl-C.
