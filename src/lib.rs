@@ -12,4 +12,5 @@ pub mod journal;
 pub mod kmsg;
 pub mod lua;
 pub mod repl;
+pub mod signals;
 pub mod xid;

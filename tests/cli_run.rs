@@ -269,3 +269,43 @@ fn xids_and_docs_commands() {
     let o = gfi(&["docs", "api"]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("#### `inject_xid`"));
 }
+
+#[test]
+fn an_interrupt_stops_even_a_busy_script_and_runs_its_cleanups() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("busy.lua");
+    std::fs::write(
+        &script,
+        "cleanup(function() print('cleanup ran') end)\nprint('spinning')\nlocal x = 0\nwhile true do x = x + 1 end\n",
+    )
+    .unwrap();
+    for (sig, code) in [(Signal::SIGINT, 130), (Signal::SIGTERM, 143)] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gfi"))
+            .args(["run", script.to_str().unwrap(), "--seed", "1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut seen = String::new();
+        while !seen.contains("spinning") {
+            let mut line = String::new();
+            assert!(
+                out.read_line(&mut line).unwrap() > 0,
+                "gfi ended early: {seen}"
+            );
+            seen.push_str(&line);
+        }
+        kill(Pid::from_raw(child.id() as i32), sig).unwrap();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(code), "{sig}: {rest}");
+        assert!(rest.contains("cleanup ran"), "{sig}: {rest}");
+        assert!(rest.contains("interrupted: "), "{sig}: {rest}");
+    }
+}

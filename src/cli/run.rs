@@ -5,9 +5,12 @@ use super::progress::{Progress, Style, Verbosity};
 use crate::backend::ClusterEvent;
 use crate::clock::RunClock;
 use crate::journal::{Header, Journal};
+use crate::lua::sandbox::Limits;
 use crate::lua::{Host, HostOptions, describe_error};
+use crate::signals::Interrupts;
 use crate::xid::LineStyle;
 use clap::{Args, ValueEnum};
+use nix::sys::signal::Signal;
 use serde_json::json;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -16,8 +19,11 @@ use std::sync::Arc;
 
 /// Exit status when the script finished but a check failed.
 pub const EXIT_CHECKS_FAILED: u8 = 3;
-/// Exit status when the run was interrupted (128 + SIGINT).
-pub const EXIT_INTERRUPTED: u8 = 130;
+/// Exit status when the run was interrupted: 128 + the signal (130 for SIGINT, 143 for
+/// SIGTERM).
+pub fn exit_for(sig: Signal) -> u8 {
+    128 + sig as i32 as u8
+}
 
 #[derive(Debug, Clone, Copy, ValueEnum, Default, PartialEq, Eq)]
 pub enum ColorChoice {
@@ -58,7 +64,7 @@ pub struct RunArgs {
 enum Ending {
     Finished,
     Failed(String),
-    Interrupted,
+    Interrupted(Signal),
 }
 
 pub fn run(args: RunArgs) -> ExitCode {
@@ -69,6 +75,14 @@ pub fn run(args: RunArgs) -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    // Before the runtime starts threads: they inherit the blocked signal mask.
+    let interrupts = match Interrupts::install(&[Signal::SIGINT, Signal::SIGTERM]) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let virtual_time = args.backend.backend == BackendKind::Sim;
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -82,10 +96,10 @@ pub fn run(args: RunArgs) -> ExitCode {
         }
     };
     let local = tokio::task::LocalSet::new();
-    local.block_on(&rt, run_async(args, virtual_time))
+    local.block_on(&rt, run_async(args, virtual_time, interrupts))
 }
 
-async fn run_async(args: RunArgs, virtual_time: bool) -> ExitCode {
+async fn run_async(args: RunArgs, virtual_time: bool, mut interrupts: Interrupts) -> ExitCode {
     let wall = std::time::Instant::now();
     let seed = args.backend.seed.unwrap_or_else(common::random_seed);
     let clock = RunClock::start(virtual_time);
@@ -153,7 +167,10 @@ async fn run_async(args: RunArgs, virtual_time: bool) -> ExitCode {
     let opts = HostOptions {
         seed,
         run_id: run_id.clone(),
-        limits: args.lua.limits(),
+        limits: Limits {
+            interrupt: Some(interrupts.flag.clone()),
+            ..args.lua.limits()
+        },
         script_dir: args.script.parent().map(|p| {
             if p.as_os_str().is_empty() {
                 PathBuf::from(".")
@@ -179,34 +196,36 @@ async fn run_async(args: RunArgs, virtual_time: bool) -> ExitCode {
             Ok(_) => Ending::Finished,
             Err(e) => Ending::Failed(describe_error(&e)),
         },
-        _ = tokio::signal::ctrl_c() => Ending::Interrupted,
+        sig = interrupts.next() => Ending::Interrupted(sig),
     };
     progress.clear_status();
     match &ending {
         Ending::Failed(msg) => {
             journal.record("run.error", None, msg.clone(), serde_json::Value::Null);
         }
-        Ending::Interrupted => {
-            eprintln!("\ninterrupted: running cleanups (Ctrl-C again to abandon them)");
+        Ending::Interrupted(sig) => {
+            eprintln!("\ninterrupted by {sig}: running cleanups (Ctrl-C again to abandon them)");
             journal.record(
                 "run.interrupted",
                 None,
-                "interrupted by Ctrl-C",
+                format!("interrupted by {sig}"),
                 serde_json::Value::Null,
             );
         }
         Ending::Finished => {}
     }
+    // Tasks first: a task still busy must not hold up the cleanups.
+    let task_errors = host.finish_tasks();
+    interrupts.clear();
     let cleanup_errors = tokio::select! {
         biased;
         errs = host.run_cleanups() => errs,
-        _ = tokio::signal::ctrl_c() => vec!["cleanups abandoned by a second Ctrl-C".to_string()],
+        sig = interrupts.next() => vec![format!("cleanups abandoned by {sig}")],
     };
-    let task_errors = host.finish_tasks();
     let checks = host.checks();
     let run_time = clock.elapsed();
     let summary = json!({
-        "outcome": match &ending { Ending::Finished => "finished", Ending::Failed(_) => "failed", Ending::Interrupted => "interrupted" },
+        "outcome": match &ending { Ending::Finished => "finished", Ending::Failed(_) => "failed", Ending::Interrupted(_) => "interrupted" },
         "error": match &ending { Ending::Failed(m) => json!(m), _ => json!(null) },
         "run_seconds": run_time.as_millis() as f64 / 1000.0,
         "injections": host.ctx().injections.get(),
@@ -231,8 +250,9 @@ async fn run_async(args: RunArgs, virtual_time: bool) -> ExitCode {
         eprintln!("error: {e}");
         code = 1;
     }
-    if matches!(ending, Ending::Interrupted) {
-        code = EXIT_INTERRUPTED;
+    let interrupted = matches!(ending, Ending::Interrupted(_));
+    if let Ending::Interrupted(sig) = ending {
+        code = exit_for(sig);
     }
     if code == 0 && checks.failed > 0 {
         code = EXIT_CHECKS_FAILED;
@@ -260,9 +280,9 @@ async fn run_async(args: RunArgs, virtual_time: bool) -> ExitCode {
         .map(|p| format!(", journal {}", p.display()))
         .unwrap_or_default();
     let verdict = match code {
+        _ if interrupted => "interrupted",
         0 => "finished",
         EXIT_CHECKS_FAILED => "finished with failed checks",
-        EXIT_INTERRUPTED => "interrupted",
         _ => "failed",
     };
     println!(

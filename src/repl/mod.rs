@@ -19,7 +19,7 @@ pub mod names;
 pub mod output;
 pub mod pacer;
 pub mod pretty;
-pub mod signals;
+
 pub mod tab;
 
 use crate::backend::{ClusterEvent, NodeInfo};
@@ -30,6 +30,7 @@ use crate::lua::api::handles::NodeHandle;
 use crate::lua::api::tasks::TaskResult;
 use crate::lua::sandbox::Limits;
 use crate::lua::{Host, HostOptions};
+use crate::signals::Interrupts;
 use crate::xid::LineStyle;
 use chunk::{Compiled, ReplEnv};
 use input::{Input, InputSource};
@@ -38,7 +39,6 @@ use names::ApiNames;
 use output::{Output, Tone};
 use pacer::{Pacer, Speed};
 use serde_json::json;
-use signals::Interrupts;
 use std::future::Future;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -76,7 +76,7 @@ pub struct Config {
 /// Runs a session to its end.
 pub fn run(cfg: Config) -> ExitCode {
     let interactive = std::io::stdin().is_terminal();
-    let interrupts = match Interrupts::install() {
+    let interrupts = match Interrupts::install(&[nix::sys::signal::Signal::SIGINT]) {
         Ok(i) => i,
         Err(e) => {
             eprintln!("error: {e}");

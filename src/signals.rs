@@ -1,0 +1,74 @@
+//! Interrupts (Ctrl-C, and for `gfi run` SIGTERM) while Lua runs. A script waiting on the
+//! cluster is cancelled by dropping its future when the signal arrives on the channel; a
+//! script busy computing never returns to the runtime, so the flag also makes the Lua
+//! instruction hook yield it (see `Limits::interrupt`), and then it is dropped the same way.
+//! In the REPL the terminal sends SIGINT only while a chunk runs (at the prompt, rustyline
+//! reads Ctrl-C as a key).
+//!
+//! The signals are blocked in every thread and taken by one thread with `sigwait`, so they
+//! never kill the process halfway through a cleanup.
+
+use nix::sys::signal::{SigSet, Signal};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+
+pub struct Interrupts {
+    pub flag: Arc<AtomicBool>,
+    rx: UnboundedReceiver<Signal>,
+}
+
+impl Interrupts {
+    /// Takes over `signals`. Must be called before any other thread starts: they inherit the
+    /// blocked mask.
+    pub fn install(signals: &[Signal]) -> Result<Interrupts, String> {
+        let mut set = SigSet::empty();
+        for s in signals {
+            set.add(*s);
+        }
+        set.thread_block()
+            .map_err(|e| format!("cannot block {signals:?}: {e}"))?;
+        let flag = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = unbounded_channel();
+        let f = flag.clone();
+        std::thread::Builder::new()
+            .name("gfi-signals".into())
+            .spawn(move || {
+                while let Ok(sig) = set.wait() {
+                    f.store(true, Ordering::SeqCst);
+                    if tx.send(sig).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+        Ok(Interrupts { flag, rx })
+    }
+
+    /// Forgets Ctrl-Cs so far.
+    pub fn clear(&mut self) {
+        self.take();
+    }
+
+    /// Whether Ctrl-C came since the last look; forgets it.
+    pub fn take(&mut self) -> bool {
+        let mut any = false;
+        while self.rx.try_recv().is_ok() {
+            any = true;
+        }
+        self.flag.swap(false, Ordering::SeqCst) || any
+    }
+
+    /// The next signal.
+    pub async fn next(&mut self) -> Signal {
+        match self.rx.recv().await {
+            Some(sig) => sig,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Whether Ctrl-C came since the last [`Interrupts::clear`].
+    pub fn fired(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+}
