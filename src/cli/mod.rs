@@ -1,5 +1,6 @@
 //! The `gfi` command line: one binary, several roles.
 
+pub mod agent;
 mod xids;
 
 use clap::{Parser, Subcommand};
@@ -20,11 +21,14 @@ pub struct Cli {
 pub enum Command {
     /// Print the XID catalogue (what each XID means and what NVSentinel does about it).
     Xids(xids::XidsArgs),
+    /// Run the node agent: the HTTP API that writes XID lines into this node's kernel log.
+    Agent(Box<agent::AgentArgs>),
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Xids(args) => xids::run(args),
+        Command::Agent(args) => agent::run(*args),
     }
 }
