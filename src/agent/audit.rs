@@ -112,7 +112,7 @@ pub async fn audit(
         .map(|i| i.0.as_str())
         .unwrap_or("anonymous");
     let note = resp.extensions().get::<AuditNote>();
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
     if route == "/health" || route == "/metrics" {
         tracing::debug!(target: "gfi::audit", peer = %peer, who, method = %method, path = route, status, ms, "request");
     } else if let Some(n) = note {

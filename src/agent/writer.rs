@@ -59,6 +59,28 @@ impl WriteTarget {
     }
 }
 
+/// The target `gfi agent` and the `local` backend choose: `host_pid` means `kmsg_path`
+/// (default `/dev/kmsg`) inside that process's mount namespace; otherwise `kmsg_path`, else the
+/// host's `/dev` mounted at `/host/dev`, else our own `/dev/kmsg` (the kernel log is not
+/// namespaced, so any kmsg device reaches the same log).
+pub fn choose_target(host_pid: Option<u32>, kmsg_path: Option<&Path>) -> WriteTarget {
+    match (host_pid, kmsg_path) {
+        (Some(pid), path) => WriteTarget::Namespace {
+            pid,
+            path: path.map(Path::to_path_buf).unwrap_or("/dev/kmsg".into()),
+        },
+        (None, Some(path)) => WriteTarget::Device {
+            path: path.to_path_buf(),
+        },
+        (None, None) if Path::new("/host/dev/kmsg").exists() => WriteTarget::Device {
+            path: "/host/dev/kmsg".into(),
+        },
+        (None, None) => WriteTarget::Device {
+            path: "/dev/kmsg".into(),
+        },
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
     pub target: WriteTarget,

@@ -3,11 +3,11 @@
 use crate::agent::discovery::resolve_proc_root;
 use crate::agent::journal::JournalOptions;
 use crate::agent::ratelimit::Limit;
-use crate::agent::writer::{WriteTarget, WriterConfig};
+use crate::agent::writer::WriterConfig;
 use crate::agent::{AgentConfig, AuthMode};
 use clap::{Args, ValueEnum};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -110,24 +110,7 @@ fn limit(what: &str, rate: f64, burst: f64) -> Result<Limit, String> {
     Ok(Limit { rate, burst })
 }
 
-/// The write target the flags choose.
-pub fn write_target(host_pid: Option<u32>, kmsg_path: Option<&Path>) -> WriteTarget {
-    match (host_pid, kmsg_path) {
-        (Some(pid), path) => WriteTarget::Namespace {
-            pid,
-            path: path.map(Path::to_path_buf).unwrap_or("/dev/kmsg".into()),
-        },
-        (None, Some(path)) => WriteTarget::Device {
-            path: path.to_path_buf(),
-        },
-        (None, None) if Path::new("/host/dev/kmsg").exists() => WriteTarget::Device {
-            path: "/host/dev/kmsg".into(),
-        },
-        (None, None) => WriteTarget::Device {
-            path: "/dev/kmsg".into(),
-        },
-    }
-}
+pub use crate::agent::writer::choose_target as write_target;
 
 /// Turns the flags into a configuration, or says what is wrong with them.
 pub fn config(args: &AgentArgs) -> Result<AgentConfig, String> {
@@ -227,7 +210,9 @@ pub fn run(args: AgentArgs) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agent::writer::WriteTarget;
     use clap::Parser;
+    use std::path::Path;
 
     #[derive(Parser)]
     struct T {
