@@ -1,1 +1,368 @@
-fn main() {}
+//! `cargo bench --bench agent`: the agent binary on loopback with a fake GPU tree and a file
+//! standing in for /dev/kmsg, driven by a small keep-alive HTTP/1.1 load generator.
+//!
+//! Prints: time from process start to the first healthy answer; `GET /health` and
+//! `POST /inject-xid` throughput with p50/p99 at 32 connections; `/health` p99 while
+//! injections run; the agent's resident memory after the run. Targets are the seed's figures
+//! on this kind of machine times 20 (health) and 50 (injections).
+//!
+//! `GFI_BENCH_SECS` sets each phase's length (default 5 s). The journal is fsync'd as in
+//! production; its state directory is a temporary directory on the default filesystem.
+
+use gpu_fault_injector::agent::testkit;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const TOKEN: &str = "bench-token-0123456789abcdef";
+const CONNS: usize = 32;
+
+struct Agent {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        testkit::write_gpu_tree(&dir.path().join("proc"), &testkit::fake_gpus(8)).unwrap();
+        std::fs::write(dir.path().join("kmsg"), b"").unwrap();
+        std::fs::write(dir.path().join("token"), TOKEN).unwrap();
+        Env { dir }
+    }
+
+    fn spawn(&self, state: &str) -> (Agent, Instant) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let d = self.dir.path();
+        let started = Instant::now();
+        let child = Command::new(env!("CARGO_BIN_EXE_gfi"))
+            .arg("agent")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["--node-name", "bench-node"])
+            .arg("--proc-root")
+            .arg(d.join("proc"))
+            .arg("--kmsg-path")
+            .arg(d.join("kmsg"))
+            .arg("--allow-non-chardev")
+            .arg("--token-file")
+            .arg(d.join("token"))
+            .arg("--state-dir")
+            .arg(d.join(state))
+            .args(["--rate-node", "0", "--rate-gpu", "0"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the gfi binary starts");
+        (
+            Agent {
+                child,
+                addr: format!("127.0.0.1:{port}").parse().unwrap(),
+            },
+            started,
+        )
+    }
+}
+
+/// One keep-alive HTTP/1.1 connection.
+struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    async fn open(addr: SocketAddr) -> std::io::Result<Conn> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Conn {
+            stream,
+            buf: Vec::with_capacity(4096),
+        })
+    }
+
+    /// Sends one request and reads its response; returns the status.
+    async fn call(&mut self, req: &[u8]) -> std::io::Result<u16> {
+        self.stream.write_all(req).await?;
+        loop {
+            if let Some(end) = find(&self.buf, b"\r\n\r\n") {
+                let head = std::str::from_utf8(&self.buf[..end]).unwrap_or("");
+                let status: u16 = head
+                    .get(9..12)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse().ok())?
+                    })
+                    .unwrap_or(0);
+                let total = end + 4 + len;
+                while self.buf.len() < total {
+                    self.fill().await?;
+                }
+                self.buf.drain(..total);
+                return Ok(status);
+            }
+            self.fill().await?;
+        }
+    }
+
+    async fn fill(&mut self) -> std::io::Result<()> {
+        let mut chunk = [0u8; 8192];
+        let n = self.stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(())
+    }
+}
+
+fn find(h: &[u8], n: &[u8]) -> Option<usize> {
+    h.windows(n.len()).position(|w| w == n)
+}
+
+fn health_req() -> Vec<u8> {
+    b"GET /health HTTP/1.1\r\nhost: bench\r\n\r\n".to_vec()
+}
+
+fn inject_req(gpu: usize) -> Vec<u8> {
+    let body = format!(r#"{{"xid_type":79,"gpu_id":{gpu}}}"#);
+    format!(
+        "POST /inject-xid HTTP/1.1\r\nhost: bench\r\nauthorization: Bearer {TOKEN}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+#[derive(Default)]
+struct Stats {
+    lat_us: Vec<u32>,
+    errors: u64,
+    non_2xx: u64,
+}
+
+impl Stats {
+    fn merge(&mut self, o: Stats) {
+        self.lat_us.extend(o.lat_us);
+        self.errors += o.errors;
+        self.non_2xx += o.non_2xx;
+    }
+
+    fn pct(&mut self, p: f64) -> f64 {
+        if self.lat_us.is_empty() {
+            return f64::NAN;
+        }
+        self.lat_us.sort_unstable();
+        let i = ((self.lat_us.len() as f64 - 1.0) * p).round() as usize;
+        self.lat_us[i] as f64 / 1000.0
+    }
+}
+
+/// Runs `conns` connections sending `req(i)` until `until`.
+async fn load(
+    addr: SocketAddr,
+    conns: usize,
+    until: Instant,
+    req: fn(usize) -> Vec<u8>,
+) -> Stats {
+    let tasks: Vec<_> = (0..conns)
+        .map(|i| {
+            let bytes = req(i);
+            tokio::spawn(async move {
+                let mut s = Stats::default();
+                let mut conn = match Conn::open(addr).await {
+                    Ok(c) => c,
+                    Err(_) => {
+                        s.errors += 1;
+                        return s;
+                    }
+                };
+                while Instant::now() < until {
+                    let t = Instant::now();
+                    match conn.call(&bytes).await {
+                        Ok(st) => {
+                            s.lat_us.push(t.elapsed().as_micros() as u32);
+                            if !(200..300).contains(&st) {
+                                s.non_2xx += 1;
+                            }
+                        }
+                        Err(_) => {
+                            s.errors += 1;
+                            match Conn::open(addr).await {
+                                Ok(c) => conn = c,
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                }
+                s
+            })
+        })
+        .collect();
+    let mut all = Stats::default();
+    for t in tasks {
+        all.merge(t.await.unwrap());
+    }
+    all
+}
+
+fn rss_kb(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "ok" } else { "MISSED" }
+}
+
+async fn ready_time(env: &Env, n: usize) -> Vec<f64> {
+    let mut times = Vec::new();
+    for i in 0..n {
+        let (mut agent, started) = env.spawn(&format!("state-ready-{i}"));
+        let req = health_req();
+        loop {
+            if let Ok(Some(st)) = agent.child.try_wait() {
+                panic!("the agent exited during start: {st}");
+            }
+            if let Ok(mut c) = Conn::open(agent.addr).await
+                && let Ok(200) = c.call(&req).await
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    times
+}
+
+fn main() {
+    // `cargo bench` passes --bench; any other argument is a filter we do not use.
+    let secs: u64 = std::env::var("GFI_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let phase = Duration::from_secs(secs);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let env = Env::new();
+        println!("gfi agent benchmark: loopback, 8 fake GPUs, kmsg file target, {CONNS} connections, {secs} s per phase");
+        println!("machine: {} CPUs", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+
+        let mut ready = ready_time(&env, 5).await;
+        ready.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let ready_med = ready[ready.len() / 2];
+
+        let (agent, _) = env.spawn("state");
+        let req = health_req();
+        loop {
+            if let Ok(mut c) = Conn::open(agent.addr).await
+                && let Ok(200) = c.call(&req).await
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // Warm up.
+        load(agent.addr, CONNS, Instant::now() + Duration::from_millis(500), |_| health_req()).await;
+
+        let t = Instant::now();
+        let mut h = load(agent.addr, CONNS, t + phase, |_| health_req()).await;
+        let h_rps = h.lat_us.len() as f64 / t.elapsed().as_secs_f64();
+        let (h50, h99) = (h.pct(0.5), h.pct(0.99));
+
+        let t = Instant::now();
+        let mut inj = load(agent.addr, CONNS, t + phase, |i| inject_req(i % 8)).await;
+        let i_rps = inj.lat_us.len() as f64 / t.elapsed().as_secs_f64();
+        let (i50, i99) = (inj.pct(0.5), inj.pct(0.99));
+
+        let t = Instant::now();
+        let until = t + phase;
+        let injectors = tokio::spawn(load(agent.addr, CONNS - 4, until, |i| inject_req(i % 8)));
+        let mut during = load(agent.addr, 4, until, |_| health_req()).await;
+        let mut bg = injectors.await.unwrap();
+        let bg_rps = bg.lat_us.len() as f64 / t.elapsed().as_secs_f64();
+        let (d50, d99) = (during.pct(0.5), during.pct(0.99));
+        let bg99 = bg.pct(0.99);
+
+        let (rss, hwm) = rss_kb(agent.child.id());
+        let lines = std::fs::read_to_string(env.dir.path().join("kmsg"))
+            .map(|s| s.lines().count())
+            .unwrap_or(0);
+
+        println!();
+        println!("{:<44} {:>12} {:>10} {:>10}  target", "", "req/s", "p50 ms", "p99 ms");
+        println!(
+            "{:<44} {:>12.0} {:>10.3} {:>10.3}  >= 46,000 req/s: {}",
+            "GET /health (32 conns)", h_rps, h50, h99, verdict(h_rps >= 46_000.0)
+        );
+        println!(
+            "{:<44} {:>12.0} {:>10.3} {:>10.3}  >= 3,950 req/s: {}",
+            "POST /inject-xid (32 conns)", i_rps, i50, i99, verdict(i_rps >= 3_950.0)
+        );
+        println!(
+            "{:<44} {:>12.0} {:>10.3} {:>10.3}  p99 < 2 ms: {}",
+            "GET /health while injecting (4 conns)",
+            during.lat_us.len() as f64 / phase.as_secs_f64(),
+            d50,
+            d99,
+            verdict(d99 < 2.0)
+        );
+        println!(
+            "{:<44} {:>12.0} {:>10} {:>10.3}",
+            "  (the 28 injecting conns meanwhile)", bg_rps, "", bg99
+        );
+        println!(
+            "resident memory after the run: {:.1} MB (peak {:.1} MB)  < 10 MB: {}",
+            rss as f64 / 1024.0,
+            hwm as f64 / 1024.0,
+            verdict(rss < 10 * 1024)
+        );
+        println!(
+            "start to first healthy answer: median {:.1} ms of 5 starts (min {:.1}, max {:.1})  < 20 ms: {}",
+            ready_med,
+            ready[0],
+            ready[ready.len() - 1],
+            verdict(ready_med < 20.0)
+        );
+        println!(
+            "errors: health {} / inject {} / during {}+{}; non-2xx: {} / {} / {}+{}; records written: {lines}",
+            h.errors, inj.errors, during.errors, bg.errors, h.non_2xx, inj.non_2xx, during.non_2xx, bg.non_2xx
+        );
+        let _ = std::io::stdout().flush();
+    });
+}
