@@ -241,6 +241,16 @@ fn rss_kb(pid: u32) -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// CPU seconds (user + system) the process has used.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // Fields 14 and 15 of /proc/pid/stat (utime, stime), counted after the command name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn verdict(ok: bool) -> &'static str {
     if ok { "ok" } else { "MISSED" }
 }
@@ -300,14 +310,19 @@ fn main() {
         // Warm up.
         load(agent.addr, CONNS, Instant::now() + Duration::from_millis(500), |_| health_req()).await;
 
+        let pid = agent.child.id();
+        let cpu0 = cpu_secs(pid);
         let t = Instant::now();
         let mut h = load(agent.addr, CONNS, t + phase, |_| health_req()).await;
         let h_rps = h.lat_us.len() as f64 / t.elapsed().as_secs_f64();
+        let h_cpu = (cpu_secs(pid) - cpu0) / t.elapsed().as_secs_f64();
         let (h50, h99) = (h.pct(0.5), h.pct(0.99));
 
+        let cpu0 = cpu_secs(pid);
         let t = Instant::now();
         let mut inj = load(agent.addr, CONNS, t + phase, |i| inject_req(i % 8)).await;
         let i_rps = inj.lat_us.len() as f64 / t.elapsed().as_secs_f64();
+        let i_cpu = (cpu_secs(pid) - cpu0) / t.elapsed().as_secs_f64();
         let (i50, i99) = (inj.pct(0.5), inj.pct(0.99));
 
         let t = Instant::now();
@@ -345,6 +360,12 @@ fn main() {
         println!(
             "{:<44} {:>12.0} {:>10} {:>10.3}",
             "  (the 28 injecting conns meanwhile)", bg_rps, "", bg99
+        );
+        println!(
+            "agent CPU use: {:.0} % during the health phase, {:.0} % during the injection phase (of {} CPUs shared with the load generator)",
+            h_cpu * 100.0,
+            i_cpu * 100.0,
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
         );
         println!(
             "resident memory after the run: {:.1} MB (peak {:.1} MB)  < 10 MB: {}",

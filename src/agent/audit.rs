@@ -1,5 +1,4 @@
-//! Per-request middleware: authentication, then one audit line (who, what, outcome) and the
-//! request metrics.
+//! The per-request gate: authentication, request metrics and one audit line per request.
 
 use super::auth::Verdict;
 use super::routes::{detail, route_label};
@@ -7,7 +6,7 @@ use super::server::AgentState;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,92 +29,74 @@ fn exempt(st: &AgentState, path: &str) -> bool {
     path == "/health" || (path == "/metrics" && st.public_metrics)
 }
 
-/// Requires `Authorization: Bearer <token>` on every route but `/health` (and `/metrics`
-/// when public).
-pub async fn authenticate(
-    State(st): State<Arc<AgentState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    let Some(tokens) = &st.tokens else {
-        req.extensions_mut()
-            .insert(Identity("unauthenticated (insecure-no-auth)".into()));
-        return with_identity(next.run(req).await, "unauthenticated (insecure-no-auth)");
-    };
-    if exempt(&st, req.uri().path()) {
-        return next.run(req).await;
-    }
-    let header = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .map(HeaderValue::as_bytes);
-    match tokens.check(header) {
-        Verdict::Allowed { token } => {
-            let who = format!("token#{token}");
-            req.extensions_mut().insert(Identity(who.clone()));
-            with_identity(next.run(req).await, &who)
-        }
-        Verdict::Denied(why) => {
-            st.metrics.auth_failure(why.as_str());
-            tracing::warn!(
-                target: "gfi::audit",
-                peer = %peer,
-                method = %req.method(),
-                path = %req.uri().path(),
-                reason = why.as_str(),
-                "authentication failed"
-            );
-            let mut resp = detail(StatusCode::UNAUTHORIZED, why.detail());
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"gfi-agent\""),
-            );
-            resp.extensions_mut().insert(Identity(format!(
-                "refused ({} token)",
-                why.as_str()
-            )));
-            resp
-        }
-        Verdict::Unavailable(msg) => {
-            st.metrics.auth_failure("unavailable");
-            tracing::error!(target: "gfi::audit", peer = %peer, path = %req.uri().path(), "{msg}");
-            detail(StatusCode::SERVICE_UNAVAILABLE, msg)
-        }
-    }
-}
-
-fn with_identity(mut resp: Response, who: &str) -> Response {
-    if resp.extensions().get::<Identity>().is_none() {
-        resp.extensions_mut().insert(Identity(who.to_string()));
-    }
-    resp
-}
-
-/// Counts the request and writes its audit line. Probes (`/health`, `/metrics`) are logged
-/// at debug level: they come every few seconds from the kubelet and Prometheus.
-pub async fn audit(
+/// The one middleware every request passes: authentication (every route but `/health`, and
+/// `/metrics` when public, needs `Authorization: Bearer <token>`), then the request metrics
+/// and one audit line (who, what, outcome). Probes (`/health`, `/metrics`) are logged at debug
+/// level: they come every few seconds from the kubelet and Prometheus.
+pub async fn gate(
     State(st): State<Arc<AgentState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
     next: Next,
 ) -> Response {
     let started = Instant::now();
-    let method = req.method().clone();
     let route = route_label(req.uri().path());
-    let resp = next.run(req).await.into_response();
+    let method = req.method().clone();
+    let resp = match &st.tokens {
+        None => next.run(req).await,
+        Some(_) if exempt(&st, route) => next.run(req).await,
+        Some(tokens) => {
+            let header = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .map(HeaderValue::as_bytes);
+            match tokens.check(header) {
+                Verdict::Allowed { token } => {
+                    let mut resp = next.run(req).await;
+                    resp.extensions_mut()
+                        .insert(Identity(format!("token#{token}")));
+                    resp
+                }
+                Verdict::Denied(why) => {
+                    st.metrics.auth_failure(why.as_str());
+                    tracing::warn!(
+                        target: "gfi::audit",
+                        peer = %peer,
+                        method = %method,
+                        path = %req.uri().path(),
+                        reason = why.as_str(),
+                        "authentication failed"
+                    );
+                    let mut resp = detail(StatusCode::UNAUTHORIZED, why.detail());
+                    resp.headers_mut().insert(
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static("Bearer realm=\"gfi-agent\""),
+                    );
+                    resp.extensions_mut()
+                        .insert(Identity(format!("refused ({} token)", why.as_str())));
+                    resp
+                }
+                Verdict::Unavailable(msg) => {
+                    st.metrics.auth_failure("unavailable");
+                    tracing::error!(target: "gfi::audit", peer = %peer, path = %req.uri().path(), "{msg}");
+                    detail(StatusCode::SERVICE_UNAVAILABLE, msg)
+                }
+            }
+        }
+    };
     let status = resp.status().as_u16();
     st.metrics.request(route, status);
+    if route == "/health" || route == "/metrics" {
+        tracing::debug!(target: "gfi::audit", peer = %peer, method = %method, path = route, status, "request");
+        return resp;
+    }
     let who = resp
         .extensions()
         .get::<Identity>()
         .map(|i| i.0.as_str())
-        .unwrap_or("anonymous");
-    let note = resp.extensions().get::<AuditNote>();
+        .unwrap_or(if st.tokens.is_none() { INSECURE } else { "anonymous" });
     let ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
-    if route == "/health" || route == "/metrics" {
-        tracing::debug!(target: "gfi::audit", peer = %peer, who, method = %method, path = route, status, ms, "request");
-    } else if let Some(n) = note {
+    if let Some(n) = resp.extensions().get::<AuditNote>() {
         tracing::info!(
             target: "gfi::audit",
             peer = %peer,
@@ -136,3 +117,5 @@ pub async fn audit(
     }
     resp
 }
+
+const INSECURE: &str = "unauthenticated (insecure-no-auth)";

@@ -205,6 +205,27 @@ pub fn spawn_refresher(st: Arc<AgentState>) {
                 }
             }
             *st.health.write().expect("health lock") = Arc::new(snap);
+            release_free_memory();
         }
     });
+}
+
+/// Hands memory freed by bursts of requests back to the kernel. glibc keeps freed memory in
+/// per-thread arenas; an agent that idles between test runs should not sit on it.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        nix::libc::malloc_trim(0);
+    }
+}
+
+/// Caps glibc's per-thread arenas: the agent has a handful of threads and little heap, and
+/// each extra arena keeps its own free memory resident.
+pub fn limit_allocator_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tuning; called once at start.
+    unsafe {
+        nix::libc::mallopt(nix::libc::M_ARENA_MAX, 2);
+    }
 }

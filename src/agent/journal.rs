@@ -22,42 +22,51 @@ use tokio::sync::oneshot;
 pub const JOURNAL_FILE: &str = "faults.jsonl";
 pub const LOCK_FILE: &str = "agent.lock";
 
-/// One accepted injection as stored.
+/// One accepted injection as stored. Kept as JSON text, not parsed values: a thousand
+/// records must stay a small fraction of the agent's memory.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredFault {
     pub fault_id: String,
-    /// The normalised request, compared to recognise a repeat.
-    pub request: Value,
-    /// The response sent, replayed for a repeat.
-    pub response: Value,
+    /// The normalised request (JSON), compared to recognise a repeat.
+    pub request: String,
+    /// The response sent (JSON), replayed for a repeat.
+    pub response: String,
     pub recorded_at: String,
 }
 
 impl StoredFault {
     fn to_line(&self) -> String {
-        let v = serde_json::json!({
-            "fault_id": self.fault_id,
-            "recorded_at": self.recorded_at,
-            "request": self.request,
-            "response": self.response,
-        });
-        let mut s = v.to_string();
-        s.push('\n');
+        // request and response are JSON texts already; only the strings need quoting.
+        let mut s = String::with_capacity(self.request.len() + self.response.len() + 128);
+        s.push_str("{\"fault_id\":");
+        s.push_str(&Value::from(self.fault_id.as_str()).to_string());
+        s.push_str(",\"recorded_at\":");
+        s.push_str(&Value::from(self.recorded_at.as_str()).to_string());
+        s.push_str(",\"request\":");
+        s.push_str(&self.request);
+        s.push_str(",\"response\":");
+        s.push_str(&self.response);
+        s.push_str("}\n");
         s
     }
 
     fn from_line(line: &str) -> Result<StoredFault, String> {
         let v: Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
-        let field = |k: &str| v.get(k).cloned().ok_or_else(|| format!("no '{k}' field"));
+        let field = |k: &str| v.get(k).ok_or_else(|| format!("no '{k}' field"));
         Ok(StoredFault {
             fault_id: field("fault_id")?
                 .as_str()
                 .ok_or("fault_id is not a string")?
                 .to_string(),
             recorded_at: field("recorded_at")?.as_str().unwrap_or("").to_string(),
-            request: field("request")?,
-            response: field("response")?,
+            request: field("request")?.to_string(),
+            response: field("response")?.to_string(),
         })
+    }
+
+    /// The response as a JSON value.
+    pub fn response_json(&self) -> Value {
+        serde_json::from_str(&self.response).unwrap_or(Value::Null)
     }
 }
 
@@ -176,7 +185,6 @@ impl FaultJournal {
             retention,
         };
         let mut report = LoadReport::default();
-        let mut tail: VecDeque<String> = VecDeque::new();
         let mut lines_in_file = 0usize;
         match File::open(&path) {
             Ok(f) => {
@@ -188,12 +196,7 @@ impl FaultJournal {
                     }
                     match StoredFault::from_line(&line) {
                         Ok(f) => {
-                            let f = Arc::new(f);
-                            tail.push_back(f.to_line());
-                            if tail.len() > retention {
-                                tail.pop_front();
-                            }
-                            index.insert(f);
+                            index.insert(Arc::new(f));
                             report.loaded += 1;
                         }
                         Err(e) => report.skipped.push(format!("line {}: {e}", n + 1)),
@@ -214,7 +217,6 @@ impl FaultJournal {
         let committer = Committer {
             path: path.clone(),
             file,
-            tail,
             lines_in_file,
             retention,
             sync: opts.sync,
@@ -293,8 +295,6 @@ impl FaultJournal {
 struct Committer {
     path: PathBuf,
     file: File,
-    /// The newest `retention` lines, for compaction.
-    tail: VecDeque<String>,
     lines_in_file: usize,
     retention: usize,
     sync: bool,
@@ -314,12 +314,7 @@ impl Committer {
             }
             let mut buf = String::new();
             for (f, _) in &batch {
-                let line = f.to_line();
-                buf.push_str(&line);
-                self.tail.push_back(line);
-                if self.tail.len() > self.retention {
-                    self.tail.pop_front();
-                }
+                buf.push_str(&f.to_line());
             }
             let result = self.commit(buf.as_bytes(), batch.len());
             *self.last_error.lock().expect("journal error") = result.as_ref().err().cloned();
@@ -348,13 +343,28 @@ impl Committer {
         Ok(())
     }
 
+    /// Rewrites the file with its newest `retention` lines. The file holds at most twice
+    /// that, so reading it back is cheaper than keeping a copy in memory.
     fn compact(&mut self) -> std::io::Result<()> {
+        let mut tail: VecDeque<String> = VecDeque::with_capacity(self.retention + 1);
+        for line in BufReader::new(File::open(&self.path)?).lines() {
+            let line = line?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            tail.push_back(line);
+            if tail.len() > self.retention {
+                tail.pop_front();
+            }
+        }
         let tmp = self.path.with_extension("jsonl.tmp");
         {
-            let mut f = File::create(&tmp)?;
-            for line in &self.tail {
+            let mut f = std::io::BufWriter::new(File::create(&tmp)?);
+            for line in &tail {
                 f.write_all(line.as_bytes())?;
+                f.write_all(b"\n")?;
             }
+            let f = f.into_inner().map_err(|e| e.into_error())?;
             if self.sync {
                 f.sync_all()?;
             }
@@ -366,7 +376,7 @@ impl Committer {
             File::open(dir)?.sync_all()?;
         }
         self.file = OpenOptions::new().append(true).open(&self.path)?;
-        self.lines_in_file = self.tail.len();
+        self.lines_in_file = tail.len();
         Ok(())
     }
 }
@@ -379,8 +389,8 @@ mod tests {
     fn fault(id: &str) -> StoredFault {
         StoredFault {
             fault_id: id.into(),
-            request: json!({"xid": 79}),
-            response: json!({"status": "injected", "fault_id": id}),
+            request: json!({"xid": 79}).to_string(),
+            response: json!({"status": "injected", "fault_id": id}).to_string(),
             recorded_at: "2026-11-28T10:00:00+00:00".into(),
         }
     }
@@ -408,7 +418,7 @@ mod tests {
         };
         assert_eq!(rep.loaded, 2);
         assert_eq!(rep.skipped.len(), 1);
-        assert_eq!(j.get("b").unwrap().response["fault_id"], "b");
+        assert_eq!(j.get("b").unwrap().response_json()["fault_id"], "b");
         let ids: Vec<_> = j.list().iter().map(|f| f.fault_id.clone()).collect();
         assert_eq!(ids, ["a", "b"]);
     }

@@ -50,8 +50,11 @@ pub struct InjectBody {
 }
 
 impl InjectBody {
-    pub fn fingerprint(&self) -> Value {
-        serde_json::to_value(self).unwrap_or(Value::Null)
+    /// Canonical JSON (keys sorted, as the journal stores it after a reload).
+    pub fn fingerprint(&self) -> String {
+        serde_json::to_value(self)
+            .map(|v| v.to_string())
+            .unwrap_or_default()
     }
 }
 

@@ -76,10 +76,10 @@ impl AgentConfig {
 }
 
 /// The outcome a request with the same fault id is waiting for.
-pub type Outcome = Arc<(axum::http::StatusCode, serde_json::Value)>;
+pub type Outcome = Arc<(axum::http::StatusCode, String)>;
 
 pub struct InFlight {
-    pub fingerprint: serde_json::Value,
+    pub fingerprint: String,
     pub done: watch::Receiver<Option<Outcome>>,
 }
 
