@@ -105,10 +105,7 @@ impl Conn {
         loop {
             if let Some(end) = find(&self.buf, b"\r\n\r\n") {
                 let head = std::str::from_utf8(&self.buf[..end]).unwrap_or("");
-                let status: u16 = head
-                    .get(9..12)
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(0);
+                let status: u16 = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
                 let len: usize = head
                     .lines()
                     .find_map(|l| {
@@ -181,12 +178,7 @@ impl Stats {
 }
 
 /// Runs `conns` connections sending `req(i)` until `until`.
-async fn load(
-    addr: SocketAddr,
-    conns: usize,
-    until: Instant,
-    req: fn(usize) -> Vec<u8>,
-) -> Stats {
+async fn load(addr: SocketAddr, conns: usize, until: Instant, req: fn(usize) -> Vec<u8>) -> Stats {
     let tasks: Vec<_> = (0..conns)
         .map(|i| {
             let bytes = req(i);
@@ -228,7 +220,43 @@ async fn load(
     all
 }
 
-fn rss_kb(pid: u32) -> (u64, u64) {
+/// `conns` connections each sending one `/health` every `every` until `until`.
+async fn probe(addr: SocketAddr, conns: usize, until: Instant, every: Duration) -> Stats {
+    let tasks: Vec<_> = (0..conns)
+        .map(|_| {
+            tokio::spawn(async move {
+                let mut s = Stats::default();
+                let req = health_req();
+                let Ok(mut conn) = Conn::open(addr).await else {
+                    s.errors += 1;
+                    return s;
+                };
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                while Instant::now() < until {
+                    tick.tick().await;
+                    let t = Instant::now();
+                    match conn.call(&req).await {
+                        Ok(200) => s.lat_us.push(t.elapsed().as_micros() as u32),
+                        Ok(_) => s.non_2xx += 1,
+                        Err(_) => {
+                            s.errors += 1;
+                            break;
+                        }
+                    }
+                }
+                s
+            })
+        })
+        .collect();
+    let mut all = Stats::default();
+    for t in tasks {
+        all.merge(t.await.unwrap());
+    }
+    all
+}
+
+fn rss_kb(pid: u32) -> (u64, u64, u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
         status
@@ -238,7 +266,12 @@ fn rss_kb(pid: u32) -> (u64, u64) {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     };
-    (field("VmRSS:"), field("VmHWM:"))
+    (
+        field("VmRSS:"),
+        field("VmHWM:"),
+        field("RssAnon:"),
+        field("RssFile:"),
+    )
 }
 
 /// CPU seconds (user + system) the process has used.
@@ -283,15 +316,36 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
     let phase = Duration::from_secs(secs);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    // The load generator's threads (it shares the machine with the agent).
+    let client_threads: usize = std::env::var("GFI_BENCH_CLIENT_THREADS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
+    let rt = if client_threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(client_threads)
+            .enable_all()
+            .build()
+            .unwrap()
+    };
     rt.block_on(async move {
         let env = Env::new();
         println!("gfi agent benchmark: loopback, 8 fake GPUs, kmsg file target, {CONNS} connections, {secs} s per phase");
-        println!("machine: {} CPUs", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+        let loadavg = || {
+            std::fs::read_to_string("/proc/loadavg")
+                .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+                .unwrap_or_default()
+        };
+        println!(
+            "machine: {} CPUs, load average {} (other work on the machine skews every figure)",
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+            loadavg()
+        );
 
         let mut ready = ready_time(&env, 5).await;
         ready.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -325,16 +379,31 @@ fn main() {
         let i_cpu = (cpu_secs(pid) - cpu0) / t.elapsed().as_secs_f64();
         let (i50, i99) = (inj.pct(0.5), inj.pct(0.99));
 
+        // Probes while injections run at full speed on all 32 connections: one request every
+        // 2 ms on each of 4 probe connections, from a thread of its own (in real life the
+        // prober is another process: the kubelet).
         let t = Instant::now();
         let until = t + phase;
-        let injectors = tokio::spawn(load(agent.addr, CONNS - 4, until, |i| inject_req(i % 8)));
-        let mut during = load(agent.addr, 4, until, |_| health_req()).await;
+        let injectors = tokio::spawn(load(agent.addr, CONNS, until, |i| inject_req(i % 8)));
+        let addr = agent.addr;
+        let prober = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(probe(addr, 4, until, Duration::from_millis(2)))
+        });
         let mut bg = injectors.await.unwrap();
+        let mut during = prober.join().unwrap();
         let bg_rps = bg.lat_us.len() as f64 / t.elapsed().as_secs_f64();
         let (d50, d99) = (during.pct(0.5), during.pct(0.99));
         let bg99 = bg.pct(0.99);
 
-        let (rss, hwm) = rss_kb(agent.child.id());
+        let (rss_busy, _, _, _) = rss_kb(agent.child.id());
+        // After the run: once the agent is idle again (its health loop trims the allocator
+        // every second).
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let (rss, hwm, anon, file) = rss_kb(agent.child.id());
         let lines = std::fs::read_to_string(env.dir.path().join("kmsg"))
             .map(|s| s.lines().count())
             .unwrap_or(0);
@@ -351,7 +420,7 @@ fn main() {
         );
         println!(
             "{:<44} {:>12.0} {:>10.3} {:>10.3}  p99 < 2 ms: {}",
-            "GET /health while injecting (4 conns)",
+            "GET /health while injecting (4 x 500/s)",
             during.lat_us.len() as f64 / phase.as_secs_f64(),
             d50,
             d99,
@@ -359,7 +428,7 @@ fn main() {
         );
         println!(
             "{:<44} {:>12.0} {:>10} {:>10.3}",
-            "  (the 28 injecting conns meanwhile)", bg_rps, "", bg99
+            "  (the 32 injecting conns meanwhile)", bg_rps, "", bg99
         );
         println!(
             "agent CPU use: {:.0} % during the health phase, {:.0} % during the injection phase (of {} CPUs shared with the load generator)",
@@ -368,9 +437,12 @@ fn main() {
             std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
         );
         println!(
-            "resident memory after the run: {:.1} MB (peak {:.1} MB)  < 10 MB: {}",
+            "resident memory after the run: {:.1} MB ({:.1} MB at its end; peak {:.1} MB; now {:.1} MB heap and stacks, {:.1} MB mapped files: the binary and libc)  < 10 MB: {}",
             rss as f64 / 1024.0,
+            rss_busy as f64 / 1024.0,
             hwm as f64 / 1024.0,
+            anon as f64 / 1024.0,
+            file as f64 / 1024.0,
             verdict(rss < 10 * 1024)
         );
         println!(
@@ -384,6 +456,7 @@ fn main() {
             "errors: health {} / inject {} / during {}+{}; non-2xx: {} / {} / {}+{}; records written: {lines}",
             h.errors, inj.errors, during.errors, bg.errors, h.non_2xx, inj.non_2xx, during.non_2xx, bg.non_2xx
         );
+        println!("load average at the end: {}", loadavg());
         let _ = std::io::stdout().flush();
     });
 }

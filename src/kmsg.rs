@@ -72,12 +72,14 @@ pub fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1] == b'x' {
-            if let (Some(h), Some(l)) = (hex_val(b[i + 2]), hex_val(b[i + 3])) {
-                out.push(h * 16 + l);
-                i += 4;
-                continue;
-            }
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1] == b'x'
+            && let (Some(h), Some(l)) = (hex_val(b[i + 2]), hex_val(b[i + 3]))
+        {
+            out.push(h * 16 + l);
+            i += 4;
+            continue;
         }
         out.push(b[i]);
         i += 1;
@@ -114,10 +116,7 @@ pub fn parse_record(raw: &[u8]) -> Result<KmsgRecord, KmsgParseError> {
     }
     let seq = num("sequence number", fields.next())?;
     let usec = num("timestamp", fields.next())?;
-    let flags = fields
-        .next()
-        .and_then(|f| f.chars().next())
-        .unwrap_or('-');
+    let flags = fields.next().and_then(|f| f.chars().next()).unwrap_or('-');
     let extra = fields.map(str::to_string).collect();
     let mut dict = Vec::new();
     for line in lines {
@@ -231,7 +230,10 @@ mod tests {
     #[test]
     fn userspace_writes_get_facility_user() {
         let w = kernel_write(b"<3>NVRM: hello\n").unwrap();
-        assert_eq!((w.facility, w.level, w.text.as_str()), (1, 3, "NVRM: hello"));
+        assert_eq!(
+            (w.facility, w.level, w.text.as_str()),
+            (1, 3, "NVRM: hello")
+        );
         // <0> cannot claim the kernel facility.
         assert_eq!(kernel_write(b"<0>x").unwrap().facility, LOG_USER);
         assert_eq!(kernel_write(b"<19>x").unwrap().facility, 2);

@@ -29,7 +29,12 @@ async fn seed_curl_examples_verbatim() {
 
     // curl -X POST http://<agent-pod-ip>:8083/inject-xid -H "Content-Type: application/json"
     //   -d '{"fault_id": "test-001", "xid_type": 79, "gpu_id": 0}'
-    let r = post(addr, "/inject-xid", r#"{"fault_id": "test-001", "xid_type": 79, "gpu_id": 0}"#).await;
+    let r = post(
+        addr,
+        "/inject-xid",
+        r#"{"fault_id": "test-001", "xid_type": 79, "gpu_id": 0}"#,
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let v = r.json();
     assert_eq!(v["status"], "injected");
@@ -43,7 +48,10 @@ async fn seed_curl_examples_verbatim() {
     );
     let ts = v["timestamp"].as_str().unwrap();
     assert!(chrono::DateTime::parse_from_rfc3339(ts).is_ok(), "{ts}");
-    assert!(ts.ends_with("+00:00") && ts.len() == "2026-11-28T10:26:54.202831+00:00".len(), "{ts}");
+    assert!(
+        ts.ends_with("+00:00") && ts.len() == "2026-11-28T10:26:54.202831+00:00".len(),
+        "{ts}"
+    );
     // What landed is exactly the reported line, and NVSentinel parses it to XID 79 on GPU 0.
     let line = v["line"].as_str().unwrap();
     assert_eq!(node.kmsg(), format!("{line}\n"));
@@ -71,7 +79,10 @@ async fn seed_curl_examples_verbatim() {
     assert_eq!(f["node"], "gpu-node-001");
     assert_eq!(f["active_faults"], json!(["test-001", "test-002"]));
     assert_eq!(f["count"], 2);
-    assert_eq!(request(addr, "GET", "/health", &[], b"").await.json()["active_faults"], 2);
+    assert_eq!(
+        request(addr, "GET", "/health", &[], b"").await.json()["active_faults"],
+        2
+    );
     a.stop().await.unwrap();
 }
 
@@ -79,7 +90,12 @@ async fn seed_curl_examples_verbatim() {
 async fn the_seed_style_line_is_byte_identical_to_the_seeds() {
     let node = Node::new(1);
     let a = start(node.config()).await;
-    let r = post(a.addr(), "/inject-xid", r#"{"xid_type": 79, "style": "seed"}"#).await;
+    let r = post(
+        a.addr(),
+        "/inject-xid",
+        r#"{"xid_type": 79, "style": "seed"}"#,
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
         node.kmsg(),
@@ -97,31 +113,99 @@ async fn every_validation_error_is_clear() {
     let addr = a.addr();
     // (body, status, words the detail must contain)
     let cases: &[(&str, u16, &[&str])] = &[
-        (r#"{"fault_id":"x","xid_type":0}"#, 400, &["out of range", "1..1000"]),
-        (r#"{"fault_id":"x","xid_type":1001}"#, 400, &["out of range"]),
+        (
+            r#"{"fault_id":"x","xid_type":0}"#,
+            400,
+            &["out of range", "1..1000"],
+        ),
+        (
+            r#"{"fault_id":"x","xid_type":1001}"#,
+            400,
+            &["out of range"],
+        ),
         (r#"{"fault_id":"x","xid_type":-3}"#, 400, &["out of range"]),
         (r#"{"fault_id":"x"}"#, 422, &["xid_type", "Field required"]),
-        (r#"{"xid_type":"seventy-nine"}"#, 422, &["xid_type", "whole number"]),
+        (
+            r#"{"xid_type":"seventy-nine"}"#,
+            422,
+            &["xid_type", "whole number"],
+        ),
         (r#"{"xid_type":79.5}"#, 422, &["xid_type", "whole number"]),
         (r#"{"xid_type":true}"#, 422, &["true/false"]),
-        (r#"{"xid_type":79,"gpu_id":-1}"#, 422, &["gpu_id", "between 0"]),
+        (
+            r#"{"xid_type":79,"gpu_id":-1}"#,
+            422,
+            &["gpu_id", "between 0"],
+        ),
         (r#"{"xid_type":79,"gpu_id":"zero"}"#, 422, &["gpu_id"]),
-        (r#"{"xid_type":79,"fault_id":""}"#, 422, &["fault_id", "1-60"]),
-        (r#"{"xid_type":79,"fault_id":"a;rm -rf /"}"#, 422, &["fault_id", "letters, digits"]),
-        (r#"{"xid_type":79,"fault_id":42}"#, 422, &["fault_id must be a string"]),
+        (
+            r#"{"xid_type":79,"fault_id":""}"#,
+            422,
+            &["fault_id", "1-60"],
+        ),
+        (
+            r#"{"xid_type":79,"fault_id":"a;rm -rf /"}"#,
+            422,
+            &["fault_id", "letters, digits"],
+        ),
+        (
+            r#"{"xid_type":79,"fault_id":42}"#,
+            422,
+            &["fault_id must be a string"],
+        ),
         (r#"{"xid_type":79,"duration":-1}"#, 422, &["duration"]),
         (r#"{"xid_type":79,"duration":"1h"}"#, 422, &["duration"]),
-        (r#"{"xid_type":79,"style":"fancy"}"#, 422, &["style", "driver, seed or unguarded"]),
-        (r#"{"xid_type":79,"level":8}"#, 422, &["level", "between 0 and 7"]),
-        (r#"{"xid_type":79,"text":"a\nb"}"#, 422, &["text", "control character"]),
-        (r#"{"xid_type":79,"process_name":"a,b"}"#, 422, &["process_name"]),
-        (r#"{"xid_type":79,"style":"seed","pid":5}"#, 422, &["seed style"]),
-        (r#"{"xid_type":79,"gpu_id":1,"gpu_uuid":"GPU-1"}"#, 422, &["only one"]),
-        (r#"{"xid_type":79,"gpu_pci":"zz"}"#, 422, &["gpu_pci", "PCI address"]),
+        (
+            r#"{"xid_type":79,"style":"fancy"}"#,
+            422,
+            &["style", "driver, seed or unguarded"],
+        ),
+        (
+            r#"{"xid_type":79,"level":8}"#,
+            422,
+            &["level", "between 0 and 7"],
+        ),
+        (
+            r#"{"xid_type":79,"text":"a\nb"}"#,
+            422,
+            &["text", "control character"],
+        ),
+        (
+            r#"{"xid_type":79,"process_name":"a,b"}"#,
+            422,
+            &["process_name"],
+        ),
+        (
+            r#"{"xid_type":79,"style":"seed","pid":5}"#,
+            422,
+            &["seed style"],
+        ),
+        (
+            r#"{"xid_type":79,"gpu_id":1,"gpu_uuid":"GPU-1"}"#,
+            422,
+            &["only one"],
+        ),
+        (
+            r#"{"xid_type":79,"gpu_pci":"zz"}"#,
+            422,
+            &["gpu_pci", "PCI address"],
+        ),
         (r#"{"xid_type":79,"run_id":"a b"}"#, 422, &["run_id"]),
-        (r#"{"xid_type":79,"node_name":"other-node"}"#, 400, &["gpu-node-001", "other-node"]),
-        (r#"{"xid_type":79,"gpu_id":9}"#, 500, &["GPU 9 not found", "Available Device Minors: [0, 1]"]),
-        (r#"{"xid_type":79,"gpu_uuid":"GPU-nope"}"#, 500, &["GPU-nope not found"]),
+        (
+            r#"{"xid_type":79,"node_name":"other-node"}"#,
+            400,
+            &["gpu-node-001", "other-node"],
+        ),
+        (
+            r#"{"xid_type":79,"gpu_id":9}"#,
+            500,
+            &["GPU 9 not found", "Available Device Minors: [0, 1]"],
+        ),
+        (
+            r#"{"xid_type":79,"gpu_uuid":"GPU-nope"}"#,
+            500,
+            &["GPU-nope not found"],
+        ),
         ("{not json", 422, &["JSON decode error"]),
         ("[79]", 422, &["JSON object"]),
         ("", 422, &["JSON decode error"]),
@@ -151,7 +235,10 @@ async fn every_validation_error_is_clear() {
     let r = post(addr, "/inject-xid", r#"{"xid_type":999}"#).await;
     assert_eq!(r.status, 200, "{}", r.text());
     let w = r.json()["warnings"].to_string();
-    assert!(w.contains("not in the catalogue") && w.contains("CONTACT_SUPPORT"), "{w}");
+    assert!(
+        w.contains("not in the catalogue") && w.contains("CONTACT_SUPPORT"),
+        "{w}"
+    );
     assert!(node.kmsg().contains("999, pid='<unknown>'"));
     // Unknown fields are reported, not fatal (FastAPI ignores them too).
     let r = post(addr, "/inject-xid", r#"{"xid_type":79,"proces_name":"x"}"#).await;
@@ -192,16 +279,50 @@ async fn authentication_missing_wrong_and_rotated() {
     let body = br#"{"fault_id":"auth-1","xid_type":79}"#;
     let r = request(addr, "POST", "/inject-xid", &[], body).await;
     assert_eq!(r.status, 401);
-    assert!(r.detail().contains("Authorization: Bearer"), "{}", r.detail());
-    assert!(r.headers["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
-    let r = request(addr, "POST", "/inject-xid", &[("authorization", "Bearer wrong-token-000000000")], body).await;
+    assert!(
+        r.detail().contains("Authorization: Bearer"),
+        "{}",
+        r.detail()
+    );
+    assert!(
+        r.headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer")
+    );
+    let r = request(
+        addr,
+        "POST",
+        "/inject-xid",
+        &[("authorization", "Bearer wrong-token-000000000")],
+        body,
+    )
+    .await;
     assert_eq!(r.status, 401);
     assert!(r.detail().contains("not valid"));
-    let r = request(addr, "POST", "/inject-xid", &[("authorization", TOKEN)], body).await;
+    let r = request(
+        addr,
+        "POST",
+        "/inject-xid",
+        &[("authorization", TOKEN)],
+        body,
+    )
+    .await;
     assert_eq!(r.status, 401);
     assert!(r.detail().contains("must be 'Bearer"));
-    for path in ["/faults", "/gpus", "/kmsg", "/metrics", "/version", "/faults/x"] {
-        assert_eq!(request(addr, "GET", path, &[], b"").await.status, 401, "{path}");
+    for path in [
+        "/faults",
+        "/gpus",
+        "/kmsg",
+        "/metrics",
+        "/version",
+        "/faults/x",
+    ] {
+        assert_eq!(
+            request(addr, "GET", path, &[], b"").await.status,
+            401,
+            "{path}"
+        );
     }
     // /health stays open for probes.
     assert_eq!(request(addr, "GET", "/health", &[], b"").await.status, 200);
@@ -223,14 +344,37 @@ async fn authentication_missing_wrong_and_rotated() {
     .await;
     assert_eq!(r.status, 200, "{}", r.text());
     // Failures were counted.
-    let m = request(addr, "GET", "/metrics", &[("authorization", "Bearer rotated-token-abcdefghijklmnop")], b"").await;
+    let m = request(
+        addr,
+        "GET",
+        "/metrics",
+        &[("authorization", "Bearer rotated-token-abcdefghijklmnop")],
+        b"",
+    )
+    .await;
     let text = m.text();
-    assert!(text.contains("gfi_agent_auth_failures_total{reason=\"missing\"} 7"), "{text}");
-    assert!(text.contains("gfi_agent_auth_failures_total{reason=\"wrong\"} 2"), "{text}");
-    assert!(text.contains("gfi_agent_auth_failures_total{reason=\"malformed\"} 1"), "{text}");
+    assert!(
+        text.contains("gfi_agent_auth_failures_total{reason=\"missing\"} 7"),
+        "{text}"
+    );
+    assert!(
+        text.contains("gfi_agent_auth_failures_total{reason=\"wrong\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("gfi_agent_auth_failures_total{reason=\"malformed\"} 1"),
+        "{text}"
+    );
     // A token file that disappears refuses everything (fail closed) and /health says why.
     std::fs::remove_file(node.path("token")).unwrap();
-    let r = request(addr, "GET", "/faults", &[("authorization", "Bearer rotated-token-abcdefghijklmnop")], b"").await;
+    let r = request(
+        addr,
+        "GET",
+        "/faults",
+        &[("authorization", "Bearer rotated-token-abcdefghijklmnop")],
+        b"",
+    )
+    .await;
     assert_eq!(r.status, 503);
     assert!(r.detail().contains("token file"));
     a.stop().await.unwrap();
@@ -256,22 +400,40 @@ async fn idempotent_repeat_and_conflict() {
     let first = post(addr, "/inject-xid", body).await;
     assert_eq!(first.status, 200);
     // The same request, even spelled differently, returns the first answer and writes nothing.
-    let again = post(addr, "/inject-xid", r#"{"gpu_id":"1","xid_type":"79","fault_id":"rep-1"}"#).await;
+    let again = post(
+        addr,
+        "/inject-xid",
+        r#"{"gpu_id":"1","xid_type":"79","fault_id":"rep-1"}"#,
+    )
+    .await;
     assert_eq!(again.status, 200);
     assert_eq!(again.json(), first.json());
     assert_eq!(again.headers["gfi-idempotent-replay"], "true");
     assert_eq!(node.kmsg().lines().count(), 1);
     // A different request under the same id is a conflict that says what the id was for.
-    let r = post(addr, "/inject-xid", r#"{"fault_id":"rep-1","xid_type":48,"gpu_id":1}"#).await;
+    let r = post(
+        addr,
+        "/inject-xid",
+        r#"{"fault_id":"rep-1","xid_type":48,"gpu_id":1}"#,
+    )
+    .await;
     assert_eq!(r.status, 409);
     let d = r.detail();
-    assert!(d.contains("rep-1") && d.contains("XID 79") && d.contains("new fault_id"), "{d}");
+    assert!(
+        d.contains("rep-1") && d.contains("XID 79") && d.contains("new fault_id"),
+        "{d}"
+    );
     assert_eq!(node.kmsg().lines().count(), 1);
     // Concurrent identical requests: exactly one line.
     let mut tasks = Vec::new();
     for _ in 0..16 {
         tasks.push(tokio::spawn(async move {
-            post(addr, "/inject-xid", r#"{"fault_id":"rep-2","xid_type":74,"gpu_id":0}"#).await
+            post(
+                addr,
+                "/inject-xid",
+                r#"{"fault_id":"rep-2","xid_type":74,"gpu_id":0}"#,
+            )
+            .await
         }));
     }
     let mut bodies = Vec::new();
@@ -290,31 +452,62 @@ async fn rate_limit_answers_429_with_retry_after() {
     let node = Node::new(2);
     let mut cfg = node.config();
     // A refill so slow the test cannot race it.
-    cfg.gpu_limit = Limit { rate: 0.001, burst: 2.0 };
-    cfg.node_limit = Limit { rate: 0.001, burst: 3.0 };
+    cfg.gpu_limit = Limit {
+        rate: 0.001,
+        burst: 2.0,
+    };
+    cfg.node_limit = Limit {
+        rate: 0.001,
+        burst: 3.0,
+    };
     let a = start(cfg).await;
     let addr = a.addr();
     for _ in 0..2 {
-        assert_eq!(post(addr, "/inject-xid", r#"{"xid_type":79,"gpu_id":0}"#).await.status, 200);
+        assert_eq!(
+            post(addr, "/inject-xid", r#"{"xid_type":79,"gpu_id":0}"#)
+                .await
+                .status,
+            200
+        );
     }
     let r = post(addr, "/inject-xid", r#"{"xid_type":79,"gpu_id":0}"#).await;
     assert_eq!(r.status, 429);
-    assert!(r.detail().contains("GPU 0") && r.detail().contains("retry in"), "{}", r.detail());
+    assert!(
+        r.detail().contains("GPU 0") && r.detail().contains("retry in"),
+        "{}",
+        r.detail()
+    );
     let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!(retry >= 1);
     // GPU 1 has its own budget, until the node's runs out.
-    assert_eq!(post(addr, "/inject-xid", r#"{"xid_type":79,"gpu_id":1}"#).await.status, 200);
+    assert_eq!(
+        post(addr, "/inject-xid", r#"{"xid_type":79,"gpu_id":1}"#)
+            .await
+            .status,
+        200
+    );
     let r = post(addr, "/inject-xid", r#"{"xid_type":79,"gpu_id":1}"#).await;
     assert_eq!(r.status, 429);
     assert!(r.detail().contains("this node"), "{}", r.detail());
     assert_eq!(node.kmsg().lines().count(), 3);
     // A refused fault id may be retried later: it was not recorded.
-    let r = post(addr, "/inject-xid", r#"{"fault_id":"later","xid_type":79,"gpu_id":0}"#).await;
+    let r = post(
+        addr,
+        "/inject-xid",
+        r#"{"fault_id":"later","xid_type":79,"gpu_id":0}"#,
+    )
+    .await;
     assert_eq!(r.status, 429);
     assert!(get(addr, "/faults/later").await.status == 404);
     let m = get(addr, "/metrics").await.text();
-    assert!(m.contains("gfi_agent_rate_limited_total{scope=\"gpu\"} 2"), "{m}");
-    assert!(m.contains("gfi_agent_rate_limited_total{scope=\"node\"} 1"), "{m}");
+    assert!(
+        m.contains("gfi_agent_rate_limited_total{scope=\"gpu\"} 2"),
+        "{m}"
+    );
+    assert!(
+        m.contains("gfi_agent_rate_limited_total{scope=\"node\"} 1"),
+        "{m}"
+    );
     a.stop().await.unwrap();
 }
 
@@ -324,7 +517,12 @@ async fn faults_survive_a_restart() {
     let cfg = node.config();
     let a = start(cfg.clone()).await;
     for i in 0..3 {
-        let r = post(a.addr(), "/inject-xid", &format!(r#"{{"fault_id":"keep-{i}","xid_type":79,"gpu_id":1}}"#)).await;
+        let r = post(
+            a.addr(),
+            "/inject-xid",
+            &format!(r#"{{"fault_id":"keep-{i}","xid_type":79,"gpu_id":1}}"#),
+        )
+        .await;
         assert_eq!(r.status, 200);
     }
     let before = get(a.addr(), "/faults").await.json();
@@ -334,15 +532,31 @@ async fn faults_survive_a_restart() {
     let b = restart(cfg).await;
     let after = get(b.addr(), "/faults").await.json();
     assert_eq!(after, before);
-    assert_eq!(after["active_faults"], json!(["keep-0", "keep-1", "keep-2"]));
+    assert_eq!(
+        after["active_faults"],
+        json!(["keep-0", "keep-1", "keep-2"])
+    );
     assert_eq!(get(b.addr(), "/faults/keep-1").await.json(), one);
     // Idempotency holds across the restart: a retry after a crash writes nothing new.
-    let r = post(b.addr(), "/inject-xid", r#"{"fault_id":"keep-1","xid_type":79,"gpu_id":1}"#).await;
+    let r = post(
+        b.addr(),
+        "/inject-xid",
+        r#"{"fault_id":"keep-1","xid_type":79,"gpu_id":1}"#,
+    )
+    .await;
     assert_eq!(r.json(), one);
-    let r = post(b.addr(), "/inject-xid", r#"{"fault_id":"keep-1","xid_type":79,"gpu_id":0}"#).await;
+    let r = post(
+        b.addr(),
+        "/inject-xid",
+        r#"{"fault_id":"keep-1","xid_type":79,"gpu_id":0}"#,
+    )
+    .await;
     assert_eq!(r.status, 409);
     assert_eq!(node.kmsg().lines().count(), 3);
-    assert_eq!(request(b.addr(), "GET", "/health", &[], b"").await.json()["active_faults"], 3);
+    assert_eq!(
+        request(b.addr(), "GET", "/health", &[], b"").await.json()["active_faults"],
+        3
+    );
     b.stop().await.unwrap();
 }
 
@@ -356,14 +570,25 @@ async fn a_dropped_record_fails_the_injection() {
     cfg.writer.read_path = Some(node.path("log"));
     cfg.writer.file_readback_timeout = std::time::Duration::from_millis(50);
     let a = start(cfg).await;
-    let r = post(a.addr(), "/inject-xid", r#"{"fault_id":"lost-1","xid_type":79}"#).await;
+    let r = post(
+        a.addr(),
+        "/inject-xid",
+        r#"{"fault_id":"lost-1","xid_type":79}"#,
+    )
+    .await;
     assert_eq!(r.status, 500, "{}", r.text());
     let d = r.detail();
-    assert!(d.contains("dropped") && d.contains("not in the kernel log"), "{d}");
+    assert!(
+        d.contains("dropped") && d.contains("not in the kernel log"),
+        "{d}"
+    );
     // Not recorded: the same id may be retried.
     assert_eq!(get(a.addr(), "/faults").await.json()["count"], 0);
     let m = get(a.addr(), "/metrics").await.text();
-    assert!(m.contains("gfi_agent_injections_total{xid=\"79\",outcome=\"dropped\"} 1"), "{m}");
+    assert!(
+        m.contains("gfi_agent_injections_total{xid=\"79\",outcome=\"dropped\"} 1"),
+        "{m}"
+    );
     a.stop().await.unwrap();
 }
 
@@ -380,8 +605,15 @@ async fn fifo_target_with_a_fake_kernel_that_drops_some() {
     std::thread::spawn(move || {
         use std::io::{BufRead, Write};
         // Opening read-write keeps the FIFO open between the agent's per-record opens.
-        let f = std::fs::OpenOptions::new().read(true).write(true).open(&fifo2).unwrap();
-        let mut out = std::fs::OpenOptions::new().append(true).open(&log2).unwrap();
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&fifo2)
+            .unwrap();
+        let mut out = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log2)
+            .unwrap();
         for line in std::io::BufReader::new(f).lines() {
             let line = line.unwrap();
             if !line.contains("drop-me") {
@@ -394,7 +626,12 @@ async fn fifo_target_with_a_fake_kernel_that_drops_some() {
     cfg.writer.read_path = Some(log.clone());
     cfg.writer.file_readback_timeout = std::time::Duration::from_secs(30);
     let a = start(cfg).await;
-    let r = post(a.addr(), "/inject-xid", r#"{"fault_id":"kept","xid_type":79,"text":"kept line"}"#).await;
+    let r = post(
+        a.addr(),
+        "/inject-xid",
+        r#"{"fault_id":"kept","xid_type":79,"text":"kept line"}"#,
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["target"], "fifo");
     assert_eq!(r.json()["kmsg_seq"], 0);
@@ -402,11 +639,18 @@ async fn fifo_target_with_a_fake_kernel_that_drops_some() {
     a.stop().await.unwrap();
 
     let mut cfg = node.config();
-    cfg.writer.target = gpu_fault_injector::agent::writer::WriteTarget::Device { path: node.path("kmsg.fifo") };
+    cfg.writer.target = gpu_fault_injector::agent::writer::WriteTarget::Device {
+        path: node.path("kmsg.fifo"),
+    };
     cfg.writer.read_path = Some(log.clone());
     cfg.writer.file_readback_timeout = std::time::Duration::from_millis(200);
     let b = restart(cfg).await;
-    let r = post(b.addr(), "/inject-xid", r#"{"xid_type":79,"text":"drop-me please"}"#).await;
+    let r = post(
+        b.addr(),
+        "/inject-xid",
+        r#"{"xid_type":79,"text":"drop-me please"}"#,
+    )
+    .await;
     assert_eq!(r.status, 500, "{}", r.text());
     assert!(r.detail().contains("dropped"), "{}", r.detail());
     b.stop().await.unwrap();
@@ -421,7 +665,12 @@ async fn health_answers_while_injections_run() {
         .map(|g| {
             tokio::spawn(async move {
                 for i in 0..25 {
-                    let r = post(addr, "/inject-xid", &format!(r#"{{"fault_id":"load-{g}-{i}","xid_type":79,"gpu_id":{g}}}"#)).await;
+                    let r = post(
+                        addr,
+                        "/inject-xid",
+                        &format!(r#"{{"fault_id":"load-{g}-{i}","xid_type":79,"gpu_id":{g}}}"#),
+                    )
+                    .await;
                     assert_eq!(r.status, 200, "{}", r.text());
                 }
             })
@@ -448,7 +697,9 @@ async fn health_is_honest_about_a_missing_gpu_tree_and_write_path() {
     let node = Node::new(1);
     let mut cfg = node.config();
     cfg.proc_root = node.path("no-such-proc");
-    cfg.writer.target = gpu_fault_injector::agent::writer::WriteTarget::Device { path: node.path("missing-kmsg") };
+    cfg.writer.target = gpu_fault_injector::agent::writer::WriteTarget::Device {
+        path: node.path("missing-kmsg"),
+    };
     let a = start(cfg).await;
     let h = request(a.addr(), "GET", "/health", &[], b"").await;
     assert_eq!(h.status, 200, "probes keep the seed's 200");
@@ -456,7 +707,10 @@ async fn health_is_honest_about_a_missing_gpu_tree_and_write_path() {
     assert_eq!(v["status"], "degraded");
     assert_eq!(v["gpu_count"], 0);
     let reasons = v["reasons"].to_string();
-    assert!(reasons.contains("no-such-proc/driver/nvidia/gpus"), "{reasons}");
+    assert!(
+        reasons.contains("no-such-proc/driver/nvidia/gpus"),
+        "{reasons}"
+    );
     assert!(reasons.contains("missing-kmsg"), "{reasons}");
     let strict = request(a.addr(), "GET", "/health?strict=true", &[], b"").await;
     assert_eq!(strict.status, 503);
@@ -479,9 +733,17 @@ async fn gpus_kmsg_version_and_metrics_routes() {
     assert_eq!(g["gpus"][2]["index"], 2);
     assert_eq!(g["gpus"][2]["pci_bus_id"], "0000:1a:00.0");
     assert_eq!(g["gpus"][2]["pci"], "00000000:1A:00.0");
-    assert_eq!(g["gpus"][2]["uuid"], "GPU-00000000-0000-0000-0000-000000000002");
+    assert_eq!(
+        g["gpus"][2]["uuid"],
+        "GPU-00000000-0000-0000-0000-000000000002"
+    );
     for (i, x) in [(0, 79), (1, 48), (2, 13)] {
-        let r = post(addr, "/inject-xid", &format!(r#"{{"xid_type":{x},"gpu_id":{i}}}"#)).await;
+        let r = post(
+            addr,
+            "/inject-xid",
+            &format!(r#"{{"xid_type":{x},"gpu_id":{i}}}"#),
+        )
+        .await;
         assert_eq!(r.status, 200);
     }
     std::fs::OpenOptions::new()
@@ -499,7 +761,10 @@ async fn gpus_kmsg_version_and_metrics_routes() {
     let k = get(addr, "/kmsg?grep=Double%20Bit").await.json();
     assert_eq!(k["count"], 1);
     let seq = k["records"][0]["seq"].as_u64().unwrap();
-    assert_eq!(get(addr, &format!("/kmsg?since_seq={seq}")).await.json()["count"], 3);
+    assert_eq!(
+        get(addr, &format!("/kmsg?since_seq={seq}")).await.json()["count"],
+        3
+    );
     let r = get(addr, "/kmsg?limit=0").await;
     assert_eq!(r.status, 422);
     assert!(r.detail().contains("limit must be"));
@@ -510,12 +775,26 @@ async fn gpus_kmsg_version_and_metrics_routes() {
     assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
 
     let m = get(addr, "/metrics").await;
-    assert!(m.headers["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert!(
+        m.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
     let m = m.text();
-    assert!(m.contains("gfi_agent_injections_total{xid=\"48\",outcome=\"injected\"} 1"), "{m}");
-    assert!(m.contains("gfi_agent_injection_duration_seconds_count 3"), "{m}");
+    assert!(
+        m.contains("gfi_agent_injections_total{xid=\"48\",outcome=\"injected\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("gfi_agent_injection_duration_seconds_count 3"),
+        "{m}"
+    );
     assert!(m.contains("gfi_agent_gpus 3"), "{m}");
-    assert!(m.contains("gfi_agent_http_requests_total{route=\"/inject-xid\",status=\"200\"} 3"), "{m}");
+    assert!(
+        m.contains("gfi_agent_http_requests_total{route=\"/inject-xid\",status=\"200\"} 3"),
+        "{m}"
+    );
     a.stop().await.unwrap();
 }
 
@@ -531,10 +810,7 @@ async fn kmsg_follow_streams_json_lines_until_shutdown() {
     let mut body = resp.into_body();
     let mut buf = String::new();
     let mut lines: Vec<Value> = Vec::new();
-    async fn next_line(
-        body: &mut hyper::body::Incoming,
-        buf: &mut String,
-    ) -> Value {
+    async fn next_line(body: &mut hyper::body::Incoming, buf: &mut String) -> Value {
         loop {
             if let Some(i) = buf.find('\n') {
                 let line: String = buf.drain(..=i).collect();
@@ -558,7 +834,11 @@ async fn kmsg_follow_streams_json_lines_until_shutdown() {
     assert_eq!(r.status, 200);
     lines.push(next_line(&mut body, &mut buf).await);
     assert!(lines[0]["text"].as_str().unwrap().ends_with("before"));
-    assert!(lines[1]["text"].as_str().unwrap().ends_with("after"), "{}", lines[1]);
+    assert!(
+        lines[1]["text"].as_str().unwrap().ends_with("after"),
+        "{}",
+        lines[1]
+    );
     assert_eq!(lines[1]["nvsentinel"]["xid"], 48);
     // Shutdown ends the stream.
     a.stop().await.unwrap();

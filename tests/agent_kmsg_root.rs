@@ -108,7 +108,10 @@ fn devkmsg_off() -> bool {
 async fn namespace_write_path_for_real() {
     const NAME: &str = "namespace_write_path_for_real";
     if !is_root() {
-        return skip(NAME, "needs root (unshare and mount a private mount namespace)");
+        return skip(
+            NAME,
+            "needs root (unshare and mount a private mount namespace)",
+        );
     }
     let node = Node::new(2);
     let fake = node.path("ns-kmsg");
@@ -119,13 +122,21 @@ async fn namespace_write_path_for_real() {
         vec![(Some(fake.clone()), "/dev/kmsg".into(), None)],
     ) {
         Ok(c) => Reaper(c),
-        Err(e) => return skip(NAME, &format!("cannot make a private mount namespace here: {e}")),
+        Err(e) => {
+            return skip(
+                NAME,
+                &format!("cannot make a private mount namespace here: {e}"),
+            );
+        }
     };
     let pid = holder.0.id();
     // Safety first: inside that namespace /dev/kmsg must be our file, never the device.
     let inside = PathBuf::from(format!("/proc/{pid}/root/dev/kmsg"));
     let meta = std::fs::metadata(&inside).unwrap();
-    assert!(meta.is_file(), "the bind mount is not in effect; refusing to write");
+    assert!(
+        meta.is_file(),
+        "the bind mount is not in effect; refusing to write"
+    );
     assert_eq!(meta.ino(), std::fs::metadata(&fake).unwrap().ino());
     // Our own namespace is untouched.
     assert!(!std::fs::metadata("/dev/kmsg").unwrap().is_file());
@@ -139,12 +150,23 @@ async fn namespace_write_path_for_real() {
     let a = start(cfg).await;
     let h = request(a.addr(), "GET", "/health", &[], b"").await.json();
     assert_eq!(h["status"], "healthy", "{h}");
-    assert_eq!(h["write_path"], format!("/dev/kmsg in the mount namespace of pid {pid}"));
-    let r = post(a.addr(), "/inject-xid", r#"{"fault_id":"ns-1","xid_type":79,"gpu_id":1}"#).await;
+    assert_eq!(
+        h["write_path"],
+        format!("/dev/kmsg in the mount namespace of pid {pid}")
+    );
+    let r = post(
+        a.addr(),
+        "/inject-xid",
+        r#"{"fault_id":"ns-1","xid_type":79,"gpu_id":1}"#,
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let v = r.json();
     assert_eq!(v["target"], "regular_file");
-    assert_eq!(v["write_path"], format!("/dev/kmsg in the mount namespace of pid {pid}"));
+    assert_eq!(
+        v["write_path"],
+        format!("/dev/kmsg in the mount namespace of pid {pid}")
+    );
     let written = std::fs::read_to_string(&fake).unwrap();
     assert_eq!(written, format!("{}\n", v["line"].as_str().unwrap()));
     assert!(written.contains("(PCI:0000:19:00): 79,"));
@@ -153,7 +175,12 @@ async fn namespace_write_path_for_real() {
     assert_eq!(k["count"], 1);
     // The namespace outlives the process that made it: the writer thread holds it.
     drop(holder);
-    let r = post(a.addr(), "/inject-xid", r#"{"fault_id":"ns-2","xid_type":48,"gpu_id":0}"#).await;
+    let r = post(
+        a.addr(),
+        "/inject-xid",
+        r#"{"fault_id":"ns-2","xid_type":48,"gpu_id":0}"#,
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(std::fs::read_to_string(&fake).unwrap().lines().count(), 2);
     a.stop().await.unwrap();
@@ -185,7 +212,10 @@ async fn real_device_harmless_marker_reads_back_with_its_sequence_number() {
         path: "/dev/kmsg".into(),
     }))
     .unwrap();
-    let marker = format!("gfi-test marker {:016x} (harmless, no XID)", rand::random::<u64>());
+    let marker = format!(
+        "gfi-test marker {:016x} (harmless, no XID)",
+        rand::random::<u64>()
+    );
     // More records than the kernel lets one open file write per 5 s: opening anew per record
     // keeps every one.
     let mut seqs = Vec::new();
@@ -217,9 +247,12 @@ async fn real_device_harmless_marker_reads_back_with_its_sequence_number() {
 }
 
 fn journald_binary() -> Option<&'static str> {
-    ["/lib/systemd/systemd-journald", "/usr/lib/systemd/systemd-journald"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
+    [
+        "/lib/systemd/systemd-journald",
+        "/usr/lib/systemd/systemd-journald",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists())
 }
 
 fn journal_entries(dir: &Path) -> Vec<serde_json::Value> {
@@ -248,13 +281,26 @@ async fn journald_sees_every_catalogue_xid_as_nvsentinel_expects() {
         );
     }
     if !is_root() {
-        return skip(NAME, "needs root (real /dev/kmsg, a private mount namespace for journald)");
+        return skip(
+            NAME,
+            "needs root (real /dev/kmsg, a private mount namespace for journald)",
+        );
     }
     let Some(journald) = journald_binary() else {
-        return skip(NAME, "systemd-journald is not installed (apt-get install systemd)");
+        return skip(
+            NAME,
+            "systemd-journald is not installed (apt-get install systemd)",
+        );
     };
-    if Command::new("journalctl").arg("--version").output().is_err() {
-        return skip(NAME, "journalctl is not installed (apt-get install systemd)");
+    if Command::new("journalctl")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return skip(
+            NAME,
+            "journalctl is not installed (apt-get install systemd)",
+        );
     }
     if !is_kmsg_device(Path::new("/dev/kmsg")) || devkmsg_off() {
         return skip(NAME, "/dev/kmsg is not a writable kmsg device here");
@@ -274,11 +320,20 @@ async fn journald_sees_every_catalogue_xid_as_nvsentinel_expects() {
         (Some(runlog.clone()), PathBuf::from("/run/log"), None),
     ];
     if Path::new("/var/log/journal").is_dir() {
-        mounts.push((Some(varlog.clone()), PathBuf::from("/var/log/journal"), None));
+        mounts.push((
+            Some(varlog.clone()),
+            PathBuf::from("/var/log/journal"),
+            None,
+        ));
     }
     let journald = match spawn_in_private_mount_ns(journald, &[], mounts) {
         Ok(c) => Reaper(c),
-        Err(e) => return skip(NAME, &format!("cannot start journald in a private mount namespace: {e}")),
+        Err(e) => {
+            return skip(
+                NAME,
+                &format!("cannot start journald in a private mount namespace: {e}"),
+            );
+        }
     };
 
     let node = Node::new(0);
@@ -318,8 +373,14 @@ async fn journald_sees_every_catalogue_xid_as_nvsentinel_expects() {
     }
     // The seed's own line shape too.
     let seed_marker = format!("GPU has fallen off the bus {run}");
-    let body = serde_json::json!({"xid_type": 79, "gpu_id": 1, "style": "seed", "text": seed_marker});
-    assert_eq!(post(a.addr(), "/inject-xid", &body.to_string()).await.status, 200);
+    let body =
+        serde_json::json!({"xid_type": 79, "gpu_id": 1, "style": "seed", "text": seed_marker});
+    assert_eq!(
+        post(a.addr(), "/inject-xid", &body.to_string())
+            .await
+            .status,
+        200
+    );
     expected.push((79, 1, seed_marker.clone()));
     a.stop().await.unwrap();
 
@@ -357,16 +418,25 @@ async fn journald_sees_every_catalogue_xid_as_nvsentinel_expects() {
         .filter(|(_, f)| f.is_none())
         .map(|((x, _, _), _)| *x)
         .collect();
-    assert!(missing.is_empty(), "journald never recorded XIDs {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "journald never recorded XIDs {missing:?}"
+    );
     for ((xid, gpu, _), entry) in expected.iter().zip(&found) {
         let e = entry.as_ref().unwrap();
         assert_eq!(e["_TRANSPORT"], "kernel", "XID {xid}: {e}");
         assert_eq!(e["SYSLOG_IDENTIFIER"], "NVRM", "XID {xid}: {e}");
         let msg = e["MESSAGE"].as_str().unwrap();
-        let m = detect::match_xid(msg).unwrap_or_else(|| panic!("NVSentinel's regex misses {msg:?}"));
+        let m =
+            detect::match_xid(msg).unwrap_or_else(|| panic!("NVSentinel's regex misses {msg:?}"));
         assert_eq!(m.xid, *xid, "{msg}");
         let want = &gpus[*gpu as usize].dir_name.parse().unwrap();
-        assert!(m.pci.unwrap().same_device(want), "XID {xid}: {} is not {}", m.pci_text, gpus[*gpu as usize].dir_name);
+        assert!(
+            m.pci.unwrap().same_device(want),
+            "XID {xid}: {} is not {}",
+            m.pci_text,
+            gpus[*gpu as usize].dir_name
+        );
     }
     eprintln!(
         "journald recorded all {} lines ({} catalogue XIDs + the seed style) as NVSentinel reads them",

@@ -28,7 +28,10 @@ fn agent_cmd(node: &Node, port: u16) -> Command {
 
 #[test]
 fn help_names_every_environment_variable() {
-    let out = Command::new(gfi_bin()).args(["agent", "--help"]).output().unwrap();
+    let out = Command::new(gfi_bin())
+        .args(["agent", "--help"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
     for var in [
@@ -41,7 +44,10 @@ fn help_names_every_environment_variable() {
         "GFI_INSECURE_NO_AUTH",
         "GFI_STATE_DIR",
     ] {
-        assert!(help.contains(&format!("env: {var}")), "--help lacks {var}:\n{help}");
+        assert!(
+            help.contains(&format!("env: {var}")),
+            "--help lacks {var}:\n{help}"
+        );
     }
     assert!(help.contains("0.0.0.0:8083") && help.contains("/var/lib/gfi"));
 }
@@ -55,7 +61,10 @@ fn refuses_to_start_without_an_auth_choice() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--token-file") && err.contains("--insecure-no-auth"), "{err}");
+    assert!(
+        err.contains("--token-file") && err.contains("--insecure-no-auth"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -80,7 +89,12 @@ async fn sigterm_is_graceful_and_the_journal_survives_the_process() {
     let h = request(addr, "GET", "/health", &[], b"").await.json();
     assert_eq!(h["node"], "env-node");
     assert_eq!(h["status"], "healthy", "{h}");
-    let r = post(addr, "/inject-xid", r#"{"fault_id":"p-1","xid_type":79,"gpu_id":1}"#).await;
+    let r = post(
+        addr,
+        "/inject-xid",
+        r#"{"fault_id":"p-1","xid_type":79,"gpu_id":1}"#,
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text());
 
     // A second agent on the same state directory is refused while this one runs.
@@ -109,7 +123,11 @@ async fn sigterm_is_graceful_and_the_journal_survives_the_process() {
     assert_eq!(audit["fault_id"], "p-1");
     assert_eq!(audit["outcome"], "injected");
     assert_eq!(audit["status"], 200);
-    assert!(lines.iter().any(|l| l["message"] == "SIGTERM: shutting down"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["message"] == "SIGTERM: shutting down")
+    );
     assert!(lines.iter().any(|l| l["message"] == "stopped"));
 
     let port = free_port();

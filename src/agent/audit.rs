@@ -94,7 +94,11 @@ pub async fn gate(
         .extensions()
         .get::<Identity>()
         .map(|i| i.0.as_str())
-        .unwrap_or(if st.tokens.is_none() { INSECURE } else { "anonymous" });
+        .unwrap_or(if st.tokens.is_none() {
+            INSECURE
+        } else {
+            "anonymous"
+        });
     let ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
     if let Some(n) = resp.extensions().get::<AuditNote>() {
         tracing::info!(

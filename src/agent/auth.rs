@@ -44,7 +44,9 @@ impl AuthFailure {
 pub enum Verdict {
     /// Authenticated; the number of the matching token line (for the audit log, never the
     /// token itself).
-    Allowed { token: usize },
+    Allowed {
+        token: usize,
+    },
     Denied(AuthFailure),
     /// The token file cannot be read: everything is refused until it can.
     Unavailable(String),

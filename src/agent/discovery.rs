@@ -136,7 +136,8 @@ pub fn discover(proc_root: &Path) -> Result<Discovery, DiscoveryError> {
             Err(why) => out.warnings.push(format!("skipped entry {name:?}: {why}")),
         }
     }
-    out.gpus.sort_by(|a, b| a.index.cmp(&b.index).then(a.pci.cmp(&b.pci)));
+    out.gpus
+        .sort_by(|a, b| a.index.cmp(&b.index).then(a.pci.cmp(&b.pci)));
     for pair in out.gpus.windows(2) {
         if pair[0].index == pair[1].index {
             out.warnings.push(format!(
@@ -164,7 +165,8 @@ fn read_gpu(dir: &Path, name: &str) -> Result<(GpuInfo, Vec<String>), String> {
         .map_err(|e| format!("cannot read its information file: {e}"))?;
     let info = parse_information(&text);
     let from_name: Option<PciAddress> = name.parse().ok();
-    let from_content: Option<PciAddress> = info.bus_location.as_deref().and_then(|b| b.parse().ok());
+    let from_content: Option<PciAddress> =
+        info.bus_location.as_deref().and_then(|b| b.parse().ok());
     let pci = match (from_content, from_name) {
         (Some(c), Some(n)) => {
             if !c.same_device(&n) {
@@ -213,7 +215,10 @@ mod tests {
     fn new_driver_format() {
         let i = parse_information(NEW_DRIVER);
         assert_eq!(i.model.as_deref(), Some("NVIDIA H100 80GB HBM3"));
-        assert_eq!(i.uuid.as_deref(), Some("GPU-4b1c2a3e-0000-1111-2222-333344445555"));
+        assert_eq!(
+            i.uuid.as_deref(),
+            Some("GPU-4b1c2a3e-0000-1111-2222-333344445555")
+        );
         assert_eq!(i.bus_location.as_deref(), Some("0000:18:00.0"));
         assert_eq!(i.device_minor, Some(3));
         assert_eq!(i.excluded, Some(false));
@@ -244,8 +249,14 @@ mod tests {
         let dir = tree(&[("0000:18:00.0", NEW_DRIVER), ("0001:00:00.0", OLD_DRIVER)]);
         let d = discover(dir.path()).unwrap();
         assert_eq!(d.gpus.len(), 2);
-        assert_eq!((d.gpus[0].index, d.gpus[0].pci.sysfs()), (0, "0001:00:00.0".into()));
-        assert_eq!((d.gpus[1].index, d.gpus[1].pci.sysfs()), (3, "0000:18:00.0".into()));
+        assert_eq!(
+            (d.gpus[0].index, d.gpus[0].pci.sysfs()),
+            (0, "0001:00:00.0".into())
+        );
+        assert_eq!(
+            (d.gpus[1].index, d.gpus[1].pci.sysfs()),
+            (3, "0000:18:00.0".into())
+        );
         assert!(d.warnings.is_empty(), "{:?}", d.warnings);
     }
 
@@ -255,7 +266,10 @@ mod tests {
         let err = discover(dir.path()).unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, DiscoveryError::Missing { .. }));
-        assert!(msg.contains(&dir.path().join(GPU_TREE).display().to_string()), "{msg}");
+        assert!(
+            msg.contains(&dir.path().join(GPU_TREE).display().to_string()),
+            "{msg}"
+        );
         assert!(msg.contains("--proc-root"), "{msg}");
     }
 
@@ -264,7 +278,10 @@ mod tests {
         let no_bus = NEW_DRIVER.replace("Bus Location: \t 0000:18:00.0\n", "");
         let dir = tree(&[
             ("$(reboot)", &no_bus),
-            ("0000:3b:00.0", &no_bus.replace("Device Minor: \t 3", "Device Minor: \t 1")),
+            (
+                "0000:3b:00.0",
+                &no_bus.replace("Device Minor: \t 3", "Device Minor: \t 1"),
+            ),
             ("; rm -rf", "garbage without fields"),
         ]);
         let d = discover(dir.path()).unwrap();

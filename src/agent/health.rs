@@ -40,17 +40,27 @@ impl HealthSnapshot {
 
     /// A snapshot taken before any check ran.
     pub fn starting(node: &str) -> HealthSnapshot {
-        render(node, "", 0, vec![(
-            "startup",
-            Check {
-                ok: false,
-                detail: "checks have not run yet".into(),
-            },
-        )])
+        render(
+            node,
+            "",
+            0,
+            vec![(
+                "startup",
+                Check {
+                    ok: false,
+                    detail: "checks have not run yet".into(),
+                },
+            )],
+        )
     }
 }
 
-fn render(node: &str, write_path: &str, gpu_count: usize, checks: Vec<(&'static str, Check)>) -> HealthSnapshot {
+fn render(
+    node: &str,
+    write_path: &str,
+    gpu_count: usize,
+    checks: Vec<(&'static str, Check)>,
+) -> HealthSnapshot {
     let reasons: Vec<String> = checks
         .iter()
         .filter(|(_, c)| !c.ok)

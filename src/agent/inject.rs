@@ -15,11 +15,13 @@ use std::time::{Duration, Instant};
 /// falls off the bus, not per request.
 pub const GPU_CACHE_TTL: Duration = Duration::from_secs(1);
 
+type Scan = Result<Arc<Discovery>, DiscoveryError>;
+
 /// The GPU tree, scanned at most once per [`GPU_CACHE_TTL`].
 #[derive(Debug, Clone)]
 pub struct GpuCache {
     proc_root: PathBuf,
-    cached: Arc<RwLock<Option<(Instant, Result<Arc<Discovery>, DiscoveryError>)>>>,
+    cached: Arc<RwLock<Option<(Instant, Scan)>>>,
 }
 
 impl GpuCache {
@@ -192,7 +194,10 @@ impl Injector {
             ));
         }
         if landed.seq.is_none() {
-            warnings.push(format!("the record could not be read back: {}", landed.readback));
+            warnings.push(format!(
+                "the record could not be read back: {}",
+                landed.readback
+            ));
         }
         Ok(Injection {
             gpu,

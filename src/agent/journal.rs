@@ -139,7 +139,9 @@ pub struct FaultJournal {
 
 impl std::fmt::Debug for FaultJournal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FaultJournal").field("path", &self.path).finish()
+        f.debug_struct("FaultJournal")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -225,7 +227,10 @@ impl FaultJournal {
         };
         std::thread::Builder::new()
             .name("fault-journal".into())
-            .spawn(move || committer.run(rx))
+            .spawn(move || {
+                super::writer::yield_to_the_server();
+                committer.run(rx)
+            })
             .map_err(|e| io(format!("cannot start the journal thread: {e}")))?;
         Ok((
             FaultJournal {
@@ -250,13 +255,14 @@ impl FaultJournal {
             path: self.path.display().to_string(),
             reason: "the journal thread stopped".into(),
         };
-        self.tx
-            .send(((*fault).clone(), ack))
-            .map_err(|_| gone())?;
+        self.tx.send(((*fault).clone(), ack)).map_err(|_| gone())?;
         let result = rx.await.map_err(|_| gone())?;
         // Visible even when the disk failed: the line is in the kernel log, and a retry must
         // be recognised as a repeat rather than write a second line.
-        self.index.lock().expect("journal index").insert(fault.clone());
+        self.index
+            .lock()
+            .expect("journal index")
+            .insert(fault.clone());
         result.map(|_| fault)
     }
 

@@ -80,13 +80,20 @@ impl Metrics {
     }
 
     pub fn auth_failures_total(&self) -> u64 {
-        self.auth_failures.lock().expect("metrics lock").values().sum()
+        self.auth_failures
+            .lock()
+            .expect("metrics lock")
+            .values()
+            .sum()
     }
 
     /// The exposition text. `gauges` are extra `name value` pairs (GPU count, health).
     pub fn render(&self, gauges: &[(&str, &str, f64)]) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "# HELP gfi_agent_build_info Version of the running agent.");
+        let _ = writeln!(
+            out,
+            "# HELP gfi_agent_build_info Version of the running agent."
+        );
         let _ = writeln!(out, "# TYPE gfi_agent_build_info gauge");
         let _ = writeln!(
             out,
@@ -129,7 +136,11 @@ impl Metrics {
                 h.count
             );
             let _ = writeln!(out, "gfi_agent_injection_duration_seconds_sum {}", h.sum);
-            let _ = writeln!(out, "gfi_agent_injection_duration_seconds_count {}", h.count);
+            let _ = writeln!(
+                out,
+                "gfi_agent_injection_duration_seconds_count {}",
+                h.count
+            );
         }
         let _ = writeln!(
             out,
@@ -149,7 +160,10 @@ impl Metrics {
         );
         let _ = writeln!(out, "# TYPE gfi_agent_auth_failures_total counter");
         for (reason, n) in self.auth_failures.lock().expect("metrics lock").iter() {
-            let _ = writeln!(out, "gfi_agent_auth_failures_total{{reason=\"{reason}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "gfi_agent_auth_failures_total{{reason=\"{reason}\"}} {n}"
+            );
         }
         let _ = writeln!(
             out,
@@ -202,7 +216,9 @@ mod tests {
         assert!(text.contains("gfi_agent_injection_duration_seconds_bucket{le=\"0.0005\"} 0"));
         assert!(text.contains("gfi_agent_injection_duration_seconds_bucket{le=\"0.001\"} 1"));
         assert!(text.contains("gfi_agent_injection_duration_seconds_count 1"));
-        assert!(text.contains("gfi_agent_http_requests_total{route=\"/inject-xid\",status=\"200\"} 1"));
+        assert!(
+            text.contains("gfi_agent_http_requests_total{route=\"/inject-xid\",status=\"200\"} 1")
+        );
         assert!(text.contains("gfi_agent_auth_failures_total{reason=\"wrong\"} 1"));
         assert!(text.contains("gfi_agent_gpus 8"));
         assert_eq!(m.auth_failures_total(), 1);

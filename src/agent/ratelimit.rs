@@ -78,7 +78,9 @@ impl Limited {
         };
         format!(
             "Too many injections for {who}: the limit is {} per second with bursts of {}; retry in {:.2} s",
-            self.limit.rate, self.limit.burst, self.retry_after.as_secs_f64()
+            self.limit.rate,
+            self.limit.burst,
+            self.retry_after.as_secs_f64()
         )
     }
 }

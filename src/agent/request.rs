@@ -215,11 +215,12 @@ pub fn decode(bytes: &[u8]) -> Result<InjectBody, BodyError> {
             "Field required: xid_type is the XID number to inject (1..1000, e.g. 79)",
         )),
         Some((k, v)) => match int_field(v) {
-            Ok(i) => match catalog::validate_xid(i.clamp(i64::MIN as i128, i64::MAX as i128) as i64)
-            {
-                Ok(x) => xid = Some(x),
-                Err(msg) => xid_out_of_range = Some(msg),
-            },
+            Ok(i) => {
+                match catalog::validate_xid(i.clamp(i64::MIN as i128, i64::MAX as i128) as i64) {
+                    Ok(x) => xid = Some(x),
+                    Err(msg) => xid_out_of_range = Some(msg),
+                }
+            }
             Err(why) => errs.push(FieldError::new("int_type", k, format!("{k} {why}"))),
         },
     }
@@ -369,8 +370,8 @@ mod tests {
         let b = decode(br#"{"fault_id": "test-001", "xid_type": 79, "gpu_id": 0}"#).unwrap();
         assert_eq!(b.fault_id.as_deref(), Some("test-001"));
         assert_eq!((b.xid, &b.gpu), (79, &GpuSelector::Index(0)));
-        let b = decode(br#"{"fault_id":"test-001","xid_type":79,"gpu_id":0,"duration":null}"#)
-            .unwrap();
+        let b =
+            decode(br#"{"fault_id":"test-001","xid_type":79,"gpu_id":0,"duration":null}"#).unwrap();
         assert_eq!(b.duration, None);
     }
 
@@ -398,8 +399,7 @@ mod tests {
 
     #[test]
     fn errors_name_their_fields() {
-        let Err(BodyError::Invalid(errs)) = decode(br#"{"gpu_id": -1, "fault_id": "a b"}"#)
-        else {
+        let Err(BodyError::Invalid(errs)) = decode(br#"{"gpu_id": -1, "fault_id": "a b"}"#) else {
             panic!()
         };
         let fields: Vec<_> = errs.iter().map(|e| e.loc[1].as_str().unwrap()).collect();

@@ -32,7 +32,10 @@ pub fn router(st: Arc<AgentState>) -> Router {
         .route("/version", get(version))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(st.clone(), audit::gate))
+        .layer(axum::middleware::from_fn_with_state(
+            st.clone(),
+            audit::gate,
+        ))
         .with_state(st)
 }
 
@@ -64,7 +67,10 @@ fn json_response(status: StatusCode, v: &Value) -> Response {
 fn json_text(status: StatusCode, body: String) -> Response {
     (
         status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         body,
     )
         .into_response()
@@ -98,7 +104,10 @@ async fn health(State(st): State<Arc<AgentState>>, uri: axum::http::Uri) -> Resp
     };
     (
         status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         snap.body(st.journal.len()),
     )
         .into_response()
@@ -405,7 +414,11 @@ async fn inject_inner(st: Arc<AgentState>, bytes: Bytes) -> (Response, AuditNote
         }
         Slot::Wait(mut rx) => {
             note.outcome = "repeat";
-            let outcome = rx.wait_for(|o| o.is_some()).await.ok().and_then(|o| o.clone());
+            let outcome = rx
+                .wait_for(|o| o.is_some())
+                .await
+                .ok()
+                .and_then(|o| o.clone());
             match outcome {
                 Some(o) => {
                     st.metrics.repeat();
@@ -544,9 +557,9 @@ async fn run_injection(
         // line. Say it plainly instead, and let /health report the journal.
         st.metrics.journal_error();
         tracing::error!(fault_id = %fault_id, "journal append failed: {e}");
-        response
-            .warnings
-            .push(format!("the line was written but the journal append failed: {e}"));
+        response.warnings.push(format!(
+            "the line was written but the journal append failed: {e}"
+        ));
         text = serde_json::to_string(&response).unwrap_or_default();
     }
     st.metrics.injection(body.xid, "injected");
@@ -666,9 +679,10 @@ fn parse_kmsg_query(q: &HashMap<String, String>) -> Result<KmsgQuery, String> {
                     .ok_or_else(|| format!("limit must be 1-{MAX_KMSG_LIMIT}, got {v:?}"))?
             }
             "since_seq" => {
-                out.filter.since_seq = Some(v.parse().map_err(|_| {
-                    format!("since_seq must be a kmsg sequence number, got {v:?}")
-                })?)
+                out.filter.since_seq =
+                    Some(v.parse().map_err(|_| {
+                        format!("since_seq must be a kmsg sequence number, got {v:?}")
+                    })?)
             }
             "grep" => {
                 if v.len() > MAX_GREP {
@@ -851,7 +865,10 @@ fn follow(
     });
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-ndjson"),
+        )],
         Body::from_stream(stream),
     )
         .into_response()
@@ -875,7 +892,11 @@ mod tests {
         assert!(q(&[("follow", "true")]).unwrap().follow);
         assert!(q(&[("limit", "0")]).unwrap_err().contains("1-10000"));
         assert!(q(&[("since_seq", "x")]).unwrap_err().contains("since_seq"));
-        assert!(q(&[("follow", "maybe")]).unwrap_err().contains("true or false"));
+        assert!(
+            q(&[("follow", "maybe")])
+                .unwrap_err()
+                .contains("true or false")
+        );
         assert!(q(&[("bogus", "1")]).unwrap_err().contains("known: limit"));
     }
 

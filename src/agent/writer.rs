@@ -219,6 +219,7 @@ impl KmsgWriter {
                 };
                 let ok = entered.is_ok();
                 let _ = ready_tx.send(entered);
+                yield_to_the_server();
                 if ok {
                     Worker::new(config).run(rx);
                 }
@@ -280,9 +281,21 @@ impl KmsgWriter {
     /// Checks, without writing, that the target exists, is the right kind and is writable.
     pub async fn check(&self) -> Result<String, String> {
         let (reply, rx) = oneshot::channel();
-        self.submit(Job::Check { reply }).map_err(|e| e.to_string())?;
+        self.submit(Job::Check { reply })
+            .map_err(|e| e.to_string())?;
         rx.await
             .map_err(|_| "the kmsg writer thread stopped".to_string())?
+    }
+}
+
+/// Lowers the calling thread's scheduling priority (nice 10). The writer and journal threads
+/// do the heavy lifting of an injection; on a busy node the HTTP workers that answer `/health`
+/// must win the CPU over them, or liveness probes time out under injection load.
+pub fn yield_to_the_server() {
+    let tid = nix::unistd::gettid().as_raw();
+    // SAFETY: setpriority on our own thread id; failure only leaves the priority as it was.
+    unsafe {
+        nix::libc::setpriority(nix::libc::PRIO_PROCESS, tid as nix::libc::id_t, 10);
     }
 }
 
@@ -333,7 +346,11 @@ pub fn classify(meta: &std::fs::Metadata, allow_non_chardev: bool) -> Result<Tar
     } else {
         Err(format!(
             "it is a {}, not the kmsg character device 1:11 (a missing /dev/kmsg turned into a file by a shell redirect looks like this; mount the host's /dev or use --host-pid; tests pass --allow-non-chardev)",
-            if kind == TargetKind::Fifo { "FIFO" } else { "regular file" }
+            if kind == TargetKind::Fifo {
+                "FIFO"
+            } else {
+                "regular file"
+            }
         ))
     }
 }
@@ -416,7 +433,6 @@ impl Worker {
         // No O_CREAT (std adds it only with create(true)); O_NONBLOCK so a FIFO without a
         // reader fails instead of hanging the writer; O_APPEND so a file stand-in is appended.
         let file = OpenOptions::new()
-            .write(true)
             .append(true)
             .custom_flags(nix::libc::O_NOCTTY | nix::libc::O_NONBLOCK)
             .open(path)
@@ -427,9 +443,7 @@ impl Worker {
                 },
                 _ => self.io_err("open", path, e),
             })?;
-        let meta = file
-            .metadata()
-            .map_err(|e| self.io_err("fstat", path, e))?;
+        let meta = file.metadata().map_err(|e| self.io_err("fstat", path, e))?;
         let kind = classify(&meta, self.config.allow_non_chardev).map_err(|reason| {
             WriteError::Refused {
                 path: self.path_str(),
@@ -491,7 +505,9 @@ impl Worker {
         }
         let path = self.config.target.path().to_path_buf();
         // One write() is one record: never write_all, which could split it.
-        let n = file.write(record).map_err(|e| self.io_err("write", &path, e))?;
+        let n = file
+            .write(record)
+            .map_err(|e| self.io_err("write", &path, e))?;
         if n != record.len() {
             return Err(WriteError::Io {
                 op: "write",
@@ -540,7 +556,8 @@ impl Worker {
                     .unwrap_or(end);
                 let offset = pos.saturating_sub(n as u64);
                 // The target was opened write-only; read it through a second descriptor.
-                let reader = File::open(&path).map_err(|e| self.io_err("open for read-back", &path, e))?;
+                let reader =
+                    File::open(&path).map_err(|e| self.io_err("open for read-back", &path, e))?;
                 match readback::verify_file_at(&reader, offset, record) {
                     Ok(true) => Ok(Landed {
                         seq: Some(offset),
@@ -564,10 +581,7 @@ impl Worker {
                                 seq: Some(offset),
                                 usec: None,
                                 target: kind,
-                                readback: format!(
-                                    "offset {offset} of {}",
-                                    read_path.display()
-                                ),
+                                readback: format!("offset {offset} of {}", read_path.display()),
                             });
                         }
                         Ok(None) if Instant::now() < deadline => {
@@ -595,9 +609,11 @@ impl Worker {
 
     fn open_reader(&mut self) -> Result<ReadSource, WriteError> {
         let path = self.read_path().to_path_buf();
-        let meta =
-            std::fs::metadata(&path).map_err(|e| self.io_err("stat", &path, e))?;
-        match classify(&meta, self.config.allow_non_chardev || self.config.read_path.is_some()) {
+        let meta = std::fs::metadata(&path).map_err(|e| self.io_err("stat", &path, e))?;
+        match classify(
+            &meta,
+            self.config.allow_non_chardev || self.config.read_path.is_some(),
+        ) {
             Ok(TargetKind::KmsgDevice) => OpenOptions::new()
                 .read(true)
                 .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
@@ -663,7 +679,11 @@ mod tests {
         let (w, path) = file_writer(dir.path(), false);
         let err = w.write(b"<6>x\n".to_vec()).await.unwrap_err();
         assert!(matches!(err, WriteError::Refused { .. }), "{err}");
-        assert!(err.to_string().contains("not the kmsg character device 1:11"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("not the kmsg character device 1:11"),
+            "{err}"
+        );
         assert_eq!(std::fs::read(&path).unwrap(), b"");
         assert!(w.check().await.is_err());
     }

@@ -185,7 +185,11 @@ impl KubeNodes {
 
     async fn not_found(&self, name: &str) -> BackendError {
         let known: Vec<String> = match self.nodes().list(&ListParams::default()).await {
-            Ok(l) => l.items.iter().filter_map(|n| n.metadata.name.clone()).collect(),
+            Ok(l) => l
+                .items
+                .iter()
+                .filter_map(|n| n.metadata.name.clone())
+                .collect(),
             Err(_) => Vec::new(),
         };
         BackendError::node_not_found(name, &known)
@@ -329,16 +333,28 @@ mod tests {
         assert_eq!(i.state(), Some("draining"));
         assert_eq!(i.boot_id, "b1");
         assert_eq!(i.taints[0].key, "AggregatedNodeHealth");
-        assert!(NodePredicate::Condition { type_: keys::COND_XID.into(), status: "True".into() }.holds(&i));
+        assert!(
+            NodePredicate::Condition {
+                type_: keys::COND_XID.into(),
+                status: "True".into()
+            }
+            .holds(&i)
+        );
     }
 
     #[test]
     fn changes_name_each_stage() {
-        let before = node_info(&node(json!({"metadata": {"name": "n"}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}})));
+        let before = node_info(&node(
+            json!({"metadata": {"name": "n"}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
+        ));
         let mut after = before.clone();
         after.unschedulable = true;
-        after.labels.insert(keys::CORDON_BY.into(), "NVSentinel".into());
-        after.labels.insert(keys::STATE.into(), "quarantined".into());
+        after
+            .labels
+            .insert(keys::CORDON_BY.into(), "NVSentinel".into());
+        after
+            .labels
+            .insert(keys::STATE.into(), "quarantined".into());
         after.conditions.push(NodeCondition {
             type_: keys::COND_XID.into(),
             status: "True".into(),
@@ -346,7 +362,10 @@ mod tests {
             message: String::new(),
             last_transition: String::new(),
         });
-        let kinds: Vec<_> = changes(&before, &after).into_iter().map(|e| e.kind).collect();
+        let kinds: Vec<_> = changes(&before, &after)
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
         assert_eq!(kinds, ["cordoned", "state", "condition"]);
         assert!(changes(&after, &after).is_empty());
     }
@@ -360,6 +379,9 @@ mod tests {
         }))
         .unwrap();
         let i = pod_info(&p);
-        assert_eq!((i.owner.as_deref(), i.terminating, i.phase.as_str()), (Some("ReplicaSet"), true, "Running"));
+        assert_eq!(
+            (i.owner.as_deref(), i.terminating, i.phase.as_str()),
+            (Some("ReplicaSet"), true, "Running")
+        );
     }
 }

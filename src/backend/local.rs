@@ -53,7 +53,7 @@ pub struct LocalOptions {
 
 enum Kube {
     Unavailable(String),
-    Config(kube::Config, OnceCell<KubeNodes>),
+    Config(Box<kube::Config>, OnceCell<KubeNodes>),
     Ready(KubeNodes),
 }
 
@@ -105,7 +105,7 @@ impl LocalBackend {
             KubeAccess::Disabled => Kube::Unavailable("it was turned off".into()),
             KubeAccess::Auto => match std::env::var("KUBERNETES_SERVICE_HOST") {
                 Ok(h) if !h.is_empty() => match kube::Config::incluster() {
-                    Ok(cfg) => Kube::Config(cfg, OnceCell::new()),
+                    Ok(cfg) => Kube::Config(Box::new(cfg), OnceCell::new()),
                     Err(e) => Kube::Unavailable(format!(
                         "KUBERNETES_SERVICE_HOST is set but the in-cluster config is unusable: {e}"
                     )),
@@ -136,15 +136,16 @@ impl LocalBackend {
     async fn kube(&self, what: &str) -> BackendResult<&KubeNodes> {
         match &self.kube {
             Kube::Ready(k) => Ok(k),
-            Kube::Config(cfg, cell) => cell
-                .get_or_try_init(|| async {
-                    kube::Client::try_from(cfg.clone())
+            Kube::Config(cfg, cell) => {
+                cell.get_or_try_init(|| async {
+                    kube::Client::try_from((**cfg).clone())
                         .map(KubeNodes::new)
                         .map_err(|e| {
                             BackendError::failed(None, "connecting to the Kubernetes API", e)
                         })
                 })
-                .await,
+                .await
+            }
             Kube::Unavailable(why) => Err(BackendError::Unsupported {
                 backend: NAME,
                 what: what.to_string(),
@@ -329,7 +330,10 @@ mod tests {
         assert_eq!(rec.pci.sysfs(), "0000:19:00.0");
         let written = std::fs::read_to_string(dir.path().join("kmsg")).unwrap();
         assert_eq!(written, format!("{}\n", rec.line));
-        let tail = b.kmsg_tail("node-a", &TailOptions::default()).await.unwrap();
+        let tail = b
+            .kmsg_tail("node-a", &TailOptions::default())
+            .await
+            .unwrap();
         assert_eq!(tail.len(), 1);
         assert!(readback::nvsentinel_match(&tail[0]).is_some());
         let err = b
@@ -351,7 +355,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let b = backend(dir.path());
         let err = b.gpus("node-b").await.unwrap_err();
-        assert!(err.to_string().contains("only on the node it runs on"), "{err}");
+        assert!(
+            err.to_string().contains("only on the node it runs on"),
+            "{err}"
+        );
         let err = b.node("node-a").await.unwrap_err();
         assert!(matches!(err, BackendError::Unsupported { .. }), "{err}");
         let err = b

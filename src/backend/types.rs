@@ -348,15 +348,27 @@ pub enum NodePredicate {
     Cordoned,
     Uncordoned,
     /// A node condition with this type has this status.
-    Condition { type_: String, status: String },
+    Condition {
+        type_: String,
+        status: String,
+    },
     /// The `dgxc.nvidia.com/nvsentinel-state` label has this value (`None`: absent).
-    State { value: Option<String> },
+    State {
+        value: Option<String>,
+    },
     /// A label has this value (`None`: absent).
-    Label { key: String, value: Option<String> },
+    Label {
+        key: String,
+        value: Option<String>,
+    },
     /// The boot id differs from this one.
-    Rebooted { since_boot_id: String },
+    Rebooted {
+        since_boot_id: String,
+    },
     /// The node's Ready condition is (not) True.
-    Ready { ready: bool },
+    Ready {
+        ready: bool,
+    },
 }
 
 impl NodePredicate {
@@ -382,7 +394,10 @@ impl NodePredicate {
             NodePredicate::Condition { type_, status } => format!("condition {type_}={status}"),
             NodePredicate::State { value: Some(v) } => format!("state={v}"),
             NodePredicate::State { value: None } => "state label removed".into(),
-            NodePredicate::Label { key, value: Some(v) } => format!("label {key}={v}"),
+            NodePredicate::Label {
+                key,
+                value: Some(v),
+            } => format!("label {key}={v}"),
             NodePredicate::Label { key, value: None } => format!("label {key} removed"),
             NodePredicate::Rebooted { .. } => "rebooted".into(),
             NodePredicate::Ready { ready: true } => "Ready".into(),
@@ -428,7 +443,12 @@ mod tests {
         let mut labels = BTreeMap::new();
         labels.insert("nvidia.com/gpu.present".to_string(), "true".to_string());
         labels.insert("zone".to_string(), "a".to_string());
-        let yes = ["nvidia.com/gpu.present=true", "zone", "zone!=b,!missing", ""];
+        let yes = [
+            "nvidia.com/gpu.present=true",
+            "zone",
+            "zone!=b,!missing",
+            "",
+        ];
         for s in yes {
             assert!(LabelSelector::parse(s).unwrap().matches(&labels), "{s}");
         }

@@ -230,7 +230,10 @@ mod tests {
     #[test]
     fn refuses_to_start_without_an_auth_choice() {
         let e = config(&parse(&["--node-name", "n"])).unwrap_err();
-        assert!(e.contains("--token-file") && e.contains("--insecure-no-auth"), "{e}");
+        assert!(
+            e.contains("--token-file") && e.contains("--insecure-no-auth"),
+            "{e}"
+        );
         let e = config(&parse(&["--token-file", "/t", "--insecure-no-auth"])).unwrap_err();
         assert!(e.contains("not both"), "{e}");
     }
@@ -256,7 +259,13 @@ mod tests {
     fn limits_are_checked() {
         let a = parse(&["--insecure-no-auth", "--rate-gpu=-1"]);
         assert!(config(&a).unwrap_err().contains("--rate-gpu"));
-        let a = parse(&["--insecure-no-auth", "--rate-node", "0", "--burst-node", "0"]);
+        let a = parse(&[
+            "--insecure-no-auth",
+            "--rate-node",
+            "0",
+            "--burst-node",
+            "0",
+        ]);
         assert!(config(&a).unwrap().node_limit.is_unlimited());
     }
 }

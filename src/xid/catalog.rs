@@ -85,7 +85,10 @@ impl FromStr for Action {
             .find(|a| a.as_str() == wanted)
             .ok_or_else(|| {
                 let names: Vec<_> = Action::ALL.iter().map(|a| a.as_str()).collect();
-                format!("unknown action '{s}' (expected one of {})", names.join(", "))
+                format!(
+                    "unknown action '{s}' (expected one of {})",
+                    names.join(", ")
+                )
             })
     }
 }
@@ -213,7 +216,10 @@ fn parse_catalog(text: &str) -> Result<Vec<XidInfo>, String> {
             continue;
         }
         if cols.len() != 7 {
-            return Err(format!("line {line_no}: expected 7 columns, got {}", cols.len()));
+            return Err(format!(
+                "line {line_no}: expected 7 columns, got {}",
+                cols.len()
+            ));
         }
         let xid: u32 = cols[0]
             .parse()
@@ -253,7 +259,11 @@ mod tests {
     fn catalogue_parses_and_agrees_with_fatal_column() {
         let rows = parse_catalog(CATALOG_TSV).unwrap();
         assert!(rows.len() >= 26);
-        for line in CATALOG_TSV.lines().skip_while(|l| !l.starts_with("xid\t")).skip(1) {
+        for line in CATALOG_TSV
+            .lines()
+            .skip_while(|l| !l.starts_with("xid\t"))
+            .skip(1)
+        {
             let cols: Vec<&str> = line.split('\t').collect();
             let xid: u32 = cols[0].parse().unwrap();
             let info = lookup(xid).unwrap();
@@ -277,7 +287,10 @@ mod tests {
         assert_eq!(x45.default_action(), Action::None);
         assert!(x45.note.as_deref().unwrap().contains("v1.19"));
         // "Unused" descriptions fall back to the seed's text.
-        assert_eq!(lookup(42).unwrap().driver_text(), "PCIe Replay Rate exceeded");
+        assert_eq!(
+            lookup(42).unwrap().driver_text(),
+            "PCIe Replay Rate exceeded"
+        );
     }
 
     #[test]
@@ -297,6 +310,11 @@ mod tests {
     #[test]
     fn action_parse() {
         assert_eq!("restart_bm".parse::<Action>().unwrap(), Action::RestartBm);
-        assert!("REBOOT".parse::<Action>().unwrap_err().contains("RESTART_BM"));
+        assert!(
+            "REBOOT"
+                .parse::<Action>()
+                .unwrap_err()
+                .contains("RESTART_BM")
+        );
     }
 }

@@ -144,22 +144,32 @@ mod tests {
         assert_eq!(pid, None);
         assert_eq!(rest, "NVRM: Xid (PCI:0000:3b:00): 79");
         let (id, pid, rest) = syslog_parse_identifier("sshd[123]: hello");
-        assert_eq!((id.as_deref(), pid.as_deref(), rest), (Some("sshd"), Some("123"), "hello"));
+        assert_eq!(
+            (id.as_deref(), pid.as_deref(), rest),
+            (Some("sshd"), Some("123"), "hello")
+        );
         let (id, _, rest) = syslog_parse_identifier("[6085126.134786] NVRM: Xid");
         assert_eq!((id, rest), (None, "[6085126.134786] NVRM: Xid"));
     }
 
     #[test]
     fn single_nvrm_is_stripped_and_missed() {
-        let (entry, m) = detect_write(b"<3>NVRM: Xid (PCI:0000:3b:00): 79, GPU has fallen off the bus\n").unwrap();
-        assert_eq!(entry.message, "Xid (PCI:0000:3b:00): 79, GPU has fallen off the bus");
+        let (entry, m) =
+            detect_write(b"<3>NVRM: Xid (PCI:0000:3b:00): 79, GPU has fallen off the bus\n")
+                .unwrap();
+        assert_eq!(
+            entry.message,
+            "Xid (PCI:0000:3b:00): 79, GPU has fallen off the bus"
+        );
         assert!(m.is_none());
     }
 
     #[test]
     fn seed_line_is_detected() {
-        let (entry, m) =
-            detect_write(b"<3>NVRM: NVRM: Xid (PCI:0000:18:00.0): 79, GPU has fallen off the bus\n").unwrap();
+        let (entry, m) = detect_write(
+            b"<3>NVRM: NVRM: Xid (PCI:0000:18:00.0): 79, GPU has fallen off the bus\n",
+        )
+        .unwrap();
         assert_eq!(entry.syslog_identifier.as_deref(), Some("NVRM"));
         let m = m.unwrap();
         assert_eq!((m.pci_text.as_str(), m.xid), ("0000:18:00.0", 79));
@@ -174,9 +184,16 @@ mod tests {
 
     #[test]
     fn xid154_actions() {
-        let base = "NVRM: Xid (PCI:0000:3b:00): 154, GPU recovery action changed from 0x0 (None) to ";
-        assert_eq!(xid154_action(&format!("{base}0x1 (GPU Reset Required)")), Action::ComponentReset);
-        assert_eq!(xid154_action(&format!("{base}0x2 (Node Reboot Required)")), Action::RestartBm);
+        let base =
+            "NVRM: Xid (PCI:0000:3b:00): 154, GPU recovery action changed from 0x0 (None) to ";
+        assert_eq!(
+            xid154_action(&format!("{base}0x1 (GPU Reset Required)")),
+            Action::ComponentReset
+        );
+        assert_eq!(
+            xid154_action(&format!("{base}0x2 (Node Reboot Required)")),
+            Action::RestartBm
+        );
         assert_eq!(xid154_action(&format!("{base}0x0 (None)")), Action::None);
     }
 

@@ -80,7 +80,9 @@ pub struct LineOptions {
 pub enum LineError {
     #[error("{field}: {reason}")]
     Invalid { field: &'static str, reason: String },
-    #[error("the line would be {len} bytes, over the {MAX_RECORD_BYTES}-byte limit for one kmsg record")]
+    #[error(
+        "the line would be {len} bytes, over the {MAX_RECORD_BYTES}-byte limit for one kmsg record"
+    )]
     TooLong { len: usize },
 }
 
@@ -102,7 +104,10 @@ pub fn check_text(field: &'static str, s: &str) -> Result<(), LineError> {
     if let Some(c) = s.chars().find(|c| c.is_control()) {
         return Err(invalid(
             field,
-            format!("contains the control character {:?}; only printable text is allowed", c),
+            format!(
+                "contains the control character {:?}; only printable text is allowed",
+                c
+            ),
         ));
     }
     Ok(())
@@ -156,7 +161,10 @@ pub fn format_line(
                 ));
             }
             let text = opts.text.as_deref().unwrap_or(&info.seed_text);
-            format!("<{level}>NVRM: NVRM: Xid (PCI:{}): {xid}, {text}\n", pci.sysfs())
+            format!(
+                "<{level}>NVRM: NVRM: Xid (PCI:{}): {xid}, {text}\n",
+                pci.sysfs()
+            )
         }
         LineStyle::Driver | LineStyle::Unguarded => {
             let name = match &opts.process_name {

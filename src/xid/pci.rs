@@ -77,7 +77,9 @@ impl Serialize for PciAddress {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid PCI address '{input}': {reason} (expected e.g. 0000:3b:00.0, 00000000:3B:00.0 or 0000:3b:00)")]
+#[error(
+    "invalid PCI address '{input}': {reason} (expected e.g. 0000:3b:00.0, 00000000:3B:00.0 or 0000:3b:00)"
+)]
 pub struct PciParseError {
     pub input: String,
     pub reason: String,
@@ -155,7 +157,14 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["", "zz:00.0", "0000:3b:00.9", "0000:3b:20.0", "0:0:0:0", "123456789:00:00.0"] {
+        for bad in [
+            "",
+            "zz:00.0",
+            "0000:3b:00.9",
+            "0000:3b:20.0",
+            "0:0:0:0",
+            "123456789:00:00.0",
+        ] {
             assert!(bad.parse::<PciAddress>().is_err(), "{bad}");
         }
         let e = "0000:3b:zz.0".parse::<PciAddress>().unwrap_err();

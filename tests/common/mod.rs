@@ -111,7 +111,10 @@ pub async fn post(addr: SocketAddr, path: &str, body: &str) -> Resp {
         addr,
         "POST",
         path,
-        &[("authorization", &auth), ("content-type", "application/json")],
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+        ],
         body.as_bytes(),
     )
     .await
@@ -177,9 +180,9 @@ pub async fn restart(config: AgentConfig) -> RunningAgent {
     loop {
         match agent::start(config.clone()).await {
             Ok(a) => return a,
-            Err(agent::server::StartError::Journal(
-                agent::journal::JournalError::Locked { .. },
-            )) => tokio::task::yield_now().await,
+            Err(agent::server::StartError::Journal(agent::journal::JournalError::Locked {
+                ..
+            })) => tokio::task::yield_now().await,
             Err(e) => panic!("agent start failed: {e}"),
         }
     }
