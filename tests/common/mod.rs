@@ -192,9 +192,11 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
-/// Prints why a test did not run.
+/// Prints why a test did not run. Written to the process's stderr directly, not through
+/// `eprintln!`, so the test harness does not swallow it and CI logs show every skip.
 pub fn skip(test: &str, why: &str) {
-    eprintln!("SKIPPED {test}: {why}");
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
 }
 
 /// The built `gfi` binary.
