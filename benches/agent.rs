@@ -68,7 +68,8 @@ impl Env {
             .arg("--state-dir")
             .arg(d.join(state))
             .args(["--rate-node", "0", "--rate-gpu", "0"])
-            .env("RUST_LOG", "warn")
+            // Production logging (an audit line per injection), written nowhere.
+            .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

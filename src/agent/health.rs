@@ -230,12 +230,12 @@ fn release_free_memory() {
     }
 }
 
-/// Caps glibc's per-thread arenas: the agent has a handful of threads and little heap, and
+/// One glibc arena for all threads: the agent has a handful of threads and little heap, and
 /// each extra arena keeps its own free memory resident.
 pub fn limit_allocator_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator tuning; called once at start.
     unsafe {
-        nix::libc::mallopt(nix::libc::M_ARENA_MAX, 2);
+        nix::libc::mallopt(nix::libc::M_ARENA_MAX, 1);
     }
 }

@@ -133,6 +133,8 @@ type Commit = (StoredFault, oneshot::Sender<Result<(), JournalError>>);
 pub struct FaultJournal {
     path: PathBuf,
     index: Arc<Mutex<Index>>,
+    /// The index's length, readable without the lock (every `/health` reports it).
+    len: Arc<std::sync::atomic::AtomicUsize>,
     tx: SyncSender<Commit>,
     last_error: Arc<Mutex<Option<String>>>,
 }
@@ -232,9 +234,11 @@ impl FaultJournal {
                 committer.run(rx)
             })
             .map_err(|e| io(format!("cannot start the journal thread: {e}")))?;
+        let len = Arc::new(std::sync::atomic::AtomicUsize::new(index.order.len()));
         Ok((
             FaultJournal {
                 path,
+                len,
                 index: Arc::new(Mutex::new(index)),
                 tx,
                 last_error,
@@ -259,10 +263,12 @@ impl FaultJournal {
         let result = rx.await.map_err(|_| gone())?;
         // Visible even when the disk failed: the line is in the kernel log, and a retry must
         // be recognised as a repeat rather than write a second line.
-        self.index
-            .lock()
-            .expect("journal index")
-            .insert(fault.clone());
+        {
+            let mut idx = self.index.lock().expect("journal index");
+            idx.insert(fault.clone());
+            self.len
+                .store(idx.order.len(), std::sync::atomic::Ordering::Relaxed);
+        }
         result.map(|_| fault)
     }
 
@@ -285,7 +291,7 @@ impl FaultJournal {
     }
 
     pub fn len(&self) -> usize {
-        self.index.lock().expect("journal index").order.len()
+        self.len.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn is_empty(&self) -> bool {

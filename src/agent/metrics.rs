@@ -18,11 +18,59 @@ struct Histogram {
     sum: f64,
 }
 
+/// Route labels counted by `gfi_agent_http_requests_total` (see `routes::route_label`).
+pub const ROUTES: [&str; 9] = [
+    "/health",
+    "/inject-xid",
+    "/faults",
+    "/faults/{fault_id}",
+    "/gpus",
+    "/kmsg",
+    "/metrics",
+    "/version",
+    "other",
+];
+/// Status codes counted one by one; anything else is counted as its class (`2xx`, ...).
+const STATUSES: [u16; 13] = [200, 400, 401, 404, 405, 409, 413, 422, 429, 500, 503, 0, 1];
+
+/// Request counters without a lock: `/health` at tens of thousands per second must not
+/// queue on a mutex shared with injections.
+struct RequestCounters([[AtomicU64; STATUSES.len()]; ROUTES.len()]);
+
+impl Default for RequestCounters {
+    fn default() -> Self {
+        RequestCounters(std::array::from_fn(|_| {
+            std::array::from_fn(|_| AtomicU64::new(0))
+        }))
+    }
+}
+
+impl std::fmt::Debug for RequestCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RequestCounters")
+    }
+}
+
+fn status_slot(status: u16) -> usize {
+    STATUSES
+        .iter()
+        .position(|s| *s == status)
+        .unwrap_or(if status < 400 { 11 } else { 12 })
+}
+
+fn status_label(slot: usize) -> String {
+    match STATUSES[slot] {
+        0 => "other_ok".into(),
+        1 => "other_error".into(),
+        s => s.to_string(),
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Metrics {
     injections: Mutex<BTreeMap<(u32, &'static str), u64>>,
     latency: Mutex<Histogram>,
-    requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
+    requests: RequestCounters,
     auth_failures: Mutex<BTreeMap<&'static str, u64>>,
     rate_limited: Mutex<BTreeMap<&'static str, u64>>,
     journal_errors: AtomicU64,
@@ -58,9 +106,13 @@ impl Metrics {
         h.sum += s;
     }
 
-    /// `route` is a route label, not a raw path: the set of labels is fixed.
+    /// `route` is one of [`ROUTES`].
     pub fn request(&self, route: &'static str, status: u16) {
-        bump(&self.requests, (route, status));
+        let r = ROUTES
+            .iter()
+            .position(|x| *x == route)
+            .unwrap_or(ROUTES.len() - 1);
+        self.requests.0[r][status_slot(status)].fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn auth_failure(&self, reason: &'static str) {
@@ -147,12 +199,18 @@ impl Metrics {
             "# HELP gfi_agent_http_requests_total HTTP requests by route and status."
         );
         let _ = writeln!(out, "# TYPE gfi_agent_http_requests_total counter");
-        for ((route, status), n) in self.requests.lock().expect("metrics lock").iter() {
-            let _ = writeln!(
-                out,
-                "gfi_agent_http_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
-                esc(route)
-            );
+        for (r, route) in ROUTES.iter().enumerate() {
+            for slot in 0..STATUSES.len() {
+                let n = self.requests.0[r][slot].load(Ordering::Relaxed);
+                if n > 0 {
+                    let _ = writeln!(
+                        out,
+                        "gfi_agent_http_requests_total{{route=\"{}\",status=\"{}\"}} {n}",
+                        esc(route),
+                        status_label(slot)
+                    );
+                }
+            }
         }
         let _ = writeln!(
             out,
