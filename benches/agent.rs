@@ -12,6 +12,7 @@
 use gpu_fault_injector::agent::testkit;
 use std::io::Write as _;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -175,6 +176,106 @@ impl Stats {
         self.lat_us.sort_unstable();
         let i = ((self.lat_us.len() as f64 - 1.0) * p).round() as usize;
         self.lat_us[i] as f64 / 1000.0
+    }
+}
+
+/// One phase's figures.
+struct Summary {
+    rps: f64,
+    p50: f64,
+    p99: f64,
+    errors: u64,
+    non_2xx: u64,
+}
+
+impl Stats {
+    fn summary(mut self, elapsed: Duration) -> Summary {
+        Summary {
+            rps: self.lat_us.len() as f64 / elapsed.as_secs_f64(),
+            p50: self.pct(0.5),
+            p99: self.pct(0.99),
+            errors: self.errors,
+            non_2xx: self.non_2xx,
+        }
+    }
+}
+
+const WRK_INJECT: &str = r#"
+local n = 0
+request = function()
+  n = n + 1
+  local body = string.format('{"xid_type":79,"gpu_id":%d}', n % 8)
+  return wrk.format("POST", nil, {
+    ["Authorization"] = "Bearer bench-token-0123456789abcdef",
+    ["Content-Type"] = "application/json",
+  }, body)
+end
+"#;
+
+fn use_wrk() -> bool {
+    std::env::var("GFI_BENCH_GENERATOR").as_deref() != Ok("builtin")
+        && Command::new("wrk")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok()
+}
+
+/// `1.23ms`, `456.00us`, `1.2s` in milliseconds.
+fn wrk_ms(v: &str) -> f64 {
+    let v = v.trim();
+    let (num, scale) = if let Some(n) = v.strip_suffix("us") {
+        (n, 0.001)
+    } else if let Some(n) = v.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = v.strip_suffix('s') {
+        (n, 1000.0)
+    } else {
+        (v, 1.0)
+    };
+    num.parse::<f64>().map(|n| n * scale).unwrap_or(f64::NAN)
+}
+
+/// Runs wrk (32 connections, 2 threads) against `path` for `phase`.
+async fn run_wrk(addr: SocketAddr, path: &str, script: Option<&Path>, phase: Duration) -> Summary {
+    let mut cmd = Command::new("wrk");
+    cmd.args([
+        "-t2",
+        &format!("-c{CONNS}"),
+        &format!("-d{}s", phase.as_secs()),
+        "--latency",
+    ]);
+    if let Some(s) = script {
+        cmd.arg("-s").arg(s);
+    }
+    cmd.arg(format!("http://{addr}{path}"));
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .expect("wrk runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let after = |key: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(key).map(|r| r.trim().to_string()))
+    };
+    let errors = after("Socket errors:")
+        .map(|e| {
+            e.split(',')
+                .filter_map(|p| p.split_whitespace().last()?.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0);
+    Summary {
+        rps: after("Requests/sec:")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN),
+        p50: after("50%").map(|v| wrk_ms(&v)).unwrap_or(f64::NAN),
+        p99: after("99%").map(|v| wrk_ms(&v)).unwrap_or(f64::NAN),
+        errors,
+        non_2xx: after("Non-2xx or 3xx responses:")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
     }
 }
 
@@ -362,31 +463,53 @@ fn main() {
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
+        let pid = agent.child.id();
+        let wrk = use_wrk();
+        println!(
+            "load generator: {}",
+            if wrk {
+                "wrk (Debian's; 2 threads)"
+            } else {
+                "built in (install wrk for a lighter one; GFI_BENCH_GENERATOR=builtin forces this)"
+            }
+        );
+        let script = env.dir.path().join("inject.lua");
+        std::fs::write(&script, WRK_INJECT).unwrap();
         // Warm up.
         load(agent.addr, CONNS, Instant::now() + Duration::from_millis(500), |_| health_req()).await;
 
-        let pid = agent.child.id();
         let cpu0 = cpu_secs(pid);
         let t = Instant::now();
-        let mut h = load(agent.addr, CONNS, t + phase, |_| health_req()).await;
-        let h_rps = h.lat_us.len() as f64 / t.elapsed().as_secs_f64();
+        let h = if wrk {
+            run_wrk(agent.addr, "/health", None, phase).await
+        } else {
+            load(agent.addr, CONNS, t + phase, |_| health_req()).await.summary(t.elapsed())
+        };
         let h_cpu = (cpu_secs(pid) - cpu0) / t.elapsed().as_secs_f64();
-        let (h50, h99) = (h.pct(0.5), h.pct(0.99));
 
         let cpu0 = cpu_secs(pid);
         let t = Instant::now();
-        let mut inj = load(agent.addr, CONNS, t + phase, |i| inject_req(i % 8)).await;
-        let i_rps = inj.lat_us.len() as f64 / t.elapsed().as_secs_f64();
+        let inj = if wrk {
+            run_wrk(agent.addr, "/inject-xid", Some(&script), phase).await
+        } else {
+            load(agent.addr, CONNS, t + phase, |i| inject_req(i % 8)).await.summary(t.elapsed())
+        };
         let i_cpu = (cpu_secs(pid) - cpu0) / t.elapsed().as_secs_f64();
-        let (i50, i99) = (inj.pct(0.5), inj.pct(0.99));
 
         // Probes while injections run at full speed on all 32 connections: one request every
         // 2 ms on each of 4 probe connections, from a thread of its own (in real life the
         // prober is another process: the kubelet).
         let t = Instant::now();
         let until = t + phase;
-        let injectors = tokio::spawn(load(agent.addr, CONNS, until, |i| inject_req(i % 8)));
         let addr = agent.addr;
+        let injectors = if wrk {
+            let script = script.clone();
+            tokio::spawn(async move { run_wrk(addr, "/inject-xid", Some(&script), phase).await })
+        } else {
+            tokio::spawn(async move {
+                load(addr, CONNS, until, |i| inject_req(i % 8)).await.summary(phase)
+            })
+        };
         let prober = std::thread::spawn(move || {
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -394,11 +517,8 @@ fn main() {
                 .unwrap()
                 .block_on(probe(addr, 4, until, Duration::from_millis(2)))
         });
-        let mut bg = injectors.await.unwrap();
-        let mut during = prober.join().unwrap();
-        let bg_rps = bg.lat_us.len() as f64 / t.elapsed().as_secs_f64();
-        let (d50, d99) = (during.pct(0.5), during.pct(0.99));
-        let bg99 = bg.pct(0.99);
+        let bg = injectors.await.unwrap();
+        let during = prober.join().unwrap().summary(phase);
 
         let (rss_busy, _, _, _) = rss_kb(agent.child.id());
         // After the run: once the agent is idle again (its health loop trims the allocator
@@ -413,23 +533,23 @@ fn main() {
         println!("{:<44} {:>12} {:>10} {:>10}  target", "", "req/s", "p50 ms", "p99 ms");
         println!(
             "{:<44} {:>12.0} {:>10.3} {:>10.3}  >= 46,000 req/s: {}",
-            "GET /health (32 conns)", h_rps, h50, h99, verdict(h_rps >= 46_000.0)
+            "GET /health (32 conns)", h.rps, h.p50, h.p99, verdict(h.rps >= 46_000.0)
         );
         println!(
             "{:<44} {:>12.0} {:>10.3} {:>10.3}  >= 3,950 req/s: {}",
-            "POST /inject-xid (32 conns)", i_rps, i50, i99, verdict(i_rps >= 3_950.0)
+            "POST /inject-xid (32 conns)", inj.rps, inj.p50, inj.p99, verdict(inj.rps >= 3_950.0)
         );
         println!(
             "{:<44} {:>12.0} {:>10.3} {:>10.3}  p99 < 2 ms: {}",
             "GET /health while injecting (4 x 500/s)",
-            during.lat_us.len() as f64 / phase.as_secs_f64(),
-            d50,
-            d99,
-            verdict(d99 < 2.0)
+            during.rps,
+            during.p50,
+            during.p99,
+            verdict(during.p99 < 2.0)
         );
         println!(
-            "{:<44} {:>12.0} {:>10} {:>10.3}",
-            "  (the 32 injecting conns meanwhile)", bg_rps, "", bg99
+            "{:<44} {:>12.0} {:>10.3} {:>10.3}",
+            "  (the 32 injecting conns meanwhile)", bg.rps, bg.p50, bg.p99
         );
         println!(
             "agent CPU use: {:.0} % during the health phase, {:.0} % during the injection phase (of {} CPUs shared with the load generator)",
