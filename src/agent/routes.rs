@@ -295,7 +295,19 @@ async fn inject_xid(State(st): State<Arc<AgentState>>, body: Body) -> Response {
             );
         }
     };
-    let (resp, note) = inject_inner(st, bytes).await;
+    let (resp, note) = match st.injection_slots.acquire().await {
+        Ok(_permit) => inject_inner(st.clone(), bytes).await,
+        Err(_) => (
+            detail(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the agent is shutting down",
+            ),
+            AuditNote {
+                outcome: "failed",
+                ..Default::default()
+            },
+        ),
+    };
     with_note(resp, note)
 }
 

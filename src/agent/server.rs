@@ -39,6 +39,9 @@ pub struct AgentConfig {
     /// Serve `/metrics` without authentication.
     pub public_metrics: bool,
     pub max_body_bytes: usize,
+    /// Injections processed at once; more wait their turn without using CPU, so a burst
+    /// cannot crowd `/health` off the workers.
+    pub max_concurrent_injections: usize,
     /// How long shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
 }
@@ -70,6 +73,7 @@ impl AgentConfig {
             },
             public_metrics: false,
             max_body_bytes: 16 * 1024,
+            max_concurrent_injections: 32,
             shutdown_grace: Duration::from_secs(10),
         }
     }
@@ -95,6 +99,7 @@ pub struct AgentState {
     pub inflight: Mutex<HashMap<String, InFlight>>,
     pub public_metrics: bool,
     pub max_body_bytes: usize,
+    pub injection_slots: tokio::sync::Semaphore,
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -229,6 +234,7 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, StartError> {
         inflight: Mutex::new(HashMap::new()),
         public_metrics: config.public_metrics,
         max_body_bytes: config.max_body_bytes,
+        injection_slots: tokio::sync::Semaphore::new(config.max_concurrent_injections.max(1)),
         shutdown: shutdown_rx.clone(),
     });
     let first = health::evaluate(&state).await;

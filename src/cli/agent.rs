@@ -70,6 +70,9 @@ pub struct AgentArgs {
     /// Burst allowance for one GPU.
     #[arg(long, env = "GFI_BURST_GPU", default_value_t = 10.0)]
     pub burst_gpu: f64,
+    /// Injections processed at once (more wait their turn).
+    #[arg(long, env = "GFI_MAX_CONCURRENT_INJECTIONS", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub max_concurrent_injections: u16,
     /// Serve /metrics without authentication.
     #[arg(long, env = "GFI_PUBLIC_METRICS")]
     pub public_metrics: bool,
@@ -151,6 +154,7 @@ pub fn config(args: &AgentArgs) -> Result<AgentConfig, String> {
     cfg.node_limit = limit("node", args.rate_node, args.burst_node)?;
     cfg.gpu_limit = limit("gpu", args.rate_gpu, args.burst_gpu)?;
     cfg.public_metrics = args.public_metrics;
+    cfg.max_concurrent_injections = args.max_concurrent_injections as usize;
     cfg.shutdown_grace = Duration::from_secs(args.shutdown_grace);
     Ok(cfg)
 }
