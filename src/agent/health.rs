@@ -199,6 +199,7 @@ pub fn spawn_refresher(st: Arc<AgentState>) {
     let mut shutdown = st.shutdown.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(REFRESH);
+        let mut requests_seen = st.metrics.requests_total();
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -215,7 +216,13 @@ pub fn spawn_refresher(st: Arc<AgentState>) {
                 }
             }
             *st.health.write().expect("health lock") = Arc::new(snap);
-            release_free_memory();
+            // Trim only when quiet: under load freed memory is reused at once, and a trim
+            // holds the allocator's lock while every worker wants it.
+            let now = st.metrics.requests_total();
+            if now.saturating_sub(requests_seen) < 50 {
+                release_free_memory();
+            }
+            requests_seen = now;
         }
     });
 }

@@ -106,6 +106,16 @@ impl Metrics {
         h.sum += s;
     }
 
+    /// Requests answered so far, all routes together.
+    pub fn requests_total(&self) -> u64 {
+        self.requests
+            .0
+            .iter()
+            .flatten()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
+    }
+
     /// `route` is one of [`ROUTES`].
     pub fn request(&self, route: &'static str, status: u16) {
         let r = ROUTES
