@@ -4,6 +4,7 @@
 //! Rooms: [`xid`] and [`kmsg`] (the core every role shares), [`backend`] (the clusters a script
 //! runs against), [`lua`] (the scripting host and its API), [`cli`] (the `gfi` command), [`repl`] (the interactive shell).
 
+pub mod agent;
 pub mod backend;
 pub mod cli;
 pub mod clock;

@@ -2,6 +2,7 @@
 //! identity, the Lua limits.
 
 use crate::backend::SharedBackend;
+use crate::backend::local::{KubeAccess, LocalBackend, LocalOptions};
 use crate::backend::sim::SimBackend;
 use crate::backend::sim::config::SimConfig;
 use crate::backend::sim::values::NvsConfig;
@@ -32,7 +33,7 @@ impl BackendKind {
     }
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct BackendArgs {
     /// Where the script runs.
     #[arg(long, value_enum, default_value_t, env = "GFI_BACKEND")]
@@ -52,6 +53,21 @@ pub struct BackendArgs {
     /// sim: NVSentinel's Helm values (chart keys, or the seed's simplified form).
     #[arg(long, value_name = "FILE")]
     pub nvsentinel_values: Option<PathBuf>,
+    /// local: this node's name (default: the host name).
+    #[arg(long, env = "NODE_NAME", value_name = "NAME")]
+    pub node_name: Option<String>,
+    /// local: the host's /proc (default /host/proc, falling back to /proc).
+    #[arg(long, env = "GFI_PROC_ROOT", value_name = "DIR")]
+    pub proc_root: Option<PathBuf>,
+    /// local: write inside the mount namespace of this host process (1 with hostPID).
+    #[arg(long, env = "GFI_HOST_PID", value_name = "PID")]
+    pub host_pid: Option<u32>,
+    /// local: the kmsg device to write (default as `gfi agent`).
+    #[arg(long, env = "GFI_KMSG_PATH", value_name = "PATH")]
+    pub kmsg_path: Option<PathBuf>,
+    /// local, tests only: accept a regular file or FIFO as the kmsg target.
+    #[arg(long, env = "GFI_ALLOW_NON_CHARDEV", hide = true)]
+    pub allow_non_chardev: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -199,10 +215,25 @@ pub fn build_backend(
                 description,
             })
         }
-        BackendKind::Local => Err(
-            "the local backend is not built into this version yet (it comes with `gfi agent`); use --backend sim"
-                .into(),
-        ),
+        BackendKind::Local => {
+            let local = LocalBackend::new(LocalOptions {
+                node_name: args.node_name.clone(),
+                proc_root: args.proc_root.clone(),
+                host_pid: args.host_pid,
+                kmsg_path: args.kmsg_path.clone(),
+                allow_non_chardev: args.allow_non_chardev,
+                kube: KubeAccess::Auto,
+            })
+            .map_err(|e| e.to_string())?;
+            let description = format!(
+                "local (node {}: XID lines go to this host's kernel log)",
+                local.node_name()
+            );
+            Ok(BuiltBackend {
+                backend: Arc::new(local),
+                description,
+            })
+        }
         BackendKind::Kube => Err(
             "the kube backend is not built yet (planned: a real cluster through kube-rs and the gfi agents); use --backend sim"
                 .into(),

@@ -1,5 +1,6 @@
 //! The `gfi` command line: one binary, several roles.
 
+pub mod agent;
 pub mod common;
 mod docs;
 pub mod progress;
@@ -32,6 +33,8 @@ pub enum Command {
     Xids(xids::XidsArgs),
     /// Print reference documentation (the Lua API as Markdown).
     Docs(docs::DocsArgs),
+    /// Run the node agent: the HTTP API that writes XID lines into this node's kernel log.
+    Agent(Box<agent::AgentArgs>),
 }
 
 pub fn main() -> ExitCode {
@@ -41,5 +44,6 @@ pub fn main() -> ExitCode {
         Command::Repl(args) => repl::run(*args),
         Command::Xids(args) => xids::run(args),
         Command::Docs(args) => docs::run(args),
+        Command::Agent(args) => agent::run(*args),
     }
 }

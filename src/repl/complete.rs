@@ -572,8 +572,7 @@ mod tests {
             seed: Some(1),
             sim_nodes: Some(3),
             sim_gpus: Some(2),
-            sim_config: None,
-            nvsentinel_values: None,
+            ..Default::default()
         }
     }
 

@@ -1,0 +1,125 @@
+//! The per-request gate: authentication, request metrics and one audit line per request.
+
+use super::auth::Verdict;
+use super::routes::{detail, route_label};
+use super::server::AgentState;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Who made a request, as the audit log names them (never the token itself).
+#[derive(Debug, Clone)]
+pub struct Identity(pub String);
+
+/// What a handler did, for the audit line.
+#[derive(Debug, Clone, Default)]
+pub struct AuditNote {
+    pub fault_id: Option<String>,
+    pub xid: Option<u32>,
+    pub gpu: Option<String>,
+    pub outcome: &'static str,
+    pub detail: Option<String>,
+}
+
+fn exempt(st: &AgentState, path: &str) -> bool {
+    path == "/health" || (path == "/metrics" && st.public_metrics)
+}
+
+/// The one middleware every request passes: authentication (every route but `/health`, and
+/// `/metrics` when public, needs `Authorization: Bearer <token>`), then the request metrics
+/// and one audit line (who, what, outcome). Probes (`/health`, `/metrics`) are logged at debug
+/// level: they come every few seconds from the kubelet and Prometheus.
+pub async fn gate(
+    State(st): State<Arc<AgentState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let route = route_label(req.uri().path());
+    let method = req.method().clone();
+    let resp = match &st.tokens {
+        None => next.run(req).await,
+        Some(_) if exempt(&st, route) => next.run(req).await,
+        Some(tokens) => {
+            let header = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .map(HeaderValue::as_bytes);
+            match tokens.check(header) {
+                Verdict::Allowed { token } => {
+                    let mut resp = next.run(req).await;
+                    resp.extensions_mut()
+                        .insert(Identity(format!("token#{token}")));
+                    resp
+                }
+                Verdict::Denied(why) => {
+                    st.metrics.auth_failure(why.as_str());
+                    tracing::warn!(
+                        target: "gfi::audit",
+                        peer = %peer,
+                        method = %method,
+                        path = %req.uri().path(),
+                        reason = why.as_str(),
+                        "authentication failed"
+                    );
+                    let mut resp = detail(StatusCode::UNAUTHORIZED, why.detail());
+                    resp.headers_mut().insert(
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static("Bearer realm=\"gfi-agent\""),
+                    );
+                    resp.extensions_mut()
+                        .insert(Identity(format!("refused ({} token)", why.as_str())));
+                    resp
+                }
+                Verdict::Unavailable(msg) => {
+                    st.metrics.auth_failure("unavailable");
+                    tracing::error!(target: "gfi::audit", peer = %peer, path = %req.uri().path(), "{msg}");
+                    detail(StatusCode::SERVICE_UNAVAILABLE, msg)
+                }
+            }
+        }
+    };
+    let status = resp.status().as_u16();
+    st.metrics.request(route, status);
+    if route == "/health" || route == "/metrics" {
+        tracing::debug!(target: "gfi::audit", peer = %peer, method = %method, path = route, status, "request");
+        return resp;
+    }
+    let who = resp
+        .extensions()
+        .get::<Identity>()
+        .map(|i| i.0.as_str())
+        .unwrap_or(if st.tokens.is_none() {
+            INSECURE
+        } else {
+            "anonymous"
+        });
+    let ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
+    if let Some(n) = resp.extensions().get::<AuditNote>() {
+        tracing::info!(
+            target: "gfi::audit",
+            peer = %peer,
+            who,
+            method = %method,
+            path = route,
+            status,
+            ms,
+            fault_id = n.fault_id.as_deref().unwrap_or(""),
+            xid = n.xid.unwrap_or(0),
+            gpu = n.gpu.as_deref().unwrap_or(""),
+            outcome = n.outcome,
+            detail = n.detail.as_deref().unwrap_or(""),
+            "request"
+        );
+    } else {
+        tracing::info!(target: "gfi::audit", peer = %peer, who, method = %method, path = route, status, ms, "request");
+    }
+    resp
+}
+
+const INSECURE: &str = "unauthenticated (insecure-no-auth)";

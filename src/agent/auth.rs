@@ -1,0 +1,278 @@
+//! Bearer-token authentication.
+//!
+//! The token comes from a file (a mounted Secret). The file is checked on every authenticated
+//! request (one `stat`) and read again when its identity, size or time changes, so a rotated
+//! Secret works at once and the old token stops working at once. Several tokens, one per line,
+//! may be valid together (overlap during a rotation). Comparison is constant time.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
+use subtle::{Choice, ConstantTimeEq};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    Missing,
+    Malformed,
+    Wrong,
+}
+
+impl AuthFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthFailure::Missing => "missing",
+            AuthFailure::Malformed => "malformed",
+            AuthFailure::Wrong => "wrong",
+        }
+    }
+
+    pub fn detail(self) -> &'static str {
+        match self {
+            AuthFailure::Missing => {
+                "Not authenticated: send the header 'Authorization: Bearer <token>' (the token is in the agent's token Secret)"
+            }
+            AuthFailure::Malformed => {
+                "Not authenticated: the Authorization header must be 'Bearer <token>'"
+            }
+            AuthFailure::Wrong => "Not authenticated: the bearer token is not valid",
+        }
+    }
+}
+
+/// The outcome of a check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Authenticated; the number of the matching token line (for the audit log, never the
+    /// token itself).
+    Allowed {
+        token: usize,
+    },
+    Denied(AuthFailure),
+    /// The token file cannot be read: everything is refused until it can.
+    Unavailable(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+fn stamp(path: &Path) -> std::io::Result<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path)?;
+    Ok(Stamp {
+        dev: m.dev(),
+        ino: m.ino(),
+        len: m.len(),
+        modified: m.modified().ok(),
+    })
+}
+
+#[derive(Debug)]
+struct Loaded {
+    stamp: Stamp,
+    tokens: Vec<Vec<u8>>,
+}
+
+#[derive(Debug)]
+pub struct TokenFile {
+    path: PathBuf,
+    loaded: Mutex<Result<Loaded, String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("token file {path}: {reason}")]
+pub struct TokenError {
+    pub path: String,
+    pub reason: String,
+}
+
+fn read_tokens(path: &Path) -> Result<Loaded, String> {
+    let stamp = stamp(path).map_err(|e| e.to_string())?;
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let tokens: Vec<Vec<u8>> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| l.as_bytes().to_vec())
+        .collect();
+    if tokens.is_empty() {
+        return Err("it holds no token (one token per line)".into());
+    }
+    if tokens
+        .iter()
+        .any(|t| t.iter().any(|b| !b.is_ascii_graphic()))
+    {
+        return Err("a token contains spaces or non-printable characters".into());
+    }
+    Ok(Loaded { stamp, tokens })
+}
+
+impl TokenFile {
+    /// Loads the file; fails when it is missing, unreadable or empty.
+    pub fn open(path: &Path) -> Result<TokenFile, TokenError> {
+        let loaded = read_tokens(path).map_err(|reason| TokenError {
+            path: path.display().to_string(),
+            reason,
+        })?;
+        Ok(TokenFile {
+            path: path.to_path_buf(),
+            loaded: Mutex::new(Ok(loaded)),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Tokens shorter than this are easy to guess; the agent warns about them.
+    pub const MIN_RECOMMENDED_LEN: usize = 16;
+
+    pub fn shortest_token(&self) -> Option<usize> {
+        match &*self.loaded.lock().expect("token lock") {
+            Ok(l) => l.tokens.iter().map(Vec::len).min(),
+            Err(_) => None,
+        }
+    }
+
+    /// Re-reads the file when it changed. Returns the current error, if any.
+    pub fn refresh(&self) -> Result<(), String> {
+        let mut loaded = self.loaded.lock().expect("token lock");
+        let current = stamp(&self.path).map_err(|e| e.to_string());
+        let changed = match (&*loaded, &current) {
+            (Ok(l), Ok(s)) => &l.stamp != s,
+            _ => true,
+        };
+        if changed {
+            *loaded = match current {
+                Ok(_) => read_tokens(&self.path),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = &*loaded {
+                tracing::error!(path = %self.path.display(), error = %e, "token file unreadable: refusing every authenticated request");
+            } else {
+                tracing::info!(path = %self.path.display(), "token file changed: reloaded");
+            }
+        }
+        loaded.as_ref().map(|_| ()).map_err(|e| e.clone())
+    }
+
+    /// Checks an `Authorization` header value.
+    pub fn check(&self, header: Option<&[u8]>) -> Verdict {
+        if let Err(e) = self.refresh() {
+            return Verdict::Unavailable(format!(
+                "authentication is unavailable: token file {}: {e}",
+                self.path.display()
+            ));
+        }
+        let Some(header) = header else {
+            return Verdict::Denied(AuthFailure::Missing);
+        };
+        let Some(presented) = bearer(header) else {
+            return Verdict::Denied(AuthFailure::Malformed);
+        };
+        let loaded = self.loaded.lock().expect("token lock");
+        let Ok(l) = &*loaded else {
+            return Verdict::Unavailable("token file unreadable".into());
+        };
+        // Compare against every token so the time taken does not say which one matched.
+        let mut matched: Option<usize> = None;
+        for (i, t) in l.tokens.iter().enumerate() {
+            if bool::from(ct_eq(t, presented)) && matched.is_none() {
+                matched = Some(i + 1);
+            }
+        }
+        match matched {
+            Some(token) => Verdict::Allowed { token },
+            None => Verdict::Denied(AuthFailure::Wrong),
+        }
+    }
+}
+
+/// `Bearer <token>` (scheme case-insensitive, as RFC 7235 says).
+fn bearer(header: &[u8]) -> Option<&[u8]> {
+    let s = std::str::from_utf8(header).ok()?.trim();
+    let (scheme, token) = s.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = token.trim();
+    (!token.is_empty()).then_some(token.as_bytes())
+}
+
+/// Constant-time equality that does not stop early on a length difference: both sides are
+/// compared over the longer length.
+fn ct_eq(a: &[u8], b: &[u8]) -> Choice {
+    let n = a.len().max(b.len());
+    let mut diff = Choice::from(1u8);
+    for i in 0..n {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0);
+        diff &= x.ct_eq(&y);
+    }
+    diff & (a.len() as u64).ct_eq(&(b.len() as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts_and_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "first-token-0123456789\n").unwrap();
+        let tf = TokenFile::open(&path).unwrap();
+        assert_eq!(tf.check(None), Verdict::Denied(AuthFailure::Missing));
+        assert_eq!(
+            tf.check(Some(b"Basic abc")),
+            Verdict::Denied(AuthFailure::Malformed)
+        );
+        assert_eq!(
+            tf.check(Some(b"Bearer first-token-012345678")),
+            Verdict::Denied(AuthFailure::Wrong)
+        );
+        assert_eq!(
+            tf.check(Some(b"bearer first-token-0123456789")),
+            Verdict::Allowed { token: 1 }
+        );
+        // A Secret update replaces the file (new inode).
+        let tmp = dir.path().join("token.new");
+        std::fs::write(&tmp, "second-token-abcdefghij\nthird-token-abcdefghijk\n").unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        assert_eq!(
+            tf.check(Some(b"Bearer first-token-0123456789")),
+            Verdict::Denied(AuthFailure::Wrong)
+        );
+        assert_eq!(
+            tf.check(Some(b"Bearer third-token-abcdefghijk")),
+            Verdict::Allowed { token: 2 }
+        );
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(
+            tf.check(Some(b"Bearer third-token-abcdefghijk")),
+            Verdict::Unavailable(_)
+        ));
+    }
+
+    #[test]
+    fn empty_file_is_refused_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "\n  \n").unwrap();
+        let err = TokenFile::open(&path).unwrap_err();
+        assert!(err.to_string().contains("no token"), "{err}");
+        assert!(TokenFile::open(&dir.path().join("missing")).is_err());
+    }
+
+    #[test]
+    fn constant_time_compare_is_correct() {
+        assert!(bool::from(ct_eq(b"abc", b"abc")));
+        assert!(!bool::from(ct_eq(b"abc", b"abd")));
+        assert!(!bool::from(ct_eq(b"abc", b"abc\0")));
+        assert!(!bool::from(ct_eq(b"", b"a")));
+    }
+}

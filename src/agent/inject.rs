@@ -1,0 +1,219 @@
+//! One injection on this host: find the GPU, build the line, write it, prove it landed.
+//! Shared by the agent's HTTP API and the `local` backend, so both write exactly alike.
+
+use super::discovery::{self, Discovery, DiscoveryError};
+use super::writer::{KmsgWriter, Landed, WriteError};
+use crate::backend::{GpuInfo, GpuSelector};
+use crate::xid::catalog::{self, XidInfo};
+use crate::xid::line::{self, LineError, LineOptions};
+use chrono::{DateTime, Utc};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// How long a scan of the GPU tree is reused. The tree changes when a driver loads or a GPU
+/// falls off the bus, not per request.
+pub const GPU_CACHE_TTL: Duration = Duration::from_secs(1);
+
+type Scan = Result<Arc<Discovery>, DiscoveryError>;
+
+/// The GPU tree, scanned at most once per [`GPU_CACHE_TTL`].
+#[derive(Debug, Clone)]
+pub struct GpuCache {
+    proc_root: PathBuf,
+    cached: Arc<RwLock<Option<(Instant, Scan)>>>,
+}
+
+impl GpuCache {
+    pub fn new(proc_root: PathBuf) -> Self {
+        GpuCache {
+            proc_root,
+            cached: Arc::new(RwLock::new(None)),
+        }
+    }
+
+    pub fn proc_root(&self) -> &Path {
+        &self.proc_root
+    }
+
+    /// A fresh enough scan.
+    pub async fn get(&self) -> Result<Arc<Discovery>, DiscoveryError> {
+        if let Some((at, r)) = self.cached.read().expect("gpu cache lock").as_ref()
+            && at.elapsed() < GPU_CACHE_TTL
+        {
+            return r.clone();
+        }
+        self.refresh().await
+    }
+
+    /// Scans now (on a blocking thread: procfs reads are syscalls).
+    pub async fn refresh(&self) -> Result<Arc<Discovery>, DiscoveryError> {
+        let root = self.proc_root.clone();
+        let result = tokio::task::spawn_blocking(move || discovery::discover(&root))
+            .await
+            .unwrap_or_else(|e| {
+                Err(DiscoveryError::Unreadable {
+                    path: self.proc_root.display().to_string(),
+                    reason: format!("scan task failed: {e}"),
+                })
+            })
+            .map(Arc::new);
+        *self.cached.write().expect("gpu cache lock") = Some((Instant::now(), result.clone()));
+        result
+    }
+}
+
+/// What to inject.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InjectSpec {
+    pub gpu: GpuSelector,
+    pub xid: u32,
+    pub line: LineOptions,
+    /// The `name=` marker when the line options give none: `gfi:<run-id>`.
+    pub provenance: String,
+}
+
+/// What an injection did.
+#[derive(Debug, Clone)]
+pub struct Injection {
+    pub gpu: GpuInfo,
+    pub xid: u32,
+    pub info: XidInfo,
+    /// The record written, without its trailing newline.
+    pub line: String,
+    pub landed: Landed,
+    pub time: DateTime<Utc>,
+    pub write_path: String,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum InjectError {
+    #[error("{0}")]
+    Line(#[from] LineError),
+    #[error(
+        "GPU {wanted} not found on node {node}. Available Device Minors: [{minors}] (GPUs present: {present})"
+    )]
+    GpuNotFound {
+        node: String,
+        wanted: String,
+        minors: String,
+        present: String,
+    },
+    #[error("{0}")]
+    Discovery(#[from] DiscoveryError),
+    #[error("{0}")]
+    Write(#[from] WriteError),
+}
+
+/// Finds GPUs and writes lines for them on this host.
+#[derive(Debug, Clone)]
+pub struct Injector {
+    node: String,
+    gpus: GpuCache,
+    writer: KmsgWriter,
+}
+
+impl Injector {
+    pub fn new(node: String, gpus: GpuCache, writer: KmsgWriter) -> Self {
+        Injector { node, gpus, writer }
+    }
+
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    pub fn gpus(&self) -> &GpuCache {
+        &self.gpus
+    }
+
+    pub fn writer(&self) -> &KmsgWriter {
+        &self.writer
+    }
+
+    /// Resolves a GPU, rescanning once before saying it does not exist (it may have just
+    /// appeared).
+    pub async fn resolve(&self, sel: &GpuSelector) -> Result<GpuInfo, InjectError> {
+        let d = self.gpus.get().await?;
+        if let Some(g) = d.gpus.iter().find(|g| sel.matches(g)) {
+            return Ok(g.clone());
+        }
+        let d = self.gpus.refresh().await?;
+        d.gpus
+            .iter()
+            .find(|g| sel.matches(g))
+            .cloned()
+            .ok_or_else(|| InjectError::GpuNotFound {
+                node: self.node.clone(),
+                wanted: sel.to_string(),
+                minors: d
+                    .gpus
+                    .iter()
+                    .map(|g| g.index.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                present: if d.gpus.is_empty() {
+                    "none".into()
+                } else {
+                    d.gpus
+                        .iter()
+                        .map(|g| format!("{} ({})", g.index, g.pci.sysfs()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+            })
+    }
+
+    /// Checks the request and builds the record without writing anything.
+    pub async fn prepare(&self, spec: &InjectSpec) -> Result<(GpuInfo, String), InjectError> {
+        // Check the line first: it is the caller's mistake, cheaper to report than a scan.
+        let probe = crate::xid::PciAddress::new(0, 0, 0, 0);
+        line::format_line(&probe, spec.xid, &spec.line, &spec.provenance)?;
+        let gpu = self.resolve(&spec.gpu).await?;
+        let record = line::format_line(&gpu.pci, spec.xid, &spec.line, &spec.provenance)?;
+        Ok((gpu, record))
+    }
+
+    /// Writes a prepared record.
+    pub async fn write_prepared(
+        &self,
+        spec: &InjectSpec,
+        gpu: GpuInfo,
+        record: String,
+    ) -> Result<Injection, InjectError> {
+        let time = Utc::now();
+        let landed = self.writer.write(record.clone().into_bytes()).await?;
+        let info = catalog::lookup_or_generic(spec.xid);
+        let mut warnings = Vec::new();
+        if !info.known {
+            warnings.push(format!(
+                "XID {} is not in the catalogue: the line says '{}' and NVSentinel treats it as {}",
+                spec.xid,
+                catalog::GENERIC_TEXT,
+                info.default_action()
+            ));
+        }
+        if landed.seq.is_none() {
+            warnings.push(format!(
+                "the record could not be read back: {}",
+                landed.readback
+            ));
+        }
+        Ok(Injection {
+            gpu,
+            xid: spec.xid,
+            info,
+            line: record.trim_end_matches('\n').to_string(),
+            landed,
+            time,
+            write_path: self.writer.describe().to_string(),
+            warnings,
+        })
+    }
+
+    /// Prepares and writes.
+    pub async fn inject(&self, spec: &InjectSpec) -> Result<Injection, InjectError> {
+        let (gpu, record) = self.prepare(spec).await?;
+        self.write_prepared(spec, gpu, record).await
+    }
+}

@@ -1,0 +1,489 @@
+//! The fault journal: every accepted injection, appended to `<state-dir>/faults.jsonl` and made
+//! durable before the response goes out, so `/faults` and idempotent repeats survive restarts
+//! (and the reboot the injection itself provokes).
+//!
+//! One thread owns the file and commits in groups: it takes every record queued while the
+//! previous `fdatasync` ran and syncs them together, so durability costs one sync per batch,
+//! not per request. The file is bounded: when it holds twice the retention it is rewritten
+//! with the newest `retention` records (temporary file, sync, rename).
+//!
+//! A lock file keeps two agents from sharing one state directory.
+
+use nix::fcntl::{Flock, FlockArg};
+use serde_json::Value;
+use std::collections::{HashMap, VecDeque};
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
+
+pub const JOURNAL_FILE: &str = "faults.jsonl";
+/// Shortest time between two syncs of the journal file.
+const SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_millis(4);
+pub const LOCK_FILE: &str = "agent.lock";
+
+/// One accepted injection as stored. Kept as JSON text, not parsed values: a thousand
+/// records must stay a small fraction of the agent's memory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredFault {
+    pub fault_id: String,
+    /// The normalised request (JSON), compared to recognise a repeat.
+    pub request: String,
+    /// The response sent (JSON), replayed for a repeat.
+    pub response: String,
+    pub recorded_at: String,
+}
+
+impl StoredFault {
+    fn to_line(&self) -> String {
+        // request and response are JSON texts already; only the strings need quoting.
+        let mut s = String::with_capacity(self.request.len() + self.response.len() + 128);
+        s.push_str("{\"fault_id\":");
+        s.push_str(&Value::from(self.fault_id.as_str()).to_string());
+        s.push_str(",\"recorded_at\":");
+        s.push_str(&Value::from(self.recorded_at.as_str()).to_string());
+        s.push_str(",\"request\":");
+        s.push_str(&self.request);
+        s.push_str(",\"response\":");
+        s.push_str(&self.response);
+        s.push_str("}\n");
+        s
+    }
+
+    fn from_line(line: &str) -> Result<StoredFault, String> {
+        let v: Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+        let field = |k: &str| v.get(k).ok_or_else(|| format!("no '{k}' field"));
+        Ok(StoredFault {
+            fault_id: field("fault_id")?
+                .as_str()
+                .ok_or("fault_id is not a string")?
+                .to_string(),
+            recorded_at: field("recorded_at")?.as_str().unwrap_or("").to_string(),
+            request: field("request")?.to_string(),
+            response: field("response")?.to_string(),
+        })
+    }
+
+    /// The response as a JSON value.
+    pub fn response_json(&self) -> Value {
+        serde_json::from_str(&self.response).unwrap_or(Value::Null)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JournalError {
+    #[error("state directory {path}: {reason}")]
+    StateDir { path: String, reason: String },
+    #[error(
+        "another gfi agent holds {path} (one agent per state directory; stop it or use another --state-dir)"
+    )]
+    Locked { path: String },
+    #[error("journal {path}: {reason}")]
+    Io { path: String, reason: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct JournalOptions {
+    /// Records kept (and recognised as repeats).
+    pub retention: usize,
+    /// `fdatasync` each batch. Off only for benchmarks on throwaway state.
+    pub sync: bool,
+}
+
+impl Default for JournalOptions {
+    fn default() -> Self {
+        JournalOptions {
+            retention: 1000,
+            sync: true,
+        }
+    }
+}
+
+/// What loading the journal found.
+#[derive(Debug, Clone, Default)]
+pub struct LoadReport {
+    pub loaded: usize,
+    /// Lines that could not be read (a line cut short by a crash is expected).
+    pub skipped: Vec<String>,
+}
+
+struct Index {
+    by_id: HashMap<String, Arc<StoredFault>>,
+    order: VecDeque<String>,
+    retention: usize,
+}
+
+impl Index {
+    fn insert(&mut self, f: Arc<StoredFault>) {
+        if self.by_id.insert(f.fault_id.clone(), f.clone()).is_none() {
+            self.order.push_back(f.fault_id.clone());
+        }
+        while self.order.len() > self.retention {
+            if let Some(old) = self.order.pop_front() {
+                self.by_id.remove(&old);
+            }
+        }
+    }
+}
+
+type Commit = (StoredFault, oneshot::Sender<Result<(), JournalError>>);
+
+/// Handle to the journal. Cheap to clone.
+#[derive(Clone)]
+pub struct FaultJournal {
+    path: PathBuf,
+    index: Arc<Mutex<Index>>,
+    /// The index's length, readable without the lock (every `/health` reports it).
+    len: Arc<std::sync::atomic::AtomicUsize>,
+    tx: SyncSender<Commit>,
+    last_error: Arc<Mutex<Option<String>>>,
+}
+
+impl std::fmt::Debug for FaultJournal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaultJournal")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl FaultJournal {
+    /// Opens (creating) the state directory, takes its lock and loads the journal.
+    pub fn open(
+        state_dir: &Path,
+        opts: JournalOptions,
+    ) -> Result<(FaultJournal, LoadReport), JournalError> {
+        let sd = |reason: String| JournalError::StateDir {
+            path: state_dir.display().to_string(),
+            reason,
+        };
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(state_dir)
+                .map_err(|e| sd(format!("cannot create it: {e} (set --state-dir)")))?;
+        }
+        let lock_path = state_dir.join(LOCK_FILE);
+        let lock_file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| sd(format!("cannot open {}: {e}", lock_path.display())))?;
+        let lock = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock).map_err(|_| {
+            JournalError::Locked {
+                path: state_dir.display().to_string(),
+            }
+        })?;
+        let path = state_dir.join(JOURNAL_FILE);
+        let io = |reason: String| JournalError::Io {
+            path: path.display().to_string(),
+            reason,
+        };
+        let retention = opts.retention.max(1);
+        let mut index = Index {
+            by_id: HashMap::new(),
+            order: VecDeque::new(),
+            retention,
+        };
+        let mut report = LoadReport::default();
+        let mut lines_in_file = 0usize;
+        match File::open(&path) {
+            Ok(f) => {
+                for (n, line) in BufReader::new(f).lines().enumerate() {
+                    let line = line.map_err(|e| io(format!("read: {e}")))?;
+                    lines_in_file += 1;
+                    if line.trim().is_empty() {
+                        continue;
+                    }
+                    match StoredFault::from_line(&line) {
+                        Ok(f) => {
+                            index.insert(Arc::new(f));
+                            report.loaded += 1;
+                        }
+                        Err(e) => report.skipped.push(format!("line {}: {e}", n + 1)),
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(format!("open: {e}"))),
+        }
+        report.loaded = index.order.len();
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| io(format!("open for append: {e}")))?;
+        let (tx, rx) = sync_channel::<Commit>(8192);
+        let last_error = Arc::new(Mutex::new(None));
+        let committer = Committer {
+            path: path.clone(),
+            file,
+            lines_in_file,
+            retention,
+            sync: opts.sync,
+            _lock: lock,
+            last_error: last_error.clone(),
+        };
+        std::thread::Builder::new()
+            .name("fault-journal".into())
+            .spawn(move || {
+                super::writer::yield_to_the_server();
+                committer.run(rx)
+            })
+            .map_err(|e| io(format!("cannot start the journal thread: {e}")))?;
+        let len = Arc::new(std::sync::atomic::AtomicUsize::new(index.order.len()));
+        Ok((
+            FaultJournal {
+                path,
+                len,
+                index: Arc::new(Mutex::new(index)),
+                tx,
+                last_error,
+            },
+            report,
+        ))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends a record durably, then makes it visible to `get` and `list`.
+    pub async fn append(&self, fault: StoredFault) -> Result<Arc<StoredFault>, JournalError> {
+        let fault = Arc::new(fault);
+        let (ack, rx) = oneshot::channel();
+        let gone = || JournalError::Io {
+            path: self.path.display().to_string(),
+            reason: "the journal thread stopped".into(),
+        };
+        self.tx.send(((*fault).clone(), ack)).map_err(|_| gone())?;
+        let result = rx.await.map_err(|_| gone())?;
+        // Visible even when the disk failed: the line is in the kernel log, and a retry must
+        // be recognised as a repeat rather than write a second line.
+        {
+            let mut idx = self.index.lock().expect("journal index");
+            idx.insert(fault.clone());
+            self.len
+                .store(idx.order.len(), std::sync::atomic::Ordering::Relaxed);
+        }
+        result.map(|_| fault)
+    }
+
+    pub fn get(&self, fault_id: &str) -> Option<Arc<StoredFault>> {
+        self.index
+            .lock()
+            .expect("journal index")
+            .by_id
+            .get(fault_id)
+            .cloned()
+    }
+
+    /// Retained records, oldest first.
+    pub fn list(&self) -> Vec<Arc<StoredFault>> {
+        let idx = self.index.lock().expect("journal index");
+        idx.order
+            .iter()
+            .filter_map(|id| idx.by_id.get(id).cloned())
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The last write error, cleared by the next successful commit.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().expect("journal error").clone()
+    }
+}
+
+struct Committer {
+    path: PathBuf,
+    file: File,
+    lines_in_file: usize,
+    retention: usize,
+    sync: bool,
+    _lock: Flock<File>,
+    last_error: Arc<Mutex<Option<String>>>,
+}
+
+impl Committer {
+    fn run(mut self, rx: Receiver<Commit>) {
+        let mut last_sync: Option<std::time::Instant> = None;
+        while let Ok(first) = rx.recv() {
+            let mut batch = vec![first];
+            // Under load, gather for at least SYNC_INTERVAL since the last sync: fewer, larger
+            // syncs cost the node less I/O and CPU, and a lone injection is not delayed.
+            if self.sync
+                && let Some(at) = last_sync
+            {
+                let wait = SYNC_INTERVAL.saturating_sub(at.elapsed());
+                let deadline = std::time::Instant::now() + wait;
+                while batch.len() < 1024 {
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    match rx.recv_timeout(left) {
+                        Ok(c) => batch.push(c),
+                        Err(_) => break,
+                    }
+                }
+            }
+            while batch.len() < 1024 {
+                match rx.try_recv() {
+                    Ok(c) => batch.push(c),
+                    Err(_) => break,
+                }
+            }
+            let mut buf = String::new();
+            for (f, _) in &batch {
+                buf.push_str(&f.to_line());
+            }
+            let result = self.commit(buf.as_bytes(), batch.len());
+            last_sync = Some(std::time::Instant::now());
+            *self.last_error.lock().expect("journal error") = result.as_ref().err().cloned();
+            for (_, ack) in batch {
+                let _ = ack.send(result.clone().map_err(|reason| JournalError::Io {
+                    path: self.path.display().to_string(),
+                    reason,
+                }));
+            }
+        }
+    }
+
+    fn commit(&mut self, bytes: &[u8], lines: usize) -> Result<(), String> {
+        self.file
+            .write_all(bytes)
+            .map_err(|e| format!("append: {e}"))?;
+        if self.sync {
+            self.file
+                .sync_data()
+                .map_err(|e| format!("fdatasync: {e}"))?;
+        }
+        self.lines_in_file += lines;
+        if self.lines_in_file >= self.retention * 2 {
+            self.compact().map_err(|e| format!("compaction: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Rewrites the file with its newest `retention` lines. The file holds at most twice
+    /// that, so reading it back is cheaper than keeping a copy in memory.
+    fn compact(&mut self) -> std::io::Result<()> {
+        let mut tail: VecDeque<String> = VecDeque::with_capacity(self.retention + 1);
+        for line in BufReader::new(File::open(&self.path)?).lines() {
+            let line = line?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            tail.push_back(line);
+            if tail.len() > self.retention {
+                tail.pop_front();
+            }
+        }
+        let tmp = self.path.with_extension("jsonl.tmp");
+        {
+            let mut f = std::io::BufWriter::new(File::create(&tmp)?);
+            for line in &tail {
+                f.write_all(line.as_bytes())?;
+                f.write_all(b"\n")?;
+            }
+            let f = f.into_inner().map_err(|e| e.into_error())?;
+            if self.sync {
+                f.sync_all()?;
+            }
+        }
+        fs::rename(&tmp, &self.path)?;
+        if self.sync
+            && let Some(dir) = self.path.parent()
+        {
+            File::open(dir)?.sync_all()?;
+        }
+        self.file = OpenOptions::new().append(true).open(&self.path)?;
+        self.lines_in_file = tail.len();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fault(id: &str) -> StoredFault {
+        StoredFault {
+            fault_id: id.into(),
+            request: json!({"xid": 79}).to_string(),
+            response: json!({"status": "injected", "fault_id": id}).to_string(),
+            recorded_at: "2026-11-28T10:00:00+00:00".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn survives_reopen_and_skips_a_torn_line() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (j, rep) = FaultJournal::open(dir.path(), JournalOptions::default()).unwrap();
+            assert_eq!(rep.loaded, 0);
+            j.append(fault("a")).await.unwrap();
+            j.append(fault("b")).await.unwrap();
+        }
+        // A crash mid-write leaves half a line.
+        let path = dir.path().join(JOURNAL_FILE);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"fault_id\":\"c\",\"recor").unwrap();
+        drop(f);
+        // The previous journal thread releases the lock when its channel closes.
+        let (j, rep) = loop {
+            match FaultJournal::open(dir.path(), JournalOptions::default()) {
+                Err(JournalError::Locked { .. }) => std::thread::yield_now(),
+                other => break other.unwrap(),
+            }
+        };
+        assert_eq!(rep.loaded, 2);
+        assert_eq!(rep.skipped.len(), 1);
+        assert_eq!(j.get("b").unwrap().response_json()["fault_id"], "b");
+        let ids: Vec<_> = j.list().iter().map(|f| f.fault_id.clone()).collect();
+        assert_eq!(ids, ["a", "b"]);
+    }
+
+    #[tokio::test]
+    async fn a_second_agent_on_the_same_state_dir_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_j, _) = FaultJournal::open(dir.path(), JournalOptions::default()).unwrap();
+        let err = FaultJournal::open(dir.path(), JournalOptions::default()).unwrap_err();
+        assert!(matches!(err, JournalError::Locked { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn retention_bounds_memory_and_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = JournalOptions {
+            retention: 5,
+            sync: false,
+        };
+        let (j, _) = FaultJournal::open(dir.path(), opts).unwrap();
+        for i in 0..23 {
+            j.append(fault(&format!("f{i}"))).await.unwrap();
+        }
+        assert_eq!(j.len(), 5);
+        assert!(j.get("f17").is_none());
+        assert!(j.get("f18").is_some());
+        let lines = fs::read_to_string(dir.path().join(JOURNAL_FILE))
+            .unwrap()
+            .lines()
+            .count();
+        assert!(lines <= 10, "{lines} lines");
+        assert!(lines >= 5, "{lines} lines");
+    }
+}

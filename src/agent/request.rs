@@ -1,0 +1,471 @@
+//! Decoding a `POST /inject-xid` body into a checked request.
+//!
+//! Hand-written over `serde_json::Value` so every error names its field and says what would be
+//! right, in FastAPI's shape (`{"detail": [{"type", "loc", "msg"}]}`) for the seed's clients.
+//! Like pydantic's lax mode, integers may come as numeric strings.
+
+use crate::backend::GpuSelector;
+use crate::xid::catalog;
+use crate::xid::line::{LineOptions, LineStyle};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+pub const MAX_FAULT_ID_LEN: usize = 60;
+
+/// Fields a request may carry. Others are accepted (as FastAPI does) with a warning.
+pub const KNOWN_FIELDS: [&str; 15] = [
+    "fault_id",
+    "xid_type",
+    "gpu_id",
+    "gpu_uuid",
+    "gpu_pci",
+    "duration",
+    "node_name",
+    "style",
+    "text",
+    "pid",
+    "process_name",
+    "channel",
+    "level",
+    "run_id",
+    "xid",
+];
+
+/// The checked request. Its serialised form (without the fault id) is the fingerprint that
+/// tells a repeat from a conflicting reuse of a fault id.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InjectBody {
+    #[serde(skip)]
+    pub fault_id: Option<String>,
+    pub xid: u32,
+    pub gpu: GpuSelector,
+    /// Accepted and recorded, as the seed does; an XID line cannot be undone.
+    pub duration: Option<f64>,
+    #[serde(skip)]
+    pub node_name: Option<String>,
+    pub line: LineOptions,
+    pub run_id: Option<String>,
+    #[serde(skip)]
+    pub unknown_fields: Vec<String>,
+}
+
+impl InjectBody {
+    /// Canonical JSON (keys sorted, as the journal stores it after a reload).
+    pub fn fingerprint(&self) -> String {
+        serde_json::to_value(self)
+            .map(|v| v.to_string())
+            .unwrap_or_default()
+    }
+}
+
+/// One FastAPI-style validation error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub loc: Vec<Value>,
+    pub msg: String,
+}
+
+impl FieldError {
+    pub fn new(kind: &'static str, field: &str, msg: impl Into<String>) -> Self {
+        FieldError {
+            kind,
+            loc: vec![json!("body"), json!(field)],
+            msg: msg.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum BodyError {
+    /// 400, as the seed answers an XID outside 1..1000.
+    XidOutOfRange(String),
+    /// 422.
+    Invalid(Vec<FieldError>),
+}
+
+/// Checks a fault id: 1-60 characters of letters, digits, `.`, `_` and `-`.
+pub fn check_fault_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > MAX_FAULT_ID_LEN {
+        return Err(format!(
+            "fault_id must be 1-{MAX_FAULT_ID_LEN} characters, got {}",
+            id.chars().count()
+        ));
+    }
+    if let Some(c) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "fault_id may hold only letters, digits, '.', '_' and '-'; found {c:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// An integer field, from a JSON integer or a string of digits.
+fn int_field(v: &Value) -> Result<i128, &'static str> {
+    match v {
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Ok(i as i128)
+            } else if let Some(u) = n.as_u64() {
+                Ok(u as i128)
+            } else {
+                match n.as_f64() {
+                    Some(f) if f.fract() == 0.0 && f.abs() < 1e30 => Ok(f as i128),
+                    _ => Err("must be a whole number"),
+                }
+            }
+        }
+        Value::String(s) => s
+            .trim()
+            .parse::<i128>()
+            .map_err(|_| "must be a whole number (a string of digits is accepted)"),
+        Value::Bool(_) => Err("must be a whole number, not true/false"),
+        Value::Null => Err("must be a whole number, not null"),
+        _ => Err("must be a whole number"),
+    }
+}
+
+fn string_field<'a>(v: &'a Value, field: &str, errs: &mut Vec<FieldError>) -> Option<&'a str> {
+    match v {
+        Value::String(s) => Some(s),
+        Value::Null => None,
+        _ => {
+            errs.push(FieldError::new(
+                "string_type",
+                field,
+                format!("{field} must be a string"),
+            ));
+            None
+        }
+    }
+}
+
+fn u32_field(
+    obj: &Map<String, Value>,
+    field: &str,
+    range: std::ops::RangeInclusive<i128>,
+    errs: &mut Vec<FieldError>,
+) -> Option<u32> {
+    let v = obj.get(field)?;
+    if v.is_null() {
+        return None;
+    }
+    match int_field(v) {
+        Ok(i) if range.contains(&i) => Some(i as u32),
+        Ok(i) => {
+            errs.push(FieldError::new(
+                "value_error",
+                field,
+                format!(
+                    "{field} must be between {} and {}, got {i}",
+                    range.start(),
+                    range.end()
+                ),
+            ));
+            None
+        }
+        Err(why) => {
+            errs.push(FieldError::new("int_type", field, format!("{field} {why}")));
+            None
+        }
+    }
+}
+
+/// Decodes and checks a body. Line options are checked again (with the GPU's address) when
+/// the line is built; here only their types and ranges.
+pub fn decode(bytes: &[u8]) -> Result<InjectBody, BodyError> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        BodyError::Invalid(vec![FieldError {
+            kind: "json_invalid",
+            loc: vec![json!("body"), json!(e.column())],
+            msg: format!(
+                "JSON decode error at line {} column {}: {e}; expected an object such as {{\"fault_id\": \"test-001\", \"xid_type\": 79, \"gpu_id\": 0}}",
+                e.line(),
+                e.column()
+            ),
+        }])
+    })?;
+    let Value::Object(obj) = value else {
+        return Err(BodyError::Invalid(vec![FieldError {
+            kind: "model_attributes_type",
+            loc: vec![json!("body")],
+            msg: "the body must be a JSON object such as {\"fault_id\": \"test-001\", \"xid_type\": 79, \"gpu_id\": 0}".into(),
+        }]));
+    };
+    let mut errs = Vec::new();
+
+    let xid_key = if obj.contains_key("xid_type") {
+        Some("xid_type")
+    } else if obj.contains_key("xid") {
+        Some("xid")
+    } else {
+        None
+    };
+    let mut xid = None;
+    // FastAPI validates the body (422) before the seed's handler checks the range (400).
+    let mut xid_out_of_range = None;
+    match xid_key.map(|k| (k, &obj[k])) {
+        None => errs.push(FieldError::new(
+            "missing",
+            "xid_type",
+            "Field required: xid_type is the XID number to inject (1..1000, e.g. 79)",
+        )),
+        Some((k, v)) => match int_field(v) {
+            Ok(i) => {
+                match catalog::validate_xid(i.clamp(i64::MIN as i128, i64::MAX as i128) as i64) {
+                    Ok(x) => xid = Some(x),
+                    Err(msg) => xid_out_of_range = Some(msg),
+                }
+            }
+            Err(why) => errs.push(FieldError::new("int_type", k, format!("{k} {why}"))),
+        },
+    }
+
+    let mut fault_id = None;
+    if let Some(v) = obj.get("fault_id")
+        && let Some(s) = string_field(v, "fault_id", &mut errs)
+    {
+        match check_fault_id(s) {
+            Ok(()) => fault_id = Some(s.to_string()),
+            Err(msg) => errs.push(FieldError::new("string_pattern_mismatch", "fault_id", msg)),
+        }
+    }
+
+    let gpu_id = u32_field(&obj, "gpu_id", 0..=u32::MAX as i128, &mut errs);
+    let gpu_uuid = obj
+        .get("gpu_uuid")
+        .and_then(|v| string_field(v, "gpu_uuid", &mut errs))
+        .map(str::to_string);
+    let gpu_pci = match obj
+        .get("gpu_pci")
+        .and_then(|v| string_field(v, "gpu_pci", &mut errs))
+    {
+        Some(s) => match s.parse() {
+            Ok(p) => Some(p),
+            Err(e) => {
+                errs.push(FieldError::new("value_error", "gpu_pci", format!("{e}")));
+                None
+            }
+        },
+        None => None,
+    };
+    let given = [gpu_id.is_some(), gpu_uuid.is_some(), gpu_pci.is_some()]
+        .iter()
+        .filter(|b| **b)
+        .count();
+    if given > 1 {
+        errs.push(FieldError::new(
+            "value_error",
+            "gpu_id",
+            "give only one of gpu_id, gpu_uuid and gpu_pci",
+        ));
+    }
+    let gpu = match (gpu_id, gpu_uuid, gpu_pci) {
+        (_, Some(u), _) => GpuSelector::Uuid(u),
+        (_, _, Some(p)) => GpuSelector::Pci(p),
+        (Some(i), _, _) => GpuSelector::Index(i),
+        _ => GpuSelector::Index(0),
+    };
+
+    let duration = match obj.get("duration") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(f) if f.is_finite() && f >= 0.0 => Some(f),
+            _ => {
+                errs.push(FieldError::new(
+                    "value_error",
+                    "duration",
+                    "duration must be a number of seconds >= 0, or null",
+                ));
+                None
+            }
+        },
+        Some(_) => {
+            errs.push(FieldError::new(
+                "float_type",
+                "duration",
+                "duration must be a number of seconds >= 0, or null",
+            ));
+            None
+        }
+    };
+
+    let node_name = obj
+        .get("node_name")
+        .and_then(|v| string_field(v, "node_name", &mut errs))
+        .map(str::to_string);
+
+    let mut line = LineOptions::default();
+    if let Some(s) = obj
+        .get("style")
+        .and_then(|v| string_field(v, "style", &mut errs))
+    {
+        match s.parse::<LineStyle>() {
+            Ok(st) => line.style = st,
+            Err(msg) => errs.push(FieldError::new("enum", "style", msg)),
+        }
+    }
+    line.text = obj
+        .get("text")
+        .and_then(|v| string_field(v, "text", &mut errs))
+        .map(str::to_string);
+    line.process_name = obj
+        .get("process_name")
+        .and_then(|v| string_field(v, "process_name", &mut errs))
+        .map(str::to_string);
+    line.pid = u32_field(&obj, "pid", 0..=u32::MAX as i128, &mut errs);
+    line.channel = u32_field(&obj, "channel", 0..=u32::MAX as i128, &mut errs);
+    line.level = u32_field(&obj, "level", 0..=7, &mut errs).map(|l| l as u8);
+
+    let mut run_id = None;
+    if let Some(s) = obj
+        .get("run_id")
+        .and_then(|v| string_field(v, "run_id", &mut errs))
+    {
+        match check_fault_id(s) {
+            Ok(()) => run_id = Some(s.to_string()),
+            Err(msg) => errs.push(FieldError::new(
+                "string_pattern_mismatch",
+                "run_id",
+                msg.replace("fault_id", "run_id"),
+            )),
+        }
+    }
+
+    let unknown_fields: Vec<String> = obj
+        .keys()
+        .filter(|k| !KNOWN_FIELDS.contains(&k.as_str()))
+        .map(|k| k.chars().take(64).collect())
+        .collect();
+
+    if !errs.is_empty() {
+        return Err(BodyError::Invalid(errs));
+    }
+    if let Some(msg) = xid_out_of_range {
+        return Err(BodyError::XidOutOfRange(msg));
+    }
+    Ok(InjectBody {
+        fault_id,
+        xid: xid.expect("xid present when no errors"),
+        gpu,
+        duration,
+        node_name,
+        line,
+        run_id,
+        unknown_fields,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn seed_body() {
+        let b = decode(br#"{"fault_id": "test-001", "xid_type": 79, "gpu_id": 0}"#).unwrap();
+        assert_eq!(b.fault_id.as_deref(), Some("test-001"));
+        assert_eq!((b.xid, &b.gpu), (79, &GpuSelector::Index(0)));
+        let b =
+            decode(br#"{"fault_id":"test-001","xid_type":79,"gpu_id":0,"duration":null}"#).unwrap();
+        assert_eq!(b.duration, None);
+    }
+
+    #[test]
+    fn lax_integers_like_pydantic() {
+        let b = decode(br#"{"xid_type": "48", "gpu_id": "3"}"#).unwrap();
+        assert_eq!((b.xid, b.gpu), (48, GpuSelector::Index(3)));
+        assert!(b.fault_id.is_none());
+    }
+
+    #[test]
+    fn xid_range_is_a_400() {
+        for body in [
+            &br#"{"fault_id":"a","xid_type":0}"#[..],
+            br#"{"fault_id":"a","xid_type":1001}"#,
+            br#"{"fault_id":"a","xid_type":-5}"#,
+            br#"{"fault_id":"a","xid_type":99999999999999999999999}"#,
+        ] {
+            match decode(body) {
+                Err(BodyError::XidOutOfRange(m)) => assert!(m.contains("1..1000"), "{m}"),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn errors_name_their_fields() {
+        let Err(BodyError::Invalid(errs)) = decode(br#"{"gpu_id": -1, "fault_id": "a b"}"#) else {
+            panic!()
+        };
+        let fields: Vec<_> = errs.iter().map(|e| e.loc[1].as_str().unwrap()).collect();
+        assert_eq!(fields, ["xid_type", "fault_id", "gpu_id"]);
+        assert_eq!(errs[0].kind, "missing");
+        let Err(BodyError::Invalid(errs)) = decode(b"{not json") else {
+            panic!()
+        };
+        assert_eq!(errs[0].kind, "json_invalid");
+        let Err(BodyError::Invalid(errs)) = decode(b"[79]") else {
+            panic!()
+        };
+        assert!(errs[0].msg.contains("JSON object"));
+        let Err(BodyError::Invalid(errs)) =
+            decode(br#"{"xid_type": 79, "gpu_id": 1, "gpu_uuid": "GPU-x"}"#)
+        else {
+            panic!()
+        };
+        assert!(errs[0].msg.contains("only one"));
+        let Err(BodyError::Invalid(errs)) =
+            decode(br#"{"xid_type": 79.5, "duration": -1, "level": 9, "style": "fancy"}"#)
+        else {
+            panic!()
+        };
+        let fields: Vec<_> = errs.iter().map(|e| e.loc[1].as_str().unwrap()).collect();
+        assert_eq!(fields, ["xid_type", "duration", "style", "level"]);
+    }
+
+    #[test]
+    fn unknown_fields_are_reported_not_fatal() {
+        let b = decode(br#"{"xid_type": 79, "proces_name": "x"}"#).unwrap();
+        assert_eq!(b.unknown_fields, ["proces_name"]);
+    }
+
+    #[test]
+    fn fingerprint_ignores_the_fault_id() {
+        let a = decode(br#"{"fault_id":"a","xid_type":79}"#).unwrap();
+        let b = decode(br#"{"fault_id":"b","xid_type":"79","gpu_id":0}"#).unwrap();
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        let c = decode(br#"{"fault_id":"a","xid_type":48}"#).unwrap();
+        assert_ne!(a.fingerprint(), c.fingerprint());
+    }
+
+    proptest! {
+        #[test]
+        fn decoder_never_panics_on_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = decode(&bytes);
+        }
+
+        #[test]
+        fn decoder_never_panics_on_objects(
+            xid in prop_oneof![any::<i64>().prop_map(|i| json!(i)), ".*".prop_map(|s| json!(s)), any::<f64>().prop_map(|f| json!(f)), Just(Value::Null)],
+            gpu in prop_oneof![any::<i64>().prop_map(|i| json!(i)), ".*".prop_map(|s| json!(s)), Just(json!([1]))],
+            id in ".{0,80}",
+            extra in proptest::collection::btree_map(".{0,10}", ".{0,10}", 0..4),
+        ) {
+            let mut obj = json!({"xid_type": xid, "gpu_id": gpu, "fault_id": id});
+            for (k, v) in extra {
+                obj[k] = json!(v);
+            }
+            let bytes = serde_json::to_vec(&obj).unwrap();
+            match decode(&bytes) {
+                Ok(b) => prop_assert!((1..=1000).contains(&b.xid)),
+                Err(BodyError::XidOutOfRange(m)) => prop_assert!(m.contains("out of range")),
+                Err(BodyError::Invalid(errs)) => prop_assert!(!errs.is_empty()),
+            }
+        }
+    }
+}

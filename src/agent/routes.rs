@@ -1,0 +1,920 @@
+//! The HTTP API. The seed's routes (`/health`, `/inject-xid`, `/faults`) keep the seed's
+//! fields, status codes and `{"detail": ...}` errors; the rest is added.
+
+use super::audit::{self, AuditNote};
+use super::inject::{InjectError, InjectSpec, Injection};
+use super::journal::StoredFault;
+use super::readback::{self, Filter, ReadSource};
+use super::request::{self, BodyError, InjectBody};
+use super::server::{AgentState, InFlight, Outcome};
+use super::writer::WriteError;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+pub fn router(st: Arc<AgentState>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/inject-xid", post(inject_xid))
+        .route("/faults", get(faults))
+        .route("/faults/{fault_id}", get(fault))
+        .route("/gpus", get(gpus))
+        .route("/kmsg", get(kmsg))
+        .route("/metrics", get(metrics))
+        .route("/version", get(version))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            st.clone(),
+            audit::gate,
+        ))
+        .with_state(st)
+}
+
+/// The route a path belongs to, as a static label (metrics must not grow with the paths
+/// clients invent).
+pub fn route_label(path: &str) -> &'static str {
+    match path {
+        "/health" => "/health",
+        "/inject-xid" => "/inject-xid",
+        "/faults" => "/faults",
+        "/gpus" => "/gpus",
+        "/kmsg" => "/kmsg",
+        "/metrics" => "/metrics",
+        "/version" => "/version",
+        p if p.starts_with("/faults/") => "/faults/{fault_id}",
+        _ => "other",
+    }
+}
+
+/// `{"detail": ...}`, FastAPI's error shape.
+pub fn detail(status: StatusCode, detail: impl Into<Value>) -> Response {
+    json_response(status, &json!({ "detail": detail.into() }))
+}
+
+fn json_response(status: StatusCode, v: &Value) -> Response {
+    json_text(status, v.to_string())
+}
+
+fn json_text(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+fn with_note(mut resp: Response, note: AuditNote) -> Response {
+    resp.extensions_mut().insert(note);
+    resp
+}
+
+async fn not_found() -> Response {
+    detail(StatusCode::NOT_FOUND, "Not Found")
+}
+
+async fn method_not_allowed() -> Response {
+    detail(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
+}
+
+async fn health(State(st): State<Arc<AgentState>>, uri: axum::http::Uri) -> Response {
+    let snap = st.health.read().expect("health lock").clone();
+    // Probes call this every few seconds and benchmarks far more often: no query parsing
+    // unless there is a query.
+    let strict = uri.query().is_some_and(|q| {
+        q.split('&')
+            .any(|kv| matches!(kv, "strict" | "strict=1" | "strict=true" | "strict=yes"))
+    });
+    let status = if strict && !snap.healthy {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        snap.body(st.journal.len()),
+    )
+        .into_response()
+}
+
+async fn version(State(st): State<Arc<AgentState>>) -> Response {
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "name": "gfi",
+            "component": "agent",
+            "version": env!("CARGO_PKG_VERSION"),
+            "api": 1,
+            "node": st.node,
+            "write_path": st.injector.writer().describe(),
+        }),
+    )
+}
+
+async fn metrics(State(st): State<Arc<AgentState>>) -> Response {
+    let snap = st.health.read().expect("health lock").clone();
+    let text = st.metrics.render(&[
+        (
+            "gfi_agent_gpus",
+            "GPUs found in the driver's tree at the last health check.",
+            snap.gpu_count as f64,
+        ),
+        (
+            "gfi_agent_healthy",
+            "1 when every health check passed.",
+            if snap.healthy { 1.0 } else { 0.0 },
+        ),
+        (
+            "gfi_agent_faults_retained",
+            "Fault records in the journal.",
+            st.journal.len() as f64,
+        ),
+    ]);
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        text,
+    )
+        .into_response()
+}
+
+async fn gpus(State(st): State<Arc<AgentState>>) -> Response {
+    match st.injector.gpus().refresh().await {
+        Ok(d) => json_response(
+            StatusCode::OK,
+            &json!({
+                "node": st.node,
+                "proc_root": st.injector.gpus().proc_root().display().to_string(),
+                "count": d.gpus.len(),
+                "gpus": d.gpus.iter().map(|g| json!({
+                    "index": g.index,
+                    "pci": g.pci.canonical(),
+                    "pci_bus_id": g.pci.sysfs(),
+                    "pci_driver": g.pci.driver(),
+                    "uuid": g.uuid,
+                    "model": g.model,
+                })).collect::<Vec<_>>(),
+                "warnings": d.warnings,
+            }),
+        ),
+        Err(e) => detail(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+fn fault_summary(f: &StoredFault) -> Value {
+    let r = &f.response_json();
+    json!({
+        "fault_id": f.fault_id,
+        "xid_type": r.get("xid_type"),
+        "gpu_id": r.get("gpu_id"),
+        "pci_bus_id": r.get("pci_bus_id"),
+        "timestamp": r.get("timestamp"),
+        "kmsg_seq": r.get("kmsg_seq"),
+        "line": r.get("line"),
+        "recorded_at": f.recorded_at,
+    })
+}
+
+async fn faults(State(st): State<Arc<AgentState>>) -> Response {
+    let list = st.journal.list();
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "node": st.node,
+            "active_faults": list.iter().map(|f| f.fault_id.clone()).collect::<Vec<_>>(),
+            "count": list.len(),
+            "faults": list.iter().map(|f| fault_summary(f)).collect::<Vec<_>>(),
+        }),
+    )
+}
+
+async fn fault(State(st): State<Arc<AgentState>>, Path(id): Path<String>) -> Response {
+    match st.journal.get(&id) {
+        Some(f) => json_text(StatusCode::OK, f.response.clone()),
+        None => detail(
+            StatusCode::NOT_FOUND,
+            format!(
+                "fault {:?} not found on node {} (the journal keeps the newest records; GET /faults lists them)",
+                id.chars().take(80).collect::<String>(),
+                st.node
+            ),
+        ),
+    }
+}
+
+fn new_fault_id(xid: u32) -> String {
+    let n: u32 = rand::random();
+    format!("gpu_xid_{xid}-{n:08x}")
+}
+
+/// Releases a fault id's in-flight slot however the request ends.
+struct InFlightGuard {
+    st: Arc<AgentState>,
+    id: String,
+    done: Option<watch::Sender<Option<Outcome>>>,
+}
+
+impl InFlightGuard {
+    fn finish(mut self, outcome: Outcome) {
+        if let Some(tx) = self.done.take() {
+            let _ = tx.send(Some(outcome));
+        }
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.st
+            .inflight
+            .lock()
+            .expect("inflight lock")
+            .remove(&self.id);
+    }
+}
+
+fn conflict(id: &str, earlier: &str) -> Response {
+    detail(
+        StatusCode::CONFLICT,
+        format!(
+            "fault_id {id:?} was already used for a different request ({}); send the same request to get its result again, or use a new fault_id",
+            describe_request(earlier)
+        ),
+    )
+}
+
+fn describe_request(fp: &str) -> String {
+    let fp: Value = serde_json::from_str(fp).unwrap_or(Value::Null);
+    let gpu = fp
+        .get("gpu")
+        .and_then(|g| g.as_object())
+        .and_then(|o| o.iter().next())
+        .map(|(k, v)| format!("{k} {v}"))
+        .unwrap_or_else(|| "?".into());
+    format!(
+        "XID {} on GPU {}",
+        fp.get("xid").cloned().unwrap_or(Value::Null),
+        gpu
+    )
+}
+
+async fn inject_xid(State(st): State<Arc<AgentState>>, body: Body) -> Response {
+    let bytes = match axum::body::to_bytes(body, st.max_body_bytes).await {
+        Ok(b) => b,
+        Err(_) => {
+            return with_note(
+                detail(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "the request body is larger than {} bytes; an injection request is a small JSON object",
+                        st.max_body_bytes
+                    ),
+                ),
+                AuditNote {
+                    outcome: "rejected",
+                    ..Default::default()
+                },
+            );
+        }
+    };
+    let (resp, note) = match st.injection_slots.acquire().await {
+        Ok(_permit) => inject_inner(st.clone(), bytes).await,
+        Err(_) => (
+            detail(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the agent is shutting down",
+            ),
+            AuditNote {
+                outcome: "failed",
+                ..Default::default()
+            },
+        ),
+    };
+    with_note(resp, note)
+}
+
+async fn inject_inner(st: Arc<AgentState>, bytes: Bytes) -> (Response, AuditNote) {
+    let mut note = AuditNote {
+        outcome: "rejected",
+        ..Default::default()
+    };
+    let body = match request::decode(&bytes) {
+        Ok(b) => b,
+        Err(BodyError::XidOutOfRange(msg)) => {
+            st.metrics.injection(0, "rejected");
+            note.detail = Some(msg.clone());
+            return (detail(StatusCode::BAD_REQUEST, msg), note);
+        }
+        Err(BodyError::Invalid(errs)) => {
+            st.metrics.injection(0, "rejected");
+            note.detail = Some(
+                errs.iter()
+                    .map(|e| e.msg.clone())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            );
+            return (
+                detail(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    serde_json::to_value(&errs).unwrap_or(Value::Null),
+                ),
+                note,
+            );
+        }
+    };
+    note.xid = Some(body.xid);
+    note.gpu = Some(body.gpu.to_string());
+    if let Some(n) = &body.node_name
+        && n != &st.node
+    {
+        st.metrics.injection(body.xid, "rejected");
+        let msg = format!(
+            "this agent runs on node {:?}, but the request is for node {:?}; send it to that node's agent",
+            st.node, n
+        );
+        note.detail = Some(msg.clone());
+        return (detail(StatusCode::BAD_REQUEST, msg), note);
+    }
+    let fault_id = body
+        .fault_id
+        .clone()
+        .unwrap_or_else(|| new_fault_id(body.xid));
+    note.fault_id = Some(fault_id.clone());
+    let fingerprint = body.fingerprint();
+
+    // A repeat of a recorded request gets the recorded answer; a different request under the
+    // same id is a conflict.
+    if let Some(stored) = st.journal.get(&fault_id) {
+        if stored.request == fingerprint {
+            st.metrics.repeat();
+            note.outcome = "repeat";
+            let mut resp = json_text(StatusCode::OK, stored.response.clone());
+            resp.headers_mut()
+                .insert("gfi-idempotent-replay", HeaderValue::from_static("true"));
+            return (resp, note);
+        }
+        note.outcome = "conflict";
+        return (conflict(&fault_id, &stored.request), note);
+    }
+    // The same id may be in flight right now.
+    enum Slot {
+        Mine(InFlightGuard),
+        Wait(watch::Receiver<Option<Outcome>>),
+        Conflict(String),
+    }
+    let slot = {
+        let mut inflight = st.inflight.lock().expect("inflight lock");
+        match inflight.get(&fault_id) {
+            Some(f) if f.fingerprint == fingerprint => Slot::Wait(f.done.clone()),
+            Some(f) => Slot::Conflict(f.fingerprint.clone()),
+            None => {
+                let (tx, rx) = watch::channel(None);
+                inflight.insert(
+                    fault_id.clone(),
+                    InFlight {
+                        fingerprint: fingerprint.clone(),
+                        done: rx,
+                    },
+                );
+                Slot::Mine(InFlightGuard {
+                    st: st.clone(),
+                    id: fault_id.clone(),
+                    done: Some(tx),
+                })
+            }
+        }
+    };
+    match slot {
+        Slot::Mine(guard) => {
+            // The write runs in its own task: a client that hangs up must not cut an
+            // injection between the kernel write and the journal.
+            let task = tokio::spawn(run_injection(
+                st.clone(),
+                body,
+                fault_id.clone(),
+                fingerprint,
+                guard,
+            ));
+            match task.await {
+                Ok(done) => done,
+                Err(e) => (
+                    detail(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("the injection task failed: {e}"),
+                    ),
+                    note,
+                ),
+            }
+        }
+        Slot::Wait(mut rx) => {
+            note.outcome = "repeat";
+            let outcome = rx
+                .wait_for(|o| o.is_some())
+                .await
+                .ok()
+                .and_then(|o| o.clone());
+            match outcome {
+                Some(o) => {
+                    st.metrics.repeat();
+                    (json_text(o.0, o.1.clone()), note)
+                }
+                None => (
+                    detail(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the first request with this fault_id did not finish (rate limited or interrupted); retry",
+                    ),
+                    note,
+                ),
+            }
+        }
+        Slot::Conflict(earlier) => {
+            note.outcome = "conflict";
+            (conflict(&fault_id, &earlier), note)
+        }
+    }
+}
+
+fn inject_error_response(e: &InjectError) -> (StatusCode, &'static str, Value) {
+    match e {
+        InjectError::Line(crate::xid::line::LineError::Invalid { field, reason }) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "rejected",
+            json!([{"type": "value_error", "loc": ["body", field], "msg": format!("{field}: {reason}")}]),
+        ),
+        InjectError::Line(l @ crate::xid::line::LineError::TooLong { .. }) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "rejected",
+            json!([{"type": "value_error", "loc": ["body", "text"], "msg": l.to_string()}]),
+        ),
+        // The seed answers an unknown GPU with 500; clients depend on it.
+        InjectError::GpuNotFound { .. } => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "rejected",
+            json!(format!("Failed to inject XID: {e}")),
+        ),
+        InjectError::Discovery(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "failed",
+            json!(format!("Failed to inject XID: {e}")),
+        ),
+        InjectError::Write(w @ WriteError::Dropped { .. }) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "dropped",
+            json!(format!("Failed to inject XID: {w}")),
+        ),
+        InjectError::Write(w) if w.is_unavailable() => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "failed",
+            json!(format!("Failed to inject XID: {w}")),
+        ),
+        InjectError::Write(w) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "failed",
+            json!(format!("Failed to inject XID: {w}")),
+        ),
+    }
+}
+
+async fn run_injection(
+    st: Arc<AgentState>,
+    body: InjectBody,
+    fault_id: String,
+    fingerprint: String,
+    guard: InFlightGuard,
+) -> (Response, AuditNote) {
+    let started = Instant::now();
+    let mut note = AuditNote {
+        fault_id: Some(fault_id.clone()),
+        xid: Some(body.xid),
+        gpu: Some(body.gpu.to_string()),
+        outcome: "rejected",
+        detail: None,
+    };
+    let provenance = crate::xid::line::provenance_name(body.run_id.as_deref().unwrap_or(&fault_id));
+    let spec = InjectSpec {
+        gpu: body.gpu.clone(),
+        xid: body.xid,
+        line: body.line.clone(),
+        provenance,
+    };
+    let fail = |e: InjectError, note: &mut AuditNote| {
+        let (status, outcome, d) = inject_error_response(&e);
+        note.outcome = outcome;
+        note.detail = Some(e.to_string());
+        st.metrics.injection(body.xid, outcome);
+        (status, json!({ "detail": d }))
+    };
+    let (gpu, record) = match st.injector.prepare(&spec).await {
+        Ok(p) => p,
+        Err(e) => {
+            let (status, v) = fail(e, &mut note);
+            let text = v.to_string();
+            guard.finish(Arc::new((status, text.clone())));
+            return (json_text(status, text), note);
+        }
+    };
+    note.gpu = Some(gpu.index.to_string());
+    if let Err(limited) = st.limiter.acquire(gpu.index) {
+        st.metrics.rate_limited(limited.scope);
+        st.metrics.injection(body.xid, "rate_limited");
+        note.outcome = "rate_limited";
+        let msg = limited.detail(gpu.index);
+        note.detail = Some(msg.clone());
+        let mut resp = detail(StatusCode::TOO_MANY_REQUESTS, msg);
+        resp.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(limited.retry_after_secs()),
+        );
+        // Not recorded as an outcome for waiters: a retry may succeed.
+        drop(guard);
+        return (resp, note);
+    }
+    let inj = match st.injector.write_prepared(&spec, gpu, record).await {
+        Ok(i) => i,
+        Err(e) => {
+            let (status, v) = fail(e, &mut note);
+            let text = v.to_string();
+            guard.finish(Arc::new((status, text.clone())));
+            return (json_text(status, text), note);
+        }
+    };
+    let mut response = InjectResponse::new(&st.node, &fault_id, &body, &inj);
+    let mut text = serde_json::to_string(&response).unwrap_or_default();
+    let stored = StoredFault {
+        fault_id: fault_id.clone(),
+        request: fingerprint,
+        response: text.clone(),
+        recorded_at: chrono::Utc::now().to_rfc3339(),
+    };
+    if let Err(e) = st.journal.append(stored).await {
+        // The line is in the kernel log: answering 500 would invite a retry and a second
+        // line. Say it plainly instead, and let /health report the journal.
+        st.metrics.journal_error();
+        tracing::error!(fault_id = %fault_id, "journal append failed: {e}");
+        response.warnings.push(format!(
+            "the line was written but the journal append failed: {e}"
+        ));
+        text = serde_json::to_string(&response).unwrap_or_default();
+    }
+    st.metrics.injection(body.xid, "injected");
+    st.metrics.injection_latency(started.elapsed());
+    note.outcome = "injected";
+    note.detail = inj.landed.seq.map(|s| format!("kmsg seq {s}"));
+    guard.finish(Arc::new((StatusCode::OK, text.clone())));
+    (json_text(StatusCode::OK, text), note)
+}
+
+/// The seed's response fields first, then what this agent adds.
+#[derive(Debug, serde::Serialize)]
+struct InjectResponse<'a> {
+    status: &'static str,
+    node: &'a str,
+    fault_id: &'a str,
+    xid_type: u32,
+    gpu_id: u32,
+    message: String,
+    timestamp: String,
+    pci: String,
+    pci_bus_id: String,
+    gpu_uuid: &'a str,
+    gpu_model: &'a str,
+    line: &'a str,
+    style: &'static str,
+    kmsg_seq: Option<u64>,
+    kmsg_usec: Option<u64>,
+    target: super::writer::TargetKind,
+    write_path: &'a str,
+    readback: &'a str,
+    xid_name: &'a str,
+    xid_description: &'a str,
+    nvsentinel_action: &'static str,
+    fatal: bool,
+    duration: Option<f64>,
+    warnings: Vec<String>,
+}
+
+impl<'a> InjectResponse<'a> {
+    fn new(node: &'a str, fault_id: &'a str, body: &InjectBody, inj: &'a Injection) -> Self {
+        let mut warnings = inj.warnings.clone();
+        for f in &body.unknown_fields {
+            warnings.push(format!("unknown field {f:?} was ignored"));
+        }
+        if body.duration.is_some() {
+            warnings.push(
+                "duration is recorded but has no effect: an XID line cannot be taken back".into(),
+            );
+        }
+        InjectResponse {
+            status: "injected",
+            node,
+            fault_id,
+            xid_type: inj.xid,
+            gpu_id: inj.gpu.index,
+            message: format!(
+                "XID {} injected for GPU {} (PCI: {}) → NVSentinel",
+                inj.xid,
+                inj.gpu.index,
+                inj.gpu.pci.sysfs()
+            ),
+            timestamp: inj.time.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string(),
+            pci: inj.gpu.pci.canonical(),
+            pci_bus_id: inj.gpu.pci.sysfs(),
+            gpu_uuid: &inj.gpu.uuid,
+            gpu_model: &inj.gpu.model,
+            line: &inj.line,
+            style: body.line.style.as_str(),
+            kmsg_seq: inj.landed.seq,
+            kmsg_usec: inj.landed.usec,
+            target: inj.landed.target,
+            write_path: &inj.write_path,
+            readback: &inj.landed.readback,
+            xid_name: &inj.info.mnemonic,
+            xid_description: &inj.info.description,
+            nvsentinel_action: inj.info.default_action().as_str(),
+            fatal: inj.info.fatal(),
+            duration: body.duration,
+            warnings,
+        }
+    }
+}
+
+/// Query of `GET /kmsg`.
+#[derive(Debug, Clone, PartialEq)]
+struct KmsgQuery {
+    filter: Filter,
+    limit: usize,
+    follow: bool,
+}
+
+const MAX_KMSG_LIMIT: usize = 10_000;
+const MAX_GREP: usize = 256;
+
+fn parse_bool(k: &str, v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "" | "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(format!("{k} must be true or false, got {v:?}")),
+    }
+}
+
+fn parse_kmsg_query(q: &HashMap<String, String>) -> Result<KmsgQuery, String> {
+    let mut out = KmsgQuery {
+        filter: Filter::default(),
+        limit: 100,
+        follow: false,
+    };
+    for (k, v) in q {
+        match k.as_str() {
+            "limit" => {
+                out.limit = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_KMSG_LIMIT).contains(n))
+                    .ok_or_else(|| format!("limit must be 1-{MAX_KMSG_LIMIT}, got {v:?}"))?
+            }
+            "since_seq" => {
+                out.filter.since_seq =
+                    Some(v.parse().map_err(|_| {
+                        format!("since_seq must be a kmsg sequence number, got {v:?}")
+                    })?)
+            }
+            "grep" => {
+                if v.len() > MAX_GREP {
+                    return Err(format!("grep must be at most {MAX_GREP} bytes"));
+                }
+                out.filter.grep = Some(v.clone())
+            }
+            "xid" => out.filter.xid_only = parse_bool(k, v)?,
+            "follow" => out.follow = parse_bool(k, v)?,
+            other => {
+                return Err(format!(
+                    "unknown query parameter {:?} (known: limit, since_seq, grep, xid, follow)",
+                    other.chars().take(40).collect::<String>()
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn record_json(r: &crate::kmsg::KmsgRecord) -> Value {
+    let mut v = json!({
+        "seq": r.seq,
+        "usec": r.usec,
+        "facility": r.facility,
+        "level": r.level,
+        "text": r.text,
+    });
+    if let Some(m) = readback::nvsentinel_match(r) {
+        v["nvsentinel"] = json!({ "xid": m.xid, "pci": m.pci_text });
+    }
+    v
+}
+
+async fn kmsg(
+    State(st): State<Arc<AgentState>>,
+    q: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => return detail(StatusCode::UNPROCESSABLE_ENTITY, e.body_text()),
+    };
+    let q = match parse_kmsg_query(&q) {
+        Ok(q) => q,
+        Err(msg) => return detail(StatusCode::UNPROCESSABLE_ENTITY, msg),
+    };
+    let source = match st.injector.writer().open_reader().await {
+        Ok(s) => s,
+        Err(e) => return detail(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    };
+    let filter = q.filter.clone();
+    let limit = q.limit;
+    let joined = tokio::task::spawn_blocking(move || {
+        let mut source = source;
+        let recs = readback::tail(&mut source, &filter, limit);
+        (source, recs)
+    })
+    .await;
+    let (source, records) = match joined {
+        Ok((s, Ok(r))) => (s, r),
+        Ok((_, Err(e))) => {
+            return detail(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("reading the kernel log failed: {e}"),
+            );
+        }
+        Err(e) => return detail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    if !q.follow {
+        return json_response(
+            StatusCode::OK,
+            &json!({
+                "node": st.node,
+                "source": st.injector.writer().describe(),
+                "count": records.len(),
+                "records": records.iter().map(record_json).collect::<Vec<_>>(),
+            }),
+        );
+    }
+    follow(st, source, q.filter, records)
+}
+
+/// Streams the tail, then every new matching record, as JSON lines until the client goes
+/// away or the agent shuts down.
+fn follow(
+    st: Arc<AgentState>,
+    source: ReadSource,
+    filter: Filter,
+    backlog: Vec<crate::kmsg::KmsgRecord>,
+) -> Response {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    let mut shutdown = st.shutdown.clone();
+    tokio::spawn(async move {
+        let line = |r: &crate::kmsg::KmsgRecord| {
+            let mut s = record_json(r).to_string();
+            s.push('\n');
+            Bytes::from(s)
+        };
+        for r in &backlog {
+            if tx.send(line(r)).await.is_err() {
+                return;
+            }
+        }
+        let send_all = |recs: Vec<crate::kmsg::KmsgRecord>| {
+            let tx = tx.clone();
+            let filter = filter.clone();
+            async move {
+                for r in recs.iter().filter(|r| filter.keeps(r)) {
+                    if tx.send(line(r)).await.is_err() {
+                        return false;
+                    }
+                }
+                true
+            }
+        };
+        match source {
+            ReadSource::Device(file) => {
+                // SAFETY: the File owns its descriptor and keeps it open, unchanged, for as
+                // long as the AsyncFd that owns the File lives.
+                let Ok(mut fd) = (unsafe { tokio::io::unix::AsyncFd::register(file) }) else {
+                    return;
+                };
+                loop {
+                    let mut guard = tokio::select! {
+                        g = fd.readable_mut() => match g { Ok(g) => g, Err(_) => return },
+                        _ = shutdown.changed() => return,
+                        _ = tx.closed() => return,
+                    };
+                    let mut recs = Vec::new();
+                    let mut buf = vec![0u8; readback::RECORD_BUF];
+                    let res = readback::next_device_record(guard.get_inner_mut(), &mut buf);
+                    match res {
+                        Ok(Some(r)) => {
+                            recs.push(r);
+                            while let Ok(Some(r)) =
+                                readback::next_device_record(guard.get_inner_mut(), &mut buf)
+                            {
+                                recs.push(r);
+                            }
+                            guard.clear_ready();
+                        }
+                        Ok(None) => guard.clear_ready(),
+                        Err(_) => return,
+                    }
+                    if !send_all(recs).await {
+                        return;
+                    }
+                }
+            }
+            ReadSource::RawFile(file) => {
+                // A regular file cannot be polled for readiness; a file stand-in is only
+                // used by tests, so a short poll is fine here.
+                let mut offset = file.metadata().map(|m| m.len()).unwrap_or(0);
+                let file = Arc::new(file);
+                let mut tick = tokio::time::interval(Duration::from_millis(100));
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => {}
+                        _ = shutdown.changed() => return,
+                        _ = tx.closed() => return,
+                    }
+                    let f = file.clone();
+                    let from = offset;
+                    let Ok(Ok((recs, next))) =
+                        tokio::task::spawn_blocking(move || readback::raw_records_from(&f, from))
+                            .await
+                    else {
+                        return;
+                    };
+                    offset = next;
+                    if !send_all(recs).await {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    let stream = futures::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx).map(|o| o.map(Ok::<_, std::io::Error>))
+    });
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-ndjson"),
+        )],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kmsg_query_errors_are_clear() {
+        let q = |pairs: &[(&str, &str)]| {
+            parse_kmsg_query(
+                &pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            )
+        };
+        assert_eq!(q(&[]).unwrap().limit, 100);
+        assert!(q(&[("follow", "true")]).unwrap().follow);
+        assert!(q(&[("limit", "0")]).unwrap_err().contains("1-10000"));
+        assert!(q(&[("since_seq", "x")]).unwrap_err().contains("since_seq"));
+        assert!(
+            q(&[("follow", "maybe")])
+                .unwrap_err()
+                .contains("true or false")
+        );
+        assert!(q(&[("bogus", "1")]).unwrap_err().contains("known: limit"));
+    }
+
+    #[test]
+    fn route_labels_are_bounded() {
+        assert_eq!(route_label("/faults/abc"), "/faults/{fault_id}");
+        assert_eq!(route_label("/../../etc/passwd"), "other");
+    }
+}

@@ -1,0 +1,274 @@
+//! Starting and stopping the agent: open the state, start the writer, bind, serve, and shut
+//! down gracefully.
+
+use super::auth::TokenFile;
+use super::health::{self, HealthSnapshot};
+use super::inject::{GpuCache, Injector};
+use super::journal::{FaultJournal, JournalOptions};
+use super::metrics::Metrics;
+use super::ratelimit::{Limit, RateLimiter};
+use super::routes;
+use super::writer::{KmsgWriter, WriterConfig};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How requests are authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthMode {
+    /// Bearer tokens from this file.
+    TokenFile(PathBuf),
+    /// No authentication (explicit `--insecure-no-auth`).
+    Insecure,
+}
+
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub listen: SocketAddr,
+    pub node_name: String,
+    pub proc_root: PathBuf,
+    pub writer: WriterConfig,
+    pub auth: AuthMode,
+    pub state_dir: PathBuf,
+    pub journal: JournalOptions,
+    pub node_limit: Limit,
+    pub gpu_limit: Limit,
+    /// Serve `/metrics` without authentication.
+    pub public_metrics: bool,
+    pub max_body_bytes: usize,
+    /// Injections processed at once; more wait their turn without using CPU, so a burst
+    /// cannot crowd `/health` off the workers.
+    pub max_concurrent_injections: usize,
+    /// How long shutdown waits for requests in flight.
+    pub shutdown_grace: Duration,
+}
+
+impl AgentConfig {
+    /// Defaults for everything but what must be chosen.
+    pub fn new(
+        node_name: String,
+        proc_root: PathBuf,
+        writer: WriterConfig,
+        auth: AuthMode,
+        state_dir: PathBuf,
+    ) -> Self {
+        AgentConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8083)),
+            node_name,
+            proc_root,
+            writer,
+            auth,
+            state_dir,
+            journal: JournalOptions::default(),
+            node_limit: Limit {
+                rate: 20.0,
+                burst: 40.0,
+            },
+            gpu_limit: Limit {
+                rate: 5.0,
+                burst: 10.0,
+            },
+            public_metrics: false,
+            max_body_bytes: 16 * 1024,
+            max_concurrent_injections: 32,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The outcome a request with the same fault id is waiting for.
+pub type Outcome = Arc<(axum::http::StatusCode, String)>;
+
+pub struct InFlight {
+    pub fingerprint: String,
+    pub done: watch::Receiver<Option<Outcome>>,
+}
+
+/// Everything the handlers share.
+pub struct AgentState {
+    pub node: String,
+    pub injector: Injector,
+    pub journal: FaultJournal,
+    pub tokens: Option<TokenFile>,
+    pub limiter: RateLimiter,
+    pub metrics: Metrics,
+    pub health: RwLock<Arc<HealthSnapshot>>,
+    pub inflight: Mutex<HashMap<String, InFlight>>,
+    pub public_metrics: bool,
+    pub max_body_bytes: usize,
+    pub injection_slots: tokio::sync::Semaphore,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Journal(#[from] super::journal::JournalError),
+    #[error("{0}")]
+    Token(#[from] super::auth::TokenError),
+    #[error("{0}")]
+    Writer(#[from] super::writer::StartError),
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen { addr: SocketAddr, reason: String },
+}
+
+/// A started agent.
+pub struct RunningAgent {
+    addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    grace: Duration,
+    state: Arc<AgentState>,
+}
+
+impl RunningAgent {
+    /// The bound address (the real port when the config said port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn state(&self) -> &Arc<AgentState> {
+        &self.state
+    }
+
+    /// Stops accepting, lets requests in flight finish (up to the grace period), ends
+    /// streams, and returns when the server is down.
+    pub async fn stop(self) -> std::io::Result<()> {
+        let _ = self.shutdown.send(true);
+        self.wait_stopped().await
+    }
+
+    async fn wait_stopped(self) -> std::io::Result<()> {
+        let RunningAgent {
+            mut task, grace, ..
+        } = self;
+        match tokio::time::timeout(grace, &mut task).await {
+            Ok(joined) => joined.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+            Err(_) => {
+                tracing::warn!(
+                    "requests still running after the {grace:?} shutdown grace period: closing them"
+                );
+                task.abort();
+                Ok(())
+            }
+        }
+    }
+
+    /// Serves until SIGTERM or SIGINT, then stops gracefully.
+    pub async fn serve_until_signal(self) -> std::io::Result<()> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        }
+        self.stop().await?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Opens the state, starts the writer, binds and serves in the background.
+pub async fn start(config: AgentConfig) -> Result<RunningAgent, StartError> {
+    let (journal, report) = FaultJournal::open(&config.state_dir, config.journal.clone())?;
+    for s in &report.skipped {
+        tracing::warn!(journal = %journal.path().display(), "skipped a journal line: {s}");
+    }
+    let tokens = match &config.auth {
+        AuthMode::TokenFile(p) => {
+            let t = TokenFile::open(p)?;
+            if t.shortest_token().unwrap_or(0) < TokenFile::MIN_RECOMMENDED_LEN {
+                tracing::warn!(
+                    path = %p.display(),
+                    "a token is shorter than {} characters: easy to guess",
+                    TokenFile::MIN_RECOMMENDED_LEN
+                );
+            }
+            Some(t)
+        }
+        AuthMode::Insecure => {
+            tracing::warn!(
+                "--insecure-no-auth: anyone who can reach {} can write XID lines and get this node cordoned, drained and rebooted",
+                config.listen
+            );
+            None
+        }
+    };
+    let writer = {
+        let cfg: WriterConfig = config.writer.clone();
+        tokio::task::spawn_blocking(move || KmsgWriter::start(cfg))
+            .await
+            .map_err(|e| super::writer::StartError {
+                target: config.writer.target.describe(),
+                reason: e.to_string(),
+            })??
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| StartError::Listen {
+            addr: config.listen,
+            reason: e.to_string(),
+        })?;
+    let addr = listener.local_addr().map_err(|e| StartError::Listen {
+        addr: config.listen,
+        reason: e.to_string(),
+    })?;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let injector = Injector::new(
+        config.node_name.clone(),
+        GpuCache::new(config.proc_root.clone()),
+        writer,
+    );
+    let state = Arc::new(AgentState {
+        node: config.node_name.clone(),
+        injector,
+        journal,
+        tokens,
+        limiter: RateLimiter::new(config.node_limit, config.gpu_limit),
+        metrics: Metrics::default(),
+        health: RwLock::new(Arc::new(HealthSnapshot::starting(&config.node_name))),
+        inflight: Mutex::new(HashMap::new()),
+        public_metrics: config.public_metrics,
+        max_body_bytes: config.max_body_bytes,
+        injection_slots: tokio::sync::Semaphore::new(config.max_concurrent_injections.max(1)),
+        shutdown: shutdown_rx.clone(),
+    });
+    let first = health::evaluate(&state).await;
+    if !first.healthy {
+        tracing::warn!(reasons = ?first.reasons, "starting degraded");
+    }
+    *state.health.write().expect("health lock") = Arc::new(first);
+    health::spawn_refresher(state.clone());
+    let app = routes::router(state.clone());
+    let mut stop = shutdown_rx;
+    let task = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await
+    });
+    tracing::info!(
+        listen = %addr,
+        node = %config.node_name,
+        write_path = %state.injector.writer().describe(),
+        proc_root = %config.proc_root.display(),
+        journal = %state.journal.path().display(),
+        faults_loaded = report.loaded,
+        "gfi agent listening"
+    );
+    Ok(RunningAgent {
+        addr,
+        shutdown: shutdown_tx,
+        task,
+        grace: config.shutdown_grace,
+        state,
+    })
+}

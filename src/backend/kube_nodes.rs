@@ -1,0 +1,387 @@
+//! Node facts from the Kubernetes API: read, list, watch-driven waits, pods, uncordon.
+//!
+//! Shared by the `local` backend (in-cluster config) and the `kube` backend to come. Waits
+//! follow a watch on the one node (`kube::runtime::watcher::watch_object`) under a deadline;
+//! they never poll. Every change seen while waiting is reported to the observer as a
+//! [`ClusterEvent`], so progress shows each stage of NVSentinel's reaction.
+
+use super::{
+    BackendError, BackendResult, ClusterEvent, LabelSelector, NodeCondition, NodeInfo,
+    NodePredicate, Observer, PodInfo, Taint, WaitOutcome, keys,
+};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::Client;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::watch_object;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// The facts a script sees about a node.
+pub fn node_info(n: &Node) -> NodeInfo {
+    let meta = &n.metadata;
+    let spec = n.spec.as_ref();
+    let status = n.status.as_ref();
+    let conditions: Vec<NodeCondition> = status
+        .and_then(|s| s.conditions.as_ref())
+        .map(|cs| {
+            cs.iter()
+                .map(|c| NodeCondition {
+                    type_: c.type_.clone(),
+                    status: c.status.clone(),
+                    reason: c.reason.clone().unwrap_or_default(),
+                    message: c.message.clone().unwrap_or_default(),
+                    last_transition: c
+                        .last_transition_time
+                        .as_ref()
+                        .map(|t| t.0.to_string())
+                        .unwrap_or_default(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let ready = conditions
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
+    NodeInfo {
+        name: meta.name.clone().unwrap_or_default(),
+        labels: meta.labels.clone().unwrap_or_default(),
+        annotations: meta.annotations.clone().unwrap_or_default(),
+        taints: spec
+            .and_then(|s| s.taints.as_ref())
+            .map(|ts| {
+                ts.iter()
+                    .map(|t| Taint {
+                        key: t.key.clone(),
+                        value: t.value.clone(),
+                        effect: t.effect.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        conditions,
+        unschedulable: spec.and_then(|s| s.unschedulable).unwrap_or(false),
+        ready,
+        boot_id: status
+            .and_then(|s| s.node_info.as_ref())
+            .map(|i| i.boot_id.clone())
+            .unwrap_or_default(),
+    }
+}
+
+/// The facts a script sees about a pod.
+pub fn pod_info(p: &Pod) -> PodInfo {
+    PodInfo {
+        namespace: p.metadata.namespace.clone().unwrap_or_default(),
+        name: p.metadata.name.clone().unwrap_or_default(),
+        phase: p
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_else(|| "Unknown".into()),
+        owner: p.metadata.owner_references.as_ref().and_then(|os| {
+            os.iter()
+                .find(|o| o.controller == Some(true))
+                .or_else(|| os.first())
+                .map(|o| o.kind.clone())
+        }),
+        terminating: p.metadata.deletion_timestamp.is_some(),
+    }
+}
+
+fn event(node: &str, kind: &str, message: String) -> ClusterEvent {
+    ClusterEvent {
+        node: node.to_string(),
+        kind: kind.to_string(),
+        message,
+        detail: serde_json::Value::Null,
+    }
+}
+
+/// What changed between two observations of a node, as the events the progress display and
+/// the run journal record.
+pub fn changes(old: &NodeInfo, new: &NodeInfo) -> Vec<ClusterEvent> {
+    let n = &new.name;
+    let mut out = Vec::new();
+    if !old.unschedulable && new.unschedulable {
+        let by = new
+            .labels
+            .get(keys::CORDON_BY)
+            .map(|b| format!(" by {b}"))
+            .unwrap_or_default();
+        out.push(event(n, "cordoned", format!("{n} cordoned{by}")));
+    }
+    if old.unschedulable && !new.unschedulable {
+        out.push(event(n, "uncordoned", format!("{n} uncordoned")));
+    }
+    if old.state() != new.state() {
+        out.push(event(
+            n,
+            "state",
+            format!(
+                "{n} {}: {} -> {}",
+                keys::STATE,
+                old.state().unwrap_or("<none>"),
+                new.state().unwrap_or("<none>")
+            ),
+        ));
+    }
+    for c in &new.conditions {
+        let before = old.condition(&c.type_);
+        if before.is_none_or(|b| b.status != c.status) && c.type_ != "Ready" {
+            let mut e = event(
+                n,
+                "condition",
+                format!("{n} condition {}={} ({})", c.type_, c.status, c.reason),
+            );
+            e.detail = json!({ "type": c.type_, "status": c.status, "reason": c.reason, "message": c.message });
+            out.push(e);
+        }
+    }
+    if old.ready != new.ready {
+        out.push(event(
+            n,
+            "ready",
+            format!("{n} {}", if new.ready { "Ready" } else { "NotReady" }),
+        ));
+    }
+    if !old.boot_id.is_empty() && !new.boot_id.is_empty() && old.boot_id != new.boot_id {
+        out.push(event(n, "reboot", format!("{n} rebooted (new boot id)")));
+    }
+    out
+}
+
+fn api_error(node: Option<&str>, what: &str, e: kube::Error) -> BackendError {
+    let reason = match &e {
+        kube::Error::Api(s) if s.code == 403 => format!(
+            "forbidden: {} (the ServiceAccount needs get/list/watch/patch on nodes and list on pods)",
+            s.message
+        ),
+        kube::Error::Api(s) => format!("{} ({})", s.message, s.code),
+        other => other.to_string(),
+    };
+    BackendError::failed(node, what, reason)
+}
+
+fn is_not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
+/// Node operations over one API client.
+#[derive(Clone)]
+pub struct KubeNodes {
+    client: Client,
+}
+
+impl KubeNodes {
+    pub fn new(client: Client) -> Self {
+        KubeNodes { client }
+    }
+
+    fn nodes(&self) -> Api<Node> {
+        Api::all(self.client.clone())
+    }
+
+    async fn not_found(&self, name: &str) -> BackendError {
+        let known: Vec<String> = match self.nodes().list(&ListParams::default()).await {
+            Ok(l) => l
+                .items
+                .iter()
+                .filter_map(|n| n.metadata.name.clone())
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        BackendError::node_not_found(name, &known)
+    }
+
+    pub async fn list(&self, selector: Option<&LabelSelector>) -> BackendResult<Vec<NodeInfo>> {
+        let mut lp = ListParams::default();
+        let sel = selector.map(|s| s.to_string()).unwrap_or_default();
+        if !sel.is_empty() {
+            lp = lp.labels(&sel);
+        }
+        let list = self
+            .nodes()
+            .list(&lp)
+            .await
+            .map_err(|e| api_error(None, "listing nodes", e))?;
+        let mut out: Vec<NodeInfo> = list
+            .items
+            .iter()
+            .map(node_info)
+            .filter(|n| selector.is_none_or(|s| s.matches(&n.labels)))
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    pub async fn get(&self, name: &str) -> BackendResult<NodeInfo> {
+        match self.nodes().get(name).await {
+            Ok(n) => Ok(node_info(&n)),
+            Err(e) if is_not_found(&e) => Err(self.not_found(name).await),
+            Err(e) => Err(api_error(Some(name), "reading the node", e)),
+        }
+    }
+
+    /// Waits until `predicate` holds, following a watch on the node, or until `timeout`.
+    pub async fn wait(
+        &self,
+        name: &str,
+        predicate: &NodePredicate,
+        timeout: Duration,
+        observer: Option<&Observer>,
+    ) -> BackendResult<WaitOutcome> {
+        let started = Instant::now();
+        let mut last = self.get(name).await?;
+        if predicate.holds(&last) {
+            return Ok(WaitOutcome {
+                satisfied: true,
+                node: last,
+                elapsed: started.elapsed(),
+            });
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut stream = watch_object(self.nodes(), name).default_backoff().boxed();
+        loop {
+            let next = match tokio::time::timeout_at(deadline, stream.next()).await {
+                Err(_) => break,
+                Ok(None) => break,
+                Ok(Some(item)) => item,
+            };
+            match next {
+                Ok(Some(node)) => {
+                    let now = node_info(&node);
+                    if let Some(obs) = observer {
+                        for ev in changes(&last, &now) {
+                            obs(ev);
+                        }
+                    }
+                    last = now;
+                    if predicate.holds(&last) {
+                        return Ok(WaitOutcome {
+                            satisfied: true,
+                            node: last,
+                            elapsed: started.elapsed(),
+                        });
+                    }
+                }
+                // Deleted (or gone from a relist): a rebooting node may come back; keep
+                // waiting with the last facts seen.
+                Ok(None) => {
+                    tracing::warn!(node = name, "node disappeared from the API while waiting");
+                }
+                Err(e) => tracing::warn!(node = name, "watch error (retrying): {e}"),
+            }
+        }
+        Ok(WaitOutcome {
+            satisfied: false,
+            node: last,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    pub async fn pods(&self, node: &str) -> BackendResult<Vec<PodInfo>> {
+        let pods: Api<Pod> = Api::all(self.client.clone());
+        let lp = ListParams::default().fields(&format!("spec.nodeName={node}"));
+        let list = pods
+            .list(&lp)
+            .await
+            .map_err(|e| api_error(Some(node), "listing pods", e))?;
+        let mut out: Vec<PodInfo> = list.items.iter().map(pod_info).collect();
+        out.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        Ok(out)
+    }
+
+    pub async fn uncordon(&self, name: &str) -> BackendResult<NodeInfo> {
+        let patch = json!({ "spec": { "unschedulable": false } });
+        match self
+            .nodes()
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(n) => Ok(node_info(&n)),
+            Err(e) if is_not_found(&e) => Err(self.not_found(name).await),
+            Err(e) => Err(api_error(Some(name), "uncordoning", e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(v: serde_json::Value) -> Node {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn node_facts() {
+        let n = node(json!({
+            "metadata": {"name": "gpu-1", "labels": {keys::STATE: "draining"}},
+            "spec": {"unschedulable": true, "taints": [{"key": "AggregatedNodeHealth", "value": "False", "effect": "NoSchedule"}]},
+            "status": {
+                "conditions": [
+                    {"type": "Ready", "status": "True"},
+                    {"type": keys::COND_XID, "status": "True", "reason": keys::REASON_UNHEALTHY, "message": "ErrorCode:79 PCI:0000:18:00"}
+                ],
+                "nodeInfo": {"bootID": "b1", "architecture": "", "containerRuntimeVersion": "", "kernelVersion": "", "kubeProxyVersion": "", "kubeletVersion": "", "machineID": "", "operatingSystem": "", "osImage": "", "systemUUID": ""}
+            }
+        }));
+        let i = node_info(&n);
+        assert!(i.unschedulable && i.ready);
+        assert_eq!(i.state(), Some("draining"));
+        assert_eq!(i.boot_id, "b1");
+        assert_eq!(i.taints[0].key, "AggregatedNodeHealth");
+        assert!(
+            NodePredicate::Condition {
+                type_: keys::COND_XID.into(),
+                status: "True".into()
+            }
+            .holds(&i)
+        );
+    }
+
+    #[test]
+    fn changes_name_each_stage() {
+        let before = node_info(&node(
+            json!({"metadata": {"name": "n"}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
+        ));
+        let mut after = before.clone();
+        after.unschedulable = true;
+        after
+            .labels
+            .insert(keys::CORDON_BY.into(), "NVSentinel".into());
+        after
+            .labels
+            .insert(keys::STATE.into(), "quarantined".into());
+        after.conditions.push(NodeCondition {
+            type_: keys::COND_XID.into(),
+            status: "True".into(),
+            reason: keys::REASON_UNHEALTHY.into(),
+            message: String::new(),
+            last_transition: String::new(),
+        });
+        let kinds: Vec<_> = changes(&before, &after)
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(kinds, ["cordoned", "state", "condition"]);
+        assert!(changes(&after, &after).is_empty());
+    }
+
+    #[test]
+    fn pod_facts() {
+        let p: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "w", "namespace": "dynamo", "deletionTimestamp": "2026-01-01T00:00:00Z",
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "w", "uid": "u", "controller": true}]},
+            "status": {"phase": "Running"}
+        }))
+        .unwrap();
+        let i = pod_info(&p);
+        assert_eq!(
+            (i.owner.as_deref(), i.terminating, i.phase.as_str()),
+            (Some("ReplicaSet"), true, "Running")
+        );
+    }
+}
