@@ -137,6 +137,16 @@ pub fn parse_kv(s: &str) -> Result<(String, String), String> {
     Ok((k.to_string(), v.to_string()))
 }
 
+/// The runtime scripts run on: one thread (Lua values are not `Send`), its clock paused on the
+/// sim so that it jumps to the next timer whenever everything waits.
+pub fn script_runtime(virtual_time: bool) -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(virtual_time)
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))
+}
+
 /// A seed from the OS when none was given.
 pub fn random_seed() -> u64 {
     let mut b = [0u8; 8];

@@ -84,14 +84,10 @@ pub fn run(args: RunArgs) -> ExitCode {
         }
     };
     let virtual_time = args.backend.backend == BackendKind::Sim;
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(virtual_time)
-        .build()
-    {
+    let rt = match common::script_runtime(virtual_time) {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
+            eprintln!("error: {e}");
             return ExitCode::from(1);
         }
     };

@@ -88,14 +88,10 @@ pub fn run(cfg: Config) -> ExitCode {
         eprintln!("error: --sim-speed applies to the sim backend only");
         return ExitCode::from(2);
     }
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(virtual_time)
-        .build()
-    {
+    let rt = match common::script_runtime(virtual_time) {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
+            eprintln!("error: {e}");
             return ExitCode::from(1);
         }
     };
