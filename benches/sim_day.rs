@@ -6,10 +6,10 @@
 //!
 //! Target (issue 2): under 2 s wall on a 2-core machine, at least 1,000 injections.
 
+use gpu_fault_injector::backend::Backend;
 use gpu_fault_injector::backend::sim::SimBackend;
 use gpu_fault_injector::backend::sim::config::SimConfig;
 use gpu_fault_injector::backend::sim::values::NvsConfig;
-use gpu_fault_injector::backend::{Backend, ClusterEvent};
 use gpu_fault_injector::clock::RunClock;
 use gpu_fault_injector::journal::Journal;
 use gpu_fault_injector::lua::{Host, HostOptions, describe_error};
@@ -60,15 +60,7 @@ fn day(nodes: usize, faults: usize, seed: u64) {
             ..Default::default()
         };
         let sim = Arc::new(SimBackend::start(cfg, NvsConfig::default(), seed, clock).expect("sim"));
-        let j2 = journal.clone();
-        sim.set_observer(Arc::new(move |e: ClusterEvent| {
-            j2.record(
-                "observe",
-                Some(&e.node),
-                e.message,
-                serde_json::json!({"kind": e.kind}),
-            );
-        }));
+        sim.set_observer(journal.observer());
         let setup = wall.elapsed();
         let opts = HostOptions {
             seed,

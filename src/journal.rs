@@ -63,6 +63,19 @@ impl Journal {
         &self.clock
     }
 
+    /// An observer for a backend: every cluster event becomes an `observe` entry.
+    pub fn observer(&self) -> crate::backend::Observer {
+        let journal = self.clone();
+        Arc::new(move |ev: crate::backend::ClusterEvent| {
+            journal.record(
+                "observe",
+                Some(&ev.node),
+                ev.message,
+                serde_json::json!({"kind": ev.kind, "detail": ev.detail}),
+            );
+        })
+    }
+
     pub fn add_sink(&self, sink: Sink) {
         self.lock().sinks.push(sink);
     }

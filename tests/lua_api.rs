@@ -2,10 +2,10 @@
 //! simulated cluster and must finish without error. A file may start with `--! sim: {yaml}`
 //! and `--! values: {yaml}` lines to shape the cluster and NVSentinel.
 
+use gpu_fault_injector::backend::Backend;
 use gpu_fault_injector::backend::sim::SimBackend;
 use gpu_fault_injector::backend::sim::config::SimConfig;
 use gpu_fault_injector::backend::sim::values::NvsConfig;
-use gpu_fault_injector::backend::{Backend, ClusterEvent};
 use gpu_fault_injector::clock::RunClock;
 use gpu_fault_injector::journal::Journal;
 use gpu_fault_injector::lua::sandbox::Limits;
@@ -53,15 +53,7 @@ fn run_lua(path: &Path, seed: u64, limits: Limits) -> Outcome {
         let clock = RunClock::start(true);
         let journal = Journal::new(clock);
         let sim = SimBackend::start(cfg, nvs, seed, clock).unwrap();
-        let j2 = journal.clone();
-        sim.set_observer(Arc::new(move |e: ClusterEvent| {
-            j2.record(
-                "observe",
-                Some(&e.node),
-                e.message,
-                serde_json::json!({"kind": e.kind}),
-            );
-        }));
+        sim.set_observer(journal.observer());
         let opts = HostOptions {
             seed,
             run_id: "rtest".into(),

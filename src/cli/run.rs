@@ -2,7 +2,6 @@
 
 use super::common::{self, BackendArgs, BackendKind, LuaArgs};
 use super::progress::{Progress, Style, Verbosity};
-use crate::backend::ClusterEvent;
 use crate::clock::RunClock;
 use crate::journal::{Header, Journal};
 use crate::lua::sandbox::Limits;
@@ -15,7 +14,6 @@ use serde_json::json;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 /// Exit status when the script finished but a check failed.
 pub const EXIT_CHECKS_FAILED: u8 = 3;
@@ -129,15 +127,7 @@ async fn run_async(args: RunArgs, virtual_time: bool, mut interrupts: Interrupts
         },
     );
     journal.add_sink(progress.sink());
-    let j2 = journal.clone();
-    backend.set_observer(Arc::new(move |ev: ClusterEvent| {
-        j2.record(
-            "observe",
-            Some(&ev.node),
-            ev.message,
-            json!({"kind": ev.kind, "detail": ev.detail}),
-        );
-    }));
+    backend.set_observer(journal.observer());
 
     let run_id = common::run_id(seed, virtual_time);
     let script = args.script.display().to_string();

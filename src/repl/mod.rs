@@ -22,7 +22,7 @@ pub mod pretty;
 
 pub mod tab;
 
-use crate::backend::{ClusterEvent, NodeInfo};
+use crate::backend::NodeInfo;
 use crate::cli::common::{self, BackendArgs};
 use crate::clock::RunClock;
 use crate::journal::{Header, Journal};
@@ -117,17 +117,7 @@ async fn start(
     };
     let out = Output::new(cfg.color, !interactive, cfg.quiet);
     journal.add_sink(out.sink());
-    let j2 = journal.clone();
-    built
-        .backend
-        .set_observer(Arc::new(move |ev: ClusterEvent| {
-            j2.record(
-                "observe",
-                Some(&ev.node),
-                ev.message,
-                json!({"kind": ev.kind, "detail": ev.detail}),
-            );
-        }));
+    built.backend.set_observer(journal.observer());
     let run_id = common::run_id(seed, virtual_time);
     let mut limits = cfg.limits.clone();
     limits.interrupt = Some(interrupts.flag.clone());
