@@ -15,7 +15,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
@@ -90,6 +90,9 @@ pub struct JournalOptions {
     pub retention: usize,
     /// `fdatasync` each batch. Off only for benchmarks on throwaway state.
     pub sync: bool,
+    /// Records waiting for the journal thread. The channel's buffer is allocated and touched
+    /// in full at start, so it is sized to the injections that can be in flight, not more.
+    pub queue: usize,
 }
 
 impl Default for JournalOptions {
@@ -97,6 +100,7 @@ impl Default for JournalOptions {
         JournalOptions {
             retention: 1000,
             sync: true,
+            queue: 64,
         }
     }
 }
@@ -218,7 +222,7 @@ impl FaultJournal {
             .append(true)
             .open(&path)
             .map_err(|e| io(format!("open for append: {e}")))?;
-        let (tx, rx) = sync_channel::<Commit>(8192);
+        let (tx, rx) = sync_channel::<Commit>(opts.queue.max(1));
         let last_error = Arc::new(Mutex::new(None));
         let committer = Committer {
             path: path.clone(),
@@ -261,7 +265,19 @@ impl FaultJournal {
             path: self.path.display().to_string(),
             reason: "the journal thread stopped".into(),
         };
-        self.tx.send(((*fault).clone(), ack)).map_err(|_| gone())?;
+        let mut commit = ((*fault).clone(), ack);
+        // The agent never has more appends in flight than the queue holds; any other caller
+        // waits its turn here instead of blocking a runtime thread in a full channel.
+        loop {
+            match self.tx.try_send(commit) {
+                Ok(()) => break,
+                Err(TrySendError::Full(back)) => {
+                    commit = back;
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                }
+                Err(TrySendError::Disconnected(_)) => return Err(gone()),
+            }
+        }
         let result = rx.await.map_err(|_| gone())?;
         // Visible even when the disk failed: the line is in the kernel log, and a retry must
         // be recognised as a repeat rather than write a second line.
@@ -471,6 +487,8 @@ mod tests {
         let opts = JournalOptions {
             retention: 5,
             sync: false,
+            // Smaller than the appends below: a full queue makes callers wait, not fail.
+            queue: 2,
         };
         let (j, _) = FaultJournal::open(dir.path(), opts).unwrap();
         for i in 0..23 {
@@ -485,5 +503,30 @@ mod tests {
             .count();
         assert!(lines <= 10, "{lines} lines");
         assert!(lines >= 5, "{lines} lines");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn appends_beyond_the_queue_wait_their_turn() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = JournalOptions {
+            retention: 100,
+            sync: false,
+            queue: 1,
+        };
+        let (j, _) = FaultJournal::open(dir.path(), opts).unwrap();
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..40 {
+            let j = j.clone();
+            set.spawn(async move { j.append(fault(&format!("c{i}"))).await });
+        }
+        while let Some(r) = set.join_next().await {
+            r.unwrap().unwrap();
+        }
+        assert_eq!(j.len(), 40);
+        let lines = fs::read_to_string(dir.path().join(JOURNAL_FILE))
+            .unwrap()
+            .lines()
+            .count();
+        assert_eq!(lines, 40);
     }
 }

@@ -173,7 +173,12 @@ impl RunningAgent {
 }
 
 /// Opens the state, starts the writer, binds and serves in the background.
-pub async fn start(config: AgentConfig) -> Result<RunningAgent, StartError> {
+pub async fn start(mut config: AgentConfig) -> Result<RunningAgent, StartError> {
+    // Every write and journal append happens under an injection slot, so queues of that size
+    // never refuse one; the writer's few extra places are for `/kmsg` readers and health checks.
+    let slots = config.max_concurrent_injections.max(1);
+    config.journal.queue = slots;
+    config.writer.queue = slots + 16;
     let (journal, report) = FaultJournal::open(&config.state_dir, config.journal.clone())?;
     for s in &report.skipped {
         tracing::warn!(journal = %journal.path().display(), "skipped a journal line: {s}");
@@ -234,7 +239,7 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, StartError> {
         inflight: Mutex::new(HashMap::new()),
         public_metrics: config.public_metrics,
         max_body_bytes: config.max_body_bytes,
-        injection_slots: tokio::sync::Semaphore::new(config.max_concurrent_injections.max(1)),
+        injection_slots: tokio::sync::Semaphore::new(slots),
         shutdown: shutdown_rx.clone(),
     });
     let first = health::evaluate(&state).await;

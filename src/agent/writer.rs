@@ -92,7 +92,8 @@ pub struct WriterConfig {
     /// How long a read-back from a regular file waits for the record to appear (a file is
     /// filled asynchronously; the kernel device is synchronous and never waits).
     pub file_readback_timeout: Duration,
-    /// Records waiting for the thread; beyond this a write is refused as busy.
+    /// Jobs waiting for the thread; beyond this a job is refused as busy. The channel's
+    /// buffer is allocated and touched in full at start: size it to what can be in flight.
     pub queue: usize,
 }
 
@@ -103,7 +104,7 @@ impl WriterConfig {
             allow_non_chardev: false,
             read_path: None,
             file_readback_timeout: Duration::from_secs(2),
-            queue: 4096,
+            queue: 64,
         }
     }
 }

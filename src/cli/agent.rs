@@ -150,6 +150,7 @@ pub fn config(args: &AgentArgs) -> Result<AgentConfig, String> {
     cfg.journal = JournalOptions {
         retention: args.journal_retention as usize,
         sync: !args.journal_no_sync,
+        ..JournalOptions::default()
     };
     cfg.node_limit = limit("node", args.rate_node, args.burst_node)?;
     cfg.gpu_limit = limit("gpu", args.rate_gpu, args.burst_gpu)?;
