@@ -386,6 +386,33 @@ fn cpu_secs(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// How much of the recorded agent code layout (build.rs) this binary has: a low share means
+/// `data/agent-hot.order` is stale and resident memory will grow.
+fn layout_coverage() -> Option<String> {
+    let order =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/data/agent-hot.order"))
+            .ok()?;
+    let out = Command::new("nm")
+        .args(["--defined-only", env!("CARGO_BIN_EXE_gfi")])
+        .output()
+        .ok()?;
+    let defined: std::collections::HashSet<&str> = std::str::from_utf8(&out.stdout)
+        .ok()?
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    let listed: Vec<&str> = order
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    let found = listed.iter().filter(|s| defined.contains(*s)).count();
+    Some(format!(
+        "agent code layout: {found} of the {} functions in data/agent-hot.order are in this binary (the list holds two builds' names; under about 1,500 found, re-record with tools/agent-hot-symbols)",
+        listed.len()
+    ))
+}
+
 fn verdict(ok: bool) -> &'static str {
     if ok { "ok" } else { "MISSED" }
 }
@@ -578,6 +605,9 @@ fn main() {
             h.errors, inj.errors, during.errors, bg.errors, h.non_2xx, inj.non_2xx, during.non_2xx, bg.non_2xx
         );
         println!("load average at the end: {}", loadavg());
+        if let Some(line) = layout_coverage() {
+            println!("{line}");
+        }
         let _ = std::io::stdout().flush();
     });
 }

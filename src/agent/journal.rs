@@ -37,9 +37,10 @@ pub struct StoredFault {
 }
 
 impl StoredFault {
-    fn to_line(&self) -> String {
+    /// Appends the record's journal line (with its newline) to `s`.
+    fn write_line(&self, s: &mut String) {
         // request and response are JSON texts already; only the strings need quoting.
-        let mut s = String::with_capacity(self.request.len() + self.response.len() + 128);
+        s.reserve(self.request.len() + self.response.len() + 128);
         s.push_str("{\"fault_id\":");
         s.push_str(&Value::from(self.fault_id.as_str()).to_string());
         s.push_str(",\"recorded_at\":");
@@ -49,7 +50,6 @@ impl StoredFault {
         s.push_str(",\"response\":");
         s.push_str(&self.response);
         s.push_str("}\n");
-        s
     }
 
     fn from_line(line: &str) -> Result<StoredFault, String> {
@@ -132,7 +132,7 @@ impl Index {
     }
 }
 
-type Commit = (StoredFault, oneshot::Sender<Result<(), JournalError>>);
+type Commit = (Arc<StoredFault>, oneshot::Sender<Result<(), JournalError>>);
 
 /// Handle to the journal. Cheap to clone.
 #[derive(Clone)]
@@ -265,7 +265,7 @@ impl FaultJournal {
             path: self.path.display().to_string(),
             reason: "the journal thread stopped".into(),
         };
-        let mut commit = ((*fault).clone(), ack);
+        let mut commit = (fault.clone(), ack);
         // The agent never has more appends in flight than the queue holds; any other caller
         // waits its turn here instead of blocking a runtime thread in a full channel.
         loop {
@@ -363,7 +363,7 @@ impl Committer {
             }
             let mut buf = String::new();
             for (f, _) in &batch {
-                buf.push_str(&f.to_line());
+                f.write_line(&mut buf);
             }
             let result = self.commit(buf.as_bytes(), batch.len());
             last_sync = Some(std::time::Instant::now());
