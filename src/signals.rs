@@ -1,4 +1,4 @@
-//! Interrupts (Ctrl-C, and for `gfi run` SIGTERM) while Lua runs. A script waiting on the
+//! Interrupts (Ctrl-C, SIGTERM, and for the REPL SIGHUP) while Lua runs. A script waiting on the
 //! cluster is cancelled by dropping its future when the signal arrives on the channel; a
 //! script busy computing never returns to the runtime, so the flag also makes the Lua
 //! instruction hook yield it (see `Limits::interrupt`), and then it is dropped the same way.
@@ -16,6 +16,10 @@ use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 pub struct Interrupts {
     pub flag: Arc<AtomicBool>,
     rx: UnboundedReceiver<Signal>,
+    /// The first signal seen that asks the process to end (anything but SIGINT): SIGTERM from
+    /// a supervisor, SIGHUP from a closed terminal. Kept, unlike Ctrl-C, which is forgotten
+    /// once handled.
+    ending: Option<Signal>,
 }
 
 impl Interrupts {
@@ -42,7 +46,11 @@ impl Interrupts {
                 }
             })
             .map_err(|e| format!("cannot start the signal thread: {e}"))?;
-        Ok(Interrupts { flag, rx })
+        Ok(Interrupts {
+            flag,
+            rx,
+            ending: None,
+        })
     }
 
     /// Forgets Ctrl-Cs so far.
@@ -53,7 +61,8 @@ impl Interrupts {
     /// Whether Ctrl-C came since the last look; forgets it.
     pub fn take(&mut self) -> bool {
         let mut any = false;
-        while self.rx.try_recv().is_ok() {
+        while let Ok(sig) = self.rx.try_recv() {
+            self.note(sig);
             any = true;
         }
         self.flag.swap(false, Ordering::SeqCst) || any
@@ -62,9 +71,23 @@ impl Interrupts {
     /// The next signal.
     pub async fn next(&mut self) -> Signal {
         match self.rx.recv().await {
-            Some(sig) => sig,
+            Some(sig) => {
+                self.note(sig);
+                sig
+            }
             None => std::future::pending().await,
         }
+    }
+
+    fn note(&mut self, sig: Signal) {
+        if sig != Signal::SIGINT && self.ending.is_none() {
+            self.ending = Some(sig);
+        }
+    }
+
+    /// The signal that asked the process to end, if one came (see the field).
+    pub fn ending(&self) -> Option<Signal> {
+        self.ending
     }
 
     /// Whether Ctrl-C came since the last [`Interrupts::clear`].

@@ -246,6 +246,7 @@ fn sigint_cancels_runs_cleanups_and_exits_130() {
         .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
+    watchdog(child.id());
     // Only once the wait runs is SIGINT a cancel.
     while !line.contains("waiting for cordoned") {
         line.clear();
@@ -267,4 +268,55 @@ fn sigint_cancels_runs_cleanups_and_exits_130() {
     assert!(rest.contains("cleanup ran"), "{rest}");
     assert!(!rest.contains("not reached"), "{rest}");
     drop(stdin);
+}
+
+/// SIGHUP (the session's terminal or pipe went away) on a piped session that is waiting for
+/// more input: the cleanups run and the exit status is 129.
+#[test]
+fn sighup_while_waiting_for_input_runs_cleanups_and_exits_129() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gfi"))
+        .args(["repl", "--seed", "7", "--no-history"])
+        .current_dir(dir.path())
+        .env_remove("GFI_BACKEND")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"cleanup(function() print('cleanup ran') end)\nprint('ready' .. '!')\n")
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("ready!") {
+        line.clear();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "no output");
+    }
+    watchdog(child.id());
+    // stdin stays open: the session is waiting for the next line.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(129), "{rest}");
+    assert!(rest.contains("cleanup ran"), "{rest}");
+    drop(stdin);
+}
+
+/// Kills `pid` after a minute, so that a session that ignores its signal fails the test
+/// (killed: no exit status) instead of hanging it.
+fn watchdog(pid: u32) {
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(60));
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    });
 }

@@ -289,3 +289,59 @@ fn dot_commands() {
     s.expect(Eof).unwrap();
     assert_eq!(exit_code(&s), 0);
 }
+
+/// Whether the terminal is in canonical (line) mode: the line editor turns it off while it
+/// reads, and it must be on again once gfi is gone.
+fn canonical(s: &Repl) -> bool {
+    let master = s.get_process().get_raw_handle().expect("the pty master");
+    nix::sys::termios::tcgetattr(&master)
+        .expect("the pty's settings")
+        .local_flags
+        .contains(nix::sys::termios::LocalFlags::ICANON)
+}
+
+/// A supervisor's SIGTERM while the line editor waits for a key: the cleanups run, the
+/// terminal gets its settings back (the editor had it in raw mode), and the exit status is
+/// 143. SIGHUP (the terminal closed) takes the same path.
+#[test]
+fn sigterm_at_the_prompt_runs_cleanups_restores_the_terminal_and_exits_143() {
+    let dir = tempdir();
+    let mut s = repl(dir.path(), &[]);
+    s.send_line("cleanup(function() print('cleaned' .. ' up') end) print('regis' .. 'tered')")
+        .unwrap();
+    s.expect("registered").unwrap();
+    prompt(&mut s);
+    let mut tries = 0;
+    while canonical(&s) {
+        tries += 1;
+        assert!(tries < 500, "the line editor never took the terminal");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let pid = nix::unistd::Pid::from_raw(s.get_process().pid().as_raw());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    s.expect("cleaned up").unwrap();
+    s.expect(Eof).unwrap();
+    assert_eq!(exit_code(&s), 143);
+    assert!(canonical(&s), "the terminal was left in raw mode");
+}
+
+/// SIGTERM while a chunk waits on the cluster cancels it, runs the cleanups and ends the
+/// session (unlike Ctrl-C, which returns to the prompt).
+#[test]
+fn sigterm_during_a_wait_cancels_it_and_ends_the_session() {
+    let dir = tempdir();
+    let mut s = repl(dir.path(), &["--sim-speed", "1"]);
+    s.send_line("cleanup(function() print('cleaned' .. ' up') end) print('regis' .. 'tered')")
+        .unwrap();
+    s.expect("registered").unwrap();
+    prompt(&mut s);
+    s.send_line("wait_cordoned('gpu-node-001', {timeout = '1h'})")
+        .unwrap();
+    s.expect("waiting for").unwrap();
+    let pid = nix::unistd::Pid::from_raw(s.get_process().pid().as_raw());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    s.expect("(SIGTERM)").unwrap();
+    s.expect("cleaned up").unwrap();
+    s.expect(Eof).unwrap();
+    assert_eq!(exit_code(&s), 143);
+}

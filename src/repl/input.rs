@@ -65,6 +65,13 @@ impl InputSource {
         let _ = self.requests.send(Request::AddHistory(entry.to_string()));
     }
 
+    /// Lets the reader go without waiting for it: it is blocked reading a key that will not
+    /// come, and ends with the process.
+    pub fn abandon(mut self) {
+        let _ = self.requests.send(Request::Shutdown);
+        drop(self.thread.take());
+    }
+
     /// Stops the reader, once it is back from a read. A reader blocked on a line (piped input
     /// that never ends) is left behind: the process is about to exit anyway.
     pub fn shutdown(mut self) {

@@ -76,7 +76,10 @@ pub struct Config {
 /// Runs a session to its end.
 pub fn run(cfg: Config) -> ExitCode {
     let interactive = std::io::stdin().is_terminal();
-    let interrupts = match Interrupts::install(&[nix::sys::signal::Signal::SIGINT]) {
+    use nix::sys::signal::Signal;
+    // SIGTERM (a supervisor) and SIGHUP (a closed terminal) end the session the way Ctrl-D
+    // does, cleanups included; SIGINT is Ctrl-C.
+    let interrupts = match Interrupts::install(&[Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP]) {
         Ok(i) => i,
         Err(e) => {
             eprintln!("error: {e}");
@@ -149,6 +152,13 @@ async fn start(
     };
     let pacer = virtual_time.then(|| Pacer::start(cfg.speed));
     out.set_show_wait_starts(!virtual_time || cfg.speed != Speed::Unlimited);
+    // The terminal's settings before the line editor changes them: a session ended by a
+    // signal while the editor waits for a key restores them itself.
+    let saved_termios = if interactive {
+        nix::sys::termios::tcgetattr(std::io::stdin()).ok()
+    } else {
+        None
+    };
     let input = if interactive {
         match InputSource::terminal(cfg.history.clone(), out.clone()) {
             Ok(i) => i,
@@ -199,6 +209,7 @@ async fn start(
         chunks: 0,
         failures: 0,
         interrupted: false,
+        saved_termios,
         interactive,
         stop_on_error: cfg.stop_on_error,
         journal_path: cfg.journal.clone(),
@@ -289,6 +300,8 @@ struct Session {
     chunks: u64,
     failures: u64,
     interrupted: bool,
+    /// See `start`; `None` when not a terminal, or once restored.
+    saved_termios: Option<nix::sys::termios::Termios>,
     interactive: bool,
     stop_on_error: bool,
     journal_path: Option<PathBuf>,
@@ -387,7 +400,13 @@ impl Session {
     async fn read(&mut self, prompt: &str) -> Read {
         // Ctrl-C between two prompts (the terminal is not the line editor's then, so it came
         // as a signal) counts as one at the prompt.
-        if self.interrupts.take() {
+        let fired = self.interrupts.take();
+        // SIGTERM or SIGHUP, even one that came while the last chunk was finishing (and was
+        // taken by the clean-up after it), ends the session before another read.
+        if self.interrupts.ending().is_some() {
+            return Read::Signal;
+        }
+        if fired {
             return if self.interactive {
                 Read::Interrupted { had_text: false }
             } else {
@@ -418,12 +437,54 @@ impl Session {
                     Some(Input::Interrupted { had_text }) => break Read::Interrupted { had_text },
                     Some(Input::Eof) | None => break Read::Eof,
                 },
-                _ = self.interrupts.next(), if !interactive => break Read::Signal,
+                _ = self.interrupts.next() => {
+                    if !interactive {
+                        break Read::Signal;
+                    }
+                    if self.interrupts.ending().is_some() {
+                        // The line editor still waits for a key and holds the terminal.
+                        self.release_terminal();
+                        break Read::Signal;
+                    }
+                    // `kill -INT` at a prompt: counted at the next one, like any Ctrl-C
+                    // between prompts.
+                }
             }
         };
         self.out.set_prompt_active(false);
         drop(freeze);
         read
+    }
+
+    /// Gives the terminal back its settings from before the line editor (which is left
+    /// waiting for a key that will never be read) and starts a fresh line.
+    fn release_terminal(&mut self) {
+        // From here on output goes straight to the terminal, not through the editor (which
+        // would draw its prompt again after each line).
+        self.out.set_prompt_active(false);
+        if let Some(t) = self.saved_termios.take() {
+            let _ = nix::sys::termios::tcsetattr(
+                std::io::stdin(),
+                nix::sys::termios::SetArg::TCSANOW,
+                &t,
+            );
+            // The editor turned bracketed paste on for its read; a shell would otherwise get
+            // paste markers around everything pasted into it.
+            let mut stdout = std::io::stdout();
+            let _ = std::io::Write::write_all(&mut stdout, b"\x1b[?2004l\r\n");
+            let _ = std::io::Write::flush(&mut stdout);
+        }
+        if let Some(input) = self.input.take() {
+            input.abandon();
+        }
+    }
+
+    /// Ctrl-C, or the name of the signal that ends the session.
+    fn signal_name(&self) -> String {
+        match self.interrupts.ending() {
+            Some(sig) => sig.as_str().to_string(),
+            None => "Ctrl-C".to_string(),
+        }
     }
 
     async fn feed(&mut self, line: String) -> Flow {
@@ -504,9 +565,10 @@ impl Session {
                 self.fail(&text)
             }
             Ran::Cancelled => {
+                let by = self.signal_name();
                 let what = match self.out.active_wait() {
-                    Some(w) => format!("cancelled the wait for {w} (Ctrl-C)"),
-                    None => "cancelled (Ctrl-C)".to_string(),
+                    Some(w) => format!("cancelled the wait for {w} ({by})"),
+                    None => format!("cancelled ({by})"),
                 };
                 self.journal.record(
                     "repl.cancelled",
@@ -517,7 +579,7 @@ impl Session {
                 // On a terminal, write over the `^C` it echoed.
                 let lead = if self.interactive { "\r" } else { "" };
                 self.out.toned(Tone::Warn, &format!("{lead}{what}"));
-                if self.interactive {
+                if self.interactive && self.interrupts.ending().is_none() {
                     Flow::Continue
                 } else {
                     self.interrupted = true;
@@ -618,8 +680,13 @@ impl Session {
         let cleanup_errors = tokio::select! {
             biased;
             errs = self.host.run_cleanups() => errs,
-            _ = self.interrupts.next() => {
-                let msg = "cleanups abandoned by Ctrl-C".to_string();
+            sig = self.interrupts.next() => {
+                let by = if sig == nix::sys::signal::Signal::SIGINT {
+                    "Ctrl-C".to_string()
+                } else {
+                    sig.as_str().to_string()
+                };
+                let msg = format!("cleanups abandoned by {by}");
                 self.out.error(&msg);
                 vec![msg]
             }
@@ -653,7 +720,11 @@ impl Session {
             code = EXIT_FAILED;
         }
         if self.interrupted {
-            code = EXIT_INTERRUPTED;
+            // 128 + the signal, as a shell reports it: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP.
+            code = match self.interrupts.ending() {
+                Some(sig) => 128 + sig as u8,
+                None => EXIT_INTERRUPTED,
+            };
         }
         ExitCode::from(code)
     }
