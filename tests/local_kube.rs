@@ -1,6 +1,6 @@
 //! The `local` backend's node-state calls against a fake Kubernetes API server on loopback:
 //! reads, a watch-driven wait that sees a cordon arrive, a wait that times out, pods, uncordon,
-//! and a node that does not exist.
+//! a node that does not exist, the node's Events and NVSentinel's circuit breaker.
 
 use axum::Router;
 use axum::body::Body;
@@ -22,6 +22,12 @@ struct Fake {
     events: broadcast::Sender<Value>,
     watching: Notify,
     patches: Mutex<Vec<Value>>,
+    /// The `circuit-breaker` ConfigMap's data; `None`: there is none. Reads are recorded as
+    /// `namespace/name`.
+    breaker: Mutex<Option<Value>>,
+    breaker_reads: Mutex<Vec<String>>,
+    /// Answer 403 to ConfigMap reads.
+    forbid_configmaps: std::sync::atomic::AtomicBool,
 }
 
 fn node_json(unschedulable: bool, state: Option<&str>, rv: u32) -> Value {
@@ -124,6 +130,57 @@ async fn list_pods(Query(q): Query<HashMap<String, String>>) -> Response {
     .into_response()
 }
 
+async fn list_events(Query(q): Query<HashMap<String, String>>) -> Response {
+    assert_eq!(
+        q.get("fieldSelector").map(String::as_str),
+        Some("involvedObject.kind=Node,involvedObject.name=gpu-1")
+    );
+    // Newest first, and one new-style Event with only an eventTime: the backend orders them.
+    axum::Json(json!({"apiVersion": "v1", "kind": "EventList", "metadata": {"resourceVersion": "7"}, "items": [
+        {"metadata": {"name": "gpu-1.drain", "namespace": "nvsentinel"},
+         "involvedObject": {"kind": "Node", "name": "gpu-1"},
+         "reason": "NodeDraining", "message": "draining gpu-1", "type": "Normal",
+         "eventTime": "2026-11-28T10:05:00.000000Z", "reportingComponent": "node-drainer"},
+        {"metadata": {"name": "gpu-1.xid", "namespace": "default"},
+         "involvedObject": {"kind": "Node", "name": "gpu-1"},
+         "reason": "SysLogsXIDErrorIsNotHealthy", "message": "ErrorCode:13 PCI:0000:18:00 GPU_UUID:GPU-1",
+         "type": "Warning", "source": {"component": "platform-connectors"},
+         "firstTimestamp": "2026-11-28T10:00:00Z", "lastTimestamp": "2026-11-28T10:01:00Z"}
+    ]}))
+    .into_response()
+}
+
+async fn get_configmap(
+    State(f): State<Arc<Fake>>,
+    Path((ns, name)): Path<(String, String)>,
+) -> Response {
+    f.breaker_reads.lock().unwrap().push(format!("{ns}/{name}"));
+    if f.forbid_configmaps
+        .load(std::sync::atomic::Ordering::SeqCst)
+    {
+        return (
+            StatusCode::FORBIDDEN,
+            axum::Json(json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                "message": format!("configmaps \"{name}\" is forbidden: User \"system:serviceaccount:x:y\" cannot get resource \"configmaps\" in the namespace \"{ns}\""),
+                "reason": "Forbidden", "code": 403})),
+        )
+            .into_response();
+    }
+    match (name.as_str(), f.breaker.lock().unwrap().clone()) {
+        ("circuit-breaker", Some(data)) => axum::Json(json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": ns}, "data": data
+        }))
+        .into_response(),
+        _ => (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                "message": format!("configmaps \"{name}\" not found"), "reason": "NotFound", "code": 404})),
+        )
+            .into_response(),
+    }
+}
+
 async fn fake_api() -> (Arc<Fake>, kube::Client) {
     let (events, _) = broadcast::channel(16);
     let fake = Arc::new(Fake {
@@ -131,11 +188,19 @@ async fn fake_api() -> (Arc<Fake>, kube::Client) {
         events,
         watching: Notify::new(),
         patches: Mutex::new(Vec::new()),
+        breaker: Mutex::new(None),
+        breaker_reads: Mutex::new(Vec::new()),
+        forbid_configmaps: std::sync::atomic::AtomicBool::new(false),
     });
     let app = Router::new()
         .route("/api/v1/nodes", get(list_or_watch_nodes))
         .route("/api/v1/nodes/{name}", get(get_node).patch(patch_node))
         .route("/api/v1/pods", get(list_pods))
+        .route("/api/v1/events", get(list_events))
+        .route(
+            "/api/v1/namespaces/{ns}/configmaps/{name}",
+            get(get_configmap),
+        )
         .with_state(fake.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -238,4 +303,78 @@ async fn wait_node_follows_the_watch_and_reports_each_stage() {
     assert!(err.to_string().contains("gpu-1"), "{err}");
     let nodes = b.list_nodes(None).await.unwrap();
     assert_eq!(nodes.len(), 1);
+}
+
+#[tokio::test]
+async fn events_are_the_nodes_own_oldest_first() {
+    let (_fake, client) = fake_api().await;
+    let (b, _dir) = backend(client);
+    let evs = b.events("gpu-1").await.unwrap();
+    let seen: Vec<(&str, &str, &str, &str, &str)> = evs
+        .iter()
+        .map(|e| {
+            (
+                e.namespace.as_str(),
+                e.type_.as_str(),
+                e.reason.as_str(),
+                e.source.as_str(),
+                e.time.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (
+                "default",
+                "Warning",
+                "SysLogsXIDErrorIsNotHealthy",
+                "platform-connectors",
+                "2026-11-28T10:01:00Z"
+            ),
+            (
+                "nvsentinel",
+                "Normal",
+                "NodeDraining",
+                "node-drainer",
+                "2026-11-28T10:05:00Z"
+            ),
+        ]
+    );
+    assert_eq!(evs[0].message, "ErrorCode:13 PCI:0000:18:00 GPU_UUID:GPU-1");
+}
+
+#[tokio::test]
+async fn circuit_breaker_reads_nvsentinels_configmap() {
+    let (fake, client) = fake_api().await;
+    let (b, _dir) = backend(client);
+    // No ConfigMap: closed (deleting it is how an operator resets the breaker).
+    let closed = b.circuit_breaker().await.unwrap();
+    assert_eq!(closed.status, "CLOSED");
+    assert_eq!(
+        closed.enabled, None,
+        "the cluster does not show the Helm setting"
+    );
+    *fake.breaker.lock().unwrap() = Some(json!({"status": "TRIPPED"}));
+    assert_eq!(b.circuit_breaker().await.unwrap().status, "TRIPPED");
+    *fake.breaker.lock().unwrap() = Some(json!({"status": "closed"}));
+    assert_eq!(b.circuit_breaker().await.unwrap().status, "CLOSED");
+    *fake.breaker.lock().unwrap() = Some(json!({"status": "HALF-OPEN"}));
+    let err = b.circuit_breaker().await.unwrap_err().to_string();
+    assert!(
+        err.contains("\"HALF-OPEN\"") && err.contains("CLOSED or TRIPPED"),
+        "{err}"
+    );
+    assert_eq!(
+        fake.breaker_reads.lock().unwrap()[0],
+        "nvsentinel/circuit-breaker",
+        "the chart's namespace by default"
+    );
+    fake.forbid_configmaps
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let err = b.circuit_breaker().await.unwrap_err().to_string();
+    assert!(
+        err.contains("forbidden") && err.contains("get on configmaps in NVSentinel's namespace"),
+        "{err}"
+    );
 }

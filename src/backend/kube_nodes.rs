@@ -1,4 +1,5 @@
-//! Node facts from the Kubernetes API: read, list, watch-driven waits, pods, uncordon.
+//! Node facts from the Kubernetes API: read, list, watch-driven waits, pods, uncordon, the
+//! node's Events and NVSentinel's circuit breaker.
 //!
 //! Shared by the `local` backend (in-cluster config) and the `kube` backend to come. Waits
 //! follow a watch on the one node (`kube::runtime::watcher::watch_object`) under a deadline;
@@ -6,11 +7,11 @@
 //! [`ClusterEvent`], so progress shows each stage of NVSentinel's reaction.
 
 use super::{
-    BackendError, BackendResult, ClusterEvent, LabelSelector, NodeCondition, NodeInfo,
-    NodePredicate, Observer, PodInfo, Taint, WaitOutcome, keys,
+    BackendError, BackendResult, BreakerStatus, ClusterEvent, KubeEventInfo, LabelSelector,
+    NodeCondition, NodeInfo, NodePredicate, Observer, PodInfo, Taint, WaitOutcome, keys,
 };
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Node, Pod};
 use kube::Client;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::WatchStreamExt;
@@ -153,11 +154,23 @@ pub fn changes(old: &NodeInfo, new: &NodeInfo) -> Vec<ClusterEvent> {
 }
 
 fn api_error(node: Option<&str>, what: &str, e: kube::Error) -> BackendError {
+    api_error_needing(
+        node,
+        what,
+        "get/list/watch/patch on nodes and list on pods",
+        e,
+    )
+}
+
+/// `needs`: the RBAC rule a 403 means is missing.
+fn api_error_needing(node: Option<&str>, what: &str, needs: &str, e: kube::Error) -> BackendError {
     let reason = match &e {
-        kube::Error::Api(s) if s.code == 403 => format!(
-            "forbidden: {} (the ServiceAccount needs get/list/watch/patch on nodes and list on pods)",
-            s.message
-        ),
+        kube::Error::Api(s) if s.code == 403 => {
+            format!(
+                "forbidden: {} (the ServiceAccount needs {needs})",
+                s.message
+            )
+        }
         kube::Error::Api(s) => format!("{} ({})", s.message, s.code),
         other => other.to_string(),
     };
@@ -166,6 +179,41 @@ fn api_error(node: Option<&str>, what: &str, e: kube::Error) -> BackendError {
 
 fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
+const BREAKER_CONFIGMAP: &str = "circuit-breaker";
+
+/// An Event as scripts see it. Its time is the latest the API gives: the last occurrence, the
+/// event time of a new-style Event, the first occurrence, or its creation.
+pub fn event_info(e: &Event) -> KubeEventInfo {
+    let time = e
+        .last_timestamp
+        .as_ref()
+        .map(|t| t.0.to_string())
+        .or_else(|| e.event_time.as_ref().map(|t| t.0.to_string()))
+        .or_else(|| e.first_timestamp.as_ref().map(|t| t.0.to_string()))
+        .or_else(|| {
+            e.metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0.to_string())
+        })
+        .unwrap_or_default();
+    let source = e
+        .source
+        .as_ref()
+        .and_then(|s| s.component.clone())
+        .filter(|c| !c.is_empty())
+        .or_else(|| e.reporting_component.clone())
+        .unwrap_or_default();
+    KubeEventInfo {
+        namespace: e.metadata.namespace.clone().unwrap_or_default(),
+        type_: e.type_.clone().unwrap_or_default(),
+        reason: e.reason.clone().unwrap_or_default(),
+        message: e.message.clone().unwrap_or_default(),
+        source,
+        time,
+    }
 }
 
 /// Node operations over one API client.
@@ -291,6 +339,55 @@ impl KubeNodes {
         let mut out: Vec<PodInfo> = list.items.iter().map(pod_info).collect();
         out.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
         Ok(out)
+    }
+
+    /// The node's Events (all namespaces: NVSentinel records non-fatal XIDs in `default`),
+    /// oldest first.
+    pub async fn events(&self, node: &str) -> BackendResult<Vec<KubeEventInfo>> {
+        let events: Api<Event> = Api::all(self.client.clone());
+        let lp = ListParams::default().fields(&format!(
+            "involvedObject.kind=Node,involvedObject.name={node}"
+        ));
+        let list = events
+            .list(&lp)
+            .await
+            .map_err(|e| api_error_needing(Some(node), "listing Events", "list on events", e))?;
+        let mut out: Vec<KubeEventInfo> = list.items.iter().map(event_info).collect();
+        out.sort_by(|a, b| a.time.cmp(&b.time));
+        Ok(out)
+    }
+
+    /// NVSentinel's circuit breaker: `data.status` of the ConfigMap `circuit-breaker` in its
+    /// namespace. No ConfigMap means closed (deleting it is how an operator resets it).
+    pub async fn circuit_breaker(&self, namespace: &str) -> BackendResult<BreakerStatus> {
+        let maps: Api<ConfigMap> = Api::namespaced(self.client.clone(), namespace);
+        let what = format!("reading ConfigMap {namespace}/{BREAKER_CONFIGMAP}");
+        let cm = maps.get_opt(BREAKER_CONFIGMAP).await.map_err(|e| {
+            api_error_needing(
+                None,
+                &what,
+                "get on configmaps in NVSentinel's namespace",
+                e,
+            )
+        })?;
+        let status = match cm.as_ref().and_then(|c| c.data.as_ref()?.get("status")) {
+            None => "CLOSED".to_string(),
+            Some(s) => match s.trim().to_ascii_uppercase().as_str() {
+                s @ ("CLOSED" | "TRIPPED") => s.to_string(),
+                _ => {
+                    return Err(BackendError::failed(
+                        None,
+                        &what,
+                        format!("status is {s:?}; NVSentinel writes CLOSED or TRIPPED"),
+                    ));
+                }
+            },
+        };
+        Ok(BreakerStatus {
+            enabled: None,
+            status,
+            since: None,
+        })
     }
 
     pub async fn uncordon(&self, name: &str) -> BackendResult<NodeInfo> {

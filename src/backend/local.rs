@@ -7,8 +7,9 @@
 
 use super::kube_nodes::KubeNodes;
 use super::{
-    Backend, BackendError, BackendResult, FaultRecord, GpuInfo, InjectRequest, LabelSelector,
-    NodeInfo, NodePredicate, Observer, PodInfo, TailOptions, WaitOutcome,
+    Backend, BackendError, BackendResult, BreakerStatus, FaultRecord, GpuInfo, InjectRequest,
+    KubeEventInfo, LabelSelector, NodeInfo, NodePredicate, Observer, PodInfo, TailOptions,
+    WaitOutcome,
 };
 use crate::agent::discovery::resolve_proc_root;
 use crate::agent::inject::{GpuCache, InjectError, InjectSpec, Injector};
@@ -48,6 +49,9 @@ pub struct LocalOptions {
     pub kmsg_path: Option<PathBuf>,
     /// Tests only: accept a regular file or FIFO as the kmsg target.
     pub allow_non_chardev: bool,
+    /// Where NVSentinel runs: its circuit breaker's ConfigMap is read there. Empty: the
+    /// chart's `nvsentinel`.
+    pub nvsentinel_namespace: String,
     pub kube: KubeAccess,
 }
 
@@ -59,9 +63,34 @@ enum Kube {
 
 pub struct LocalBackend {
     node: String,
+    nvsentinel_namespace: String,
     injector: Injector,
     kube: Kube,
     observer: Mutex<Option<Observer>>,
+}
+
+/// A namespace name as Kubernetes accepts it (a DNS label), or the chart's default.
+fn namespace(ns: &str) -> Result<String, BackendError> {
+    let ns = ns.trim();
+    if ns.is_empty() {
+        return Ok("nvsentinel".into());
+    }
+    let label = ns.len() <= 63
+        && ns
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !ns.starts_with('-')
+        && !ns.ends_with('-');
+    if label {
+        Ok(ns.to_string())
+    } else {
+        Err(BackendError::invalid(
+            "NVSentinel namespace",
+            format!(
+                "{ns:?} is not a namespace name (lower-case letters, digits and '-', at most 63, e.g. nvsentinel)"
+            ),
+        ))
+    }
 }
 
 fn node_name(explicit: Option<&str>) -> Result<String, BackendError> {
@@ -90,6 +119,7 @@ impl LocalBackend {
     /// and prepares, without connecting, the Kubernetes client.
     pub fn new(opts: LocalOptions) -> Result<LocalBackend, BackendError> {
         let node = node_name(opts.node_name.as_deref())?;
+        let nvsentinel_namespace = namespace(&opts.nvsentinel_namespace)?;
         let target = crate::agent::writer::choose_target(opts.host_pid, opts.kmsg_path.as_deref());
         let mut wc = WriterConfig::new(target);
         wc.allow_non_chardev = opts.allow_non_chardev;
@@ -117,6 +147,7 @@ impl LocalBackend {
         };
         Ok(LocalBackend {
             node,
+            nvsentinel_namespace,
             injector,
             kube,
             observer: Mutex::new(None),
@@ -291,6 +322,17 @@ impl Backend for LocalBackend {
     async fn uncordon(&self, node: &str) -> BackendResult<NodeInfo> {
         self.kube("uncordoning").await?.uncordon(node).await
     }
+
+    async fn events(&self, node: &str) -> BackendResult<Vec<KubeEventInfo>> {
+        self.kube("reading Events").await?.events(node).await
+    }
+
+    async fn circuit_breaker(&self) -> BackendResult<BreakerStatus> {
+        self.kube("reading the circuit breaker")
+            .await?
+            .circuit_breaker(&self.nvsentinel_namespace)
+            .await
+    }
 }
 
 #[cfg(test)]
@@ -370,6 +412,23 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("Kubernetes API"), "{err}");
+        let err = b.events("node-a").await.unwrap_err();
+        assert!(err.to_string().contains("reading Events"), "{err}");
+        let err = b.circuit_breaker().await.unwrap_err();
+        assert!(
+            err.to_string().contains("reading the circuit breaker"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_nvsentinel_namespace_is_checked() {
+        assert_eq!(namespace("").unwrap(), "nvsentinel");
+        assert_eq!(namespace(" ops-nvs ").unwrap(), "ops-nvs");
+        for bad in ["NVSentinel", "nv_sentinel", "-x", "x-", &"a".repeat(64)] {
+            let err = namespace(bad).unwrap_err().to_string();
+            assert!(err.contains("not a namespace name"), "{bad}: {err}");
+        }
     }
 
     #[tokio::test]

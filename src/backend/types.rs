@@ -443,7 +443,10 @@ pub struct KubeEventInfo {
 /// NVSentinel's circuit breaker state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BreakerStatus {
-    pub enabled: bool,
+    /// Whether NVSentinel's breaker is switched on; `None` where the cluster does not show it
+    /// (a real cluster: the setting is a Helm value, not an object gfi can read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
     /// `CLOSED` or `TRIPPED`.
     pub status: String,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -65,6 +65,14 @@ pub struct BackendArgs {
     /// local: the kmsg device to write (default as `gfi agent`).
     #[arg(long, env = "GFI_KMSG_PATH", value_name = "PATH")]
     pub kmsg_path: Option<PathBuf>,
+    /// local: the namespace NVSentinel runs in (its circuit breaker's ConfigMap is there).
+    #[arg(
+        long,
+        env = "GFI_NVSENTINEL_NAMESPACE",
+        value_name = "NS",
+        default_value = "nvsentinel"
+    )]
+    pub nvsentinel_namespace: String,
     /// local, tests only: accept a regular file or FIFO as the kmsg target.
     #[arg(long, env = "GFI_ALLOW_NON_CHARDEV", hide = true)]
     pub allow_non_chardev: bool,
@@ -232,6 +240,7 @@ pub fn build_backend(
                 host_pid: args.host_pid,
                 kmsg_path: args.kmsg_path.clone(),
                 allow_non_chardev: args.allow_non_chardev,
+                nvsentinel_namespace: args.nvsentinel_namespace.clone(),
                 kube: KubeAccess::Auto,
             })
             .map_err(|e| e.to_string())?;

@@ -115,7 +115,7 @@ pub const DOCS: &[Doc] = &[
         name: "circuit_breaker",
         group: "Cluster",
         signature: "circuit_breaker() -> {enabled, status, since}",
-        summary: "NVSentinel's circuit breaker: `status` is \"CLOSED\" or \"TRIPPED\".",
+        summary: "NVSentinel's circuit breaker: `status` is \"CLOSED\" or \"TRIPPED\" (ConfigMap `circuit-breaker`; none means closed); `enabled` is nil where the cluster does not show it (a real cluster: it is a Helm value); `since` only on `sim`.",
         details: &[],
         example: "assert(circuit_breaker().status == \"CLOSED\")",
     },

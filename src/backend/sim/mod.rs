@@ -499,7 +499,7 @@ impl Backend for SimBackend {
     async fn circuit_breaker(&self) -> BackendResult<BreakerStatus> {
         let st = self.lock();
         Ok(BreakerStatus {
-            enabled: st.nvs.breaker_enabled,
+            enabled: Some(st.nvs.breaker_enabled),
             status: if st.breaker.tripped {
                 "TRIPPED"
             } else {
