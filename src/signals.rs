@@ -13,6 +13,21 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
+/// Exit status after a signal, as a shell reports it: 128 + the signal (130 for SIGINT, 143
+/// for SIGTERM, 129 for SIGHUP).
+pub fn exit_for(sig: Signal) -> u8 {
+    128 + sig as i32 as u8
+}
+
+/// A signal as a person names it: `Ctrl-C` for SIGINT, else its name (`SIGTERM`).
+pub fn spoken(sig: Signal) -> &'static str {
+    if sig == Signal::SIGINT {
+        "Ctrl-C"
+    } else {
+        sig.as_str()
+    }
+}
+
 pub struct Interrupts {
     pub flag: Arc<AtomicBool>,
     rx: UnboundedReceiver<Signal>,

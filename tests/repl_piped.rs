@@ -227,15 +227,7 @@ fn bad_flags_are_refused_clearly() {
 #[test]
 fn sigint_cancels_runs_cleanups_and_exits_130() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gfi"))
-        .args(["repl", "--seed", "7", "--no-history", "--sim-speed", "1"])
-        .current_dir(dir.path())
-        .env_remove("GFI_BACKEND")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_repl(dir.path(), &["--sim-speed", "1"]);
     let mut stdin = child.stdin.take().unwrap();
     stdin
         .write_all(
@@ -252,11 +244,7 @@ fn sigint_cancels_runs_cleanups_and_exits_130() {
         line.clear();
         assert!(stdout.read_line(&mut line).unwrap() > 0, "no wait started");
     }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
+    signal(child.id(), nix::sys::signal::Signal::SIGINT);
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
     let status = child.wait().unwrap();
@@ -275,15 +263,7 @@ fn sigint_cancels_runs_cleanups_and_exits_130() {
 #[test]
 fn sighup_while_waiting_for_input_runs_cleanups_and_exits_129() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gfi"))
-        .args(["repl", "--seed", "7", "--no-history"])
-        .current_dir(dir.path())
-        .env_remove("GFI_BACKEND")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_repl(dir.path(), &[]);
     let mut stdin = child.stdin.take().unwrap();
     stdin
         .write_all(b"cleanup(function() print('cleanup ran') end)\nprint('ready' .. '!')\n")
@@ -296,17 +276,31 @@ fn sighup_while_waiting_for_input_runs_cleanups_and_exits_129() {
     }
     watchdog(child.id());
     // stdin stays open: the session is waiting for the next line.
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGHUP,
-    )
-    .unwrap();
+    signal(child.id(), nix::sys::signal::Signal::SIGHUP);
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(129), "{rest}");
     assert!(rest.contains("cleanup ran"), "{rest}");
     drop(stdin);
+}
+
+/// A piped session (seed 7, no history) with every stream piped, for the signal tests.
+fn spawn_repl(dir: &std::path::Path, extra: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_gfi"))
+        .args(["repl", "--seed", "7", "--no-history"])
+        .args(extra)
+        .current_dir(dir)
+        .env_remove("GFI_BACKEND")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn signal(pid: u32, sig: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).unwrap();
 }
 
 /// Kills `pid` after a minute, so that a session that ignores its signal fails the test

@@ -43,6 +43,20 @@ fn prompt(s: &mut Repl) {
     s.expect("> ").expect("a prompt");
 }
 
+/// Registers a cleanup that prints `cleaned up`, and waits for the prompt after it.
+fn register_cleanup(s: &mut Repl) {
+    s.send_line("cleanup(function() print('cleaned' .. ' up') end) print('regis' .. 'tered')")
+        .unwrap();
+    s.expect("registered").unwrap();
+    prompt(s);
+}
+
+/// Sends `sig` to gfi, as a supervisor or the terminal would.
+fn signal(s: &Repl, sig: nix::sys::signal::Signal) {
+    let pid = nix::unistd::Pid::from_raw(s.get_process().pid().as_raw());
+    nix::sys::signal::kill(pid, sig).unwrap();
+}
+
 fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().expect("temp dir")
 }
@@ -219,10 +233,7 @@ fn history_persists_across_sessions() {
 fn ctrl_d_runs_cleanups_and_exits() {
     let dir = tempdir();
     let mut s = repl(dir.path(), &[]);
-    s.send_line("cleanup(function() print('cleaned' .. ' up') end) print('regis' .. 'tered')")
-        .unwrap();
-    s.expect("registered").unwrap();
-    prompt(&mut s);
+    register_cleanup(&mut s);
     s.send(CTRL_D).unwrap();
     s.expect("cleaned up").unwrap();
     s.expect(Eof).unwrap();
@@ -307,18 +318,14 @@ fn canonical(s: &Repl) -> bool {
 fn sigterm_at_the_prompt_runs_cleanups_restores_the_terminal_and_exits_143() {
     let dir = tempdir();
     let mut s = repl(dir.path(), &[]);
-    s.send_line("cleanup(function() print('cleaned' .. ' up') end) print('regis' .. 'tered')")
-        .unwrap();
-    s.expect("registered").unwrap();
-    prompt(&mut s);
+    register_cleanup(&mut s);
     let mut tries = 0;
     while canonical(&s) {
         tries += 1;
         assert!(tries < 500, "the line editor never took the terminal");
         std::thread::sleep(Duration::from_millis(10));
     }
-    let pid = nix::unistd::Pid::from_raw(s.get_process().pid().as_raw());
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    signal(&s, nix::sys::signal::Signal::SIGTERM);
     s.expect("cleaned up").unwrap();
     s.expect(Eof).unwrap();
     assert_eq!(exit_code(&s), 143);
@@ -331,15 +338,11 @@ fn sigterm_at_the_prompt_runs_cleanups_restores_the_terminal_and_exits_143() {
 fn sigterm_during_a_wait_cancels_it_and_ends_the_session() {
     let dir = tempdir();
     let mut s = repl(dir.path(), &["--sim-speed", "1"]);
-    s.send_line("cleanup(function() print('cleaned' .. ' up') end) print('regis' .. 'tered')")
-        .unwrap();
-    s.expect("registered").unwrap();
-    prompt(&mut s);
+    register_cleanup(&mut s);
     s.send_line("wait_cordoned('gpu-node-001', {timeout = '1h'})")
         .unwrap();
     s.expect("waiting for").unwrap();
-    let pid = nix::unistd::Pid::from_raw(s.get_process().pid().as_raw());
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    signal(&s, nix::sys::signal::Signal::SIGTERM);
     s.expect("(SIGTERM)").unwrap();
     s.expect("cleaned up").unwrap();
     s.expect(Eof).unwrap();

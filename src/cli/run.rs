@@ -17,11 +17,6 @@ use std::process::ExitCode;
 
 /// Exit status when the script finished but a check failed.
 pub const EXIT_CHECKS_FAILED: u8 = 3;
-/// Exit status when the run was interrupted: 128 + the signal (130 for SIGINT, 143 for
-/// SIGTERM).
-pub fn exit_for(sig: Signal) -> u8 {
-    128 + sig as i32 as u8
-}
 
 #[derive(Debug, Clone, Copy, ValueEnum, Default, PartialEq, Eq)]
 pub enum ColorChoice {
@@ -238,7 +233,7 @@ async fn run_async(args: RunArgs, virtual_time: bool, mut interrupts: Interrupts
     }
     let interrupted = matches!(ending, Ending::Interrupted(_));
     if let Ending::Interrupted(sig) = ending {
-        code = exit_for(sig);
+        code = crate::signals::exit_for(sig);
     }
     if code == 0 && checks.failed > 0 {
         code = EXIT_CHECKS_FAILED;

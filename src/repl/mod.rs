@@ -479,14 +479,6 @@ impl Session {
         }
     }
 
-    /// Ctrl-C, or the name of the signal that ends the session.
-    fn signal_name(&self) -> String {
-        match self.interrupts.ending() {
-            Some(sig) => sig.as_str().to_string(),
-            None => "Ctrl-C".to_string(),
-        }
-    }
-
     async fn feed(&mut self, line: String) -> Flow {
         if self.pending.is_empty() {
             let trimmed = line.trim();
@@ -565,7 +557,11 @@ impl Session {
                 self.fail(&text)
             }
             Ran::Cancelled => {
-                let by = self.signal_name();
+                let by = crate::signals::spoken(
+                    self.interrupts
+                        .ending()
+                        .unwrap_or(nix::sys::signal::Signal::SIGINT),
+                );
                 let what = match self.out.active_wait() {
                     Some(w) => format!("cancelled the wait for {w} ({by})"),
                     None => format!("cancelled ({by})"),
@@ -681,12 +677,7 @@ impl Session {
             biased;
             errs = self.host.run_cleanups() => errs,
             sig = self.interrupts.next() => {
-                let by = if sig == nix::sys::signal::Signal::SIGINT {
-                    "Ctrl-C".to_string()
-                } else {
-                    sig.as_str().to_string()
-                };
-                let msg = format!("cleanups abandoned by {by}");
+                let msg = format!("cleanups abandoned by {}", crate::signals::spoken(sig));
                 self.out.error(&msg);
                 vec![msg]
             }
@@ -720,11 +711,10 @@ impl Session {
             code = EXIT_FAILED;
         }
         if self.interrupted {
-            // 128 + the signal, as a shell reports it: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP.
-            code = match self.interrupts.ending() {
-                Some(sig) => 128 + sig as u8,
-                None => EXIT_INTERRUPTED,
-            };
+            code = self
+                .interrupts
+                .ending()
+                .map_or(EXIT_INTERRUPTED, crate::signals::exit_for);
         }
         ExitCode::from(code)
     }
