@@ -6,15 +6,10 @@
 //!
 //! Target (issue 2): under 2 s wall on a 2-core machine, at least 1,000 injections.
 
-use gpu_fault_injector::backend::Backend;
 use gpu_fault_injector::backend::sim::SimBackend;
 use gpu_fault_injector::backend::sim::config::SimConfig;
-use gpu_fault_injector::backend::sim::values::NvsConfig;
-use gpu_fault_injector::clock::RunClock;
-use gpu_fault_injector::journal::Journal;
-use gpu_fault_injector::lua::{Host, HostOptions, describe_error};
+use gpu_fault_injector::session::{BackendSource, Outcome, Session, SessionOptions};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn arg(name: &str, default: usize) -> usize {
@@ -52,37 +47,52 @@ fn day(nodes: usize, faults: usize, seed: u64) {
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async {
         let wall = Instant::now();
-        let clock = RunClock::start(true);
-        let journal = Journal::new(clock);
-        let cfg = SimConfig {
-            nodes,
-            gpus_per_node: 8,
-            ..Default::default()
-        };
-        let sim = Arc::new(SimBackend::start(cfg, NvsConfig::default(), seed, clock).expect("sim"));
-        sim.set_observer(journal.observer());
-        let setup = wall.elapsed();
-        let opts = HostOptions {
-            seed,
-            run_id: "rbench".into(),
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/random_day.lua");
+        let session = Session::new(SessionOptions {
+            seed: Some(seed),
+            run_id: Some("rbench".into()),
+            script: script.display().to_string(),
             args: vec![
                 ("faults".into(), faults.to_string()),
                 ("duration".into(), "24h".into()),
             ],
             script_dir: Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts")),
-            ..Default::default()
-        };
-        let host = Host::new(opts, sim.clone(), journal.clone()).expect("host");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/random_day.lua");
-        let result = host.run_file(&script).await;
-        let cleanup = host.run_cleanups().await;
+            ..SessionOptions::new(BackendSource::Sim {
+                config: Box::new(SimConfig {
+                    nodes,
+                    gpus_per_node: 8,
+                    ..Default::default()
+                }),
+                values: Box::default(),
+            })
+        })
+        .expect("session");
+        let setup = wall.elapsed();
+        let outcome = session.run_file(&script).await;
+        let stats = session
+            .backend()
+            .as_any()
+            .downcast_ref::<SimBackend>()
+            .expect("a sim")
+            .stats();
+        let (instructions, entries, clock) = (
+            session.host().instructions(),
+            session.journal().len(),
+            *session.clock(),
+        );
+        let report = session
+            .finish(outcome, Default::default(), std::future::pending())
+            .await;
         let wall = wall.elapsed();
-        if let Err(e) = &result {
-            println!("script failed: {}", describe_error(e));
+        if let Outcome::Failed(e) = &report.outcome {
+            println!("script failed: {e}");
         }
-        assert!(cleanup.is_empty(), "{cleanup:?}");
-        let stats = sim.stats();
-        let checks = host.checks();
+        assert!(
+            report.cleanup_errors.is_empty(),
+            "{:?}",
+            report.cleanup_errors
+        );
+        let checks = &report.checks;
         println!("sim_day: {nodes} nodes x 8 GPUs, 24h plan, {faults} faults planned, seed {seed}");
         println!(
             "  wall time            {:>10.3} s   (cluster set-up {:.3} s)",
@@ -107,8 +117,8 @@ fn day(nodes: usize, faults: usize, seed: u64) {
             "  injections/s (wall)  {:>10.0}",
             stats.injections as f64 / wall.as_secs_f64()
         );
-        println!("  journal entries      {:>10}", journal.len());
-        println!("  Lua instructions     {:>10}", host.instructions());
+        println!("  journal entries      {:>10}", entries);
+        println!("  Lua instructions     {:>10}", instructions);
         println!(
             "  checks               {:>10}   passed, {} failed {:?}",
             checks.passed, checks.failed, checks.failures
@@ -130,12 +140,15 @@ fn primitive_cost() {
     let rt = runtime();
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async {
-        let clock = RunClock::start(true);
-        let journal = Journal::new(clock);
-        let sim = Arc::new(
-            SimBackend::start(SimConfig::default(), NvsConfig::default(), 1, clock).expect("sim"),
-        );
-        let host = Host::new(HostOptions::default(), sim, journal).expect("host");
+        let session = Session::new(SessionOptions {
+            seed: Some(1),
+            ..SessionOptions::new(BackendSource::Sim {
+                config: Box::default(),
+                values: Box::default(),
+            })
+        })
+        .expect("session");
+        let host = session.host();
         let n = 1_000_000;
         for (what, body) in [
             (

@@ -2,11 +2,115 @@
 //!
 //! Times are run time (virtual on `sim`), so the same seed and script on `sim` give a
 //! byte-identical journal. Sinks (the progress display) see each entry as it is recorded.
+//!
+//! "Journal" here always means this run log; the agent keeps a *fault store*, and the node's
+//! log service is *journald*.
 
 use crate::clock::RunClock;
 use serde::Serialize;
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
+
+/// Every kind of journal entry. Serialised as the dotted strings journals have always used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum EntryKind {
+    #[serde(rename = "run.start")]
+    RunStart,
+    #[serde(rename = "run.error")]
+    RunError,
+    #[serde(rename = "run.interrupted")]
+    RunInterrupted,
+    #[serde(rename = "run.end")]
+    RunEnd,
+    /// `print(...)` from the script.
+    #[serde(rename = "print")]
+    Print,
+    /// `log`, `info`, `warn`; `data.level` says which.
+    #[serde(rename = "log")]
+    Log,
+    #[serde(rename = "inject")]
+    Inject,
+    #[serde(rename = "inject.failed")]
+    InjectFailed,
+    /// Another primitive that the world refused (it returned `nil, err`).
+    #[serde(rename = "call.failed")]
+    CallFailed,
+    #[serde(rename = "wait.start")]
+    WaitStart,
+    #[serde(rename = "wait")]
+    Wait,
+    /// A cluster event; `data.kind` is its [`EventKind`](crate::backend::EventKind).
+    #[serde(rename = "observe")]
+    Observe,
+    #[serde(rename = "check")]
+    Check,
+    #[serde(rename = "uncordon")]
+    Uncordon,
+    #[serde(rename = "sim.reboot")]
+    SimReboot,
+    #[serde(rename = "sim.reset_breaker")]
+    SimResetBreaker,
+    #[serde(rename = "cleanup")]
+    Cleanup,
+    #[serde(rename = "cleanup.failed")]
+    CleanupFailed,
+    #[serde(rename = "task.failed")]
+    TaskFailed,
+    #[serde(rename = "task.cancelled")]
+    TaskCancelled,
+    #[serde(rename = "repl.input")]
+    ReplInput,
+    #[serde(rename = "repl.error")]
+    ReplError,
+    #[serde(rename = "repl.load")]
+    ReplLoad,
+    #[serde(rename = "repl.cancelled")]
+    ReplCancelled,
+}
+
+impl EntryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::RunStart => "run.start",
+            EntryKind::RunError => "run.error",
+            EntryKind::RunInterrupted => "run.interrupted",
+            EntryKind::RunEnd => "run.end",
+            EntryKind::Print => "print",
+            EntryKind::Log => "log",
+            EntryKind::Inject => "inject",
+            EntryKind::InjectFailed => "inject.failed",
+            EntryKind::CallFailed => "call.failed",
+            EntryKind::WaitStart => "wait.start",
+            EntryKind::Wait => "wait",
+            EntryKind::Observe => "observe",
+            EntryKind::Check => "check",
+            EntryKind::Uncordon => "uncordon",
+            EntryKind::SimReboot => "sim.reboot",
+            EntryKind::SimResetBreaker => "sim.reset_breaker",
+            EntryKind::Cleanup => "cleanup",
+            EntryKind::CleanupFailed => "cleanup.failed",
+            EntryKind::TaskFailed => "task.failed",
+            EntryKind::TaskCancelled => "task.cancelled",
+            EntryKind::ReplInput => "repl.input",
+            EntryKind::ReplError => "repl.error",
+            EntryKind::ReplLoad => "repl.load",
+            EntryKind::ReplCancelled => "repl.cancelled",
+        }
+    }
+}
+
+/// Compares with the serialised name (`kind == "inject"`), as journals are read.
+impl PartialEq<&str> for EntryKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Display for EntryKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Entry {
@@ -14,7 +118,7 @@ pub struct Entry {
     /// Seconds since the run started, to the millisecond.
     pub t: f64,
     pub time: String,
-    pub kind: String,
+    pub kind: EntryKind,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
     pub message: String,
@@ -63,12 +167,12 @@ impl Journal {
         &self.clock
     }
 
-    /// An observer for a backend: every cluster event becomes an `observe` entry.
+    /// An observer for a backend's events: every cluster event becomes an `observe` entry.
     pub fn observer(&self) -> crate::backend::Observer {
         let journal = self.clone();
         Arc::new(move |ev: crate::backend::ClusterEvent| {
             journal.record(
-                "observe",
+                EntryKind::Observe,
                 Some(&ev.node),
                 ev.message,
                 serde_json::json!({"kind": ev.kind, "detail": ev.detail}),
@@ -84,7 +188,13 @@ impl Journal {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn record(&self, kind: &str, node: Option<&str>, message: impl Into<String>, data: Value) {
+    pub fn record(
+        &self,
+        kind: EntryKind,
+        node: Option<&str>,
+        message: impl Into<String>,
+        data: Value,
+    ) {
         let elapsed = self.clock.elapsed();
         let t = elapsed.as_millis() as f64 / 1000.0;
         let sinks;
@@ -98,7 +208,7 @@ impl Journal {
                     self.clock
                         .at(std::time::Duration::from_millis(elapsed.as_millis() as u64)),
                 ),
-                kind: kind.to_string(),
+                kind,
                 node: node.map(str::to_string),
                 message: message.into(),
                 data,
@@ -141,5 +251,22 @@ impl Journal {
             .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
         s.push('\n');
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_serialise_to_their_strings() {
+        for k in [
+            EntryKind::RunStart,
+            EntryKind::SimResetBreaker,
+            EntryKind::Observe,
+            EntryKind::ReplCancelled,
+        ] {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
     }
 }

@@ -13,5 +13,6 @@ pub mod journal;
 pub mod kmsg;
 pub mod lua;
 pub mod repl;
+pub mod session;
 pub mod signals;
 pub mod xid;

@@ -213,7 +213,7 @@ fn backend(client: kube::Client) -> (LocalBackend, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     testkit::write_gpu_tree(&dir.path().join("proc"), &testkit::fake_gpus(1)).unwrap();
     std::fs::write(dir.path().join("kmsg"), b"").unwrap();
-    let b = LocalBackend::new(LocalOptions {
+    let b = LocalBackend::local(LocalOptions {
         node_name: Some("gpu-1".into()),
         proc_root: Some(dir.path().join("proc")),
         kmsg_path: Some(dir.path().join("kmsg")),
@@ -231,7 +231,7 @@ async fn wait_node_follows_the_watch_and_reports_each_stage() {
     let (b, _dir) = backend(client);
     let seen: Arc<Mutex<Vec<ClusterEvent>>> = Arc::default();
     let seen2 = seen.clone();
-    b.set_observer(Arc::new(move |e| seen2.lock().unwrap().push(e)));
+    let _events = b.subscribe(Arc::new(move |e| seen2.lock().unwrap().push(e)));
 
     let n = b.node("gpu-1").await.unwrap();
     assert!(!n.unschedulable && n.ready);
@@ -261,9 +261,13 @@ async fn wait_node_follows_the_watch_and_reports_each_stage() {
         .lock()
         .unwrap()
         .iter()
-        .map(|e| e.kind.clone())
+        .map(|e| e.kind.to_string())
         .collect();
     assert_eq!(kinds, ["cordoned", "state"], "{:?}", seen.lock().unwrap());
+    // The node's name is the display's to add, not repeated in each message.
+    for e in seen.lock().unwrap().iter() {
+        assert!(!e.message.contains("gpu-1"), "{e:?}");
+    }
 
     // Already true: answered from the first read, no watch needed.
     let out = b

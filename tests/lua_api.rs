@@ -2,16 +2,14 @@
 //! simulated cluster and must finish without error. A file may start with `--! sim: {yaml}`
 //! and `--! values: {yaml}` lines to shape the cluster and NVSentinel.
 
-use gpu_fault_injector::backend::Backend;
-use gpu_fault_injector::backend::sim::SimBackend;
 use gpu_fault_injector::backend::sim::config::SimConfig;
 use gpu_fault_injector::backend::sim::values::NvsConfig;
-use gpu_fault_injector::clock::RunClock;
 use gpu_fault_injector::journal::Journal;
 use gpu_fault_injector::lua::sandbox::Limits;
-use gpu_fault_injector::lua::{Host, HostOptions, describe_error};
+use gpu_fault_injector::session::{
+    BackendSource, Outcome as SessionOutcome, Session, SessionOptions,
+};
 use std::path::Path;
-use std::sync::Arc;
 
 /// Helpers only the tests get.
 const TEST_PRELUDE: &str = r#"
@@ -50,31 +48,38 @@ fn run_lua(path: &Path, seed: u64, limits: Limits) -> Outcome {
         .unwrap();
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async move {
-        let clock = RunClock::start(true);
-        let journal = Journal::new(clock);
-        let sim = SimBackend::start(cfg, nvs, seed, clock).unwrap();
-        sim.set_observer(journal.observer());
-        let opts = HostOptions {
-            seed,
-            run_id: "rtest".into(),
+        let session = Session::new(SessionOptions {
+            seed: Some(seed),
+            run_id: Some("rtest".into()),
+            script: path.display().to_string(),
+            title: "gfi test".into(),
             limits,
             script_dir: path.parent().map(Path::to_path_buf),
             args: vec![
                 ("answer".into(), "42".into()),
                 ("flag".into(), "yes".into()),
             ],
-            ..Default::default()
-        };
-        let host = Host::new(opts, Arc::new(sim), journal.clone()).unwrap();
-        host.eval(TEST_PRELUDE, "=test-prelude").await.unwrap();
-        let r = host.run_file(path).await;
-        let cleanup_errors = host.run_cleanups().await;
-        let task_errors = host.finish_tasks();
-        let result = match r {
-            Err(e) => Err(describe_error(&e)),
-            Ok(_) if !cleanup_errors.is_empty() => Err(cleanup_errors.join("\n")),
-            Ok(_) if !task_errors.is_empty() => Err(task_errors.join("\n")),
-            Ok(_) => Ok(()),
+            ..SessionOptions::new(BackendSource::Sim {
+                config: Box::new(cfg),
+                values: Box::new(nvs),
+            })
+        })
+        .unwrap();
+        session
+            .host()
+            .eval(TEST_PRELUDE, "=test-prelude")
+            .await
+            .unwrap();
+        let outcome = session.run_file(path).await;
+        let journal = session.journal().clone();
+        let report = session
+            .finish(outcome, Default::default(), std::future::pending())
+            .await;
+        let result = match report.outcome {
+            SessionOutcome::Failed(e) => Err(e),
+            _ if !report.cleanup_errors.is_empty() => Err(report.cleanup_errors.join("\n")),
+            _ if !report.task_errors.is_empty() => Err(report.task_errors.join("\n")),
+            _ => Ok(()),
         };
         Outcome { result, journal }
     })

@@ -1,23 +1,18 @@
 //! Node facts from the Kubernetes API: read, list, watch-driven waits, pods, uncordon, the
 //! node's Events and NVSentinel's circuit breaker.
 //!
-//! Shared by the `local` backend (in-cluster config) and the `kube` backend to come. Waits
-//! follow a watch on the one node (`kube::runtime::watcher::watch_object`) under a deadline;
-//! they never poll. Every change seen while waiting is reported to the observer as a
-//! [`ClusterEvent`], so progress shows each stage of NVSentinel's reaction.
+//! Shared by every backend that talks to a real cluster (`local` now, `kube` next). Waits and
+//! progress come from [`super::node_watch`], which follows these nodes with one watch.
 
 use super::{
-    BackendError, BackendResult, BreakerStatus, ClusterEvent, KubeEventInfo, LabelSelector,
-    NodeCondition, NodeInfo, NodePredicate, Observer, PodInfo, Taint, WaitOutcome, keys,
+    BackendError, BackendResult, BreakerStatus, ClusterEvent, EventKind, KubeEventInfo,
+    LabelSelector, NodeCondition, NodeInfo, PodInfo, Taint, keys,
 };
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Node, Pod};
 use kube::Client;
 use kube::api::{Api, ListParams, Patch, PatchParams};
-use kube::runtime::WatchStreamExt;
-use kube::runtime::watcher::watch_object;
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The facts a script sees about a node.
 pub fn node_info(n: &Node) -> NodeInfo {
@@ -91,17 +86,8 @@ pub fn pod_info(p: &Pod) -> PodInfo {
     }
 }
 
-fn event(node: &str, kind: &str, message: String) -> ClusterEvent {
-    ClusterEvent {
-        node: node.to_string(),
-        kind: kind.to_string(),
-        message,
-        detail: serde_json::Value::Null,
-    }
-}
-
 /// What changed between two observations of a node, as the events the progress display and
-/// the run journal record.
+/// the run journal record. Messages leave the node's name to the display.
 pub fn changes(old: &NodeInfo, new: &NodeInfo) -> Vec<ClusterEvent> {
     let n = &new.name;
     let mut out = Vec::new();
@@ -111,17 +97,21 @@ pub fn changes(old: &NodeInfo, new: &NodeInfo) -> Vec<ClusterEvent> {
             .get(keys::CORDON_BY)
             .map(|b| format!(" by {b}"))
             .unwrap_or_default();
-        out.push(event(n, "cordoned", format!("{n} cordoned{by}")));
+        out.push(ClusterEvent::new(
+            n,
+            EventKind::Cordoned,
+            format!("cordoned{by}"),
+        ));
     }
     if old.unschedulable && !new.unschedulable {
-        out.push(event(n, "uncordoned", format!("{n} uncordoned")));
+        out.push(ClusterEvent::new(n, EventKind::Uncordoned, "uncordoned"));
     }
     if old.state() != new.state() {
-        out.push(event(
+        out.push(ClusterEvent::new(
             n,
-            "state",
+            EventKind::State,
             format!(
-                "{n} {}: {} -> {}",
+                "{}: {} -> {}",
                 keys::STATE,
                 old.state().unwrap_or("<none>"),
                 new.state().unwrap_or("<none>")
@@ -131,24 +121,28 @@ pub fn changes(old: &NodeInfo, new: &NodeInfo) -> Vec<ClusterEvent> {
     for c in &new.conditions {
         let before = old.condition(&c.type_);
         if before.is_none_or(|b| b.status != c.status) && c.type_ != "Ready" {
-            let mut e = event(
+            let mut e = ClusterEvent::new(
                 n,
-                "condition",
-                format!("{n} condition {}={} ({})", c.type_, c.status, c.reason),
+                EventKind::Condition,
+                format!("condition {}={} ({})", c.type_, c.status, c.reason),
             );
             e.detail = json!({ "type": c.type_, "status": c.status, "reason": c.reason, "message": c.message });
             out.push(e);
         }
     }
     if old.ready != new.ready {
-        out.push(event(
+        out.push(ClusterEvent::new(
             n,
-            "ready",
-            format!("{n} {}", if new.ready { "Ready" } else { "NotReady" }),
+            EventKind::Ready,
+            if new.ready { "Ready" } else { "NotReady" },
         ));
     }
     if !old.boot_id.is_empty() && !new.boot_id.is_empty() && old.boot_id != new.boot_id {
-        out.push(event(n, "reboot", format!("{n} rebooted (new boot id)")));
+        out.push(ClusterEvent::new(
+            n,
+            EventKind::Reboot,
+            "rebooted (new boot id)",
+        ));
     }
     out
 }
@@ -162,19 +156,60 @@ fn api_error(node: Option<&str>, what: &str, e: kube::Error) -> BackendError {
     )
 }
 
-/// `needs`: the RBAC rule a 403 means is missing.
-fn api_error_needing(node: Option<&str>, what: &str, needs: &str, e: kube::Error) -> BackendError {
-    let reason = match &e {
-        kube::Error::Api(s) if s.code == 403 => {
-            format!(
-                "forbidden: {} (the ServiceAccount needs {needs})",
-                s.message
-            )
-        }
-        kube::Error::Api(s) => format!("{} ({})", s.message, s.code),
-        other => other.to_string(),
-    };
-    BackendError::failed(node, what, reason)
+/// The API server's answer as a [`BackendError`] of the right kind. `needs`: the RBAC rule a
+/// 403 means is missing.
+pub fn api_error_needing(
+    node: Option<&str>,
+    what: &str,
+    needs: &str,
+    e: kube::Error,
+) -> BackendError {
+    let node = node.map(str::to_string);
+    let what = what.to_string();
+    let target = "the Kubernetes API server".to_string();
+    match e {
+        kube::Error::Api(s) if s.code == 401 => BackendError::Unauthorized {
+            node,
+            what,
+            target,
+            reason: s.message.clone(),
+        },
+        kube::Error::Api(s) if s.code == 403 => BackendError::Forbidden {
+            node,
+            what,
+            reason: s.message.clone(),
+            needs: needs.to_string(),
+        },
+        kube::Error::Api(s) if s.code == 429 => BackendError::Throttled {
+            node,
+            what,
+            reason: s.message.clone(),
+            // The API server says how long in the Status (`details.retryAfterSeconds`);
+            // 0 means it did not say.
+            retry_after: s
+                .details
+                .as_ref()
+                .map(|d| d.retry_after_seconds)
+                .filter(|s| *s > 0)
+                .map(|s| Duration::from_secs(s.into())),
+        },
+        kube::Error::Api(s) => BackendError::Failed {
+            node,
+            what,
+            reason: format!("{} ({})", s.message, s.code),
+        },
+        e @ (kube::Error::Service(_) | kube::Error::HyperError(_)) => BackendError::Unreachable {
+            node,
+            what,
+            target,
+            reason: e.to_string(),
+        },
+        other => BackendError::Failed {
+            node,
+            what,
+            reason: other.to_string(),
+        },
+    }
 }
 
 fn is_not_found(e: &kube::Error) -> bool {
@@ -227,7 +262,7 @@ impl KubeNodes {
         KubeNodes { client }
     }
 
-    fn nodes(&self) -> Api<Node> {
+    pub fn nodes(&self) -> Api<Node> {
         Api::all(self.client.clone())
     }
 
@@ -270,63 +305,6 @@ impl KubeNodes {
             Err(e) if is_not_found(&e) => Err(self.not_found(name).await),
             Err(e) => Err(api_error(Some(name), "reading the node", e)),
         }
-    }
-
-    /// Waits until `predicate` holds, following a watch on the node, or until `timeout`.
-    pub async fn wait(
-        &self,
-        name: &str,
-        predicate: &NodePredicate,
-        timeout: Duration,
-        observer: Option<&Observer>,
-    ) -> BackendResult<WaitOutcome> {
-        let started = Instant::now();
-        let mut last = self.get(name).await?;
-        if predicate.holds(&last) {
-            return Ok(WaitOutcome {
-                satisfied: true,
-                node: last,
-                elapsed: started.elapsed(),
-            });
-        }
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut stream = watch_object(self.nodes(), name).default_backoff().boxed();
-        loop {
-            let next = match tokio::time::timeout_at(deadline, stream.next()).await {
-                Err(_) => break,
-                Ok(None) => break,
-                Ok(Some(item)) => item,
-            };
-            match next {
-                Ok(Some(node)) => {
-                    let now = node_info(&node);
-                    if let Some(obs) = observer {
-                        for ev in changes(&last, &now) {
-                            obs(ev);
-                        }
-                    }
-                    last = now;
-                    if predicate.holds(&last) {
-                        return Ok(WaitOutcome {
-                            satisfied: true,
-                            node: last,
-                            elapsed: started.elapsed(),
-                        });
-                    }
-                }
-                // Deleted (or gone from a relist): a rebooting node may come back; keep
-                // waiting with the last facts seen.
-                Ok(None) => {
-                    tracing::warn!(node = name, "node disappeared from the API while waiting");
-                }
-                Err(e) => tracing::warn!(node = name, "watch error (retrying): {e}"),
-            }
-        }
-        Ok(WaitOutcome {
-            satisfied: false,
-            node: last,
-            elapsed: started.elapsed(),
-        })
     }
 
     pub async fn pods(&self, node: &str) -> BackendResult<Vec<PodInfo>> {
@@ -407,6 +385,7 @@ impl KubeNodes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::NodePredicate;
 
     fn node(v: serde_json::Value) -> Node {
         serde_json::from_value(v).unwrap()
@@ -463,7 +442,13 @@ mod tests {
             .into_iter()
             .map(|e| e.kind)
             .collect();
-        assert_eq!(kinds, ["cordoned", "state", "condition"]);
+        assert_eq!(
+            kinds,
+            [EventKind::Cordoned, EventKind::State, EventKind::Condition]
+        );
+        for e in changes(&before, &after) {
+            assert!(!e.message.starts_with("n "), "{}", e.message);
+        }
         assert!(changes(&after, &after).is_empty());
     }
 

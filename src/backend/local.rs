@@ -1,42 +1,19 @@
 //! The `local` backend: run on the node itself (for example inside the agent's pod).
 //!
-//! GPUs and injections act on this host through the agent's own discovery and writer code, so
-//! a local injection is byte-for-byte what the agent would write. Node state (cordon, labels,
-//! conditions, pods, waits) comes from the Kubernetes API through the in-cluster config; where
-//! there is none, those calls say so plainly.
+//! GPUs and injections act on this host through [`LocalAgent`] (the agent's own discovery and
+//! writer code); node state (cordon, labels, conditions, pods, waits) comes from the Kubernetes
+//! API through the in-cluster config, and where there is none, those calls say so plainly.
 
-use super::kube_nodes::KubeNodes;
-use super::{
-    Backend, BackendError, BackendResult, BreakerStatus, FaultRecord, GpuInfo, InjectRequest,
-    KubeEventInfo, LabelSelector, NodeInfo, NodePredicate, Observer, PodInfo, TailOptions,
-    WaitOutcome,
-};
-use crate::agent::discovery::resolve_proc_root;
-use crate::agent::inject::{GpuCache, InjectError, InjectSpec, Injector};
-use crate::agent::readback::{self, Filter};
-use crate::agent::writer::{KmsgWriter, WriterConfig};
-use crate::kmsg::KmsgRecord;
-use async_trait::async_trait;
+use super::BackendResult;
+use super::cluster::ClusterBackend;
+pub use super::cluster::KubeAccess;
+use super::node_agent::{LocalAgent, LocalAgentOptions};
 use std::path::PathBuf;
-use std::sync::Mutex;
-use std::time::Duration;
-use tokio::sync::OnceCell;
 
-const NAME: &str = "local";
+/// The local backend: a cluster backend whose node agent is this host.
+pub type LocalBackend = ClusterBackend<LocalAgent>;
 
-/// How the backend reaches the Kubernetes API.
-#[derive(Clone, Default)]
-pub enum KubeAccess {
-    /// The in-cluster config when `KUBERNETES_SERVICE_HOST` is set, else none.
-    #[default]
-    Auto,
-    /// Never: node-state calls are unsupported.
-    Disabled,
-    /// This client (tests, or a caller that built its own).
-    Client(kube::Client),
-}
-
-/// Options for [`LocalBackend::new`].
+/// Options for [`LocalBackend::local`].
 #[derive(Clone, Default)]
 pub struct LocalOptions {
     /// This node's name; default `NODE_NAME`, else the host name.
@@ -55,45 +32,7 @@ pub struct LocalOptions {
     pub kube: KubeAccess,
 }
 
-enum Kube {
-    Unavailable(String),
-    Config(Box<kube::Config>, OnceCell<KubeNodes>),
-    Ready(KubeNodes),
-}
-
-pub struct LocalBackend {
-    node: String,
-    nvsentinel_namespace: String,
-    injector: Injector,
-    kube: Kube,
-    observer: Mutex<Option<Observer>>,
-}
-
-/// A namespace name as Kubernetes accepts it (a DNS label), or the chart's default.
-fn namespace(ns: &str) -> Result<String, BackendError> {
-    let ns = ns.trim();
-    if ns.is_empty() {
-        return Ok("nvsentinel".into());
-    }
-    let label = ns.len() <= 63
-        && ns
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !ns.starts_with('-')
-        && !ns.ends_with('-');
-    if label {
-        Ok(ns.to_string())
-    } else {
-        Err(BackendError::invalid(
-            "NVSentinel namespace",
-            format!(
-                "{ns:?} is not a namespace name (lower-case letters, digits and '-', at most 63, e.g. nvsentinel)"
-            ),
-        ))
-    }
-}
-
-fn node_name(explicit: Option<&str>) -> Result<String, BackendError> {
+fn node_name(explicit: Option<&str>) -> BackendResult<String> {
     if let Some(n) = explicit.map(str::trim).filter(|n| !n.is_empty()) {
         return Ok(n.to_string());
     }
@@ -107,245 +46,57 @@ fn node_name(explicit: Option<&str>) -> Result<String, BackendError> {
         .ok()
         .filter(|h| !h.is_empty())
         .ok_or_else(|| {
-            BackendError::invalid(
+            super::BackendError::invalid(
                 "node name",
                 "none given, NODE_NAME is not set and the host name cannot be read",
             )
         })
 }
 
-impl LocalBackend {
+impl ClusterBackend<LocalAgent> {
     /// Starts the kmsg writer (entering the host's mount namespace when `host_pid` is set)
     /// and prepares, without connecting, the Kubernetes client.
-    pub fn new(opts: LocalOptions) -> Result<LocalBackend, BackendError> {
+    pub fn local(opts: LocalOptions) -> BackendResult<LocalBackend> {
         let node = node_name(opts.node_name.as_deref())?;
-        let nvsentinel_namespace = namespace(&opts.nvsentinel_namespace)?;
-        let target = crate::agent::writer::choose_target(opts.host_pid, opts.kmsg_path.as_deref());
-        let mut wc = WriterConfig::new(target);
-        wc.allow_non_chardev = opts.allow_non_chardev;
-        let writer = KmsgWriter::start(wc)
-            .map_err(|e| BackendError::failed(Some(&node), "starting the kmsg writer", e.reason))?;
-        let injector = Injector::new(
-            node.clone(),
-            GpuCache::new(resolve_proc_root(opts.proc_root.as_deref())),
-            writer,
-        );
-        let kube = match opts.kube {
-            KubeAccess::Client(c) => Kube::Ready(KubeNodes::new(c)),
-            KubeAccess::Disabled => Kube::Unavailable("it was turned off".into()),
-            KubeAccess::Auto => match std::env::var("KUBERNETES_SERVICE_HOST") {
-                Ok(h) if !h.is_empty() => match kube::Config::incluster() {
-                    Ok(cfg) => Kube::Config(Box::new(cfg), OnceCell::new()),
-                    Err(e) => Kube::Unavailable(format!(
-                        "KUBERNETES_SERVICE_HOST is set but the in-cluster config is unusable: {e}"
-                    )),
-                },
-                _ => Kube::Unavailable(
-                    "there is no in-cluster Kubernetes config (KUBERNETES_SERVICE_HOST is not set): run gfi inside a pod with a ServiceAccount, such as the agent's, or use the kube backend".into(),
-                ),
+        let agent = LocalAgent::start(
+            &node,
+            &LocalAgentOptions {
+                proc_root: opts.proc_root,
+                host_pid: opts.host_pid,
+                kmsg_path: opts.kmsg_path,
+                allow_non_chardev: opts.allow_non_chardev,
             },
-        };
-        Ok(LocalBackend {
-            node,
-            nvsentinel_namespace,
-            injector,
-            kube,
-            observer: Mutex::new(None),
-        })
+        )?;
+        ClusterBackend::new("local", agent, opts.kube, &opts.nvsentinel_namespace)
     }
 
     /// This node's name.
     pub fn node_name(&self) -> &str {
-        &self.node
+        self.agent().node_name()
     }
 
     /// `/dev/kmsg in the mount namespace of pid 1`, or the device path.
     pub fn write_path(&self) -> &str {
-        self.injector.writer().describe()
-    }
-
-    async fn kube(&self, what: &str) -> BackendResult<&KubeNodes> {
-        match &self.kube {
-            Kube::Ready(k) => Ok(k),
-            Kube::Config(cfg, cell) => {
-                cell.get_or_try_init(|| async {
-                    kube::Client::try_from((**cfg).clone())
-                        .map(KubeNodes::new)
-                        .map_err(|e| {
-                            BackendError::failed(None, "connecting to the Kubernetes API", e)
-                        })
-                })
-                .await
-            }
-            Kube::Unavailable(why) => Err(BackendError::Unsupported {
-                backend: NAME,
-                what: what.to_string(),
-                why: format!("it needs the Kubernetes API, and {why}"),
-            }),
-        }
-    }
-
-    fn this_node(&self, node: &str, what: &str) -> BackendResult<()> {
-        if node == self.node {
-            Ok(())
-        } else {
-            Err(BackendError::Unsupported {
-                backend: NAME,
-                what: format!("{what} on node {node:?}"),
-                why: format!(
-                    "the local backend acts only on the node it runs on ({:?}); use the kube backend for other nodes",
-                    self.node
-                ),
-            })
-        }
-    }
-}
-
-fn inject_error(node: &str, e: InjectError) -> BackendError {
-    match e {
-        InjectError::Line(l) => BackendError::invalid("XID line", l.to_string()),
-        InjectError::GpuNotFound {
-            wanted, present, ..
-        } => BackendError::GpuNotFound {
-            node: node.to_string(),
-            gpu: wanted,
-            available: present,
-        },
-        InjectError::Discovery(d) => BackendError::failed(Some(node), "GPU discovery", d),
-        InjectError::Write(w) => BackendError::failed(Some(node), "writing the XID line", w),
-    }
-}
-
-#[async_trait]
-impl Backend for LocalBackend {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn set_observer(&self, observer: Observer) {
-        *self.observer.lock().expect("observer lock") = Some(observer);
-    }
-
-    async fn list_nodes(&self, selector: Option<&LabelSelector>) -> BackendResult<Vec<NodeInfo>> {
-        self.kube("listing nodes").await?.list(selector).await
-    }
-
-    async fn node(&self, name: &str) -> BackendResult<NodeInfo> {
-        self.kube("reading a node").await?.get(name).await
-    }
-
-    async fn gpus(&self, node: &str) -> BackendResult<Vec<GpuInfo>> {
-        self.this_node(node, "listing GPUs")?;
-        let d = self
-            .injector
-            .gpus()
-            .refresh()
-            .await
-            .map_err(|e| BackendError::failed(Some(node), "GPU discovery", e))?;
-        for w in &d.warnings {
-            tracing::warn!(node, "GPU discovery: {w}");
-        }
-        Ok(d.gpus.clone())
-    }
-
-    async fn inject_xid(&self, req: &InjectRequest) -> BackendResult<FaultRecord> {
-        self.this_node(&req.node, "injecting")?;
-        let spec = InjectSpec {
-            gpu: req.gpu.clone(),
-            xid: req.xid,
-            line: req.line.clone(),
-            provenance: req.provenance.clone(),
-        };
-        let inj = self
-            .injector
-            .inject(&spec)
-            .await
-            .map_err(|e| inject_error(&req.node, e))?;
-        for w in &inj.warnings {
-            tracing::warn!(node = %req.node, fault_id = %req.fault_id, "{w}");
-        }
-        Ok(FaultRecord {
-            id: req.fault_id.clone(),
-            node: req.node.clone(),
-            gpu: inj.gpu.index,
-            pci: inj.gpu.pci,
-            uuid: inj.gpu.uuid.clone(),
-            xid: inj.xid,
-            line: inj.line.clone(),
-            time: inj.time.to_rfc3339(),
-            seq: inj.landed.seq,
-            write_path: inj.write_path.clone(),
-        })
-    }
-
-    async fn kmsg_tail(&self, node: &str, opts: &TailOptions) -> BackendResult<Vec<KmsgRecord>> {
-        self.this_node(node, "reading the kernel log")?;
-        let mut source = self
-            .injector
-            .writer()
-            .open_reader()
-            .await
-            .map_err(|e| BackendError::failed(Some(node), "opening the kernel log", e))?;
-        let filter = Filter {
-            since_seq: opts.since_seq,
-            grep: opts.grep.clone(),
-            xid_only: false,
-        };
-        let limit = opts.limit.unwrap_or(100);
-        tokio::task::spawn_blocking(move || readback::tail(&mut source, &filter, limit))
-            .await
-            .map_err(|e| BackendError::failed(Some(node), "reading the kernel log", e))?
-            .map_err(|e| BackendError::failed(Some(node), "reading the kernel log", e))
-    }
-
-    async fn wait_node(
-        &self,
-        node: &str,
-        predicate: &NodePredicate,
-        timeout: Duration,
-    ) -> BackendResult<WaitOutcome> {
-        let observer = self.observer.lock().expect("observer lock").clone();
-        self.kube("waiting for a node")
-            .await?
-            .wait(node, predicate, timeout, observer.as_ref())
-            .await
-    }
-
-    async fn pods(&self, node: &str) -> BackendResult<Vec<PodInfo>> {
-        self.kube("listing pods").await?.pods(node).await
-    }
-
-    async fn uncordon(&self, node: &str) -> BackendResult<NodeInfo> {
-        self.kube("uncordoning").await?.uncordon(node).await
-    }
-
-    async fn events(&self, node: &str) -> BackendResult<Vec<KubeEventInfo>> {
-        self.kube("reading Events").await?.events(node).await
-    }
-
-    async fn circuit_breaker(&self) -> BackendResult<BreakerStatus> {
-        self.kube("reading the circuit breaker")
-            .await?
-            .circuit_breaker(&self.nvsentinel_namespace)
-            .await
+        self.agent().write_path()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agent::readback;
     use crate::agent::testkit;
-    use crate::backend::GpuSelector;
+    use crate::backend::cluster::nvsentinel_namespace;
+    use crate::backend::{
+        Backend, BackendError, GpuSelector, InjectRequest, NodePredicate, TailOptions,
+    };
     use crate::xid::LineOptions;
+    use std::time::Duration;
 
     fn backend(dir: &std::path::Path) -> LocalBackend {
         testkit::write_gpu_tree(&dir.join("proc"), &testkit::fake_gpus(2)).unwrap();
         std::fs::write(dir.join("kmsg"), b"").unwrap();
-        LocalBackend::new(LocalOptions {
+        LocalBackend::local(LocalOptions {
             node_name: Some("node-a".into()),
             proc_root: Some(dir.join("proc")),
             kmsg_path: Some(dir.join("kmsg")),
@@ -423,10 +174,10 @@ mod tests {
 
     #[test]
     fn the_nvsentinel_namespace_is_checked() {
-        assert_eq!(namespace("").unwrap(), "nvsentinel");
-        assert_eq!(namespace(" ops-nvs ").unwrap(), "ops-nvs");
+        assert_eq!(nvsentinel_namespace("").unwrap(), "nvsentinel");
+        assert_eq!(nvsentinel_namespace(" ops-nvs ").unwrap(), "ops-nvs");
         for bad in ["NVSentinel", "nv_sentinel", "-x", "x-", &"a".repeat(64)] {
-            let err = namespace(bad).unwrap_err().to_string();
+            let err = nvsentinel_namespace(bad).unwrap_err().to_string();
             assert!(err.contains("not a namespace name"), "{bad}: {err}");
         }
     }
@@ -444,7 +195,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         testkit::write_gpu_tree(&dir.path().join("proc"), &testkit::fake_gpus(1)).unwrap();
         std::fs::write(dir.path().join("kmsg"), b"").unwrap();
-        let b = LocalBackend::new(LocalOptions {
+        let b = LocalBackend::local(LocalOptions {
             node_name: Some("n".into()),
             proc_root: Some(dir.path().join("proc")),
             kmsg_path: Some(dir.path().join("kmsg")),

@@ -3,21 +3,23 @@
 //! Everything a script learns about a node is fetched again on each call: a node cordoned or
 //! rebooted mid-script gives fresh facts, a vanished one a clear error.
 
+pub mod cluster;
+mod events;
 pub mod kube_nodes;
 pub mod local;
+pub mod node_agent;
+mod node_watch;
 pub mod sim;
+pub mod spec;
 mod types;
 
+pub use events::*;
 pub use types::*;
 
 use crate::kmsg::KmsgRecord;
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Receives what a backend observes in the cluster (stage changes, events), for the journal
-/// and the progress display. Called synchronously, in order.
-pub type Observer = Arc<dyn Fn(ClusterEvent) + Send + Sync>;
 
 #[async_trait]
 pub trait Backend: Send + Sync {
@@ -29,8 +31,9 @@ pub trait Backend: Send + Sync {
         false
     }
 
-    /// Installs the observer that receives cluster events from now on.
-    fn set_observer(&self, observer: Observer);
+    /// `observer` hears what the backend sees the cluster do, from now until the subscription
+    /// is dropped; each run subscribes once.
+    fn subscribe(&self, observer: Observer) -> Subscription;
 
     /// Nodes matching `selector` (all nodes when `None`), sorted by name.
     async fn list_nodes(&self, selector: Option<&LabelSelector>) -> BackendResult<Vec<NodeInfo>>;

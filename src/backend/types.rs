@@ -29,6 +29,13 @@ pub mod keys {
 
 pub type BackendResult<T> = Result<T, BackendError>;
 
+/// What went wrong in a backend call. The kinds split in two, and the Lua API applies one
+/// rule to them everywhere ([`BackendError::is_script_error`]):
+/// - the script asked for something wrong (no such node or GPU, a bad argument, a call this
+///   backend cannot make): the primitive raises, since retrying cannot help;
+/// - the world said no (a node rebooting, an agent or the API server unreachable, a refused
+///   credential or permission, throttling, any other failure on the far side): the primitive
+///   returns `nil, err`, and the script decides.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum BackendError {
     #[error("node '{node}' not found{known}")]
@@ -47,12 +54,68 @@ pub enum BackendError {
         what: String,
         why: String,
     },
-    #[error("{}{what} failed: {reason}", node.as_ref().map(|n| format!("node {n}: ")).unwrap_or_default())]
+    /// The node cannot do it now: rebooting, NotReady, no Ready agent on it.
+    #[error("node {node}: {what} is not possible now: {reason}")]
+    NodeUnavailable {
+        node: String,
+        what: String,
+        reason: String,
+    },
+    /// A server (the API server, a node's agent) could not be reached or did not answer.
+    #[error(
+        "{}{what} failed: {target} is unreachable: {reason}",
+        node_prefix(node)
+    )]
+    Unreachable {
+        node: Option<String>,
+        what: String,
+        /// Which server, as a person finds it: `the API server at https://..`, `agent pod X`.
+        target: String,
+        reason: String,
+    },
+    /// A credential was refused (HTTP 401): a wrong agent token, an expired login.
+    #[error(
+        "{}{what} failed: {target} refused the credentials: {reason}",
+        node_prefix(node)
+    )]
+    Unauthorized {
+        node: Option<String>,
+        what: String,
+        target: String,
+        reason: String,
+    },
+    /// A permission is missing (HTTP 403); `needs` is what to grant.
+    #[error(
+        "{}{what} failed: forbidden: {reason} (the ServiceAccount needs {needs})",
+        node_prefix(node)
+    )]
+    Forbidden {
+        node: Option<String>,
+        what: String,
+        reason: String,
+        needs: String,
+    },
+    /// Too many requests (HTTP 429, a rate limit): try again later.
+    #[error("{}{what} was throttled: {reason}{}", node_prefix(node), retry_after.map(|d| format!(" (retry after {})", crate::duration::format(d))).unwrap_or_default())]
+    Throttled {
+        node: Option<String>,
+        what: String,
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// Anything else the far side did wrong.
+    #[error("{}{what} failed: {reason}", node_prefix(node))]
     Failed {
         node: Option<String>,
         what: String,
         reason: String,
     },
+}
+
+fn node_prefix(node: &Option<String>) -> String {
+    node.as_ref()
+        .map(|n| format!("node {n}: "))
+        .unwrap_or_default()
 }
 
 impl BackendError {
@@ -68,6 +131,59 @@ impl BackendError {
         BackendError::Invalid {
             what: what.into(),
             reason: reason.into(),
+        }
+    }
+
+    pub fn node_unavailable(
+        node: &str,
+        what: impl Into<String>,
+        reason: impl fmt::Display,
+    ) -> Self {
+        BackendError::NodeUnavailable {
+            node: node.to_string(),
+            what: what.into(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// True when the script asked for something wrong (it raises in Lua); false when the
+    /// world refused (Lua gets `nil, err`). See the type's documentation.
+    pub fn is_script_error(&self) -> bool {
+        match self {
+            BackendError::NodeNotFound { .. }
+            | BackendError::GpuNotFound { .. }
+            | BackendError::Invalid { .. }
+            | BackendError::Unsupported { .. } => true,
+            BackendError::NodeUnavailable { .. }
+            | BackendError::Unreachable { .. }
+            | BackendError::Unauthorized { .. }
+            | BackendError::Forbidden { .. }
+            | BackendError::Throttled { .. }
+            | BackendError::Failed { .. } => false,
+        }
+    }
+
+    /// A short name of the kind, for scripts and journals: `node_unavailable`, `throttled`, ...
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BackendError::NodeNotFound { .. } => "node_not_found",
+            BackendError::GpuNotFound { .. } => "gpu_not_found",
+            BackendError::Invalid { .. } => "invalid",
+            BackendError::Unsupported { .. } => "unsupported",
+            BackendError::NodeUnavailable { .. } => "node_unavailable",
+            BackendError::Unreachable { .. } => "unreachable",
+            BackendError::Unauthorized { .. } => "unauthorized",
+            BackendError::Forbidden { .. } => "forbidden",
+            BackendError::Throttled { .. } => "throttled",
+            BackendError::Failed { .. } => "failed",
+        }
+    }
+
+    /// How long the far side asked us to wait before trying again.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            BackendError::Throttled { retry_after, .. } => *retry_after,
+            _ => None,
         }
     }
 
@@ -451,20 +567,6 @@ pub struct BreakerStatus {
     pub status: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub since: Option<String>,
-}
-
-/// Something a backend observed in the cluster: a stage of NVSentinel's reaction, an Event,
-/// a reboot.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ClusterEvent {
-    pub node: String,
-    /// Short machine-readable kind: `detected`, `condition`, `cordoned`, `state`, `event`,
-    /// `evicted`, `rebootnode`, `reboot`, `ready`, `uncordoned`, `breaker`, ...
-    pub kind: String,
-    /// One line for humans.
-    pub message: String,
-    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
-    pub detail: serde_json::Value,
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
 //! `gfi repl`: the interactive Lua shell (see [`crate::repl`]), with the same backend and Lua
 //! flags as `gfi run`.
 
-use super::common::{self, BackendArgs, LuaArgs};
+use super::common::{self, LuaArgs};
 use super::run::ColorChoice;
+use crate::backend::spec::BackendArgs;
 use crate::repl::pacer::Speed;
 use crate::repl::{self, history};
 use crate::xid::LineStyle;

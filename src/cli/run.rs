@@ -1,16 +1,14 @@
 //! `gfi run SCRIPT.lua`: runs a fault plan, shows its progress, writes its journal.
 
-use super::common::{self, BackendArgs, BackendKind, LuaArgs};
+use super::common::{self, LuaArgs};
 use super::progress::{Progress, Style, Verbosity};
-use crate::clock::RunClock;
-use crate::journal::{Header, Journal};
+use crate::backend::spec::{BackendArgs, BackendKind};
 use crate::lua::sandbox::Limits;
-use crate::lua::{Host, HostOptions, describe_error};
+use crate::session::{self, BackendSource, Outcome, Session, SessionError, SessionOptions};
 use crate::signals::Interrupts;
 use crate::xid::LineStyle;
 use clap::{Args, ValueEnum};
 use nix::sys::signal::Signal;
-use serde_json::json;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,12 +52,6 @@ pub struct RunArgs {
     pub color: ColorChoice,
 }
 
-enum Ending {
-    Finished,
-    Failed(String),
-    Interrupted(Signal),
-}
-
 pub fn run(args: RunArgs) -> ExitCode {
     if !args.script.is_file() {
         eprintln!(
@@ -77,7 +69,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         }
     };
     let virtual_time = args.backend.backend == BackendKind::Sim;
-    let rt = match common::script_runtime(virtual_time) {
+    let rt = match session::runtime(virtual_time) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: {e}");
@@ -85,22 +77,11 @@ pub fn run(args: RunArgs) -> ExitCode {
         }
     };
     let local = tokio::task::LocalSet::new();
-    local.block_on(&rt, run_async(args, virtual_time, interrupts))
+    local.block_on(&rt, run_async(args, interrupts))
 }
 
-async fn run_async(args: RunArgs, virtual_time: bool, mut interrupts: Interrupts) -> ExitCode {
+async fn run_async(args: RunArgs, mut interrupts: Interrupts) -> ExitCode {
     let wall = std::time::Instant::now();
-    let seed = args.backend.seed.unwrap_or_else(common::random_seed);
-    let clock = RunClock::start(virtual_time);
-    let journal = Journal::new(clock);
-    let built = match common::build_backend(&args.backend, seed, clock) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let backend = built.backend;
     let tty = std::io::stdout().is_terminal();
     let color = match args.color {
         ColorChoice::Always => true,
@@ -121,33 +102,12 @@ async fn run_async(args: RunArgs, virtual_time: bool, mut interrupts: Interrupts
             status_line: tty,
         },
     );
-    journal.add_sink(progress.sink());
-    backend.set_observer(journal.observer());
-
-    let run_id = common::run_id(seed, virtual_time);
     let script = args.script.display().to_string();
-    let header = Header {
-        gfi: env!("CARGO_PKG_VERSION").to_string(),
-        run_id: run_id.clone(),
-        seed,
-        backend: backend.name().to_string(),
-        script: script.clone(),
+    let session = match Session::new(SessionOptions {
+        seed: args.backend.seed,
+        title: format!("gfi run {script}"),
+        script,
         args: args.args.clone(),
-        virtual_time,
-        started_at: clock.rfc3339(),
-    };
-    journal.record(
-        "run.start",
-        None,
-        format!(
-            "gfi run {script}  seed={seed}  backend={}  run={run_id}",
-            built.description
-        ),
-        json!({"seed": seed, "run_id": run_id, "backend": built.description}),
-    );
-    let opts = HostOptions {
-        seed,
-        run_id: run_id.clone(),
         limits: Limits {
             interrupt: Some(interrupts.flag.clone()),
             ..args.lua.limits()
@@ -160,92 +120,72 @@ async fn run_async(args: RunArgs, virtual_time: bool, mut interrupts: Interrupts
             }
         }),
         lib_paths: args.lua.lib_paths.clone(),
-        args: args.args.clone(),
         line_style: args.line_style,
-    };
-    let host = match Host::new(opts, backend.clone(), journal.clone()) {
-        Ok(h) => h,
-        Err(e) => {
+        sinks: vec![progress.sink()],
+        journal_path: args.journal.clone(),
+        ..SessionOptions::new(BackendSource::Args(args.backend.clone()))
+    }) {
+        Ok(s) => s,
+        Err(e @ SessionError::Backend(_)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+        Err(e @ SessionError::Host(_)) => {
             eprintln!("error: {e}");
             return ExitCode::from(1);
         }
     };
+    let seed = session.seed();
+    let virtual_time = session.virtual_time();
 
-    let ending = tokio::select! {
+    let outcome = tokio::select! {
         biased;
-        r = host.run_file(&args.script) => match r {
-            Ok(_) => Ending::Finished,
-            Err(e) => Ending::Failed(describe_error(&e)),
-        },
-        sig = interrupts.next() => Ending::Interrupted(sig),
+        o = session.run_file(&args.script) => o,
+        sig = interrupts.next() => Outcome::Interrupted(Some(sig)),
     };
     progress.clear_status();
-    match &ending {
-        Ending::Failed(msg) => {
-            journal.record("run.error", None, msg.clone(), serde_json::Value::Null);
-        }
-        Ending::Interrupted(sig) => {
-            eprintln!("\ninterrupted by {sig}: running cleanups (Ctrl-C again to abandon them)");
-            journal.record(
-                "run.interrupted",
-                None,
-                format!("interrupted by {sig}"),
-                serde_json::Value::Null,
-            );
-        }
-        Ending::Finished => {}
+    if let Outcome::Interrupted(Some(sig)) = &outcome {
+        eprintln!("\ninterrupted by {sig}: running cleanups (Ctrl-C again to abandon them)");
     }
-    // Tasks first: a task still busy must not hold up the cleanups.
-    let task_errors = host.finish_tasks();
     interrupts.clear();
-    let cleanup_errors = tokio::select! {
-        biased;
-        errs = host.run_cleanups() => errs,
-        sig = interrupts.next() => vec![format!("cleanups abandoned by {sig}")],
+    let abandon = async {
+        let sig = interrupts.next().await;
+        format!("cleanups abandoned by {sig}")
     };
-    let checks = host.checks();
-    let run_time = clock.elapsed();
-    let summary = json!({
-        "outcome": match &ending { Ending::Finished => "finished", Ending::Failed(_) => "failed", Ending::Interrupted(_) => "interrupted" },
-        "error": match &ending { Ending::Failed(m) => json!(m), _ => json!(null) },
-        "run_seconds": run_time.as_millis() as f64 / 1000.0,
-        "injections": host.ctx().injections.get(),
-        "checks": checks,
-        "cleanup_errors": cleanup_errors,
-        "task_errors": task_errors,
-    });
-    journal.record("run.end", None, "run ended", summary.clone());
-
-    if let Some(path) = &args.journal
-        && let Err(e) = std::fs::write(path, journal.to_json(&header, &summary))
-    {
-        eprintln!("error: cannot write the journal to {}: {e}", path.display());
+    let report = session.finish(outcome, Default::default(), abandon).await;
+    if let Some(e) = &report.journal_error {
+        eprintln!("error: {e}");
     }
 
     let mut code = 0u8;
-    if let Ending::Failed(msg) = &ending {
+    if let Outcome::Failed(msg) = &report.outcome {
         eprintln!("\nerror: the script failed:\n{msg}");
         code = 1;
     }
-    for e in cleanup_errors.iter().chain(task_errors.iter()) {
+    for e in report
+        .cleanup_errors
+        .iter()
+        .chain(report.task_errors.iter())
+    {
         eprintln!("error: {e}");
         code = 1;
     }
-    let interrupted = matches!(ending, Ending::Interrupted(_));
-    if let Ending::Interrupted(sig) = ending {
+    let interrupted = matches!(report.outcome, Outcome::Interrupted(_));
+    if let Outcome::Interrupted(Some(sig)) = report.outcome {
         code = crate::signals::exit_for(sig);
     }
+    let checks = &report.checks;
     if code == 0 && checks.failed > 0 {
         code = EXIT_CHECKS_FAILED;
     }
     let time_note = if virtual_time {
         format!(
             "{} simulated in {:.2}s",
-            crate::duration::format(run_time),
+            crate::duration::format(report.run_time),
             wall.elapsed().as_secs_f64()
         )
     } else {
-        crate::duration::format(run_time)
+        crate::duration::format(report.run_time)
     };
     let checks_note = if checks.passed + checks.failed > 0 {
         format!(
@@ -268,12 +208,8 @@ async fn run_async(args: RunArgs, virtual_time: bool, mut interrupts: Interrupts
     };
     println!(
         "{verdict}: {time_note}, {} injection{}{checks_note}{journal_note} (seed {seed})",
-        host.ctx().injections.get(),
-        if host.ctx().injections.get() == 1 {
-            ""
-        } else {
-            "s"
-        },
+        report.injections,
+        if report.injections == 1 { "" } else { "s" },
     );
     for f in &checks.failures {
         println!("  failed check: {f}");

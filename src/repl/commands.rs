@@ -2,7 +2,7 @@
 //! never valid Lua, so they cannot be confused with code.
 
 use super::pacer::Speed;
-use super::{Flow, Session};
+use super::{Flow, Repl};
 use crate::lua::api::tasks::TaskResult;
 use mlua::{MultiValue, Value};
 use serde_json::json;
@@ -106,18 +106,18 @@ fn unquote(s: &str) -> &str {
     s
 }
 
-impl Session {
+impl Repl {
     pub(super) async fn load(&mut self, path: &Path) -> Flow {
         if !path.is_file() {
             return self.fail(&format!("{} not found (or not a file)", path.display()));
         }
-        self.journal.record(
-            "repl.load",
+        self.session.journal().record(
+            crate::journal::EntryKind::ReplLoad,
             None,
             format!("loading {}", path.display()),
             serde_json::Value::Null,
         );
-        let lua = self.host.lua().clone();
+        let lua = self.session.host().lua().clone();
         let path = path.to_path_buf();
         let ran = self
             .run(async move {
@@ -146,11 +146,13 @@ impl Session {
             Command::Backend => self.show_backend().await,
             Command::Seed => self.out.line(&format!(
                 "seed {} (run {}): gfi repl --seed {} gives this session's randomness again",
-                self.header.seed, self.header.run_id, self.header.seed
+                self.session.header().seed,
+                self.session.header().run_id,
+                self.session.header().seed
             )),
             Command::Journal(path) => {
                 let path = path.unwrap_or_else(|| {
-                    PathBuf::from(format!("gfi-repl-{}.json", self.header.run_id))
+                    PathBuf::from(format!("gfi-repl-{}.json", self.session.header().run_id))
                 });
                 match self.write_journal(&path, "in progress") {
                     Ok(n) => self
@@ -172,12 +174,12 @@ impl Session {
                 None => return self.fail("only the sim backend has a speed"),
             },
             Command::Time => {
-                let t = self.clock.elapsed();
+                let t = self.session.clock().elapsed();
                 self.out.line(&format!(
                     "{} into the session ({}{})",
                     crate::cli::progress::clock_text(t.as_secs_f64()),
-                    self.clock.rfc3339(),
-                    if self.clock.is_virtual() {
+                    self.session.clock().rfc3339(),
+                    if self.session.clock().is_virtual() {
                         ", virtual"
                     } else {
                         ""
@@ -190,12 +192,12 @@ impl Session {
     }
 
     async fn show_backend(&mut self) {
-        let mut text = self.description.clone();
+        let mut text = self.session.description().to_string();
         match &self.pacer {
             Some(p) => text.push_str(&format!("\nvirtual time, speed {}", p.speed())),
             None => text.push_str("\nreal time"),
         }
-        match self.host.ctx().backend.list_nodes(None).await {
+        match self.session.host().ctx().backend.list_nodes(None).await {
             Ok(nodes) => {
                 let cordoned = nodes.iter().filter(|n| n.unschedulable).count();
                 let not_ready = nodes.iter().filter(|n| !n.ready).count();
@@ -213,7 +215,7 @@ impl Session {
     }
 
     fn show_tasks(&self) {
-        let tasks = self.host.ctx().tasks.borrow();
+        let tasks = self.session.host().ctx().tasks.borrow();
         if tasks.is_empty() {
             self.out.line("no tasks (spawn(fn) starts one)");
             return;
@@ -233,17 +235,14 @@ impl Session {
     }
 
     pub(super) fn write_journal(&self, path: &Path, outcome: &str) -> Result<usize, String> {
-        let summary = json!({
-            "outcome": outcome,
-            "chunks": self.chunks,
-            "failed_chunks": self.failures,
-            "run_seconds": self.clock.elapsed().as_millis() as f64 / 1000.0,
-            "injections": self.host.ctx().injections.get(),
-            "checks": self.host.checks(),
-        });
-        std::fs::write(path, self.journal.to_json(&self.header, &summary))
-            .map_err(|e| format!("cannot write the journal to {}: {e}", path.display()))?;
-        Ok(self.journal.len())
+        let mut extra = serde_json::Map::new();
+        extra.insert("outcome".into(), json!(outcome));
+        extra.insert("chunks".into(), json!(self.chunks));
+        extra.insert("failed_chunks".into(), json!(self.failures));
+        let summary = self
+            .session
+            .summary(&crate::session::Outcome::Ended, &extra);
+        self.session.write_journal(path, &summary)
     }
 }
 

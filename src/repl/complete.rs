@@ -560,11 +560,9 @@ fn xids_matching_words(word: &str) -> Vec<Candidate> {
 mod tests {
     use super::super::context::analyze;
     use super::*;
-    use crate::backend::SharedBackend;
-    use crate::cli::common::{BackendArgs, BackendKind, build_backend};
-    use crate::clock::RunClock;
-    use crate::journal::Journal;
-    use crate::lua::{Host, HostOptions};
+    use crate::backend::spec::{BackendArgs, BackendKind};
+    use crate::lua::Host;
+    use crate::session::{BackendSource, Session, SessionOptions};
 
     fn backend_args() -> BackendArgs {
         BackendArgs {
@@ -585,12 +583,13 @@ mod tests {
             .unwrap();
         let local = tokio::task::LocalSet::new();
         local.block_on(&rt, async {
-            let clock = RunClock::start(true);
-            let journal = Journal::new(clock);
-            let backend: SharedBackend = build_backend(&backend_args(), 1, clock).unwrap().backend;
-            let host = Host::new(HostOptions::default(), backend, journal).unwrap();
-            let env = super::super::chunk::ReplEnv::new(host.lua()).unwrap();
-            f(&host, &env);
+            let session = Session::new(SessionOptions {
+                seed: Some(1),
+                ..SessionOptions::new(BackendSource::Args(backend_args()))
+            })
+            .unwrap();
+            let env = super::super::chunk::ReplEnv::new(session.host().lua()).unwrap();
+            f(session.host(), &env);
         });
     }
 

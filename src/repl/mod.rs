@@ -23,13 +23,12 @@ pub mod pretty;
 pub mod tab;
 
 use crate::backend::NodeInfo;
-use crate::cli::common::{self, BackendArgs};
-use crate::clock::RunClock;
-use crate::journal::{Header, Journal};
+use crate::backend::spec::{BackendArgs, BackendKind};
+use crate::lua::Host;
 use crate::lua::api::handles::NodeHandle;
 use crate::lua::api::tasks::TaskResult;
 use crate::lua::sandbox::Limits;
-use crate::lua::{Host, HostOptions};
+use crate::session::{self, BackendSource, Outcome, Session, SessionError, SessionOptions};
 use crate::signals::Interrupts;
 use crate::xid::LineStyle;
 use chunk::{Compiled, ReplEnv};
@@ -86,12 +85,12 @@ pub fn run(cfg: Config) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let virtual_time = cfg.backend.backend == common::BackendKind::Sim;
+    let virtual_time = cfg.backend.backend == BackendKind::Sim;
     if !virtual_time && cfg.speed != Speed::Unlimited {
         eprintln!("error: --sim-speed applies to the sim backend only");
         return ExitCode::from(2);
     }
-    let rt = match common::script_runtime(virtual_time) {
+    let rt = match session::runtime(virtual_time) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: {e}");
@@ -108,40 +107,34 @@ async fn start(
     interactive: bool,
     virtual_time: bool,
 ) -> ExitCode {
-    let seed = cfg.backend.seed.unwrap_or_else(common::random_seed);
-    let clock = RunClock::start(virtual_time);
-    let journal = Journal::new(clock);
-    let built = match common::build_backend(&cfg.backend, seed, clock) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
     let out = Output::new(cfg.color, !interactive, cfg.quiet);
-    journal.add_sink(out.sink());
-    built.backend.set_observer(journal.observer());
-    let run_id = common::run_id(seed, virtual_time);
     let mut limits = cfg.limits.clone();
     limits.interrupt = Some(interrupts.flag.clone());
-    let opts = HostOptions {
-        seed,
-        run_id: run_id.clone(),
+    let run = match Session::new(SessionOptions {
+        seed: cfg.backend.seed,
+        script: "<repl>".into(),
+        title: "gfi repl".into(),
+        args: cfg.args.clone(),
         limits,
         script_dir: Some(PathBuf::from(".")),
         lib_paths: cfg.lib_paths.clone(),
-        args: cfg.args.clone(),
         line_style: cfg.line_style,
-    };
-    let host = match Host::new(opts, built.backend.clone(), journal.clone()) {
-        Ok(h) => h,
-        Err(e) => {
+        sinks: vec![out.sink()],
+        journal_path: cfg.journal.clone(),
+        ..SessionOptions::new(BackendSource::Args(cfg.backend.clone()))
+    }) {
+        Ok(s) => s,
+        Err(e @ SessionError::Backend(_)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+        Err(e @ SessionError::Host(_)) => {
             eprintln!("error: {e}");
             return ExitCode::from(1);
         }
     };
-    let env = match ReplEnv::new(host.lua()).and_then(|env| {
-        install_help(&host, &out)?;
+    let env = match ReplEnv::new(run.host().lua()).and_then(|env| {
+        install_help(run.host(), &out)?;
         Ok(env)
     }) {
         Ok(env) => env,
@@ -170,38 +163,15 @@ async fn start(
     } else {
         InputSource::piped()
     };
-    let header = Header {
-        gfi: env!("CARGO_PKG_VERSION").to_string(),
-        run_id: run_id.clone(),
-        seed,
-        backend: built.backend.name().to_string(),
-        script: "<repl>".into(),
-        args: cfg.args.clone(),
-        virtual_time,
-        started_at: clock.rfc3339(),
-    };
-    journal.record(
-        "run.start",
-        None,
-        format!(
-            "gfi repl  seed={seed}  backend={}  run={run_id}",
-            built.description
-        ),
-        json!({"seed": seed, "run_id": run_id, "backend": built.description}),
-    );
     let mut lib_dirs = vec![PathBuf::from(".")];
     lib_dirs.extend(cfg.lib_paths.iter().cloned());
-    let mut session = Session {
-        host,
+    let mut session = Repl {
+        session: run,
         env,
         out,
-        journal,
         interrupts,
         input: Some(input),
         pacer,
-        description: built.description,
-        header,
-        clock,
         lib_dirs,
         pending: Vec::new(),
         pending_line: 0,
@@ -212,7 +182,6 @@ async fn start(
         saved_termios,
         interactive,
         stop_on_error: cfg.stop_on_error,
-        journal_path: cfg.journal.clone(),
         cluster_cache: None,
     };
     if interactive {
@@ -279,18 +248,14 @@ enum Ran {
     Cancelled,
 }
 
-struct Session {
-    host: Host,
+struct Repl {
+    session: Session,
     env: ReplEnv,
     out: Arc<Output>,
-    journal: Journal,
     interrupts: Interrupts,
     /// Taken at the end, to stop the reader.
     input: Option<InputSource>,
     pacer: Option<Pacer>,
-    description: String,
-    header: Header,
-    clock: RunClock,
     lib_dirs: Vec<PathBuf>,
     /// Lines of a chunk not complete yet.
     pending: Vec<String>,
@@ -304,11 +269,10 @@ struct Session {
     saved_termios: Option<nix::sys::termios::Termios>,
     interactive: bool,
     stop_on_error: bool,
-    journal_path: Option<PathBuf>,
     cluster_cache: Option<(std::time::Instant, Vec<NodeInfo>)>,
 }
 
-impl Session {
+impl Repl {
     fn input(&mut self) -> &mut InputSource {
         self.input
             .as_mut()
@@ -320,9 +284,9 @@ impl Session {
         o.line(&format!(
             "{} · {} · seed {} · run {}",
             o.paint(Tone::Bold, "gfi repl"),
-            self.description,
-            self.header.seed,
-            self.header.run_id
+            self.session.description(),
+            self.session.header().seed,
+            self.session.header().run_id
         ));
         let time = match &self.pacer {
             Some(p) if p.speed() == Speed::Unlimited => {
@@ -375,7 +339,8 @@ impl Session {
                         self.pending.clear();
                         // Lua's own words for what is missing ("'end' expected").
                         let why = match self
-                            .host
+                            .session
+                            .host()
                             .lua()
                             .load(&text)
                             .set_name(chunk::CHUNK_NAME)
@@ -498,7 +463,7 @@ impl Session {
         }
         self.pending.push(line);
         let text = self.pending.join("\n");
-        match chunk::compile(self.host.lua(), &self.env, &text) {
+        match chunk::compile(self.session.host().lua(), &self.env, &text) {
             Compiled::Incomplete => Flow::Continue,
             Compiled::Error(e) => {
                 self.pending.clear();
@@ -511,8 +476,12 @@ impl Session {
                 if let Err(e) = self.env.declare(&declares) {
                     return self.fail(&errors::describe(&e));
                 }
-                self.journal
-                    .record("repl.input", None, text.clone(), serde_json::Value::Null);
+                self.session.journal().record(
+                    crate::journal::EntryKind::ReplInput,
+                    None,
+                    text.clone(),
+                    serde_json::Value::Null,
+                );
                 let ran = self.run(func.call_async::<MultiValue>(())).await;
                 self.after(ran).await
             }
@@ -523,7 +492,7 @@ impl Session {
     async fn run(&mut self, fut: impl Future<Output = mlua::Result<MultiValue>>) -> Ran {
         self.chunks += 1;
         // --instruction-limit is per chunk here: a long session must not run out.
-        self.host.reset_instructions();
+        self.session.host().reset_instructions();
         // No clearing of Ctrl-C here: one pressed just after Enter cancels what was entered.
         self.out.begin_chunk();
         let result = tokio::select! {
@@ -566,8 +535,8 @@ impl Session {
                     Some(w) => format!("cancelled the wait for {w} ({by})"),
                     None => format!("cancelled ({by})"),
                 };
-                self.journal.record(
-                    "repl.cancelled",
+                self.session.journal().record(
+                    crate::journal::EntryKind::ReplCancelled,
                     None,
                     what.clone(),
                     serde_json::Value::Null,
@@ -587,8 +556,12 @@ impl Session {
 
     fn fail(&mut self, text: &str) -> Flow {
         self.failures += 1;
-        self.journal
-            .record("repl.error", None, text, serde_json::Value::Null);
+        self.session.journal().record(
+            crate::journal::EntryKind::ReplError,
+            None,
+            text,
+            serde_json::Value::Null,
+        );
         if self.interactive {
             self.out.error(text);
             Flow::Continue
@@ -606,7 +579,7 @@ impl Session {
     /// Names a mistyped global could have meant: REPL variables and globals.
     fn identifiers(&self) -> Vec<String> {
         let mut names = Vec::new();
-        for t in [&self.env.vars, &self.host.lua().globals()] {
+        for t in [&self.env.vars, &self.session.host().lua().globals()] {
             let _ = t.for_each::<Value, Value>(|k, _| {
                 if let Value::String(s) = k {
                     names.push(s.to_string_lossy());
@@ -623,7 +596,7 @@ impl Session {
             return;
         };
         let _ = self.env.set_last(first.clone());
-        let lua = self.host.lua();
+        let lua = self.session.host().lua();
         let names = ApiNames::scan(lua);
         let name_of = |f: &Function| names.name_of(f);
         let opts = pretty::Options {
@@ -638,7 +611,7 @@ impl Session {
             _ => None,
         };
         if let Some(name) = node {
-            let facts = match self.host.ctx().backend.node(&name).await {
+            let facts = match self.session.host().ctx().backend.node(&name).await {
                 Ok(info) => info.summary(),
                 Err(e) => e.to_string(),
             };
@@ -654,7 +627,7 @@ impl Session {
     /// fail the session as a failed chunk does).
     fn report_task_failures(&mut self) {
         let mut failed = Vec::new();
-        for t in self.host.ctx().tasks.borrow().iter() {
+        for t in self.session.host().ctx().tasks.borrow().iter() {
             let mut inner = t.borrow_mut();
             if let TaskResult::Failed(e) = &inner.result
                 && !inner.observed
@@ -665,46 +638,44 @@ impl Session {
         }
         for msg in failed {
             self.failures += 1;
-            self.journal
-                .record("task.failed", None, msg.clone(), serde_json::Value::Null);
+            self.session.journal().record(
+                crate::journal::EntryKind::TaskFailed,
+                None,
+                msg.clone(),
+                serde_json::Value::Null,
+            );
         }
     }
 
-    /// Runs the cleanups (Ctrl-C abandons them), writes the journal, saves the history.
+    /// Ends the run (tasks, cleanups, which Ctrl-C abandons, summary, journal), then the
+    /// input.
     async fn finish(mut self) -> ExitCode {
         self.interrupts.clear();
-        let cleanup_errors = tokio::select! {
-            biased;
-            errs = self.host.run_cleanups() => errs,
-            sig = self.interrupts.next() => {
-                let msg = format!("cleanups abandoned by {}", crate::signals::spoken(sig));
-                self.out.error(&msg);
-                vec![msg]
-            }
-        };
-        let task_errors = self.host.finish_tasks();
         let outcome = if self.interrupted {
-            "interrupted"
+            Outcome::Interrupted(self.interrupts.ending())
         } else {
-            "ended"
+            Outcome::Ended
         };
-        self.journal.record(
-            "run.end",
-            None,
-            "session ended",
-            json!({"outcome": outcome, "cleanup_errors": cleanup_errors, "task_errors": task_errors}),
-        );
+        let mut extra = serde_json::Map::new();
+        extra.insert("chunks".into(), json!(self.chunks));
+        extra.insert("failed_chunks".into(), json!(self.failures));
+        let (interrupts, out) = (&mut self.interrupts, &self.out);
+        let abandon = async {
+            let sig = interrupts.next().await;
+            let msg = format!("cleanups abandoned by {}", crate::signals::spoken(sig));
+            out.error(&msg);
+            msg
+        };
+        let report = self.session.finish(outcome, extra, abandon).await;
         let mut code = 0;
-        if let Some(path) = self.journal_path.clone()
-            && let Err(e) = self.write_journal(&path, outcome)
-        {
-            self.out.error(&e);
+        if let Some(e) = &report.journal_error {
+            self.out.error(e);
             code = EXIT_FAILED;
         }
         if let Some(input) = self.input.take() {
             input.shutdown();
         }
-        if !cleanup_errors.is_empty() || !task_errors.is_empty() {
+        if !report.cleanup_errors.is_empty() || !report.task_errors.is_empty() {
             code = EXIT_FAILED;
         }
         if !self.interactive && self.failures > 0 {

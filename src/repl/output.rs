@@ -272,20 +272,20 @@ mod tests {
             let journal = Journal::new(RunClock::start(true));
             journal.add_sink(out.sink());
             journal.record(
-                "wait.start",
+                crate::journal::EntryKind::WaitStart,
                 Some("n1"),
                 "waiting",
                 json!({"for": "cordoned"}),
             );
             journal.record(
-                "wait.start",
+                crate::journal::EntryKind::WaitStart,
                 Some("n2"),
                 "waiting",
                 json!({"for": "uncordoned"}),
             );
             assert_eq!(out.active_wait().as_deref(), Some("n2 uncordoned"));
             journal.record(
-                "wait",
+                crate::journal::EntryKind::Wait,
                 Some("n2"),
                 "done",
                 json!({"for": "uncordoned", "ok": true}),

@@ -1,7 +1,7 @@
 //! What Tab does: the line editor's thread asks, the session (which owns the Lua state and
 //! the backend) gathers what completion needs and answers.
 
-use super::Session;
+use super::Repl;
 use super::commands;
 use super::complete::{self, World};
 use super::context;
@@ -12,7 +12,7 @@ use rustyline::completion::Pair;
 /// How long completion trusts its list of nodes.
 const CLUSTER_CACHE: std::time::Duration = std::time::Duration::from_secs(5);
 
-impl Session {
+impl Repl {
     pub(super) async fn answer_completion(&mut self, req: CompletionRequest) {
         let pos = req.pos.min(req.line.len());
         if !req.line.is_char_boundary(pos) {
@@ -43,7 +43,7 @@ impl Session {
             (Vec::new(), Vec::new())
         };
         let modules = self.module_names();
-        let lua = self.host.lua();
+        let lua = self.session.host().lua();
         let names = ApiNames::scan(lua);
         let world = World {
             lua,
@@ -76,7 +76,8 @@ impl Session {
             .is_some_and(|(at, _)| at.elapsed() < CLUSTER_CACHE);
         if !fresh {
             let nodes = self
-                .host
+                .session
+                .host()
                 .ctx()
                 .backend
                 .list_nodes(None)

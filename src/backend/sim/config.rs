@@ -162,6 +162,22 @@ impl Default for SimTimings {
 }
 
 impl SimConfig {
+    /// One line for humans: "sim (8 GPU nodes x 8 GPUs)".
+    pub fn describe(&self) -> String {
+        format!(
+            "sim ({} GPU node{} x {} GPU{}{})",
+            self.nodes,
+            if self.nodes == 1 { "" } else { "s" },
+            self.gpus_per_node,
+            if self.gpus_per_node == 1 { "" } else { "s" },
+            if self.cpu_nodes > 0 {
+                format!(", {} CPU nodes", self.cpu_nodes)
+            } else {
+                String::new()
+            }
+        )
+    }
+
     pub fn load(path: &Path) -> Result<SimConfig, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read sim config {}: {e}", path.display()))?;

@@ -320,8 +320,8 @@ impl Backend for SimBackend {
         self
     }
 
-    fn set_observer(&self, observer: Observer) {
-        self.lock().observer = Some(observer);
+    fn subscribe(&self, observer: Observer) -> Subscription {
+        self.lock().events.subscribe(observer)
     }
 
     async fn list_nodes(&self, selector: Option<&LabelSelector>) -> BackendResult<Vec<NodeInfo>> {

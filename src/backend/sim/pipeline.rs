@@ -7,7 +7,7 @@
 use super::config::SimConfig;
 use super::state::*;
 use super::values::{DrainMode, NvsConfig};
-use crate::backend::{ClusterEvent, Observer, Taint, keys};
+use crate::backend::{ClusterEvent, EventHub, EventKind, Taint, keys};
 use crate::clock::{RunClock, label_timestamp, rfc3339};
 use crate::kmsg::LOG_KERN;
 use crate::xid::catalog::{self, ActionRule};
@@ -142,7 +142,7 @@ pub struct SimState {
     pub gpu_node_count: usize,
     pub rng: ChaCha8Rng,
     pub clock: RunClock,
-    pub observer: Option<Observer>,
+    pub events: std::sync::Arc<EventHub>,
     queue: BinaryHeap<Reverse<Scheduled>>,
     next_seq: u64,
 }
@@ -176,7 +176,7 @@ impl SimState {
             gpu_node_count,
             rng,
             clock,
-            observer: None,
+            events: EventHub::new(),
             queue: BinaryHeap::new(),
             next_seq: 0,
         }
@@ -226,15 +226,13 @@ impl SimState {
         rfc3339(self.clock.at(at))
     }
 
-    pub fn emit(&self, node: &str, kind: &str, message: String, detail: serde_json::Value) {
-        if let Some(obs) = &self.observer {
-            obs(ClusterEvent {
-                node: node.to_string(),
-                kind: kind.to_string(),
-                message,
-                detail,
-            });
-        }
+    pub fn emit(&self, node: &str, kind: EventKind, message: String, detail: serde_json::Value) {
+        self.events.publish(ClusterEvent {
+            node: node.to_string(),
+            kind,
+            message,
+            detail,
+        });
     }
 
     fn set_state(&mut self, node: usize, value: &str, at: Duration) {
@@ -243,7 +241,7 @@ impl SimState {
         let name = n.name.clone();
         self.emit(
             &name,
-            "state",
+            EventKind::State,
             format!("state={value}"),
             json!({"state": value, "t": at.as_secs_f64()}),
         );
@@ -348,7 +346,7 @@ impl SimState {
             let name = self.nodes[node].name.clone();
             self.emit(
                 &name,
-                "detected",
+                EventKind::Detected,
                 format!(
                     "syslog-health-monitor: XID {} on {} → {}{}",
                     event.xid,
@@ -439,7 +437,7 @@ impl SimState {
         let name = n.name.clone();
         self.emit(
             &name,
-            "monitor-start",
+            EventKind::MonitorStart,
             format!("syslog-health-monitor started fresh: seeks to the end of the journal ({skipped} unread line(s) never seen)"),
             json!({"skipped": skipped}),
         );
@@ -467,7 +465,7 @@ impl SimState {
             n.touch();
             self.emit(
                 &name,
-                "condition",
+                EventKind::Condition,
                 format!("condition {}=True (XID {}, {})", keys::COND_XID, event.xid, event.action),
                 json!({"type": keys::COND_XID, "status": "True", "xid": event.xid, "action": event.action}),
             );
@@ -493,7 +491,7 @@ impl SimState {
             self.nodes[node].touch();
             self.emit(
                 &name,
-                "event",
+                EventKind::Event,
                 format!(
                     "Event {} (XID {} is not fatal: no cordon)",
                     keys::REASON_UNHEALTHY,
@@ -520,7 +518,7 @@ impl SimState {
             n.touch();
             self.emit(
                 &name,
-                "condition",
+                EventKind::Condition,
                 format!("condition {}=False (healthy after reboot)", keys::COND_XID),
                 json!({"type": keys::COND_XID, "status": "False"}),
             );
@@ -542,7 +540,7 @@ impl SimState {
         let name = self.nodes[node].name.clone();
         self.emit(
             &name,
-            "halted",
+            EventKind::Halted,
             format!("fault-quarantine: {what} halted (circuit breaker TRIPPED)"),
             json!({"halted": what}),
         );
@@ -579,7 +577,7 @@ impl SimState {
             self.breaker.tripped_at = Some(self.time(now));
             self.emit(
                 &name,
-                "breaker",
+                EventKind::Breaker,
                 format!(
                     "circuit breaker TRIPPED: {cordoned} of {total} GPU nodes cordoned within {}; fault-quarantine halts until it is reset",
                     crate::duration::format(window)
@@ -603,7 +601,7 @@ impl SimState {
             self.nodes[node].touch();
             self.emit(
                 &name,
-                "quarantine",
+                EventKind::Quarantine,
                 "already quarantined: health event added".into(),
                 json!(null),
             );
@@ -658,7 +656,7 @@ impl SimState {
         self.stats.cordons += 1;
         self.emit(
             &name,
-            "cordoned",
+            EventKind::Cordoned,
             format!("fault-quarantine: cordoned (rule set {ruleset}, XID {xid})"),
             json!({"ruleset": ruleset, "xid": xid}),
         );
@@ -718,7 +716,7 @@ impl SimState {
         self.stats.uncordons += 1;
         self.emit(
             &name,
-            "uncordoned",
+            EventKind::Uncordoned,
             "fault-quarantine: uncordoned (healthy)".into(),
             json!(null),
         );
@@ -742,7 +740,7 @@ impl SimState {
             n.touch();
             self.emit(
                 &name,
-                "uncordoned",
+                EventKind::Uncordoned,
                 "uncordoned by hand: NVSentinel treats it as a cancel (condition left in place)"
                     .into(),
                 json!({"manual": true, "t": now.as_secs_f64()}),
@@ -751,7 +749,7 @@ impl SimState {
             n.touch();
             self.emit(
                 &name,
-                "uncordoned",
+                EventKind::Uncordoned,
                 "uncordoned by hand".into(),
                 json!({"manual": true}),
             );
@@ -882,7 +880,7 @@ impl SimState {
         };
         self.emit(
             &name,
-            "evicted",
+            EventKind::Evicted,
             format!("pod {}/{} {how}", p.namespace, p.name),
             json!({"pod": format!("{}/{}", p.namespace, p.name), "how": how}),
         );
@@ -927,7 +925,7 @@ impl SimState {
         self.nodes[node].touch();
         self.emit(
             &name,
-            "drain-failed",
+            EventKind::DrainFailed,
             format!("node-drainer: drain timed out waiting for [{left}]"),
             json!({"pods": left}),
         );
@@ -978,7 +976,7 @@ impl SimState {
             );
             self.emit(
                 &name,
-                "rebootnode",
+                EventKind::Rebootnode,
                 format!(
                     "fault-remediation: RebootNode {cr} created ({})",
                     event.action
@@ -997,7 +995,7 @@ impl SimState {
             );
             self.emit(
                 &name,
-                "remediation-failed",
+                EventKind::RemediationFailed,
                 format!(
                     "fault-remediation: no remediation for {}; the node stays cordoned",
                     event.action
@@ -1036,7 +1034,7 @@ impl SimState {
             self.cr_condition(cr, "SignalSent", "False", "NodeExcluded", now);
             self.emit(
                 &node_name,
-                "janitor",
+                EventKind::Janitor,
                 "janitor: node is excluded; no reboot".into(),
                 json!(null),
             );
@@ -1046,7 +1044,7 @@ impl SimState {
             self.cr_condition(cr, "ManualMode", "True", "ManualModeEnabled", now);
             self.emit(
                 &node_name,
-                "janitor",
+                EventKind::Janitor,
                 format!("janitor: manual mode; {cr} waits for an operator to reboot the node"),
                 json!({"manual_mode": true}),
             );
@@ -1063,7 +1061,7 @@ impl SimState {
         let provider = self.nvs.provider.clone();
         self.emit(
             &node_name,
-            "reboot-signal",
+            EventKind::RebootSignal,
             format!("janitor: reboot signal sent (provider {provider})"),
             json!({"provider": provider, "cr": cr}),
         );
@@ -1093,7 +1091,7 @@ impl SimState {
         self.cr_condition(cr, "NodeReady", "True", "NodeReady", now);
         self.emit(
             &node,
-            "rebootnode-complete",
+            EventKind::RebootnodeComplete,
             format!("janitor: {cr} complete, but provider kind only pretends: the boot id is unchanged and the node stays cordoned"),
             json!({"cr": cr, "pretend": true}),
         );
@@ -1113,7 +1111,7 @@ impl SimState {
         let timeout = crate::duration::format(self.nvs.reboot_timeout);
         self.emit(
             &node,
-            "rebootnode-timeout",
+            EventKind::RebootnodeTimeout,
             format!("janitor: {cr} timed out after {timeout}"),
             json!({"cr": cr}),
         );
@@ -1146,7 +1144,7 @@ impl SimState {
         self.stats.reboots += 1;
         self.emit(
             &name,
-            "reboot",
+            EventKind::Reboot,
             "node is rebooting (NotReady)".into(),
             json!(null),
         );
@@ -1170,7 +1168,7 @@ impl SimState {
         let name = n.name.clone();
         self.emit(
             &name,
-            "booted",
+            EventKind::Booted,
             format!("booted (boot id {boot_id})"),
             json!({"boot_id": boot_id}),
         );
@@ -1205,7 +1203,7 @@ impl SimState {
         n.touch();
         let name = n.name.clone();
         let boot_id = n.boot_id.clone();
-        self.emit(&name, "ready", "node is Ready".into(), json!(null));
+        self.emit(&name, EventKind::Ready, "node is Ready".into(), json!(null));
         let pending: Vec<String> = std::mem::take(&mut self.nodes[node].pending_reboot_nodes)
             .into_iter()
             .filter(|cr| {
@@ -1222,7 +1220,7 @@ impl SimState {
             self.cr_condition(&cr, "NodeReady", "True", "NodeReady", now);
             self.emit(
                 &name,
-                "rebootnode-complete",
+                EventKind::RebootnodeComplete,
                 format!("janitor: {cr} complete (node Ready)"),
                 json!({"cr": cr}),
             );

@@ -27,13 +27,31 @@ fn req(node: &str, gpu: u32, xid: u32, style: LineStyle) -> InjectRequest {
     }
 }
 
-fn start(cfg: SimConfig, nvs: NvsConfig) -> (SimBackend, Arc<StdMutex<Vec<ClusterEvent>>>) {
+/// The events a test has heard, for as long as it holds this.
+struct Seen {
+    events: Arc<StdMutex<Vec<ClusterEvent>>>,
+    _subscription: Subscription,
+}
+
+impl Seen {
+    fn lock(&self) -> std::sync::LockResult<std::sync::MutexGuard<'_, Vec<ClusterEvent>>> {
+        self.events.lock()
+    }
+}
+
+fn start(cfg: SimConfig, nvs: NvsConfig) -> (SimBackend, Seen) {
     let clock = RunClock::start(true);
     let sim = SimBackend::start(cfg, nvs, 7, clock).unwrap();
-    let seen = Arc::new(StdMutex::new(Vec::new()));
-    let s2 = seen.clone();
-    sim.set_observer(Arc::new(move |e| s2.lock().unwrap().push(e)));
-    (sim, seen)
+    let events = Arc::new(StdMutex::new(Vec::new()));
+    let e2 = events.clone();
+    let subscription = sim.subscribe(Arc::new(move |e| e2.lock().unwrap().push(e)));
+    (
+        sim,
+        Seen {
+            events,
+            _subscription: subscription,
+        },
+    )
 }
 
 const NODE: &str = "gpu-node-001";
@@ -116,7 +134,7 @@ fn xid79_goes_through_the_whole_pipeline() {
             .lock()
             .unwrap()
             .iter()
-            .map(|e| e.kind.clone())
+            .map(|e| e.kind.to_string())
             .collect();
         for k in [
             "detected",
@@ -153,7 +171,12 @@ fn malformed_line_is_not_detected() {
             .await
             .unwrap();
         assert!(!w.satisfied);
-        assert!(seen.lock().unwrap().iter().all(|e| e.kind != "detected"));
+        assert!(
+            seen.lock()
+                .unwrap()
+                .iter()
+                .all(|e| e.kind != EventKind::Detected)
+        );
         // The record is in kmsg all the same.
         let tail = sim
             .kmsg_tail(

@@ -175,7 +175,7 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
                 .await
                 .map_err(|e| backend_err("uncordon", e))?;
             ctx.journal.record(
-                "uncordon",
+                crate::journal::EntryKind::Uncordon,
                 Some(&name),
                 "uncordoned by the script",
                 serde_json::Value::Null,

@@ -65,7 +65,7 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
                         ctx.injections.set(ctx.injections.get() + 1);
                         let info = catalog::lookup_or_generic(xid);
                         ctx.journal.record(
-                            "inject",
+                            crate::journal::EntryKind::Inject,
                             Some(&node),
                             format!(
                                 "XID {xid} ({}) on GPU {} ({})",
@@ -82,7 +82,7 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
                     Err(e @ (BackendError::Failed { .. } | BackendError::Unsupported { .. })) => {
                         let msg = format!("{F}: {e}");
                         ctx.journal.record(
-                            "inject.failed",
+                            crate::journal::EntryKind::InjectFailed,
                             Some(&node),
                             msg.clone(),
                             json!({"xid": xid}),

@@ -3,6 +3,7 @@
 use super::set_fn;
 use crate::backend::sim::SimBackend;
 use crate::duration;
+use crate::journal::EntryKind;
 use crate::lua::Ctx;
 use crate::lua::convert::*;
 use crate::lua::docs;
@@ -69,10 +70,10 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
     )?;
 
     for (name, kind, level) in [
-        ("print", "print", "info"),
-        ("log", "log", "info"),
-        ("info", "log", "info"),
-        ("warn", "log", "warn"),
+        ("print", EntryKind::Print, "info"),
+        ("log", EntryKind::Log, "info"),
+        ("info", EntryKind::Log, "info"),
+        ("warn", EntryKind::Log, "warn"),
     ] {
         set_fn(
             lua,
@@ -85,7 +86,7 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
                     kind,
                     None,
                     text,
-                    if kind == "log" {
+                    if kind == EntryKind::Log {
                         json!({"level": level})
                     } else {
                         json!(null)
@@ -134,8 +135,12 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
                 Some(d) => format!("{name} ({d})"),
                 None => name.clone(),
             };
-            ctx.journal
-                .record("check", None, msg, json!({"name": name, "ok": ok}));
+            ctx.journal.record(
+                crate::journal::EntryKind::Check,
+                None,
+                msg,
+                json!({"name": name, "ok": ok}),
+            );
             Ok(ok)
         })?,
     )?;
@@ -238,7 +243,7 @@ fn register_sim(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
                 .reboot(&name)
                 .map_err(|e| backend_err("sim.reboot", e))?;
             ctx.journal.record(
-                "sim.reboot",
+                crate::journal::EntryKind::SimReboot,
                 Some(&name),
                 "rebooted by the script",
                 json!(null),
@@ -263,7 +268,7 @@ fn register_sim(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
             let ctx = Ctx::get(lua)?;
             sim_of(&ctx)?.reset_breaker();
             ctx.journal.record(
-                "sim.reset_breaker",
+                crate::journal::EntryKind::SimResetBreaker,
                 None,
                 "circuit breaker reset by the script",
                 json!(null),

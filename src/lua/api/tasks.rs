@@ -248,7 +248,7 @@ pub async fn run_cleanups(lua: &Lua, ctx: &Ctx) -> Vec<String> {
             continue;
         };
         ctx.journal.record(
-            "cleanup",
+            crate::journal::EntryKind::Cleanup,
             None,
             format!("running cleanup '{name}'"),
             json!({"name": name}),
@@ -257,8 +257,12 @@ pub async fn run_cleanups(lua: &Lua, ctx: &Ctx) -> Vec<String> {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 let msg = format!("cleanup '{name}' failed: {}", describe_error(&e));
-                ctx.journal
-                    .record("cleanup.failed", None, msg.clone(), json!(null));
+                ctx.journal.record(
+                    crate::journal::EntryKind::CleanupFailed,
+                    None,
+                    msg.clone(),
+                    json!(null),
+                );
                 errors.push(msg);
             }
             Err(_) => {
@@ -266,8 +270,12 @@ pub async fn run_cleanups(lua: &Lua, ctx: &Ctx) -> Vec<String> {
                     "cleanup '{name}' did not finish within {}",
                     crate::duration::format(CLEANUP_TIMEOUT)
                 );
-                ctx.journal
-                    .record("cleanup.failed", None, msg.clone(), json!(null));
+                ctx.journal.record(
+                    crate::journal::EntryKind::CleanupFailed,
+                    None,
+                    msg.clone(),
+                    json!(null),
+                );
                 errors.push(msg);
             }
         }
@@ -287,7 +295,7 @@ pub fn finish(ctx: &Ctx) -> Vec<String> {
                 }
                 inner.result = TaskResult::Cancelled;
                 ctx.journal.record(
-                    "task.cancelled",
+                    crate::journal::EntryKind::TaskCancelled,
                     None,
                     format!(
                         "task '{}' was still running at the end of the script and was cancelled",
@@ -298,8 +306,12 @@ pub fn finish(ctx: &Ctx) -> Vec<String> {
             }
             TaskResult::Failed(e) if !inner.observed => {
                 let msg = format!("task '{}' failed and nobody waited for it: {e}", inner.name);
-                ctx.journal
-                    .record("task.failed", None, msg.clone(), json!(null));
+                ctx.journal.record(
+                    crate::journal::EntryKind::TaskFailed,
+                    None,
+                    msg.clone(),
+                    json!(null),
+                );
                 errors.push(msg);
             }
             _ => {}

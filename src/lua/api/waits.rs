@@ -212,7 +212,7 @@ async fn wait(
     let what = predicate.describe();
     let started = ctx.now();
     ctx.journal.record(
-        "wait.start",
+        crate::journal::EntryKind::WaitStart,
         Some(&name),
         format!("waiting for {what} (timeout {})", duration::format(timeout)),
         json!({"for": what, "timeout": timeout.as_secs_f64()}),
@@ -234,7 +234,7 @@ async fn wait(
     let summary = outcome.node.summary();
     if outcome.satisfied {
         ctx.journal.record(
-            "wait",
+            crate::journal::EntryKind::Wait,
             Some(&name),
             format!(
                 "{what} after {}",
@@ -249,7 +249,7 @@ async fn wait(
             duration::format(timeout)
         );
         ctx.journal.record(
-            "wait",
+            crate::journal::EntryKind::Wait,
             Some(&name),
             format!(
                 "not {what} within {} (observed: {summary})",

@@ -1,0 +1,400 @@
+//! One run of a fault plan, wired once: clock, journal, backend, its events, the Lua host, the
+//! journal's header, and an ending that always goes tasks, cleanups, summary, journal.
+//!
+//! `gfi run`, the REPL, the tests and the benches each build a [`Session`]; the controller
+//! will build one per remote plan. A session prints nothing and picks no exit code: what it
+//! observed goes to the journal and its sinks, and [`Session::finish`] returns a [`Report`]
+//! for the caller to present.
+
+use crate::backend::sim::SimBackend;
+use crate::backend::sim::config::SimConfig;
+use crate::backend::sim::values::NvsConfig;
+use crate::backend::spec::{BackendArgs, BackendKind, build_backend};
+use crate::backend::{SharedBackend, Subscription};
+use crate::clock::RunClock;
+use crate::journal::{EntryKind, Header, Journal, Sink};
+use crate::lua::sandbox::Limits;
+use crate::lua::{Checks, Host, HostOptions};
+use crate::xid::LineStyle;
+use nix::sys::signal::Signal;
+use serde_json::{Map, Value, json};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where a session's backend comes from.
+pub enum BackendSource {
+    /// The command line's choice (`--backend`, `--sim-*`, ...).
+    Args(BackendArgs),
+    /// A simulated cluster of the caller's own making (tests, benches).
+    Sim {
+        config: Box<SimConfig>,
+        values: Box<NvsConfig>,
+    },
+}
+
+impl BackendSource {
+    /// Whether the run's clock is virtual: the runtime must then start paused.
+    pub fn virtual_time(&self) -> bool {
+        match self {
+            BackendSource::Args(a) => a.backend == BackendKind::Sim,
+            BackendSource::Sim { .. } => true,
+        }
+    }
+}
+
+pub struct SessionOptions {
+    pub backend: BackendSource,
+    /// Random when absent (and recorded in the journal).
+    pub seed: Option<u64>,
+    /// The provenance marker's run id; derived from the seed when absent.
+    pub run_id: Option<String>,
+    /// What runs, for the journal's header: a script's path, `<repl>`.
+    pub script: String,
+    /// How the journal's first line names the run: `gfi run plan.lua`, `gfi repl`.
+    pub title: String,
+    /// `--arg k=v`, in order.
+    pub args: Vec<(String, String)>,
+    pub limits: Limits,
+    /// Where `require` looks first.
+    pub script_dir: Option<PathBuf>,
+    pub lib_paths: Vec<PathBuf>,
+    pub line_style: LineStyle,
+    /// See every journal entry as it is recorded (the progress display).
+    pub sinks: Vec<Sink>,
+    /// Where [`Session::finish`] writes the journal.
+    pub journal_path: Option<PathBuf>,
+}
+
+impl SessionOptions {
+    pub fn new(backend: BackendSource) -> Self {
+        SessionOptions {
+            backend,
+            seed: None,
+            run_id: None,
+            script: String::new(),
+            title: "gfi".into(),
+            args: Vec::new(),
+            limits: Limits::default(),
+            script_dir: None,
+            lib_paths: Vec::new(),
+            line_style: LineStyle::Driver,
+            sinks: Vec::new(),
+            journal_path: None,
+        }
+    }
+}
+
+/// Why a session could not start.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SessionError {
+    /// The backend's settings are wrong (the user's mistake).
+    #[error("{0}")]
+    Backend(String),
+    /// The Lua state could not be set up.
+    #[error("{0}")]
+    Host(String),
+}
+
+/// How the script's part ended, before the session finishes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The script returned.
+    Finished,
+    /// The script raised; the message as a person should read it.
+    Failed(String),
+    /// A signal stopped it (`None`: Ctrl-C at a REPL prompt).
+    Interrupted(Option<Signal>),
+    /// An interactive session ended (end of input, `.exit`).
+    Ended,
+}
+
+impl Outcome {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Finished => "finished",
+            Outcome::Failed(_) => "failed",
+            Outcome::Interrupted(_) => "interrupted",
+            Outcome::Ended => "ended",
+        }
+    }
+}
+
+/// What a finished session did.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub outcome: Outcome,
+    /// The journal's summary (also the `run.end` entry's data).
+    pub summary: Value,
+    pub checks: Checks,
+    pub injections: u64,
+    /// Run time (virtual on `sim`).
+    pub run_time: Duration,
+    pub cleanup_errors: Vec<String>,
+    pub task_errors: Vec<String>,
+    /// The journal could not be written there.
+    pub journal_error: Option<String>,
+}
+
+pub struct Session {
+    host: Host,
+    journal: Journal,
+    backend: SharedBackend,
+    description: String,
+    header: Header,
+    clock: RunClock,
+    journal_path: Option<PathBuf>,
+    _events: Subscription,
+}
+
+impl Session {
+    /// Builds the run. Must be called inside the run's runtime (see [`runtime`]) and on a
+    /// `LocalSet`, which every script primitive needs.
+    pub fn new(opts: SessionOptions) -> Result<Session, SessionError> {
+        let virtual_time = opts.backend.virtual_time();
+        let seed = opts.seed.unwrap_or_else(random_seed);
+        let clock = RunClock::start(virtual_time);
+        let journal = Journal::new(clock);
+        let (backend, description): (SharedBackend, String) = match opts.backend {
+            BackendSource::Args(args) => {
+                let built = build_backend(&args, seed, clock).map_err(SessionError::Backend)?;
+                (built.backend, built.description)
+            }
+            BackendSource::Sim { config, values } => {
+                let description = config.describe();
+                let sim = SimBackend::start(*config, *values, seed, clock)
+                    .map_err(SessionError::Backend)?;
+                (Arc::new(sim), description)
+            }
+        };
+        for sink in opts.sinks {
+            journal.add_sink(sink);
+        }
+        let events = backend.subscribe(journal.observer());
+        let run_id = opts.run_id.unwrap_or_else(|| run_id(seed, virtual_time));
+        let header = Header {
+            gfi: env!("CARGO_PKG_VERSION").to_string(),
+            run_id: run_id.clone(),
+            seed,
+            backend: backend.name().to_string(),
+            script: opts.script,
+            args: opts.args.clone(),
+            virtual_time,
+            started_at: clock.rfc3339(),
+        };
+        journal.record(
+            EntryKind::RunStart,
+            None,
+            format!(
+                "{}  seed={seed}  backend={description}  run={run_id}",
+                opts.title
+            ),
+            json!({"seed": seed, "run_id": run_id, "backend": description}),
+        );
+        let host = Host::new(
+            HostOptions {
+                seed,
+                run_id,
+                limits: opts.limits,
+                script_dir: opts.script_dir,
+                lib_paths: opts.lib_paths,
+                args: opts.args,
+                line_style: opts.line_style,
+            },
+            backend.clone(),
+            journal.clone(),
+        )
+        .map_err(SessionError::Host)?;
+        Ok(Session {
+            host,
+            journal,
+            backend,
+            description,
+            header,
+            clock,
+            journal_path: opts.journal_path,
+            _events: events,
+        })
+    }
+
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    pub fn backend(&self) -> &SharedBackend {
+        &self.backend
+    }
+
+    /// One line for humans: "sim (8 GPU nodes x 8 GPUs)".
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.header.seed
+    }
+
+    pub fn clock(&self) -> &RunClock {
+        &self.clock
+    }
+
+    pub fn virtual_time(&self) -> bool {
+        self.header.virtual_time
+    }
+
+    /// Runs a script file (its chunk receives the `args` table as `...`).
+    pub async fn run_file(&self, path: &Path) -> Outcome {
+        match self.host.run_file(path).await {
+            Ok(_) => Outcome::Finished,
+            Err(e) => Outcome::Failed(crate::lua::describe_error(&e)),
+        }
+    }
+
+    /// The summary as it stands: the outcome, run time, injections, checks, and `extra`.
+    pub fn summary(&self, outcome: &Outcome, extra: &Map<String, Value>) -> Value {
+        let mut s = Map::new();
+        s.insert("outcome".into(), json!(outcome.as_str()));
+        s.insert(
+            "error".into(),
+            match outcome {
+                Outcome::Failed(m) => json!(m),
+                _ => Value::Null,
+            },
+        );
+        s.insert(
+            "run_seconds".into(),
+            json!(self.clock.elapsed().as_millis() as f64 / 1000.0),
+        );
+        s.insert("injections".into(), json!(self.host.ctx().injections.get()));
+        s.insert("checks".into(), json!(self.host.checks()));
+        for (k, v) in extra {
+            s.insert(k.clone(), v.clone());
+        }
+        Value::Object(s)
+    }
+
+    /// Writes the whole journal (header, entries, `summary`) to `path`; returns its entries.
+    pub fn write_journal(&self, path: &Path, summary: &Value) -> Result<usize, String> {
+        std::fs::write(path, self.journal.to_json(&self.header, summary))
+            .map_err(|e| format!("cannot write the journal to {}: {e}", path.display()))?;
+        Ok(self.journal.len())
+    }
+
+    /// Ends the run, always in this order: tasks still running are cancelled (a busy task
+    /// must not hold up the cleanups), the cleanups run newest first (until `abandon`
+    /// resolves, with the reason it gives), the summary is recorded, the journal written.
+    pub async fn finish<F>(self, outcome: Outcome, extra: Map<String, Value>, abandon: F) -> Report
+    where
+        F: Future<Output = String>,
+    {
+        match &outcome {
+            Outcome::Failed(msg) => {
+                self.journal
+                    .record(EntryKind::RunError, None, msg.clone(), Value::Null)
+            }
+            Outcome::Interrupted(sig) => self.journal.record(
+                EntryKind::RunInterrupted,
+                None,
+                match sig {
+                    Some(sig) => format!("interrupted by {sig}"),
+                    None => "interrupted by Ctrl-C".into(),
+                },
+                Value::Null,
+            ),
+            Outcome::Finished | Outcome::Ended => {}
+        }
+        let task_errors = self.host.finish_tasks();
+        let cleanup_errors = tokio::select! {
+            biased;
+            errs = self.host.run_cleanups() => errs,
+            why = abandon => vec![why],
+        };
+        let mut extra = extra;
+        extra.insert("cleanup_errors".into(), json!(cleanup_errors));
+        extra.insert("task_errors".into(), json!(task_errors));
+        let summary = self.summary(&outcome, &extra);
+        let end_message = match outcome {
+            Outcome::Ended => "session ended",
+            _ => "run ended",
+        };
+        self.journal
+            .record(EntryKind::RunEnd, None, end_message, summary.clone());
+        let journal_error = self
+            .journal_path
+            .as_deref()
+            .and_then(|p| self.write_journal(p, &summary).err());
+        Report {
+            outcome,
+            summary,
+            checks: self.host.checks(),
+            injections: self.host.ctx().injections.get(),
+            run_time: self.clock.elapsed(),
+            cleanup_errors,
+            task_errors,
+            journal_error,
+        }
+    }
+}
+
+/// The runtime scripts run on: one thread (Lua values are not `Send`), its clock paused on the
+/// sim so that it jumps to the next timer whenever everything waits.
+pub fn runtime(virtual_time: bool) -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(virtual_time)
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))
+}
+
+/// A seed from the OS when none was given.
+pub fn random_seed() -> u64 {
+    let mut b = [0u8; 8];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
+        .is_err()
+    {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        return t.as_nanos() as u64 ^ std::process::id() as u64;
+    }
+    u64::from_le_bytes(b) >> 16
+}
+
+/// The run id in the provenance marker: from the seed on the sim (reproducible), from the seed
+/// and the wall clock elsewhere (unique per run).
+pub fn run_id(seed: u64, virtual_time: bool) -> String {
+    let mut x = seed ^ 0x9e37_79b9_7f4a_7c15;
+    if !virtual_time {
+        x ^= std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos() as u64;
+    }
+    // splitmix64: spreads nearby seeds over the whole range.
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^= x >> 31;
+    format!("r{:06x}", x & 0xff_ffff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_are_stable_on_the_sim() {
+        assert_eq!(run_id(42, true), run_id(42, true));
+        assert_ne!(run_id(42, true), run_id(43, true));
+        assert!(run_id(1, true).starts_with('r'));
+    }
+}
