@@ -6,8 +6,8 @@
 -- model of NVSentinel that reacts to the exact bytes written, on a virtual clock.
 
 -- Nodes are handles: the name, looked up afresh every time it is used.
-local n = gpu_nodes()[1]
-local g = gpus(n)[1]
+local n = assert(gpu_nodes())[1]
+local g = assert(gpus(n))[1]
 print(("target: %s GPU %d at PCI %s (%s)"):format(n.name, g.index, g.pci, g.uuid))
 
 -- XID 79: "GPU has fallen off the bus". inject_xid writes one kernel log record, exactly as

@@ -16,7 +16,7 @@ local cordoned, why = wait_cordoned(n, { timeout = "2m" })
 check("XID 13 does not cordon", cordoned == nil, why)
 
 -- What NVSentinel did instead: an Event about the node.
-for _, e in ipairs(events(n)) do
+for _, e in ipairs(assert(events(n))) do
   print(("Event %s: %s"):format(e.reason, e.message))
 end
-check("an Event was recorded", #events(n) == 1)
+check("an Event was recorded", #assert(events(n)) == 1)

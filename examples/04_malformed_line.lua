@@ -14,7 +14,7 @@ print("unguarded: " .. f1.line)
 print("guarded:   " .. f2.line)
 
 -- Both records are in the kernel log...
-assert(#kmsg_tail(bad, { grep = "Xid" }) == 1)
+assert(#assert(kmsg_tail(bad, { grep = "Xid" })) == 1)
 
 -- ...but only the guarded one is detected.
 check("the guarded line is detected", wait_cordoned(good, { timeout = "2m" }) ~= nil)

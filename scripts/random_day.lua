@@ -11,7 +11,7 @@ local plan = require "plan"
 local report = require "report"
 local check = require "check"
 
-local targets = gpu_nodes()
+local targets = assert(gpu_nodes())
 local p = plan.random {
   duration = param("duration", "24h"),
   faults = math.floor(param("faults", math.max(1, math.floor(#targets * 1.5)))),
@@ -28,4 +28,4 @@ report.print_summary(summary)
 check.eq("every injected fault got the expected reaction", summary.unexpected, 0)
 check.threshold("time to cordon", summary.timings.cordoned, "p95 < " .. param("p95_cordon", "1m"))
 check.threshold("time to uncordon after a fatal XID", summary.timings.uncordoned, "p95 < " .. param("p95_recovery", "20m"))
-check.eq("the circuit breaker never tripped", circuit_breaker().status, "CLOSED")
+check.eq("the circuit breaker never tripped", assert(circuit_breaker()).status, "CLOSED")

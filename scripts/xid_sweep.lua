@@ -7,7 +7,7 @@ local scenario = require "scenario"
 local report = require "report"
 local check = require "check"
 
-local n = node(param("node", gpu_nodes()[1].name))
+local n = node(param("node", assert(gpu_nodes())[1].name))
 local only = param("only", "") -- e.g. --arg only=79,48
 local wanted = {}
 for x in only:gmatch("%d+") do wanted[tonumber(x)] = true end

@@ -26,7 +26,7 @@ function M.random(spec)
   local start = gfi.duration(spec.start or 0)
   local count = spec.faults or 10
   if math.type(count) ~= "integer" or count < 0 then error("plan.random: faults must be a whole number >= 0", 2) end
-  local nodes = spec.nodes or gfi.gpu_nodes()
+  local nodes = spec.nodes or assert(gfi.gpu_nodes())
   if #nodes == 0 then error("plan.random: no nodes to inject into", 2) end
   local xids = spec.xids or M.DEFAULT_XIDS
   local pick_xid
@@ -52,7 +52,7 @@ function M.random(spec)
       error(("plan.random: arrival must be 'uniform' or 'poisson', got %s"):format(tostring(arrival)), 2)
     end
     local node = name_of(rand.choice(nodes))
-    if gpu_count[node] == nil then gpu_count[node] = #gfi.gpus(node) end
+    if gpu_count[node] == nil then gpu_count[node] = #assert(gfi.gpus(node)) end
     if gpu_count[node] == 0 then error(("plan.random: node %s has no GPUs"):format(node), 2) end
     faults[i] = { index = i, at = at, node = node, gpu = rand.int(0, gpu_count[node] - 1), xid = pick_xid() }
   end
@@ -111,7 +111,7 @@ function Plan:run(opts)
     tasks[#tasks + 1] = gfi.spawn("fault-" .. f.index, function()
       local delay = t0 + f.at - gfi.now()
       if delay > 0 then gfi.sleep(delay) end
-      if on_busy == "skip" and (busy[f.node] or gfi.node_info(f.node).cordoned) then
+      if on_busy == "skip" and (busy[f.node] or assert(gfi.node_info(f.node)).cordoned) then
         skipped = skipped + 1
         return
       end

@@ -19,11 +19,11 @@ function Node.wait_state(self, value, opts) return gfi.wait_state(self, value, o
 function Node.wait_label(self, key, value, opts) return gfi.wait_label(self, key, value, opts) end
 function Node.wait_rebooted(self, opts) return gfi.wait_rebooted(self, opts) end
 function Node.wait_ready(self, opts) return gfi.wait_ready(self, opts) end
-function Node.cordoned(self) return gfi.node_info(self).cordoned end
-function Node.ready(self) return gfi.node_info(self).ready end
-function Node.state(self) return gfi.node_info(self).state end
-function Node.labels(self) return gfi.node_info(self).labels end
-function Node.condition(self, type) return gfi.node_info(self).conditions[type] end
+function Node.cordoned(self) return assert(gfi.node_info(self)).cordoned end
+function Node.ready(self) return assert(gfi.node_info(self)).ready end
+function Node.state(self) return assert(gfi.node_info(self)).state end
+function Node.labels(self) return assert(gfi.node_info(self)).labels end
+function Node.condition(self, type) return assert(gfi.node_info(self)).conditions[type] end
 
 function Gpu.inject_xid(self, xid, opts) return gfi.inject_xid(self.node, self, xid, opts) end
 

@@ -103,7 +103,7 @@ end
 
 --- A 0-based GPU index of a node.
 function M.gpu(node)
-  local gs = gfi.gpus(node)
+  local gs = assert(gfi.gpus(node))
   need(#gs > 0, ("rand.gpu: %s has no GPUs"):format(tostring(node)))
   return gs[random(#gs)]
 end

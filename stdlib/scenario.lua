@@ -75,7 +75,7 @@ function M.run(node, gpu, xid_number, opts)
   local expected = opts.expect or M.expectation(xid_number)
   local res = new_result(node, gpu, xid_number, expected)
   local t = timeouts(opts)
-  local before = gfi.node_info(node)
+  local before = assert(gfi.node_info(node))
   local fault, err = gfi.inject_xid(node, gpu, xid_number, opts.line)
   if not fault then return fail(res, "inject", err) end
   res.fault_id, res.at, res.gpu = fault.id, fault.at, fault.gpu

@@ -72,7 +72,7 @@ fn a_script_injects_through_the_local_backend() {
 fn the_local_backend_refuses_a_missing_gpu_tree() {
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("s.lua");
-    std::fs::write(&script, "print(#gpus('node-a'))").unwrap();
+    std::fs::write(&script, "print(#assert(gpus('node-a')))").unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_gfi"))
         .args([
             "run",

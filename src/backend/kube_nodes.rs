@@ -453,6 +453,29 @@ mod tests {
     }
 
     #[test]
+    fn api_errors_keep_their_kind() {
+        let status = |code: u16| {
+            kube::Error::Api(Box::new(kube::core::Status {
+                code,
+                message: format!("said {code}"),
+                ..Default::default()
+            }))
+        };
+        let e = api_error_needing(Some("n"), "reading", "get on nodes", status(403));
+        assert!(matches!(&e, BackendError::Forbidden { needs, .. } if needs == "get on nodes"));
+        assert_eq!(
+            e.to_string(),
+            "node n: reading failed: forbidden: said 403 (the ServiceAccount needs get on nodes)"
+        );
+        let e = api_error_needing(None, "listing nodes", "list", status(401));
+        assert!(matches!(e, BackendError::Unauthorized { .. }), "{e}");
+        let e = api_error_needing(None, "listing nodes", "list", status(429));
+        assert!(matches!(e, BackendError::Throttled { .. }), "{e}");
+        let e = api_error_needing(None, "listing nodes", "list", status(500));
+        assert!(matches!(e, BackendError::Failed { .. }), "{e}");
+    }
+
+    #[test]
     fn pod_facts() {
         let p: Pod = serde_json::from_value(json!({
             "metadata": {"name": "w", "namespace": "dynamo", "deletionTimestamp": "2026-01-01T00:00:00Z",

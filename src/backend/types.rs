@@ -594,6 +594,44 @@ mod tests {
     }
 
     #[test]
+    fn the_script_errs_or_the_world_refuses() {
+        let script = [
+            BackendError::node_not_found("x", &[]),
+            BackendError::invalid("line", "empty"),
+            BackendError::Unsupported {
+                backend: "local",
+                what: "pods".into(),
+                why: "no API".into(),
+            },
+        ];
+        for e in &script {
+            assert!(e.is_script_error(), "{e}");
+        }
+        let world = [
+            BackendError::node_unavailable("n1", "injection", "rebooting"),
+            BackendError::failed(Some("n1"), "GPU discovery", "no /proc"),
+            BackendError::Throttled {
+                node: None,
+                what: "listing nodes".into(),
+                reason: "too many requests".into(),
+                retry_after: Some(Duration::from_secs(3)),
+            },
+        ];
+        for e in &world {
+            assert!(!e.is_script_error(), "{e}");
+        }
+        assert_eq!(world[2].retry_after(), Some(Duration::from_secs(3)));
+        assert_eq!(
+            world[2].to_string(),
+            "listing nodes was throttled: too many requests (retry after 3s)"
+        );
+        assert_eq!(
+            world[0].to_string(),
+            "node n1: injection is not possible now: rebooting"
+        );
+    }
+
+    #[test]
     fn summaries() {
         let names: Vec<String> = (1..=20).map(|i| format!("n{i}")).collect();
         assert_eq!(summarize(&names, 4), "n1, n2, n3, ..., n20 (20 in all)");

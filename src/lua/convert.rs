@@ -4,7 +4,7 @@
 use super::api::handles::{GpuHandle, NodeHandle};
 use crate::backend::{BackendError, GpuSelector};
 use crate::xid::PciAddress;
-use mlua::{Lua, LuaSerdeExt, Table, Value};
+use mlua::{IntoLua, Lua, LuaSerdeExt, MultiValue, Table, Value};
 use serde::Serialize;
 use std::fmt;
 use std::time::Duration;
@@ -48,6 +48,61 @@ pub fn type_name(v: &Value) -> String {
 /// A backend error as a Lua error (for contract violations) keeping its text.
 pub fn backend_err(func: &str, e: BackendError) -> mlua::Error {
     err(format!("{func}: {e}"))
+}
+
+/// The one rule for a primitive whose backend call failed ([`BackendError::is_script_error`]):
+/// a mistake of the script raises; a refusal of the world (a node rebooting, an agent
+/// unreachable, throttling, ...) returns `nil, err`, and is recorded in the journal as `kind`.
+pub fn refused(
+    lua: &Lua,
+    func: &str,
+    node: Option<&str>,
+    e: BackendError,
+    kind: crate::journal::EntryKind,
+) -> mlua::Result<MultiValue> {
+    if e.is_script_error() {
+        return Err(backend_err(func, e));
+    }
+    let msg = format!("{func}: {e}");
+    let ctx = crate::lua::Ctx::get(lua)?;
+    ctx.journal.record(
+        kind,
+        node,
+        msg.clone(),
+        serde_json::json!({
+            "call": func,
+            "error": e.kind(),
+            "retry_after": e.retry_after().map(|d| d.as_secs_f64()),
+        }),
+    );
+    Ok(MultiValue::from_vec(vec![
+        Value::Nil,
+        Value::String(lua.create_string(&msg)?),
+    ]))
+}
+
+/// A primitive's answer when it succeeded: one value.
+pub fn one(lua: &Lua, v: impl IntoLua) -> mlua::Result<MultiValue> {
+    Ok(MultiValue::from_vec(vec![v.into_lua(lua)?]))
+}
+
+/// Unwraps a backend answer, or returns from the primitive as [`refused`] says.
+#[macro_export]
+macro_rules! ask {
+    ($lua:expr, $func:expr, $node:expr, $call:expr) => {
+        match $call {
+            Ok(v) => v,
+            Err(e) => {
+                return $crate::lua::convert::refused(
+                    $lua,
+                    $func,
+                    $node,
+                    e,
+                    $crate::journal::EntryKind::CallFailed,
+                );
+            }
+        }
+    };
 }
 
 /// A node argument: a node handle or a node name.

@@ -27,7 +27,7 @@ pub const DOCS: &[Doc] = &[
     Doc {
         name: "nodes",
         group: "Cluster",
-        signature: "nodes([selector]) -> {Node}",
+        signature: "nodes([selector]) -> {Node} | nil, err",
         summary: "Nodes of the cluster, sorted by name, optionally filtered by a label selector.",
         details: &["selector: `key=value`, `key!=value`, `key`, `!key`, comma-separated."],
         example: "for _, n in ipairs(nodes(\"nvidia.com/gpu.present=true\")) do print(n.name) end",
@@ -35,15 +35,15 @@ pub const DOCS: &[Doc] = &[
     Doc {
         name: "gpu_nodes",
         group: "Cluster",
-        signature: "gpu_nodes() -> {Node}",
+        signature: "gpu_nodes() -> {Node} | nil, err",
         summary: "Nodes labelled `nvidia.com/gpu.present=true` (the ones NVSentinel watches).",
         details: &[],
-        example: "local n = gpu_nodes()[1]",
+        example: "local n = assert(gpu_nodes())[1]",
     },
     Doc {
         name: "node",
         group: "Cluster",
-        signature: "node(name) -> Node",
+        signature: "node(name) -> Node | nil, err",
         summary: "A handle for one node; raises when the node does not exist.",
         details: &["The handle holds only the name: every use looks the node up again."],
         example: "local n = node(\"gpu-node-001\")",
@@ -51,7 +51,7 @@ pub const DOCS: &[Doc] = &[
     Doc {
         name: "node_info",
         group: "Cluster",
-        signature: "node_info(node) -> table",
+        signature: "node_info(node) -> table | nil, err",
         summary: "Fresh facts about a node: `cordoned`, `ready`, `state`, `boot_id`, `labels`, `annotations`, `taints`, `conditions` (by type).",
         details: &[
             "`state` is the `dgxc.nvidia.com/nvsentinel-state` label.",
@@ -62,7 +62,7 @@ pub const DOCS: &[Doc] = &[
     Doc {
         name: "gpus",
         group: "Cluster",
-        signature: "gpus(node) -> {Gpu}",
+        signature: "gpus(node) -> {Gpu} | nil, err",
         summary: "The GPUs of a node by index, each with `index`, `pci`, `uuid`, `model`, `node`.",
         details: &[],
         example: "for _, g in ipairs(gpus(\"gpu-node-001\")) do print(g.index, g.pci, g.uuid) end",
@@ -70,7 +70,7 @@ pub const DOCS: &[Doc] = &[
     Doc {
         name: "gpu",
         group: "Cluster",
-        signature: "gpu(node, which) -> Gpu",
+        signature: "gpu(node, which) -> Gpu | nil, err",
         summary: "One GPU of a node by index, PCI address (any form) or UUID; raises listing the GPUs present when there is no such GPU.",
         details: &[],
         example: "local g = gpu(\"gpu-node-001\", \"0000:3a:00.0\")",
@@ -78,7 +78,7 @@ pub const DOCS: &[Doc] = &[
     Doc {
         name: "pods",
         group: "Cluster",
-        signature: "pods(node) -> {table}",
+        signature: "pods(node) -> {table} | nil, err",
         summary: "Pods on a node: `namespace`, `name`, `phase`, `owner`, `terminating`.",
         details: &[],
         example: "print(#pods(\"gpu-node-001\"))",
@@ -86,7 +86,7 @@ pub const DOCS: &[Doc] = &[
     Doc {
         name: "events",
         group: "Cluster",
-        signature: "events(node) -> {table}",
+        signature: "events(node) -> {table} | nil, err",
         summary: "Kubernetes Events about a node: `reason`, `type`, `message`, `source`, `time` (non-fatal XIDs, drain progress).",
         details: &[],
         example: "for _, e in ipairs(events(n)) do print(e.reason, e.message) end",
@@ -106,7 +106,7 @@ pub const DOCS: &[Doc] = &[
     Doc {
         name: "uncordon",
         group: "Cluster",
-        signature: "uncordon(node) -> table",
+        signature: "uncordon(node) -> table | nil, err",
         summary: "Marks a node schedulable (`kubectl uncordon`). NVSentinel treats it as a cancel of its quarantine. Returns fresh node facts.",
         details: &[],
         example: "uncordon(\"gpu-node-001\")",
@@ -114,7 +114,7 @@ pub const DOCS: &[Doc] = &[
     Doc {
         name: "circuit_breaker",
         group: "Cluster",
-        signature: "circuit_breaker() -> {enabled, status, since}",
+        signature: "circuit_breaker() -> {enabled, status, since} | nil, err",
         summary: "NVSentinel's circuit breaker: `status` is \"CLOSED\" or \"TRIPPED\" (ConfigMap `circuit-breaker`; none means closed); `enabled` is nil where the cluster does not show it (a real cluster: it is a Helm value); `since` only on `sim`.",
         details: &[],
         example: "assert(circuit_breaker().status == \"CLOSED\")",
@@ -342,12 +342,12 @@ pub const DOCS: &[Doc] = &[
         signature: "Gpu: g.index, g.pci, g.uuid, g.model, g.node, g:inject_xid(xid, o)",
         summary: "A GPU of a node. Wherever a GPU is expected, its index works too.",
         details: &[],
-        example: "local g = gpus(n)[3]\ng:inject_xid(48)",
+        example: "local g = assert(gpus(n))[3]\ng:inject_xid(48)",
     },
     Doc {
         name: "sim.reboot",
         group: "Sim",
-        signature: "sim.reboot(node)",
+        signature: "sim.reboot(node) -> true | nil, err",
         summary: "(sim only) Reboots a node by hand, as an operator would after a manual-mode RebootNode.",
         details: &[],
         example: "sim.reboot(\"gpu-node-001\")",
@@ -355,7 +355,7 @@ pub const DOCS: &[Doc] = &[
     Doc {
         name: "sim.restart_monitor",
         group: "Sim",
-        signature: "sim.restart_monitor(node)",
+        signature: "sim.restart_monitor(node) -> true | nil, err",
         summary: "(sim only) Restarts a node's syslog-health-monitor with no saved state: like NVSentinel's first start, it seeks to the end of the journal, so lines it has not read yet are never seen.",
         details: &[],
         example: "inject_xid(n, 0, 79)\nsim.restart_monitor(n)  -- the line is lost\nassert(not wait_cordoned(n, {timeout = \"1m\"}))",
@@ -491,8 +491,11 @@ pub fn help_for(name: &str) -> Option<String> {
 }
 
 /// The README's API reference section.
+/// How every primitive fails; the reference opens with it.
+pub const ERRORS: &str = "Every primitive follows one rule when it fails. **It raises when the script is wrong**: a bad argument, a node or GPU that does not exist, a call the backend cannot make (`sim.*` elsewhere than on `sim`). **It returns `nil, err` when the world said no**: a node rebooting, an agent or the API server unreachable, a credential or permission refused, throttling, any other failure on the far side; the failure is also in the journal (`inject.failed`, `call.failed`). A script that cannot go on without the answer says so with `assert`, which raises `err`: `local g = assert(gpus(n))[1]`. Waits return `nil, err, result` on a timeout as well (`result.ok` is false).";
+
 pub fn markdown() -> String {
-    let mut out = String::new();
+    let mut out = format!("{ERRORS}\n\n");
     for g in GROUPS {
         out.push_str(&format!("### {g}\n\n"));
         for d in DOCS.iter().filter(|d| d.group == *g) {

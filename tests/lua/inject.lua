@@ -65,3 +65,8 @@ local none, err = inject_xid("gpu-node-008", 0, 79)
 assert(none == nil and err:find("rebooting"), err)
 local recs2, kerr = kmsg_tail("gpu-node-008")
 assert(recs2 == nil and kerr:find("rebooting"), kerr)
+-- The same rule for every primitive: the world's "no" is nil, err; the script's mistake raises.
+local again, rerr = sim.reboot("gpu-node-008")
+assert(again == nil and rerr:find("already rebooting"), rerr)
+expect_error(function() sim.reboot("gpu-node-999") end, "node 'gpu-node-999' not found")
+expect_error(function() gpus("gpu-node-999") end, "gpus: node 'gpu-node-999' not found")

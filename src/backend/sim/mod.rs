@@ -144,8 +144,8 @@ impl SimBackend {
         let mut st = self.lock();
         let i = Self::node_index(&st, node)?;
         if st.nodes[i].down {
-            return Err(BackendError::failed(
-                Some(node),
+            return Err(BackendError::node_unavailable(
+                node,
                 "reboot",
                 "the node is already rebooting",
             ));
@@ -351,8 +351,8 @@ impl Backend for SimBackend {
         let mut st = self.lock();
         let i = Self::node_index(&st, &req.node)?;
         if st.nodes[i].down {
-            return Err(BackendError::failed(
-                Some(&req.node),
+            return Err(BackendError::node_unavailable(
+                &req.node,
                 "injection",
                 "the node is rebooting: its agent is down and its kernel log cannot be written until it is back",
             ));
@@ -395,8 +395,8 @@ impl Backend for SimBackend {
         let i = Self::node_index(&st, node)?;
         let n = &st.nodes[i];
         if n.down {
-            return Err(BackendError::failed(
-                Some(node),
+            return Err(BackendError::node_unavailable(
+                node,
                 "kmsg read",
                 "the node is rebooting",
             ));

@@ -2,6 +2,7 @@
 
 use super::handles::{GpuHandle, NodeHandle, node_facts};
 use super::set_fn;
+use crate::ask;
 use crate::backend::{LabelSelector, TailOptions};
 use crate::lua::Ctx;
 use crate::lua::convert::*;
@@ -22,12 +23,12 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
                 )));
             }
         };
-        let nodes = ctx.backend.list_nodes(sel.as_ref()).await.map_err(|e| backend_err("nodes", e))?;
+        let nodes = ask!(&lua, "nodes", None, ctx.backend.list_nodes(sel.as_ref()).await);
         let out = lua.create_table()?;
         for n in nodes {
             out.push(NodeHandle { name: n.name })?;
         }
-        Ok(out)
+        one(&lua, out)
     })?)?;
 
     set_fn(
@@ -37,11 +38,8 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
         lua.create_async_function(|lua, v: Value| async move {
             let ctx = Ctx::get(&lua)?;
             let name = node_name("node", 1, &v)?;
-            ctx.backend
-                .node(&name)
-                .await
-                .map_err(|e| backend_err("node", e))?;
-            Ok(NodeHandle { name })
+            ask!(&lua, "node", Some(&name), ctx.backend.node(&name).await);
+            one(&lua, NodeHandle { name })
         })?,
     )?;
 
@@ -52,12 +50,13 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
         lua.create_async_function(|lua, v: Value| async move {
             let ctx = Ctx::get(&lua)?;
             let name = node_name("node_info", 1, &v)?;
-            let info = ctx
-                .backend
-                .node(&name)
-                .await
-                .map_err(|e| backend_err("node_info", e))?;
-            node_facts(&lua, &info)
+            let info = ask!(
+                &lua,
+                "node_info",
+                Some(&name),
+                ctx.backend.node(&name).await
+            );
+            one(&lua, node_facts(&lua, &info)?)
         })?,
     )?;
 
@@ -68,16 +67,12 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
         lua.create_async_function(|lua, v: Value| async move {
             let ctx = Ctx::get(&lua)?;
             let name = node_name("gpus", 1, &v)?;
-            let gpus = ctx
-                .backend
-                .gpus(&name)
-                .await
-                .map_err(|e| backend_err("gpus", e))?;
+            let gpus = ask!(&lua, "gpus", Some(&name), ctx.backend.gpus(&name).await);
             let out = lua.create_table()?;
             for g in &gpus {
                 out.push(GpuHandle::new(&name, g))?;
             }
-            Ok(out)
+            one(&lua, out)
         })?,
     )?;
 
@@ -89,15 +84,11 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
             let ctx = Ctx::get(&lua)?;
             let name = node_name("gpu", 1, &node)?;
             let sel = gpu_selector("gpu", 2, &name, &which)?;
-            let gpus = ctx
-                .backend
-                .gpus(&name)
-                .await
-                .map_err(|e| backend_err("gpu", e))?;
+            let gpus = ask!(&lua, "gpu", Some(&name), ctx.backend.gpus(&name).await);
             let g = sel
                 .resolve(&name, &gpus)
                 .map_err(|e| backend_err("gpu", e))?;
-            Ok(GpuHandle::new(&name, g))
+            one(&lua, GpuHandle::new(&name, g))
         })?,
     )?;
 
@@ -108,12 +99,8 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
         lua.create_async_function(|lua, v: Value| async move {
             let ctx = Ctx::get(&lua)?;
             let name = node_name("pods", 1, &v)?;
-            let pods = ctx
-                .backend
-                .pods(&name)
-                .await
-                .map_err(|e| backend_err("pods", e))?;
-            to_lua(&lua, &pods)
+            let pods = ask!(&lua, "pods", Some(&name), ctx.backend.pods(&name).await);
+            one(&lua, to_lua(&lua, &pods)?)
         })?,
     )?;
 
@@ -124,12 +111,8 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
         lua.create_async_function(|lua, v: Value| async move {
             let ctx = Ctx::get(&lua)?;
             let name = node_name("events", 1, &v)?;
-            let events = ctx
-                .backend
-                .events(&name)
-                .await
-                .map_err(|e| backend_err("events", e))?;
-            to_lua(&lua, &events)
+            let events = ask!(&lua, "events", Some(&name), ctx.backend.events(&name).await);
+            one(&lua, to_lua(&lua, &events)?)
         })?,
     )?;
 
@@ -152,13 +135,13 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
                     None => Some(50),
                 },
             };
-            match ctx.backend.kmsg_tail(&name, &tail).await {
-                Ok(records) => Ok((to_lua(&lua, &records)?, Value::Nil)),
-                Err(e @ crate::backend::BackendError::Failed { .. }) => {
-                    Ok((Value::Nil, Value::String(lua.create_string(e.to_string())?)))
-                }
-                Err(e) => Err(backend_err("kmsg_tail", e)),
-            }
+            let records = ask!(
+                &lua,
+                "kmsg_tail",
+                Some(&name),
+                ctx.backend.kmsg_tail(&name, &tail).await
+            );
+            one(&lua, to_lua(&lua, &records)?)
         })?,
     )?;
 
@@ -169,18 +152,19 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
         lua.create_async_function(|lua, v: Value| async move {
             let ctx = Ctx::get(&lua)?;
             let name = node_name("uncordon", 1, &v)?;
-            let info = ctx
-                .backend
-                .uncordon(&name)
-                .await
-                .map_err(|e| backend_err("uncordon", e))?;
+            let info = ask!(
+                &lua,
+                "uncordon",
+                Some(&name),
+                ctx.backend.uncordon(&name).await
+            );
             ctx.journal.record(
                 crate::journal::EntryKind::Uncordon,
                 Some(&name),
                 "uncordoned by the script",
                 serde_json::Value::Null,
             );
-            node_facts(&lua, &info)
+            one(&lua, node_facts(&lua, &info)?)
         })?,
     )?;
 
@@ -190,12 +174,13 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
         "circuit_breaker",
         lua.create_async_function(|lua, ()| async move {
             let ctx = Ctx::get(&lua)?;
-            let b = ctx
-                .backend
-                .circuit_breaker()
-                .await
-                .map_err(|e| backend_err("circuit_breaker", e))?;
-            to_lua(&lua, &b)
+            let b = ask!(
+                &lua,
+                "circuit_breaker",
+                None,
+                ctx.backend.circuit_breaker().await
+            );
+            one(&lua, to_lua(&lua, &b)?)
         })?,
     )?;
 

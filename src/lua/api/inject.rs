@@ -1,13 +1,13 @@
 //! `inject_xid`: one XID line into a node's kernel log.
 
 use super::set_fn;
-use crate::backend::{BackendError, InjectRequest};
+use crate::backend::InjectRequest;
+use crate::journal::EntryKind;
 use crate::lua::Ctx;
 use crate::lua::convert::*;
 use crate::xid::line::{LineOptions, LineStyle, check_process_name, check_text, provenance_name};
 use crate::xid::{PciAddress, catalog};
 use mlua::{Lua, Table, Value};
-use serde_json::json;
 
 pub const OPTIONS: &[&str] = &[
     "style",
@@ -77,19 +77,9 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
                         if let Value::Table(t) = &t {
                             t.set("at", ctx.now())?;
                         }
-                        Ok((t, Value::Nil))
+                        one(&lua, t)
                     }
-                    Err(e @ (BackendError::Failed { .. } | BackendError::Unsupported { .. })) => {
-                        let msg = format!("{F}: {e}");
-                        ctx.journal.record(
-                            crate::journal::EntryKind::InjectFailed,
-                            Some(&node),
-                            msg.clone(),
-                            json!({"xid": xid}),
-                        );
-                        Ok((Value::Nil, Value::String(lua.create_string(msg)?)))
-                    }
-                    Err(e) => Err(backend_err(F, e)),
+                    Err(e) => refused(&lua, F, Some(&node), e, EntryKind::InjectFailed),
                 }
             },
         )?,

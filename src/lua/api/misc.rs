@@ -1,6 +1,7 @@
 //! Time, logging, checks, the XID catalogue, and the sim's own controls.
 
 use super::set_fn;
+use crate::ask;
 use crate::backend::sim::SimBackend;
 use crate::duration;
 use crate::journal::EntryKind;
@@ -239,16 +240,14 @@ fn register_sim(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
         lua.create_function(|lua, v: Value| {
             let ctx = Ctx::get(lua)?;
             let name = node_name("sim.reboot", 1, &v)?;
-            sim_of(&ctx)?
-                .reboot(&name)
-                .map_err(|e| backend_err("sim.reboot", e))?;
+            ask!(lua, "sim.reboot", Some(&name), sim_of(&ctx)?.reboot(&name));
             ctx.journal.record(
                 crate::journal::EntryKind::SimReboot,
                 Some(&name),
                 "rebooted by the script",
                 json!(null),
             );
-            Ok(())
+            one(lua, true)
         })?,
     )?;
     sim.set(
@@ -256,10 +255,13 @@ fn register_sim(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
         lua.create_function(|lua, v: Value| {
             let ctx = Ctx::get(lua)?;
             let name = node_name("sim.restart_monitor", 1, &v)?;
-            sim_of(&ctx)?
-                .restart_monitor(&name)
-                .map_err(|e| backend_err("sim.restart_monitor", e))?;
-            Ok(())
+            ask!(
+                lua,
+                "sim.restart_monitor",
+                Some(&name),
+                sim_of(&ctx)?.restart_monitor(&name)
+            );
+            one(lua, true)
         })?,
     )?;
     sim.set(

@@ -3,6 +3,7 @@
 
 use super::handles::node_facts;
 use super::set_fn;
+use crate::ask;
 use crate::backend::NodePredicate;
 use crate::duration;
 use crate::lua::Ctx;
@@ -151,11 +152,7 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
                 None => {
                     let ctx = Ctx::get(&lua)?;
                     let name = node_name(F, 1, &node)?;
-                    ctx.backend
-                        .node(&name)
-                        .await
-                        .map_err(|e| backend_err(F, e))?
-                        .boot_id
+                    ask!(&lua, F, Some(&name), ctx.backend.node(&name).await).boot_id
                 }
             };
             wait(
@@ -217,11 +214,12 @@ async fn wait(
         format!("waiting for {what} (timeout {})", duration::format(timeout)),
         json!({"for": what, "timeout": timeout.as_secs_f64()}),
     );
-    let outcome = ctx
-        .backend
-        .wait_node(&name, &predicate, timeout)
-        .await
-        .map_err(|e| backend_err(func, e))?;
+    let outcome = ask!(
+        lua,
+        func,
+        Some(&name),
+        ctx.backend.wait_node(&name, &predicate, timeout).await
+    );
     let elapsed = ctx.now() - started;
     let result = lua.create_table()?;
     result.set("ok", outcome.satisfied)?;
