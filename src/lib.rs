@@ -12,6 +12,7 @@ pub mod duration;
 pub mod journal;
 pub mod kmsg;
 pub mod lua;
+pub mod render;
 pub mod repl;
 pub mod session;
 pub mod signals;

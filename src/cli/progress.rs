@@ -2,7 +2,8 @@
 //! as it is reached, with the run time. On a terminal, a status line shows the wait in progress
 //! and colours mark outcomes; piped, it prints plain lines.
 
-use crate::journal::{Entry, Sink};
+use crate::journal::{Entry, EntryKind, Sink};
+use crate::render::{self, Class};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
@@ -81,13 +82,13 @@ impl Progress {
 
     fn show(&self, e: &Entry) {
         let s = self.style;
-        let node = e.node.as_deref().unwrap_or("");
-        let level = e.data.get("level").and_then(|v| v.as_str()).unwrap_or("");
-        let ok = e.data.get("ok").and_then(|v| v.as_bool());
+        let v = render::view(e);
+        let node = v.node.unwrap_or("");
+        let mark = |class| render::mark(class);
         let quiet = self.verbosity == Verbosity::Quiet;
-        let line = match e.kind.as_str() {
-            "print" => Some(e.message.clone()),
-            "wait.start" => {
+        let line = match v.class {
+            Class::Output => Some(v.text.to_string()),
+            Class::WaitStart => {
                 if s.status_line && !quiet {
                     let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
                     let mut out = std::io::stdout().lock();
@@ -95,73 +96,53 @@ impl Progress {
                         out,
                         "\r\x1b[2K{} {} {} {}",
                         s.paint("2", &clock_text(e.t)),
-                        s.paint("36", "…"),
+                        s.paint("36", mark(Class::WaitStart)),
                         s.paint("1", node),
-                        e.message
+                        v.text
                     );
                     let _ = out.flush();
                     st.status_shown = true;
                     return;
                 }
                 (self.verbosity == Verbosity::Verbose)
-                    .then(|| format!("{} {} {}", s.paint("2", "·"), node, e.message))
+                    .then(|| format!("{} {} {}", s.paint("2", "·"), node, v.text))
             }
-            _ if quiet => match (e.kind.as_str(), ok, level) {
-                ("check", Some(false), _) => Some(format!(
-                    "{} check failed: {}",
-                    s.paint("31", "✗"),
-                    e.message
-                )),
-                ("log", _, "warn") => Some(format!("{} {}", s.paint("33", "warning:"), e.message)),
-                ("inject.failed" | "cleanup.failed" | "task.failed", _, _) => {
-                    Some(format!("{} {}", s.paint("31", "✗"), e.message))
-                }
-                _ => None,
-            },
-            "run.start" => Some(s.paint("1", &format!("▶ {}", e.message))),
-            "inject" => Some(format!(
-                "{} {} {}",
-                s.paint("35", "⚡ inject"),
-                s.paint("1", node),
-                e.message
+            Class::Check { ok: false } => Some(format!(
+                "{} check failed: {}",
+                s.paint("31", mark(v.class)),
+                v.text
             )),
-            "inject.failed" => Some(format!("{} {}", s.paint("31", "✗"), e.message)),
-            "wait" => Some(if ok == Some(true) {
-                format!(
-                    "{} {} {}",
-                    s.paint("32", "✓"),
-                    s.paint("1", node),
-                    e.message
-                )
-            } else {
-                // A timeout is an answer (scripts often expect one), not a failure.
-                format!(
-                    "{} {} {}",
-                    s.paint("33", "○"),
-                    s.paint("1", node),
-                    e.message
-                )
-            }),
-            "observe" => Some(format!("  {} {}", s.paint("2", node), e.message)),
-            "log" if level == "warn" => {
-                Some(format!("{} {}", s.paint("33", "warning:"), e.message))
+            Class::Warning => Some(format!("{} {}", s.paint("33", "warning:"), v.text)),
+            Class::Problem => Some(format!("{} {}", s.paint("31", mark(v.class)), v.text)),
+            _ if quiet => None,
+            Class::RunStart => Some(s.paint("1", &format!("{} {}", mark(v.class), v.text))),
+            Class::Inject => Some(format!(
+                "{} {} {}",
+                s.paint("35", &format!("{} inject", mark(v.class))),
+                s.paint("1", node),
+                v.text
+            )),
+            // A timeout is an answer (scripts often expect one), not a failure.
+            Class::WaitEnd { ok } => Some(format!(
+                "{} {} {}",
+                s.paint(if ok { "32" } else { "33" }, mark(v.class)),
+                s.paint("1", node),
+                v.text
+            )),
+            Class::Observe => Some(format!("  {} {}", s.paint("2", node), v.text)),
+            Class::Check { ok: true } => {
+                Some(format!("{} check {}", s.paint("32", mark(v.class)), v.text))
             }
-            "log" => Some(e.message.clone()),
-            "check" => Some(if ok == Some(true) {
-                format!("{} check {}", s.paint("32", "✓"), e.message)
-            } else {
-                format!("{} check failed: {}", s.paint("31", "✗"), e.message)
-            }),
-            "uncordon" | "sim.reboot" | "sim.reset_breaker" => {
-                Some(format!("{} {} {}", s.paint("36", "↻"), node, e.message))
-            }
-            "cleanup" => Some(format!("{} {}", s.paint("36", "⟲"), e.message)),
-            "cleanup.failed" | "task.failed" => {
-                Some(format!("{} {}", s.paint("31", "✗"), e.message))
-            }
-            "task.cancelled" => Some(format!("{} {}", s.paint("33", "!"), e.message)),
-            "run.end" => None,
-            _ => (self.verbosity == Verbosity::Verbose).then(|| e.message.clone()),
+            Class::Action => Some(format!(
+                "{} {} {}",
+                s.paint("36", mark(v.class)),
+                node,
+                v.text
+            )),
+            Class::Cleanup => Some(format!("{} {}", s.paint("36", mark(v.class)), v.text)),
+            Class::Notice => Some(format!("{} {}", s.paint("33", mark(v.class)), v.text)),
+            Class::Detail if e.kind == EntryKind::RunEnd => None,
+            Class::Detail => (self.verbosity == Verbosity::Verbose).then(|| v.text.to_string()),
         };
         let Some(line) = line else { return };
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());

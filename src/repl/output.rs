@@ -7,6 +7,7 @@
 
 use crate::cli::progress::clock_text;
 use crate::journal::{Entry, Sink};
+use crate::render::{self, Class};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -166,61 +167,54 @@ impl Output {
     }
 
     fn show(&self, e: &Entry) {
-        let node = e.node.as_deref().unwrap_or("");
-        let data_str = |k: &str| e.data.get(k).and_then(|v| v.as_str()).unwrap_or("");
-        let ok = e.data.get("ok").and_then(|v| v.as_bool());
+        let v = render::view(e);
+        let node = v.node.unwrap_or("");
         let stamp = clock_text(e.t);
         let cluster = |mark: &str, text: &str| {
             (!self.quiet).then(|| self.paint(Tone::Dim, &format!("  {stamp} {mark} {node} {text}")))
         };
-        let line = match e.kind.as_str() {
-            "print" => Some(e.message.clone()),
-            "log" if data_str("level") == "warn" => Some(format!(
-                "{} {}",
-                self.paint(Tone::Warn, "warning:"),
-                e.message
-            )),
-            "log" => Some(e.message.clone()),
-            "observe" => cluster("·", &e.message),
-            "inject" => cluster("⚡", &e.message),
-            "inject.failed" | "cleanup.failed" | "task.failed" => {
-                let text = format!("{} {}", self.paint(Tone::Error, "✗"), e.message);
+        let mark = render::mark(v.class);
+        let line = match v.class {
+            Class::Output => Some(v.text.to_string()),
+            Class::Warning => Some(format!("{} {}", self.paint(Tone::Warn, "warning:"), v.text)),
+            Class::Observe | Class::Inject | Class::Action => cluster(mark, v.text),
+            Class::Problem => {
+                let text = format!("{} {}", self.paint(Tone::Error, mark), v.text);
                 self.emit(text, self.errors_to_stderr);
                 None
             }
-            "wait.start" => {
+            Class::WaitStart => {
                 self.waits
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .push((node.to_string(), data_str("for").to_string()));
+                    .push((node.to_string(), v.waiting_for.to_string()));
                 if self.show_wait_starts.load(Ordering::Relaxed) {
-                    cluster("…", &format!("{} (Ctrl-C cancels)", e.message))
+                    cluster(mark, &format!("{} (Ctrl-C cancels)", v.text))
                 } else {
                     None
                 }
             }
-            "wait" => {
-                let what = data_str("for");
+            Class::WaitEnd { ok } => {
+                let what = v.waiting_for;
                 let mut waits = self.waits.lock().unwrap_or_else(|e| e.into_inner());
                 if let Some(i) = waits.iter().rposition(|(n, w)| n == node && w == what) {
                     waits.remove(i);
                 }
                 drop(waits);
-                cluster(if ok == Some(true) { "✓" } else { "✗" }, &e.message)
+                // At a prompt a timeout reads as "not what you waited for".
+                cluster(if ok { mark } else { "✗" }, v.text)
             }
-            "check" => Some(if ok == Some(true) {
-                format!("{} check {}", self.paint(Tone::Good, "✓"), e.message)
-            } else {
-                format!(
-                    "{} check failed: {}",
-                    self.paint(Tone::Error, "✗"),
-                    e.message
-                )
-            }),
-            "uncordon" | "sim.reboot" | "sim.reset_breaker" => cluster("↻", &e.message),
-            "cleanup" => Some(format!("⟲ {}", e.message)),
-            "task.cancelled" => Some(format!("{} {}", self.paint(Tone::Warn, "!"), e.message)),
-            _ => None,
+            Class::Check { ok: true } => {
+                Some(format!("{} check {}", self.paint(Tone::Good, mark), v.text))
+            }
+            Class::Check { ok: false } => Some(format!(
+                "{} check failed: {}",
+                self.paint(Tone::Error, mark),
+                v.text
+            )),
+            Class::Cleanup => Some(format!("{mark} {}", v.text)),
+            Class::Notice => Some(format!("{} {}", self.paint(Tone::Warn, mark), v.text)),
+            Class::RunStart | Class::Detail => None,
         };
         if let Some(line) = line {
             self.emit(line, false);
