@@ -622,7 +622,7 @@ async fn fifo_target_with_a_fake_kernel_that_drops_some() {
         }
     });
     let mut cfg = node.config();
-    cfg.writer.target = gpu_fault_injector::agent::writer::WriteTarget::Device { path: fifo };
+    cfg.writer.target = gpu_fault_injector::node::writer::WriteTarget::Device { path: fifo };
     cfg.writer.read_path = Some(log.clone());
     cfg.writer.file_readback_timeout = std::time::Duration::from_secs(30);
     let a = start(cfg).await;
@@ -639,7 +639,7 @@ async fn fifo_target_with_a_fake_kernel_that_drops_some() {
     a.stop().await.unwrap();
 
     let mut cfg = node.config();
-    cfg.writer.target = gpu_fault_injector::agent::writer::WriteTarget::Device {
+    cfg.writer.target = gpu_fault_injector::node::writer::WriteTarget::Device {
         path: node.path("kmsg.fifo"),
     };
     cfg.writer.read_path = Some(log.clone());
@@ -697,7 +697,7 @@ async fn health_is_honest_about_a_missing_gpu_tree_and_write_path() {
     let node = Node::new(1);
     let mut cfg = node.config();
     cfg.proc_root = node.path("no-such-proc");
-    cfg.writer.target = gpu_fault_injector::agent::writer::WriteTarget::Device {
+    cfg.writer.target = gpu_fault_injector::node::writer::WriteTarget::Device {
         path: node.path("missing-kmsg"),
     };
     let a = start(cfg).await;

@@ -97,7 +97,7 @@ fn render(
 pub async fn evaluate(st: &AgentState) -> HealthSnapshot {
     let mut checks = Vec::new();
     let gpus = st.injector.gpus();
-    let tree = gpus.proc_root().join(super::discovery::GPU_TREE);
+    let tree = gpus.proc_root().join(crate::node::discovery::GPU_TREE);
     let gpu_count = match gpus.refresh().await {
         Ok(d) if d.gpus.is_empty() => {
             checks.push((

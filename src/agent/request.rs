@@ -4,7 +4,7 @@
 //! right, in FastAPI's shape (`{"detail": [{"type", "loc", "msg"}]}`) for the seed's clients.
 //! Like pydantic's lax mode, integers may come as numeric strings.
 
-use crate::backend::GpuSelector;
+use crate::node::gpu::GpuSelector;
 use crate::xid::catalog;
 use crate::xid::line::{LineOptions, LineStyle};
 use serde::Serialize;

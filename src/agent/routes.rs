@@ -2,12 +2,12 @@
 //! fields, status codes and `{"detail": ...}` errors; the rest is added.
 
 use super::audit::{self, AuditNote};
-use super::inject::{InjectError, InjectSpec, Injection};
 use super::journal::StoredFault;
-use super::readback::{self, Filter, ReadSource};
 use super::request::{self, BodyError, InjectBody};
 use super::server::{AgentState, InFlight, Outcome};
-use super::writer::WriteError;
+use crate::node::inject::{InjectError, InjectSpec, Injection};
+use crate::node::readback::{self, Filter, ReadSource};
+use crate::node::writer::WriteError;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
@@ -600,7 +600,7 @@ struct InjectResponse<'a> {
     style: &'static str,
     kmsg_seq: Option<u64>,
     kmsg_usec: Option<u64>,
-    target: super::writer::TargetKind,
+    target: crate::node::writer::TargetKind,
     write_path: &'a str,
     readback: &'a str,
     xid_name: &'a str,

@@ -3,12 +3,12 @@
 
 use super::auth::TokenFile;
 use super::health::{self, HealthSnapshot};
-use super::inject::{GpuCache, Injector};
 use super::journal::{FaultJournal, JournalOptions};
 use super::metrics::Metrics;
 use super::ratelimit::{Limit, RateLimiter};
 use super::routes;
-use super::writer::{KmsgWriter, WriterConfig};
+use crate::node::inject::{GpuCache, Injector};
+use crate::node::writer::{KmsgWriter, WriterConfig};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -110,7 +110,7 @@ pub enum StartError {
     #[error("{0}")]
     Token(#[from] super::auth::TokenError),
     #[error("{0}")]
-    Writer(#[from] super::writer::StartError),
+    Writer(#[from] crate::node::writer::StartError),
     #[error("cannot listen on {addr}: {reason}")]
     Listen { addr: SocketAddr, reason: String },
 }
@@ -207,7 +207,7 @@ pub async fn start(mut config: AgentConfig) -> Result<RunningAgent, StartError> 
         let cfg: WriterConfig = config.writer.clone();
         tokio::task::spawn_blocking(move || KmsgWriter::start(cfg))
             .await
-            .map_err(|e| super::writer::StartError {
+            .map_err(|e| crate::node::writer::StartError {
                 target: config.writer.target.describe(),
                 reason: e.to_string(),
             })??

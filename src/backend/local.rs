@@ -11,11 +11,11 @@ use super::{
     KubeEventInfo, LabelSelector, NodeInfo, NodePredicate, Observer, PodInfo, TailOptions,
     WaitOutcome,
 };
-use crate::agent::discovery::resolve_proc_root;
-use crate::agent::inject::{GpuCache, InjectError, InjectSpec, Injector};
-use crate::agent::readback::{self, Filter};
-use crate::agent::writer::{KmsgWriter, WriterConfig};
 use crate::kmsg::KmsgRecord;
+use crate::node::discovery::resolve_proc_root;
+use crate::node::inject::{GpuCache, InjectError, InjectSpec, Injector};
+use crate::node::readback::{self, Filter};
+use crate::node::writer::{KmsgWriter, WriterConfig};
 use async_trait::async_trait;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -120,7 +120,7 @@ impl LocalBackend {
     pub fn new(opts: LocalOptions) -> Result<LocalBackend, BackendError> {
         let node = node_name(opts.node_name.as_deref())?;
         let nvsentinel_namespace = namespace(&opts.nvsentinel_namespace)?;
-        let target = crate::agent::writer::choose_target(opts.host_pid, opts.kmsg_path.as_deref());
+        let target = crate::node::writer::choose_target(opts.host_pid, opts.kmsg_path.as_deref());
         let mut wc = WriterConfig::new(target);
         wc.allow_non_chardev = opts.allow_non_chardev;
         let writer = KmsgWriter::start(wc)
@@ -338,8 +338,8 @@ impl Backend for LocalBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::testkit;
     use crate::backend::GpuSelector;
+    use crate::node::testkit;
     use crate::xid::LineOptions;
 
     fn backend(dir: &std::path::Path) -> LocalBackend {
