@@ -5,12 +5,14 @@
 //!
 //! Rooms: [`gpu`] (a GPU and the ways to name one), [`discovery`] (GPUs from the driver's
 //! procfs tree), [`writer`] and [`readback`] (one record per `write()` into the host's
-//! `/dev/kmsg`, proven by reading it back), [`inject`] (GPU + line + write), [`testkit`] (a fake
-//! GPU tree for tests and benchmarks).
+//! `/dev/kmsg`, proven by reading it back), [`inject`] (GPU + line + write), [`wire`] (the agent's
+//! HTTP bodies, for its server and its clients), [`testkit`] (a fake GPU tree for tests and
+//! benchmarks).
 
 pub mod discovery;
 pub mod gpu;
 pub mod inject;
 pub mod readback;
 pub mod testkit;
+pub mod wire;
 pub mod writer;
