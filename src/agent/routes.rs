@@ -2,9 +2,10 @@
 //! fields, status codes and `{"detail": ...}` errors; the rest is added.
 
 use super::audit::{self, AuditNote};
+use super::http::{detail, json_response, json_text};
 use super::journal::StoredFault;
 use super::request::{self, BodyError, InjectBody};
-use super::server::{AgentState, InFlight, Outcome};
+use super::state::{AgentState, InFlight, Outcome};
 use crate::node::inject::{InjectError, InjectSpec, Injection};
 use crate::node::readback::{self, Filter, ReadSource};
 use crate::node::wire::{
@@ -41,49 +42,6 @@ pub fn router(st: Arc<AgentState>) -> Router {
             audit::gate,
         ))
         .with_state(st)
-}
-
-/// The route a path belongs to, as a static label (metrics must not grow with the paths
-/// clients invent).
-pub fn route_label(path: &str) -> &'static str {
-    match path {
-        "/health" => "/health",
-        "/inject-xid" => "/inject-xid",
-        "/faults" => "/faults",
-        "/gpus" => "/gpus",
-        "/kmsg" => "/kmsg",
-        "/metrics" => "/metrics",
-        "/version" => "/version",
-        p if p.starts_with("/faults/") => "/faults/{fault_id}",
-        _ => "other",
-    }
-}
-
-/// `{"detail": ...}`, FastAPI's error shape.
-pub fn detail(status: StatusCode, detail: impl Into<Detail>) -> Response {
-    json_response(
-        status,
-        &ErrorBody {
-            detail: detail.into(),
-        },
-    )
-}
-
-fn json_response<T: serde::Serialize>(status: StatusCode, v: &T) -> Response {
-    // The bodies are structs and string-keyed maps, which always serialise.
-    json_text(status, serde_json::to_string(v).unwrap_or_default())
-}
-
-fn json_text(status: StatusCode, body: String) -> Response {
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response()
 }
 
 fn with_note(mut resp: Response, note: AuditNote) -> Response {
@@ -856,11 +814,5 @@ mod tests {
                 .contains("true or false")
         );
         assert!(q(&[("bogus", "1")]).unwrap_err().contains("known: limit"));
-    }
-
-    #[test]
-    fn route_labels_are_bounded() {
-        assert_eq!(route_label("/faults/abc"), "/faults/{fault_id}");
-        assert_eq!(route_label("/../../etc/passwd"), "other");
     }
 }

@@ -176,7 +176,7 @@ fn init_logging(format: LogFormat) {
 }
 
 pub fn run(args: AgentArgs) -> ExitCode {
-    crate::agent::health::limit_allocator_arenas();
+    crate::agent::memory::limit_allocator_arenas();
     init_logging(args.log_format);
     let cfg = match config(&args) {
         Ok(c) => c,
