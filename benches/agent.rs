@@ -9,7 +9,7 @@
 //! `GFI_BENCH_SECS` sets each phase's length (default 5 s). The journal is fsync'd as in
 //! production; its state directory is a temporary directory on the default filesystem.
 
-use gpu_fault_injector::agent::testkit;
+use gpu_fault_injector::node::testkit;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;

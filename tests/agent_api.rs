@@ -622,7 +622,7 @@ async fn fifo_target_with_a_fake_kernel_that_drops_some() {
         }
     });
     let mut cfg = node.config();
-    cfg.writer.target = gpu_fault_injector::agent::writer::WriteTarget::Device { path: fifo };
+    cfg.writer.target = gpu_fault_injector::node::writer::WriteTarget::Device { path: fifo };
     cfg.writer.read_path = Some(log.clone());
     cfg.writer.file_readback_timeout = std::time::Duration::from_secs(30);
     let a = start(cfg).await;
@@ -639,7 +639,7 @@ async fn fifo_target_with_a_fake_kernel_that_drops_some() {
     a.stop().await.unwrap();
 
     let mut cfg = node.config();
-    cfg.writer.target = gpu_fault_injector::agent::writer::WriteTarget::Device {
+    cfg.writer.target = gpu_fault_injector::node::writer::WriteTarget::Device {
         path: node.path("kmsg.fifo"),
     };
     cfg.writer.read_path = Some(log.clone());
@@ -697,7 +697,7 @@ async fn health_is_honest_about_a_missing_gpu_tree_and_write_path() {
     let node = Node::new(1);
     let mut cfg = node.config();
     cfg.proc_root = node.path("no-such-proc");
-    cfg.writer.target = gpu_fault_injector::agent::writer::WriteTarget::Device {
+    cfg.writer.target = gpu_fault_injector::node::writer::WriteTarget::Device {
         path: node.path("missing-kmsg"),
     };
     let a = start(cfg).await;
@@ -847,4 +847,110 @@ async fn kmsg_follow_streams_json_lines_until_shutdown() {
             break;
         }
     }
+}
+
+/// Decodes a body into a client type and checks that writing it again gives the same bytes:
+/// the client type holds everything the server said, in the server's order.
+fn decode_exactly<T>(r: &Resp) -> T
+where
+    T: serde::de::DeserializeOwned + serde::Serialize,
+{
+    let v: T = serde_json::from_slice(&r.body)
+        .unwrap_or_else(|e| panic!("status {}: {e}: {}", r.status, r.text()));
+    assert_eq!(serde_json::to_string(&v).unwrap(), r.text());
+    v
+}
+
+/// What the server writes, read with the types a client (the kube backend) uses.
+#[tokio::test]
+async fn every_body_decodes_into_the_client_types() {
+    use gpu_fault_injector::backend::{FaultRecord, GpuInfo, GpuSelector};
+    use gpu_fault_injector::node::wire::{
+        Detail, ErrorBody, GpusResponse, InjectXidRequest, InjectXidResponse, KmsgEntry,
+        KmsgResponse,
+    };
+    use gpu_fault_injector::xid::LineOptions;
+
+    let node = Node::new(2);
+    let a = start(node.config()).await;
+    let addr = a.addr();
+
+    // A request as the client writes it, answered as the seed's clients expect.
+    let mut req = InjectXidRequest::new(
+        79,
+        &GpuSelector::Pci("0000:19:00.0".parse().unwrap()),
+        &LineOptions {
+            pid: Some(4242),
+            ..LineOptions::default()
+        },
+    );
+    req.fault_id = Some("wire-1".into());
+    req.node_name = Some("gpu-node-001".into());
+    let r = post(addr, "/inject-xid", &serde_json::to_string(&req).unwrap()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let answer: InjectXidResponse = decode_exactly(&r);
+    assert_eq!((answer.fault_id.as_str(), answer.gpu_id), ("wire-1", 1));
+    assert_eq!(node.kmsg(), format!("{}\n", answer.line));
+    assert!(answer.line.contains("pid=4242"), "{}", answer.line);
+    let replay: InjectXidResponse = decode_exactly(&get(addr, "/faults/wire-1").await);
+    assert_eq!(replay, answer);
+    let record = FaultRecord::from(answer.clone());
+    assert_eq!(
+        (record.id.as_str(), record.gpu, record.xid, record.seq),
+        ("wire-1", 1, 79, answer.kmsg_seq)
+    );
+    assert!(record.pci.same_device(&"0000:19:00.0".parse().unwrap()));
+    assert_eq!(record.line, answer.line);
+
+    // Errors: a sentence, or one entry per field.
+    let missing: ErrorBody =
+        decode_exactly(&post(addr, "/inject-xid", r#"{"xid_type":79,"gpu_id":9}"#).await);
+    assert!(
+        matches!(&missing.detail, Detail::Message(m) if m.contains("GPU 9 not found")),
+        "{missing:?}"
+    );
+    let invalid: ErrorBody = decode_exactly(&post(addr, "/inject-xid", r#"{"gpu_id":-1}"#).await);
+    let Detail::Fields(fields) = &invalid.detail else {
+        panic!("{invalid:?}")
+    };
+    assert_eq!(fields[0].kind, "missing");
+    assert_eq!(fields[0].loc, [json!("body"), json!("xid_type")]);
+    let too_long: ErrorBody = decode_exactly(
+        &post(
+            addr,
+            "/inject-xid",
+            &format!(r#"{{"xid_type":79,"text":"{}"}}"#, "x".repeat(1500)),
+        )
+        .await,
+    );
+    assert!(
+        matches!(&too_long.detail, Detail::Fields(f) if f[0].loc[1] == "text"),
+        "{too_long:?}"
+    );
+    let not_found: ErrorBody = decode_exactly(&get(addr, "/nope").await);
+    assert_eq!(not_found.detail, Detail::Message("Not Found".into()));
+
+    let gpus: GpusResponse = decode_exactly(&get(addr, "/gpus").await);
+    assert_eq!(gpus.count, 2);
+    let info = GpuInfo::from(gpus.gpus[1].clone());
+    assert_eq!(info.pci.sysfs(), "0000:19:00.0");
+
+    let kmsg: KmsgResponse = decode_exactly(&get(addr, "/kmsg").await);
+    assert_eq!(kmsg.count, 1);
+    assert_eq!(kmsg.records[0].nvsentinel.as_ref().map(|m| m.xid), Some(79));
+    let resp = stream(addr, "/kmsg?follow=true").await;
+    let mut body = resp.into_body();
+    let mut text = String::new();
+    while !text.contains('\n') {
+        let frame = body.frame().await.expect("stream open").expect("frame");
+        if let Ok(data) = frame.into_data() {
+            text.push_str(std::str::from_utf8(&data).unwrap());
+        }
+    }
+    let line = text.lines().next().unwrap();
+    let entry: KmsgEntry = serde_json::from_str(line).unwrap();
+    assert_eq!(serde_json::to_string(&entry).unwrap(), line);
+    assert_eq!(entry, kmsg.records[0]);
+    drop(body);
+    a.stop().await.unwrap();
 }

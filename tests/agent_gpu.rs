@@ -1,7 +1,7 @@
 //! On a machine with the NVIDIA driver: discovery from the real `/proc/driver/nvidia/gpus`
 //! must agree with `nvidia-smi`. Skips (with the reason) everywhere else.
 
-use gpu_fault_injector::agent::discovery;
+use gpu_fault_injector::node::discovery;
 use gpu_fault_injector::xid::PciAddress;
 use std::io::Write;
 use std::path::Path;

@@ -10,9 +10,9 @@ mod common;
 
 use common::*;
 use gpu_fault_injector::agent::ratelimit::Limit;
-use gpu_fault_injector::agent::readback::{self, Filter, ReadSource};
-use gpu_fault_injector::agent::testkit::{self, FakeGpu};
-use gpu_fault_injector::agent::writer::{KmsgWriter, TargetKind, WriteTarget, WriterConfig};
+use gpu_fault_injector::node::readback::{self, Filter, ReadSource};
+use gpu_fault_injector::node::testkit::{self, FakeGpu};
+use gpu_fault_injector::node::writer::{KmsgWriter, TargetKind, WriteTarget, WriterConfig};
 use gpu_fault_injector::xid::{catalog, detect};
 use std::ffi::CString;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};

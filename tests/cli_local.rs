@@ -1,7 +1,7 @@
 //! `gfi run --backend local`: the same script API on this host, through the agent's own
 //! discovery and write path. The kernel log here is a plain file (never the real one).
 
-use gpu_fault_injector::agent::testkit;
+use gpu_fault_injector::node::testkit;
 use std::process::Command;
 
 #[test]

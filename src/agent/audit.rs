@@ -1,10 +1,10 @@
-//! The per-request gate: authentication, request metrics and one audit line per request.
+//! The per-request gate: authentication (by the state's [`AuthGate`](super::auth::AuthGate)),
+//! request metrics and one audit line per request.
 
-use super::auth::Verdict;
-use super::routes::{detail, route_label};
-use super::server::AgentState;
+use super::auth::{self, Verdict};
+use super::http::route_label;
+use super::state::AgentState;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use std::net::SocketAddr;
@@ -25,10 +25,6 @@ pub struct AuditNote {
     pub detail: Option<String>,
 }
 
-fn exempt(st: &AgentState, path: &str) -> bool {
-    path == "/health" || (path == "/metrics" && st.public_metrics)
-}
-
 /// The one middleware every request passes: authentication (every route but `/health`, and
 /// `/metrics` when public, needs `Authorization: Bearer <token>`), then the request metrics
 /// and one audit line (who, what, outcome). Probes (`/health`, `/metrics`) are logged at debug
@@ -42,46 +38,33 @@ pub async fn gate(
     let started = Instant::now();
     let route = route_label(req.uri().path());
     let method = req.method().clone();
-    let resp = match &st.tokens {
+    let resp = match st.auth.check(route, req.headers()) {
         None => next.run(req).await,
-        Some(_) if exempt(&st, route) => next.run(req).await,
-        Some(tokens) => {
-            let header = req
-                .headers()
-                .get(header::AUTHORIZATION)
-                .map(HeaderValue::as_bytes);
-            match tokens.check(header) {
-                Verdict::Allowed { token } => {
-                    let mut resp = next.run(req).await;
-                    resp.extensions_mut()
-                        .insert(Identity(format!("token#{token}")));
-                    resp
-                }
-                Verdict::Denied(why) => {
-                    st.metrics.auth_failure(why.as_str());
-                    tracing::warn!(
-                        target: "gfi::audit",
-                        peer = %peer,
-                        method = %method,
-                        path = %req.uri().path(),
-                        reason = why.as_str(),
-                        "authentication failed"
-                    );
-                    let mut resp = detail(StatusCode::UNAUTHORIZED, why.detail());
-                    resp.headers_mut().insert(
-                        header::WWW_AUTHENTICATE,
-                        HeaderValue::from_static("Bearer realm=\"gfi-agent\""),
-                    );
-                    resp.extensions_mut()
-                        .insert(Identity(format!("refused ({} token)", why.as_str())));
-                    resp
-                }
-                Verdict::Unavailable(msg) => {
-                    st.metrics.auth_failure("unavailable");
-                    tracing::error!(target: "gfi::audit", peer = %peer, path = %req.uri().path(), "{msg}");
-                    detail(StatusCode::SERVICE_UNAVAILABLE, msg)
-                }
-            }
+        Some(Verdict::Allowed { token }) => {
+            let mut resp = next.run(req).await;
+            resp.extensions_mut()
+                .insert(Identity(format!("token#{token}")));
+            resp
+        }
+        Some(Verdict::Denied(why)) => {
+            st.metrics.auth_failure(why.as_str());
+            tracing::warn!(
+                target: "gfi::audit",
+                peer = %peer,
+                method = %method,
+                path = %req.uri().path(),
+                reason = why.as_str(),
+                "authentication failed"
+            );
+            let mut resp = auth::unauthorized(why);
+            resp.extensions_mut()
+                .insert(Identity(format!("refused ({} token)", why.as_str())));
+            resp
+        }
+        Some(Verdict::Unavailable(msg)) => {
+            st.metrics.auth_failure("unavailable");
+            tracing::error!(target: "gfi::audit", peer = %peer, path = %req.uri().path(), "{msg}");
+            auth::unavailable(msg)
         }
     };
     let status = resp.status().as_u16();
@@ -94,7 +77,7 @@ pub async fn gate(
         .extensions()
         .get::<Identity>()
         .map(|i| i.0.as_str())
-        .unwrap_or(if st.tokens.is_none() {
+        .unwrap_or(if st.auth.is_insecure() {
             INSECURE
         } else {
             "anonymous"

@@ -1,14 +1,84 @@
-//! Bearer-token authentication.
+//! Bearer-token authentication: the gate's decision ([`AuthGate`]) over any [`TokenCheck`],
+//! and the agent's checker, a token file ([`TokenFile`]). The gate knows nothing of the
+//! agent's state, so another server (the coming controller) can put its own checker behind it.
 //!
-//! The token comes from a file (a mounted Secret). The file is checked on every authenticated
+//! The agent's token comes from a file (a mounted Secret). The file is checked on every authenticated
 //! request (one `stat`) and read again when its identity, size or time changes, so a rotated
 //! Secret works at once and the old token stops working at once. Several tokens, one per line,
 //! may be valid together (overlap during a rotation). Comparison is constant time.
 
+use super::http::detail;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 use subtle::{Choice, ConstantTimeEq};
+
+/// Judges the `Authorization` header of one request (`None` when it has none). [`TokenFile`]
+/// is the agent's; any `Fn(Option<&[u8]>) -> Verdict` is one too.
+pub trait TokenCheck: Send + Sync {
+    fn check(&self, authorization: Option<&[u8]>) -> Verdict;
+}
+
+impl<F> TokenCheck for F
+where
+    F: Fn(Option<&[u8]>) -> Verdict + Send + Sync,
+{
+    fn check(&self, authorization: Option<&[u8]>) -> Verdict {
+        self(authorization)
+    }
+}
+
+/// Which requests need a token, and who judges them.
+pub struct AuthGate {
+    /// `None`: nothing is checked (`--insecure-no-auth`).
+    tokens: Option<Arc<dyn TokenCheck>>,
+    /// Route labels that pass unchecked (probes).
+    open_routes: Vec<&'static str>,
+}
+
+impl AuthGate {
+    pub fn new(tokens: Option<Arc<dyn TokenCheck>>, open_routes: Vec<&'static str>) -> Self {
+        AuthGate {
+            tokens,
+            open_routes,
+        }
+    }
+
+    /// True when no request is checked at all.
+    pub fn is_insecure(&self) -> bool {
+        self.tokens.is_none()
+    }
+
+    /// The verdict on a request to `route` (a route label) with these headers, or `None` when
+    /// it passes unchecked. Probes pass without a header lookup: they are most requests.
+    pub fn check(&self, route: &str, headers: &HeaderMap) -> Option<Verdict> {
+        let tokens = self.tokens.as_ref()?;
+        if self.open_routes.contains(&route) {
+            return None;
+        }
+        let authorization = headers
+            .get(header::AUTHORIZATION)
+            .map(HeaderValue::as_bytes);
+        Some(tokens.check(authorization))
+    }
+}
+
+/// The answer to a request without a valid token: 401 with the challenge clients expect.
+pub fn unauthorized(why: AuthFailure) -> Response {
+    let mut resp = detail(StatusCode::UNAUTHORIZED, why.detail());
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"gfi-agent\""),
+    );
+    resp
+}
+
+/// The answer while tokens cannot be checked at all: 503, every request refused.
+pub fn unavailable(msg: String) -> Response {
+    detail(StatusCode::SERVICE_UNAVAILABLE, msg)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthFailure {
@@ -192,6 +262,12 @@ impl TokenFile {
     }
 }
 
+impl TokenCheck for TokenFile {
+    fn check(&self, authorization: Option<&[u8]>) -> Verdict {
+        TokenFile::check(self, authorization)
+    }
+}
+
 /// `Bearer <token>` (scheme case-insensitive, as RFC 7235 says).
 fn bearer(header: &[u8]) -> Option<&[u8]> {
     let s = std::str::from_utf8(header).ok()?.trim();
@@ -266,6 +342,40 @@ mod tests {
         let err = TokenFile::open(&path).unwrap_err();
         assert!(err.to_string().contains("no token"), "{err}");
         assert!(TokenFile::open(&dir.path().join("missing")).is_err());
+    }
+
+    #[test]
+    fn the_gate_asks_any_checker_except_on_open_routes() {
+        let checker = |h: Option<&[u8]>| match h {
+            Some(b"Bearer ok") => Verdict::Allowed { token: 7 },
+            Some(_) => Verdict::Denied(AuthFailure::Wrong),
+            None => Verdict::Denied(AuthFailure::Missing),
+        };
+        let gate = AuthGate::new(Some(Arc::new(checker)), vec!["/health"]);
+        assert!(!gate.is_insecure());
+        let none = HeaderMap::new();
+        let mut ok = HeaderMap::new();
+        ok.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer ok"));
+        assert_eq!(gate.check("/health", &none), None);
+        assert_eq!(
+            gate.check("/faults", &ok),
+            Some(Verdict::Allowed { token: 7 })
+        );
+        assert_eq!(
+            gate.check("/faults", &none),
+            Some(Verdict::Denied(AuthFailure::Missing))
+        );
+        let open = AuthGate::new(None, vec![]);
+        assert!(open.is_insecure());
+        assert_eq!(open.check("/inject-xid", &none), None);
+        let r = unauthorized(AuthFailure::Wrong);
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert!(
+            r.headers()[header::WWW_AUTHENTICATE]
+                .to_str()
+                .unwrap()
+                .starts_with("Bearer")
+        );
     }
 
     #[test]

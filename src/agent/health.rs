@@ -4,10 +4,11 @@
 //! Checks run in the background once a second (and once before the server answers at all), so
 //! a probe costs a lock and a small string, never a filesystem scan.
 
-use super::server::AgentState;
+use super::auth::TokenFile;
+use super::journal::FaultJournal;
+use crate::node::inject::Injector;
 use serde::Serialize;
 use serde_json::json;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// How often the checks run.
@@ -93,11 +94,17 @@ fn render(
     }
 }
 
-/// Runs every check once.
-pub async fn evaluate(st: &AgentState) -> HealthSnapshot {
+/// Runs every check once: the GPU tree and write path of `injector`, the `journal`, and the
+/// token file when there is one.
+pub async fn evaluate(
+    node: &str,
+    injector: &Injector,
+    journal: &FaultJournal,
+    tokens: Option<&TokenFile>,
+) -> HealthSnapshot {
     let mut checks = Vec::new();
-    let gpus = st.injector.gpus();
-    let tree = gpus.proc_root().join(super::discovery::GPU_TREE);
+    let gpus = injector.gpus();
+    let tree = gpus.proc_root().join(crate::node::discovery::GPU_TREE);
     let gpu_count = match gpus.refresh().await {
         Ok(d) if d.gpus.is_empty() => {
             checks.push((
@@ -135,7 +142,7 @@ pub async fn evaluate(st: &AgentState) -> HealthSnapshot {
             0
         }
     };
-    let writer = st.injector.writer();
+    let writer = injector.writer();
     let write = match tokio::time::timeout(Duration::from_secs(2), writer.check()).await {
         Ok(Ok(detail)) => Check { ok: true, detail },
         Ok(Err(detail)) => Check { ok: false, detail },
@@ -165,18 +172,18 @@ pub async fn evaluate(st: &AgentState) -> HealthSnapshot {
     }
     checks.push((
         "journal",
-        match st.journal.last_error() {
+        match journal.last_error() {
             None => Check {
                 ok: true,
-                detail: format!("{}", st.journal.path().display()),
+                detail: format!("{}", journal.path().display()),
             },
             Some(e) => Check {
                 ok: false,
-                detail: format!("{}: last append failed: {e}", st.journal.path().display()),
+                detail: format!("{}: last append failed: {e}", journal.path().display()),
             },
         },
     ));
-    if let Some(tokens) = &st.tokens {
+    if let Some(tokens) = tokens {
         checks.push((
             "auth",
             match tokens.refresh() {
@@ -191,58 +198,5 @@ pub async fn evaluate(st: &AgentState) -> HealthSnapshot {
             },
         ));
     }
-    render(&st.node, writer.describe(), gpu_count, checks)
-}
-
-/// Refreshes the snapshot every [`REFRESH`] until shutdown.
-pub fn spawn_refresher(st: Arc<AgentState>) {
-    let mut shutdown = st.shutdown.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(REFRESH);
-        let mut requests_seen = st.metrics.requests_total();
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = shutdown.changed() => return,
-            }
-            let snap = evaluate(&st).await;
-            let was = st.health.read().expect("health lock").healthy;
-            if was != snap.healthy {
-                if snap.healthy {
-                    tracing::info!("health: healthy again");
-                } else {
-                    tracing::warn!(reasons = ?snap.reasons, "health: degraded");
-                }
-            }
-            *st.health.write().expect("health lock") = Arc::new(snap);
-            // Trim only when quiet: under load freed memory is reused at once, and a trim
-            // holds the allocator's lock while every worker wants it.
-            let now = st.metrics.requests_total();
-            if now.saturating_sub(requests_seen) < 50 {
-                release_free_memory();
-            }
-            requests_seen = now;
-        }
-    });
-}
-
-/// Hands memory freed by bursts of requests back to the kernel. glibc keeps freed memory in
-/// per-thread arenas; an agent that idles between test runs should not sit on it.
-fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only walks the allocator's own free lists.
-    unsafe {
-        nix::libc::malloc_trim(0);
-    }
-}
-
-/// One glibc arena for all threads: the agent has a handful of threads and little heap, and
-/// each extra arena keeps its own free memory resident.
-pub fn limit_allocator_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator tuning; called once at start.
-    unsafe {
-        nix::libc::mallopt(nix::libc::M_ARENA_MAX, 1);
-    }
+    render(node, writer.describe(), gpu_count, checks)
 }

@@ -236,7 +236,7 @@ impl FaultJournal {
         std::thread::Builder::new()
             .name("fault-journal".into())
             .spawn(move || {
-                super::writer::yield_to_the_server();
+                crate::node::writer::yield_to_the_server();
                 committer.run(rx)
             })
             .map_err(|e| io(format!("cannot start the journal thread: {e}")))?;

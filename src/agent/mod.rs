@@ -1,25 +1,25 @@
 //! The node agent (`gfi agent`): the privileged per-node process that performs the real
 //! kernel log writes, answering the seed agent's HTTP API and more.
 //!
-//! Rooms: [`discovery`] (GPUs from the driver's procfs tree), [`writer`] and [`readback`]
-//! (one record per `write()` into the host's `/dev/kmsg`, proven by reading it back),
-//! [`inject`] (GPU + line + write, shared with the `local` backend), [`request`] (the body
-//! decoder), [`journal`] (durable fault records), [`auth`], [`ratelimit`], [`metrics`],
-//! [`health`], [`routes`] and [`audit`] (the HTTP API), [`server`] (start and stop).
+//! GPU discovery, the kmsg writer, read-back and the injection itself are the node room's
+//! ([`crate::node`]), shared with the `local` backend. Here, from the bottom up (each module
+//! imports only those before it): [`http`] (JSON answers and route labels), [`auth`] (the
+//! token gate), [`request`] (the body decoder), [`journal`] (durable fault records),
+//! [`ratelimit`], [`metrics`], [`memory`] (allocator tuning), [`health`] (the checks),
+//! [`state`] (what the handlers share), [`audit`] (the per-request gate), [`routes`] (the
+//! handlers), [`server`] (start, stop, the health refresher).
 
 pub mod audit;
 pub mod auth;
-pub mod discovery;
 pub mod health;
-pub mod inject;
+pub(crate) mod http;
 pub mod journal;
+pub(crate) mod memory;
 pub mod metrics;
 pub mod ratelimit;
-pub mod readback;
 pub mod request;
 pub mod routes;
 pub mod server;
-pub mod testkit;
-pub mod writer;
+pub(crate) mod state;
 
 pub use server::{AgentConfig, AuthMode, RunningAgent, start};

@@ -4,7 +4,8 @@
 //! right, in FastAPI's shape (`{"detail": [{"type", "loc", "msg"}]}`) for the seed's clients.
 //! Like pydantic's lax mode, integers may come as numeric strings.
 
-use crate::backend::GpuSelector;
+use crate::node::gpu::GpuSelector;
+use crate::node::wire::FieldError;
 use crate::xid::catalog;
 use crate::xid::line::{LineOptions, LineStyle};
 use serde::Serialize;
@@ -55,25 +56,6 @@ impl InjectBody {
         serde_json::to_value(self)
             .map(|v| v.to_string())
             .unwrap_or_default()
-    }
-}
-
-/// One FastAPI-style validation error.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FieldError {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub loc: Vec<Value>,
-    pub msg: String,
-}
-
-impl FieldError {
-    pub fn new(kind: &'static str, field: &str, msg: impl Into<String>) -> Self {
-        FieldError {
-            kind,
-            loc: vec![json!("body"), json!(field)],
-            msg: msg.into(),
-        }
     }
 }
 
@@ -180,7 +162,7 @@ fn u32_field(
 pub fn decode(bytes: &[u8]) -> Result<InjectBody, BodyError> {
     let value: Value = serde_json::from_slice(bytes).map_err(|e| {
         BodyError::Invalid(vec![FieldError {
-            kind: "json_invalid",
+            kind: "json_invalid".into(),
             loc: vec![json!("body"), json!(e.column())],
             msg: format!(
                 "JSON decode error at line {} column {}: {e}; expected an object such as {{\"fault_id\": \"test-001\", \"xid_type\": 79, \"gpu_id\": 0}}",
@@ -191,7 +173,7 @@ pub fn decode(bytes: &[u8]) -> Result<InjectBody, BodyError> {
     })?;
     let Value::Object(obj) = value else {
         return Err(BodyError::Invalid(vec![FieldError {
-            kind: "model_attributes_type",
+            kind: "model_attributes_type".into(),
             loc: vec![json!("body")],
             msg: "the body must be a JSON object such as {\"fault_id\": \"test-001\", \"xid_type\": 79, \"gpu_id\": 0}".into(),
         }]));

@@ -2,12 +2,17 @@
 //! fields, status codes and `{"detail": ...}` errors; the rest is added.
 
 use super::audit::{self, AuditNote};
-use super::inject::{InjectError, InjectSpec, Injection};
+use super::http::{detail, json_response, json_text};
 use super::journal::StoredFault;
-use super::readback::{self, Filter, ReadSource};
 use super::request::{self, BodyError, InjectBody};
-use super::server::{AgentState, InFlight, Outcome};
-use super::writer::WriteError;
+use super::state::{AgentState, InFlight, Outcome};
+use crate::node::inject::{InjectError, InjectSpec, Injection};
+use crate::node::readback::{self, Filter, ReadSource};
+use crate::node::wire::{
+    Detail, ErrorBody, FieldError, GpuEntry, GpusResponse, InjectXidResponse, KmsgEntry,
+    KmsgResponse,
+};
+use crate::node::writer::WriteError;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
@@ -37,43 +42,6 @@ pub fn router(st: Arc<AgentState>) -> Router {
             audit::gate,
         ))
         .with_state(st)
-}
-
-/// The route a path belongs to, as a static label (metrics must not grow with the paths
-/// clients invent).
-pub fn route_label(path: &str) -> &'static str {
-    match path {
-        "/health" => "/health",
-        "/inject-xid" => "/inject-xid",
-        "/faults" => "/faults",
-        "/gpus" => "/gpus",
-        "/kmsg" => "/kmsg",
-        "/metrics" => "/metrics",
-        "/version" => "/version",
-        p if p.starts_with("/faults/") => "/faults/{fault_id}",
-        _ => "other",
-    }
-}
-
-/// `{"detail": ...}`, FastAPI's error shape.
-pub fn detail(status: StatusCode, detail: impl Into<Value>) -> Response {
-    json_response(status, &json!({ "detail": detail.into() }))
-}
-
-fn json_response(status: StatusCode, v: &Value) -> Response {
-    json_text(status, v.to_string())
-}
-
-fn json_text(status: StatusCode, body: String) -> Response {
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response()
 }
 
 fn with_note(mut resp: Response, note: AuditNote) -> Response {
@@ -161,20 +129,13 @@ async fn gpus(State(st): State<Arc<AgentState>>) -> Response {
     match st.injector.gpus().refresh().await {
         Ok(d) => json_response(
             StatusCode::OK,
-            &json!({
-                "node": st.node,
-                "proc_root": st.injector.gpus().proc_root().display().to_string(),
-                "count": d.gpus.len(),
-                "gpus": d.gpus.iter().map(|g| json!({
-                    "index": g.index,
-                    "pci": g.pci.canonical(),
-                    "pci_bus_id": g.pci.sysfs(),
-                    "pci_driver": g.pci.driver(),
-                    "uuid": g.uuid,
-                    "model": g.model,
-                })).collect::<Vec<_>>(),
-                "warnings": d.warnings,
-            }),
+            &GpusResponse {
+                count: d.gpus.len(),
+                gpus: d.gpus.iter().map(GpuEntry::from).collect(),
+                node: st.node.clone(),
+                proc_root: st.injector.gpus().proc_root().display().to_string(),
+                warnings: d.warnings.clone(),
+            },
         ),
         Err(e) => detail(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
@@ -331,13 +292,7 @@ async fn inject_inner(st: Arc<AgentState>, bytes: Bytes) -> (Response, AuditNote
                     .collect::<Vec<_>>()
                     .join("; "),
             );
-            return (
-                detail(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    serde_json::to_value(&errs).unwrap_or(Value::Null),
-                ),
-                note,
-            );
+            return (detail(StatusCode::UNPROCESSABLE_ENTITY, errs), note);
         }
     };
     note.xid = Some(body.xid);
@@ -452,44 +407,37 @@ async fn inject_inner(st: Arc<AgentState>, bytes: Bytes) -> (Response, AuditNote
     }
 }
 
-fn inject_error_response(e: &InjectError) -> (StatusCode, &'static str, Value) {
+fn inject_error_response(e: &InjectError) -> (StatusCode, &'static str, Detail) {
+    let failed =
+        |what: &dyn std::fmt::Display| Detail::from(format!("Failed to inject XID: {what}"));
     match e {
         InjectError::Line(crate::xid::line::LineError::Invalid { field, reason }) => (
             StatusCode::UNPROCESSABLE_ENTITY,
             "rejected",
-            json!([{"type": "value_error", "loc": ["body", field], "msg": format!("{field}: {reason}")}]),
+            vec![FieldError::new(
+                "value_error",
+                field,
+                format!("{field}: {reason}"),
+            )]
+            .into(),
         ),
         InjectError::Line(l @ crate::xid::line::LineError::TooLong { .. }) => (
             StatusCode::UNPROCESSABLE_ENTITY,
             "rejected",
-            json!([{"type": "value_error", "loc": ["body", "text"], "msg": l.to_string()}]),
+            vec![FieldError::new("value_error", "text", l.to_string())].into(),
         ),
         // The seed answers an unknown GPU with 500; clients depend on it.
-        InjectError::GpuNotFound { .. } => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "rejected",
-            json!(format!("Failed to inject XID: {e}")),
-        ),
-        InjectError::Discovery(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "failed",
-            json!(format!("Failed to inject XID: {e}")),
-        ),
-        InjectError::Write(w @ WriteError::Dropped { .. }) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "dropped",
-            json!(format!("Failed to inject XID: {w}")),
-        ),
-        InjectError::Write(w) if w.is_unavailable() => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "failed",
-            json!(format!("Failed to inject XID: {w}")),
-        ),
-        InjectError::Write(w) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "failed",
-            json!(format!("Failed to inject XID: {w}")),
-        ),
+        InjectError::GpuNotFound { .. } => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "rejected", failed(e))
+        }
+        InjectError::Discovery(_) => (StatusCode::SERVICE_UNAVAILABLE, "failed", failed(e)),
+        InjectError::Write(w @ WriteError::Dropped { .. }) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "dropped", failed(w))
+        }
+        InjectError::Write(w) if w.is_unavailable() => {
+            (StatusCode::SERVICE_UNAVAILABLE, "failed", failed(w))
+        }
+        InjectError::Write(w) => (StatusCode::INTERNAL_SERVER_ERROR, "failed", failed(w)),
     }
 }
 
@@ -516,17 +464,17 @@ async fn run_injection(
         provenance,
     };
     let fail = |e: InjectError, note: &mut AuditNote| {
-        let (status, outcome, d) = inject_error_response(&e);
+        let (status, outcome, detail) = inject_error_response(&e);
         note.outcome = outcome;
         note.detail = Some(e.to_string());
         st.metrics.injection(body.xid, outcome);
-        (status, json!({ "detail": d }))
+        let text = serde_json::to_string(&ErrorBody { detail }).unwrap_or_default();
+        (status, text)
     };
     let (gpu, record) = match st.injector.prepare(&spec).await {
         Ok(p) => p,
         Err(e) => {
-            let (status, v) = fail(e, &mut note);
-            let text = v.to_string();
+            let (status, text) = fail(e, &mut note);
             guard.finish(Arc::new((status, text.clone())));
             return (json_text(status, text), note);
         }
@@ -550,13 +498,12 @@ async fn run_injection(
     let inj = match st.injector.write_prepared(&spec, gpu, record).await {
         Ok(i) => i,
         Err(e) => {
-            let (status, v) = fail(e, &mut note);
-            let text = v.to_string();
+            let (status, text) = fail(e, &mut note);
             guard.finish(Arc::new((status, text.clone())));
             return (json_text(status, text), note);
         }
     };
-    let mut response = InjectResponse::new(&st.node, &fault_id, &body, &inj);
+    let mut response = injected(&st.node, &fault_id, &body, inj);
     let mut text = serde_json::to_string(&response).unwrap_or_default();
     let stored = StoredFault {
         fault_id: fault_id.clone(),
@@ -577,82 +524,53 @@ async fn run_injection(
     st.metrics.injection(body.xid, "injected");
     st.metrics.injection_latency(started.elapsed());
     note.outcome = "injected";
-    note.detail = inj.landed.seq.map(|s| format!("kmsg seq {s}"));
+    note.detail = response.kmsg_seq.map(|s| format!("kmsg seq {s}"));
     guard.finish(Arc::new((StatusCode::OK, text.clone())));
     (json_text(StatusCode::OK, text), note)
 }
 
-/// The seed's response fields first, then what this agent adds.
-#[derive(Debug, serde::Serialize)]
-struct InjectResponse<'a> {
-    status: &'static str,
-    node: &'a str,
-    fault_id: &'a str,
-    xid_type: u32,
-    gpu_id: u32,
-    message: String,
-    timestamp: String,
-    pci: String,
-    pci_bus_id: String,
-    gpu_uuid: &'a str,
-    gpu_model: &'a str,
-    line: &'a str,
-    style: &'static str,
-    kmsg_seq: Option<u64>,
-    kmsg_usec: Option<u64>,
-    target: super::writer::TargetKind,
-    write_path: &'a str,
-    readback: &'a str,
-    xid_name: &'a str,
-    xid_description: &'a str,
-    nvsentinel_action: &'static str,
-    fatal: bool,
-    duration: Option<f64>,
-    warnings: Vec<String>,
-}
-
-impl<'a> InjectResponse<'a> {
-    fn new(node: &'a str, fault_id: &'a str, body: &InjectBody, inj: &'a Injection) -> Self {
-        let mut warnings = inj.warnings.clone();
-        for f in &body.unknown_fields {
-            warnings.push(format!("unknown field {f:?} was ignored"));
-        }
-        if body.duration.is_some() {
-            warnings.push(
-                "duration is recorded but has no effect: an XID line cannot be taken back".into(),
-            );
-        }
-        InjectResponse {
-            status: "injected",
-            node,
-            fault_id,
-            xid_type: inj.xid,
-            gpu_id: inj.gpu.index,
-            message: format!(
-                "XID {} injected for GPU {} (PCI: {}) → NVSentinel",
-                inj.xid,
-                inj.gpu.index,
-                inj.gpu.pci.sysfs()
-            ),
-            timestamp: inj.time.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string(),
-            pci: inj.gpu.pci.canonical(),
-            pci_bus_id: inj.gpu.pci.sysfs(),
-            gpu_uuid: &inj.gpu.uuid,
-            gpu_model: &inj.gpu.model,
-            line: &inj.line,
-            style: body.line.style.as_str(),
-            kmsg_seq: inj.landed.seq,
-            kmsg_usec: inj.landed.usec,
-            target: inj.landed.target,
-            write_path: &inj.write_path,
-            readback: &inj.landed.readback,
-            xid_name: &inj.info.mnemonic,
-            xid_description: &inj.info.description,
-            nvsentinel_action: inj.info.default_action().as_str(),
-            fatal: inj.info.fatal(),
-            duration: body.duration,
-            warnings,
-        }
+/// The answer to an injection that landed: the seed's fields, then what this agent adds.
+fn injected(node: &str, fault_id: &str, body: &InjectBody, inj: Injection) -> InjectXidResponse {
+    let mut warnings = inj.warnings;
+    for f in &body.unknown_fields {
+        warnings.push(format!("unknown field {f:?} was ignored"));
+    }
+    if body.duration.is_some() {
+        warnings.push(
+            "duration is recorded but has no effect: an XID line cannot be taken back".into(),
+        );
+    }
+    let gpu = inj.gpu;
+    InjectXidResponse {
+        status: "injected".into(),
+        node: node.to_string(),
+        fault_id: fault_id.to_string(),
+        xid_type: inj.xid,
+        gpu_id: gpu.index,
+        message: format!(
+            "XID {} injected for GPU {} (PCI: {}) → NVSentinel",
+            inj.xid,
+            gpu.index,
+            gpu.pci.sysfs()
+        ),
+        timestamp: inj.time.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string(),
+        pci: gpu.pci,
+        pci_bus_id: gpu.pci.sysfs(),
+        gpu_uuid: gpu.uuid,
+        gpu_model: gpu.model,
+        line: inj.line,
+        style: body.line.style,
+        kmsg_seq: inj.landed.seq,
+        kmsg_usec: inj.landed.usec,
+        target: inj.landed.target,
+        write_path: inj.write_path,
+        readback: inj.landed.readback,
+        nvsentinel_action: inj.info.default_action(),
+        fatal: inj.info.fatal(),
+        xid_name: inj.info.mnemonic,
+        xid_description: inj.info.description,
+        duration: body.duration,
+        warnings,
     }
 }
 
@@ -715,20 +633,6 @@ fn parse_kmsg_query(q: &HashMap<String, String>) -> Result<KmsgQuery, String> {
     Ok(out)
 }
 
-fn record_json(r: &crate::kmsg::KmsgRecord) -> Value {
-    let mut v = json!({
-        "seq": r.seq,
-        "usec": r.usec,
-        "facility": r.facility,
-        "level": r.level,
-        "text": r.text,
-    });
-    if let Some(m) = readback::nvsentinel_match(r) {
-        v["nvsentinel"] = json!({ "xid": m.xid, "pci": m.pci_text });
-    }
-    v
-}
-
 async fn kmsg(
     State(st): State<Arc<AgentState>>,
     q: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
@@ -766,12 +670,12 @@ async fn kmsg(
     if !q.follow {
         return json_response(
             StatusCode::OK,
-            &json!({
-                "node": st.node,
-                "source": st.injector.writer().describe(),
-                "count": records.len(),
-                "records": records.iter().map(record_json).collect::<Vec<_>>(),
-            }),
+            &KmsgResponse {
+                count: records.len(),
+                node: st.node.clone(),
+                records: records.iter().map(KmsgEntry::from).collect(),
+                source: st.injector.writer().describe().to_string(),
+            },
         );
     }
     follow(st, source, q.filter, records)
@@ -789,7 +693,7 @@ fn follow(
     let mut shutdown = st.shutdown.clone();
     tokio::spawn(async move {
         let line = |r: &crate::kmsg::KmsgRecord| {
-            let mut s = record_json(r).to_string();
+            let mut s = serde_json::to_string(&KmsgEntry::from(r)).unwrap_or_default();
             s.push('\n');
             Bytes::from(s)
         };
@@ -910,11 +814,5 @@ mod tests {
                 .contains("true or false")
         );
         assert!(q(&[("bogus", "1")]).unwrap_err().contains("known: limit"));
-    }
-
-    #[test]
-    fn route_labels_are_bounded() {
-        assert_eq!(route_label("/faults/abc"), "/faults/{fault_id}");
-        assert_eq!(route_label("/../../etc/passwd"), "other");
     }
 }

@@ -1,14 +1,16 @@
-//! Starting and stopping the agent: open the state, start the writer, bind, serve, and shut
-//! down gracefully.
+//! Starting and stopping the agent: open the state, start the writer, bind, serve, refresh
+//! the health report in the background, and shut down gracefully.
 
-use super::auth::TokenFile;
+use super::auth::{AuthGate, TokenCheck, TokenFile};
 use super::health::{self, HealthSnapshot};
-use super::inject::{GpuCache, Injector};
 use super::journal::{FaultJournal, JournalOptions};
+use super::memory;
 use super::metrics::Metrics;
 use super::ratelimit::{Limit, RateLimiter};
 use super::routes;
-use super::writer::{KmsgWriter, WriterConfig};
+use super::state::AgentState;
+use crate::node::inject::{GpuCache, Injector};
+use crate::node::writer::{KmsgWriter, WriterConfig};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -79,30 +81,6 @@ impl AgentConfig {
     }
 }
 
-/// The outcome a request with the same fault id is waiting for.
-pub type Outcome = Arc<(axum::http::StatusCode, String)>;
-
-pub struct InFlight {
-    pub fingerprint: String,
-    pub done: watch::Receiver<Option<Outcome>>,
-}
-
-/// Everything the handlers share.
-pub struct AgentState {
-    pub node: String,
-    pub injector: Injector,
-    pub journal: FaultJournal,
-    pub tokens: Option<TokenFile>,
-    pub limiter: RateLimiter,
-    pub metrics: Metrics,
-    pub health: RwLock<Arc<HealthSnapshot>>,
-    pub inflight: Mutex<HashMap<String, InFlight>>,
-    pub public_metrics: bool,
-    pub max_body_bytes: usize,
-    pub injection_slots: tokio::sync::Semaphore,
-    pub shutdown: watch::Receiver<bool>,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("{0}")]
@@ -110,7 +88,7 @@ pub enum StartError {
     #[error("{0}")]
     Token(#[from] super::auth::TokenError),
     #[error("{0}")]
-    Writer(#[from] super::writer::StartError),
+    Writer(#[from] crate::node::writer::StartError),
     #[error("cannot listen on {addr}: {reason}")]
     Listen { addr: SocketAddr, reason: String },
 }
@@ -193,7 +171,7 @@ pub async fn start(mut config: AgentConfig) -> Result<RunningAgent, StartError> 
                     TokenFile::MIN_RECOMMENDED_LEN
                 );
             }
-            Some(t)
+            Some(Arc::new(t))
         }
         AuthMode::Insecure => {
             tracing::warn!(
@@ -207,7 +185,7 @@ pub async fn start(mut config: AgentConfig) -> Result<RunningAgent, StartError> 
         let cfg: WriterConfig = config.writer.clone();
         tokio::task::spawn_blocking(move || KmsgWriter::start(cfg))
             .await
-            .map_err(|e| super::writer::StartError {
+            .map_err(|e| crate::node::writer::StartError {
                 target: config.writer.target.describe(),
                 reason: e.to_string(),
             })??
@@ -228,26 +206,32 @@ pub async fn start(mut config: AgentConfig) -> Result<RunningAgent, StartError> 
         GpuCache::new(config.proc_root.clone()),
         writer,
     );
+    // Probes (the kubelet's, Prometheus's when allowed) come without a token.
+    let mut open_routes = vec!["/health"];
+    if config.public_metrics {
+        open_routes.push("/metrics");
+    }
+    let checker = tokens.clone().map(|t| t as Arc<dyn TokenCheck>);
     let state = Arc::new(AgentState {
         node: config.node_name.clone(),
         injector,
         journal,
-        tokens,
+        auth: AuthGate::new(checker, open_routes),
+        token_file: tokens,
         limiter: RateLimiter::new(config.node_limit, config.gpu_limit),
         metrics: Metrics::default(),
         health: RwLock::new(Arc::new(HealthSnapshot::starting(&config.node_name))),
         inflight: Mutex::new(HashMap::new()),
-        public_metrics: config.public_metrics,
         max_body_bytes: config.max_body_bytes,
         injection_slots: tokio::sync::Semaphore::new(slots),
         shutdown: shutdown_rx.clone(),
     });
-    let first = health::evaluate(&state).await;
+    let first = state.check_health().await;
     if !first.healthy {
         tracing::warn!(reasons = ?first.reasons, "starting degraded");
     }
     *state.health.write().expect("health lock") = Arc::new(first);
-    health::spawn_refresher(state.clone());
+    spawn_health_refresher(state.clone());
     let app = routes::router(state.clone());
     let mut stop = shutdown_rx;
     let task = tokio::spawn(async move {
@@ -276,4 +260,37 @@ pub async fn start(mut config: AgentConfig) -> Result<RunningAgent, StartError> 
         grace: config.shutdown_grace,
         state,
     })
+}
+
+/// Refreshes the health snapshot every [`health::REFRESH`] until shutdown.
+fn spawn_health_refresher(st: Arc<AgentState>) {
+    let mut shutdown = st.shutdown.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(health::REFRESH);
+        let mut requests_seen = st.metrics.requests_total();
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            let snap = st.check_health().await;
+            let was = st.health.read().expect("health lock").healthy;
+            if was != snap.healthy {
+                if snap.healthy {
+                    tracing::info!("health: healthy again");
+                } else {
+                    tracing::warn!(reasons = ?snap.reasons, "health: degraded");
+                }
+            }
+            *st.health.write().expect("health lock") = Arc::new(snap);
+            // Trim only when quiet: under load freed memory is reused at once, and a trim
+            // holds the allocator's lock while every worker wants it.
+            let now = st.metrics.requests_total();
+            if now.saturating_sub(requests_seen) < 50 {
+                memory::release_free_memory();
+            }
+            requests_seen = now;
+        }
+    });
 }

@@ -84,12 +84,12 @@ impl ClusterBackend<LocalAgent> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::readback;
-    use crate::agent::testkit;
     use crate::backend::cluster::nvsentinel_namespace;
     use crate::backend::{
         Backend, BackendError, GpuSelector, InjectRequest, NodePredicate, TailOptions,
     };
+    use crate::node::readback;
+    use crate::node::testkit;
     use crate::xid::LineOptions;
     use std::time::Duration;
 

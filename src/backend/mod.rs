@@ -3,6 +3,7 @@
 //! Everything a script learns about a node is fetched again on each call: a node cordoned or
 //! rebooted mid-script gives fresh facts, a vanished one a clear error.
 
+mod agent_api;
 pub mod cluster;
 mod events;
 pub mod kube_nodes;

@@ -5,11 +5,11 @@
 //! over HTTP through the same interface.
 
 use super::{BackendError, BackendResult, FaultRecord, GpuInfo, InjectRequest, TailOptions};
-use crate::agent::discovery::resolve_proc_root;
-use crate::agent::inject::{GpuCache, InjectError, InjectSpec, Injector};
-use crate::agent::readback::{self, Filter};
-use crate::agent::writer::{KmsgWriter, WriterConfig};
 use crate::kmsg::KmsgRecord;
+use crate::node::discovery::resolve_proc_root;
+use crate::node::inject::{GpuCache, InjectError, InjectSpec, Injector};
+use crate::node::readback::{self, Filter};
+use crate::node::writer::{KmsgWriter, WriterConfig};
 use async_trait::async_trait;
 use std::path::PathBuf;
 
@@ -47,7 +47,7 @@ pub struct LocalAgent {
 impl LocalAgent {
     /// Starts the kmsg writer (entering the host's mount namespace when `host_pid` is set).
     pub fn start(node: &str, opts: &LocalAgentOptions) -> BackendResult<LocalAgent> {
-        let target = crate::agent::writer::choose_target(opts.host_pid, opts.kmsg_path.as_deref());
+        let target = crate::node::writer::choose_target(opts.host_pid, opts.kmsg_path.as_deref());
         let mut wc = WriterConfig::new(target);
         wc.allow_non_chardev = opts.allow_non_chardev;
         let writer = KmsgWriter::start(wc)

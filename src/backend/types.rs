@@ -1,5 +1,6 @@
 //! Data that crosses the backend interface.
 
+pub use crate::node::gpu::{GpuInfo, GpuSelector};
 use crate::xid::{LineOptions, PciAddress};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -276,14 +277,6 @@ impl NodeInfo {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct GpuInfo {
-    pub index: u32,
-    pub pci: PciAddress,
-    pub uuid: String,
-    pub model: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PodInfo {
     pub namespace: String,
     pub name: String,
@@ -295,50 +288,15 @@ pub struct PodInfo {
     pub terminating: bool,
 }
 
-/// Which GPU of a node: its index (`Device Minor`), PCI address or UUID.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum GpuSelector {
-    Index(u32),
-    Pci(PciAddress),
-    Uuid(String),
-}
-
 impl GpuSelector {
-    pub fn matches(&self, gpu: &GpuInfo) -> bool {
-        match self {
-            GpuSelector::Index(i) => gpu.index == *i,
-            GpuSelector::Pci(p) => gpu.pci.same_device(p),
-            GpuSelector::Uuid(u) => gpu.uuid.eq_ignore_ascii_case(u),
-        }
-    }
-
-    /// Finds the GPU, or the error that lists the GPUs present.
+    /// Finds the GPU, or the error that lists the GPUs present. Defined here, not with the
+    /// type in `node`, because the node room cannot name `BackendError`.
     pub fn resolve<'a>(&self, node: &str, gpus: &'a [GpuInfo]) -> BackendResult<&'a GpuInfo> {
-        gpus.iter()
-            .find(|g| self.matches(g))
-            .ok_or_else(|| BackendError::GpuNotFound {
-                node: node.to_string(),
-                gpu: self.to_string(),
-                available: if gpus.is_empty() {
-                    "none".into()
-                } else {
-                    gpus.iter()
-                        .map(|g| format!("{} ({})", g.index, g.pci.sysfs()))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                },
-            })
-    }
-}
-
-impl fmt::Display for GpuSelector {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            GpuSelector::Index(i) => write!(f, "{i}"),
-            GpuSelector::Pci(p) => write!(f, "{}", p.sysfs()),
-            GpuSelector::Uuid(u) => write!(f, "{u}"),
-        }
+        self.find(gpus).map_err(|miss| BackendError::GpuNotFound {
+            node: node.to_string(),
+            gpu: miss.wanted,
+            available: miss.present,
+        })
     }
 }
 

@@ -1,10 +1,10 @@
 //! `gfi agent`: the per-node agent (see [`crate::agent`]).
 
-use crate::agent::discovery::resolve_proc_root;
 use crate::agent::journal::JournalOptions;
 use crate::agent::ratelimit::Limit;
-use crate::agent::writer::WriterConfig;
 use crate::agent::{AgentConfig, AuthMode};
+use crate::node::discovery::resolve_proc_root;
+use crate::node::writer::WriterConfig;
 use clap::{Args, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -113,7 +113,7 @@ fn limit(what: &str, rate: f64, burst: f64) -> Result<Limit, String> {
     Ok(Limit { rate, burst })
 }
 
-pub use crate::agent::writer::choose_target as write_target;
+pub use crate::node::writer::choose_target as write_target;
 
 /// Turns the flags into a configuration, or says what is wrong with them.
 pub fn config(args: &AgentArgs) -> Result<AgentConfig, String> {
@@ -176,7 +176,7 @@ fn init_logging(format: LogFormat) {
 }
 
 pub fn run(args: AgentArgs) -> ExitCode {
-    crate::agent::health::limit_allocator_arenas();
+    crate::agent::memory::limit_allocator_arenas();
     init_logging(args.log_format);
     let cfg = match config(&args) {
         Ok(c) => c,
@@ -219,7 +219,7 @@ pub fn run(args: AgentArgs) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::writer::WriteTarget;
+    use crate::node::writer::WriteTarget;
     use clap::Parser;
     use std::path::Path;
 

@@ -3,7 +3,7 @@
 //! Built from `data/xid-catalog.tsv` (NVIDIA's catalogue as embedded in NVSentinel, plus the
 //! seed's texts and grouping), parsed once at first use.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 use std::sync::LazyLock;
@@ -15,7 +15,7 @@ pub const XID_MIN: u32 = 1;
 pub const XID_MAX: u32 = 1000;
 
 /// NVSentinel's `recommendedAction` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Action {
     None,

@@ -4,7 +4,7 @@
 //! `00000000:3B:00.0` (nvidia-smi) or `0001:00:00.0` (Azure's extended domains). One parsed form
 //! lets all of them be compared.
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;
 
@@ -73,6 +73,14 @@ impl fmt::Display for PciAddress {
 impl Serialize for PciAddress {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.canonical())
+    }
+}
+
+/// Any form [`PciAddress::from_str`] reads, so a client can decode what the agent sends.
+impl<'de> Deserialize<'de> for PciAddress {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
     }
 }
 

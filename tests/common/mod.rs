@@ -3,9 +3,9 @@
 #![allow(dead_code)]
 
 use gpu_fault_injector::agent::ratelimit::Limit;
-use gpu_fault_injector::agent::testkit;
-use gpu_fault_injector::agent::writer::{WriteTarget, WriterConfig};
 use gpu_fault_injector::agent::{self, AgentConfig, AuthMode, RunningAgent};
+use gpu_fault_injector::node::testkit;
+use gpu_fault_injector::node::writer::{WriteTarget, WriterConfig};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper_util::rt::TokioIo;

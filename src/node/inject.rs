@@ -2,8 +2,8 @@
 //! Shared by the agent's HTTP API and the `local` backend, so both write exactly alike.
 
 use super::discovery::{self, Discovery, DiscoveryError};
+use super::gpu::{GpuInfo, GpuSelector};
 use super::writer::{KmsgWriter, Landed, WriteError};
-use crate::backend::{GpuInfo, GpuSelector};
 use crate::xid::catalog::{self, XidInfo};
 use crate::xid::line::{self, LineError, LineOptions};
 use chrono::{DateTime, Utc};
@@ -139,28 +139,13 @@ impl Injector {
             return Ok(g.clone());
         }
         let d = self.gpus.refresh().await?;
-        d.gpus
-            .iter()
-            .find(|g| sel.matches(g))
+        sel.find(&d.gpus)
             .cloned()
-            .ok_or_else(|| InjectError::GpuNotFound {
+            .map_err(|miss| InjectError::GpuNotFound {
                 node: self.node.clone(),
-                wanted: sel.to_string(),
-                minors: d
-                    .gpus
-                    .iter()
-                    .map(|g| g.index.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                present: if d.gpus.is_empty() {
-                    "none".into()
-                } else {
-                    d.gpus
-                        .iter()
-                        .map(|g| format!("{} ({})", g.index, g.pci.sysfs()))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                },
+                wanted: miss.wanted,
+                minors: miss.minors,
+                present: miss.present,
             })
     }
 

@@ -4,7 +4,7 @@
 //! Directory names are data: they are parsed as PCI addresses and never reach a shell, a path
 //! outside the tree, or a log line unescaped.
 
-use crate::backend::GpuInfo;
+use super::gpu::GpuInfo;
 use crate::xid::PciAddress;
 use std::fs;
 use std::io::Read;
