@@ -5,7 +5,7 @@
 //! gives one history. A driver task owns the step queue; waits watch per-node channels.
 
 pub mod config;
-pub mod pipeline;
+mod pipeline;
 pub mod state;
 pub mod values;
 
@@ -16,7 +16,8 @@ use crate::xid::detect;
 use crate::xid::line::format_line;
 use async_trait::async_trait;
 use config::SimConfig;
-use pipeline::{SimState, SimStats, boot_id};
+pub use pipeline::SimStats;
+use pipeline::{SimState, boot_id};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use state::*;
