@@ -146,7 +146,6 @@ impl SimState {
         let xid = event.xid;
         n.quarantine = Some(Quarantine {
             events: vec![event],
-            cordoned_at: now,
             awaited_pods: Vec::new(),
             drain_done: false,
         });
