@@ -5,9 +5,9 @@
 //! to `draining`, then `drain-succeeded` (which hands the node to fault-remediation) or
 //! `drain-failed`.
 //!
-//! Modelled because the drain is usually the longest wait between cordon and reboot, and an
-//! `AllowCompletion` namespace with a long-running pod is the usual reason a test's node never
-//! reaches remediation. An evicted pod takes its shutdown time, cut short (force-deleted) at the
+//! Modelled because the drain decides how long a node waits between cordon and reboot, and an
+//! `AllowCompletion` namespace with a long-running pod can keep a test's node from ever reaching
+//! remediation. An evicted pod takes its shutdown time, cut short (force-deleted) at the
 //! eviction timeout; the waits are announced with the Events node-drainer posts.
 
 use super::{SimState, Step};

@@ -1,5 +1,5 @@
 //! The node itself, which NVSentinel acts on but does not run: the shutdown once the reboot
-//! signal lands, the boot (a new boot id and an empty kernel ring buffer), and the kubelet
+//! signal lands, the boot (a new boot id and a fresh kernel ring buffer), and the kubelet
 //! reporting Ready, which brings the DaemonSet pods back, the syslog-health-monitor among them.
 //!
 //! Kept apart from the NVSentinel modules because an operator can reboot a node by hand as

@@ -1,9 +1,9 @@
-//! fault-remediation: the NVSentinel module that turns a drained node's health event into a
-//! maintenance request. For COMPONENT_RESET, RESTART_VM and RESTART_BM it creates a `RebootNode`
-//! named `maintenance-<node>-<event id>`, records it in the `latestFaultRemediationState`
-//! annotation and sets the state label to `remediation-succeeded` as soon as the CR exists, not
-//! when the reboot is done. Any other action (CONTACT_SUPPORT, ...) has no remediation: the
-//! state becomes `remediation-failed` and the node stays cordoned.
+//! fault-remediation: the NVSentinel module that turns a quarantined node's health event, once
+//! the node is drained, into a maintenance request. For COMPONENT_RESET, RESTART_VM and
+//! RESTART_BM it creates a `RebootNode` named `maintenance-<node>-<event id>`, records it in the
+//! `latestFaultRemediationState` annotation and sets the state label to `remediation-succeeded`
+//! as soon as the CR exists, not when the reboot is done. Any other action (CONTACT_SUPPORT, ...)
+//! has no remediation: the state becomes `remediation-failed` and the node stays cordoned.
 //!
 //! Modelled because this is where it is decided whether a fault ends in a reboot, and so in an
 //! uncordon, or leaves the node cordoned for a person to look at.
