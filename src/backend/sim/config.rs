@@ -82,7 +82,7 @@ impl PodTemplate {
         }
     }
 
-    pub fn defaults() -> Vec<PodTemplate> {
+    fn defaults() -> Vec<PodTemplate> {
         vec![
             PodTemplate::new("kube-system", "kube-proxy", "DaemonSet", 1, None),
             PodTemplate::new("gpu-operator", "nvidia-device-plugin", "DaemonSet", 1, None),
@@ -178,7 +178,7 @@ impl SimConfig {
         )
     }
 
-    pub fn load(path: &Path) -> Result<SimConfig, String> {
+    pub(crate) fn load(path: &Path) -> Result<SimConfig, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read sim config {}: {e}", path.display()))?;
         let cfg: SimConfig = serde_yaml::from_str(&text)
@@ -188,7 +188,7 @@ impl SimConfig {
         Ok(cfg)
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), String> {
         if self.nodes == 0 && self.cpu_nodes == 0 {
             return Err("the cluster needs at least one node (nodes: 1 or more)".into());
         }
@@ -267,7 +267,7 @@ mod opt_duration {
 }
 
 /// A YAML scalar as a duration: a number is seconds, a string is parsed (`"5m"`).
-pub fn value_to_duration(v: &serde_yaml::Value) -> Result<Duration, String> {
+pub(crate) fn value_to_duration(v: &serde_yaml::Value) -> Result<Duration, String> {
     match v {
         serde_yaml::Value::Number(n) => {
             duration::from_secs(n.as_f64().unwrap_or(-1.0)).map_err(|e| e.to_string())

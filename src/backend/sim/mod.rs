@@ -5,8 +5,8 @@
 //! gives one history. A driver task owns the step queue; waits watch per-node channels.
 
 pub mod config;
-pub mod pipeline;
-pub mod state;
+mod pipeline;
+mod state;
 pub mod values;
 
 use crate::backend::*;
@@ -16,7 +16,8 @@ use crate::xid::detect;
 use crate::xid::line::format_line;
 use async_trait::async_trait;
 use config::SimConfig;
-use pipeline::{SimState, SimStats, boot_id};
+pub use pipeline::SimStats;
+use pipeline::{SimState, boot_id};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use state::*;
@@ -46,12 +47,12 @@ impl Drop for SimBackend {
 
 /// A summary of the simulated cluster for the start of a run.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct SimSummary {
-    pub gpu_nodes: usize,
-    pub cpu_nodes: usize,
-    pub gpus_per_node: usize,
-    pub nvsentinel: NvsConfig,
-    pub timings: config::SimTimings,
+pub(crate) struct SimSummary {
+    gpu_nodes: usize,
+    cpu_nodes: usize,
+    gpus_per_node: usize,
+    nvsentinel: NvsConfig,
+    timings: config::SimTimings,
 }
 
 impl SimBackend {
@@ -102,7 +103,7 @@ impl SimBackend {
         self.lock().stats.clone()
     }
 
-    pub fn summary(&self) -> SimSummary {
+    pub(crate) fn summary(&self) -> SimSummary {
         let st = self.lock();
         SimSummary {
             gpu_nodes: st.cfg.nodes,
@@ -114,12 +115,12 @@ impl SimBackend {
     }
 
     /// The `RebootNode` objects, by name.
-    pub fn reboot_nodes(&self) -> Vec<RebootNode> {
+    pub(crate) fn reboot_nodes(&self) -> Vec<RebootNode> {
         self.lock().reboot_nodes.values().cloned().collect()
     }
 
     /// Resets a tripped circuit breaker (what an operator does by editing its ConfigMap).
-    pub fn reset_breaker(&self) {
+    pub(crate) fn reset_breaker(&self) {
         let mut st = self.lock();
         st.breaker.tripped = false;
         st.breaker.tripped_at = None;
@@ -128,7 +129,7 @@ impl SimBackend {
 
     /// Restarts a node's monitor with no saved state: it seeks to the end of the journal, so
     /// lines it has not read yet are never seen.
-    pub fn restart_monitor(&self, node: &str) -> BackendResult<()> {
+    pub(crate) fn restart_monitor(&self, node: &str) -> BackendResult<()> {
         let now = self.now();
         let mut st = self.lock();
         let i = Self::node_index(&st, node)?;
@@ -139,7 +140,7 @@ impl SimBackend {
     }
 
     /// Reboots a node by hand, as an operator would after a manual-mode RebootNode.
-    pub fn reboot(&self, node: &str) -> BackendResult<()> {
+    pub(crate) fn reboot(&self, node: &str) -> BackendResult<()> {
         let now = self.now();
         let mut st = self.lock();
         let i = Self::node_index(&st, node)?;

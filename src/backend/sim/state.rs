@@ -1,7 +1,7 @@
 //! The simulated cluster's objects: nodes with their kernel log, pods, RebootNode CRs, Events.
 
 use super::config::SimConfig;
-use crate::backend::{GpuInfo, NodeCondition, NodeInfo, PodInfo, Taint, keys};
+use crate::backend::{GpuInfo, NodeCondition, NodeInfo, PodInfo, Taint};
 use crate::kmsg::KmsgRecord;
 use crate::xid::{Action, PciAddress};
 use rand::RngExt;
@@ -12,20 +12,20 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 /// Records kept per node; the kernel's ring buffer holds a few thousand typical lines.
-pub const KMSG_CAPACITY: usize = 4096;
+pub(crate) const KMSG_CAPACITY: usize = 4096;
 
-pub struct SimPod {
-    pub namespace: String,
-    pub name: String,
-    pub owner: String,
+pub(crate) struct SimPod {
+    pub(crate) namespace: String,
+    pub(crate) name: String,
+    pub(crate) owner: String,
     /// When the pod finishes on its own (virtual offset), if ever.
-    pub completes_at: Option<Duration>,
-    pub shutdown: Duration,
-    pub terminating: bool,
+    pub(crate) completes_at: Option<Duration>,
+    pub(crate) shutdown: Duration,
+    pub(crate) terminating: bool,
 }
 
 impl SimPod {
-    pub fn info(&self) -> PodInfo {
+    pub(crate) fn info(&self) -> PodInfo {
         PodInfo {
             namespace: self.namespace.clone(),
             name: self.name.clone(),
@@ -35,85 +35,84 @@ impl SimPod {
         }
     }
 
-    pub fn is_daemonset(&self) -> bool {
+    pub(crate) fn is_daemonset(&self) -> bool {
         self.owner == "DaemonSet"
     }
 }
 
 /// A health event as platform-connectors stores it.
 #[derive(Debug, Clone, Serialize)]
-pub struct HealthEvent {
-    pub id: String,
-    pub node: String,
-    pub xid: u32,
-    pub pci: String,
-    pub gpu_uuid: String,
-    pub message: String,
-    pub action: Action,
-    pub fatal: bool,
+pub(crate) struct HealthEvent {
+    pub(crate) id: String,
+    pub(crate) node: String,
+    pub(crate) xid: u32,
+    pub(crate) pci: String,
+    pub(crate) gpu_uuid: String,
+    pub(crate) message: String,
+    pub(crate) action: Action,
+    pub(crate) fatal: bool,
     #[serde(skip)]
-    pub detected_at: Duration,
-    pub detected_time: String,
+    pub(crate) detected_at: Duration,
+    pub(crate) detected_time: String,
 }
 
 /// NVSentinel's ongoing quarantine of a node.
-pub struct Quarantine {
-    pub events: Vec<HealthEvent>,
-    pub cordoned_at: Duration,
+pub(crate) struct Quarantine {
+    pub(crate) events: Vec<HealthEvent>,
     /// Pods the drain waits for.
-    pub awaited_pods: Vec<String>,
-    pub drain_done: bool,
+    pub(crate) awaited_pods: Vec<String>,
+    pub(crate) drain_done: bool,
 }
 
-pub struct Monitor {
+pub(crate) struct Monitor {
     /// The pod is running (it stops while the node reboots).
-    pub running: bool,
+    pub(crate) running: bool,
     /// Poll times are `phase + k * interval`.
-    pub phase: Duration,
-    pub poll_scheduled: bool,
+    pub(crate) phase: Duration,
+    pub(crate) poll_scheduled: bool,
     /// Journal entries written since the last poll.
-    pub pending: Vec<JournalLine>,
+    pub(crate) pending: Vec<JournalLine>,
     /// A boot-id change is waiting to be reported as healthy.
-    pub report_healthy: bool,
-    pub last_boot_id: String,
+    pub(crate) report_healthy: bool,
+    pub(crate) last_boot_id: String,
 }
 
 #[derive(Clone)]
-pub struct JournalLine {
-    pub message: String,
-    pub transport_kernel: bool,
+pub(crate) struct JournalLine {
+    pub(crate) message: String,
+    pub(crate) transport_kernel: bool,
 }
 
-pub struct SimNode {
-    pub name: String,
-    pub index: usize,
-    pub labels: BTreeMap<String, String>,
-    pub annotations: BTreeMap<String, String>,
-    pub taints: Vec<Taint>,
-    pub conditions: Vec<NodeCondition>,
-    pub unschedulable: bool,
-    pub ready: bool,
+pub(crate) struct SimNode {
+    pub(crate) name: String,
+    pub(crate) index: usize,
+    pub(crate) labels: BTreeMap<String, String>,
+    pub(crate) annotations: BTreeMap<String, String>,
+    pub(crate) taints: Vec<Taint>,
+    pub(crate) conditions: Vec<NodeCondition>,
+    pub(crate) unschedulable: bool,
+    pub(crate) ready: bool,
     /// Between the reboot signal taking effect and the new boot.
-    pub down: bool,
-    pub boot_id: String,
-    pub boot_count: u32,
-    pub booted_at: Duration,
-    pub gpus: Vec<GpuInfo>,
-    pub gpu_metadata: bool,
-    pub kmsg: VecDeque<KmsgRecord>,
-    pub next_seq: u64,
-    pub monitor: Monitor,
-    pub pods: Vec<SimPod>,
-    pub quarantine: Option<Quarantine>,
+    pub(crate) down: bool,
+    pub(crate) boot_id: String,
+    pub(crate) boot_count: u32,
+    pub(crate) booted_at: Duration,
+    pub(crate) gpus: Vec<GpuInfo>,
+    pub(crate) gpu_metadata: bool,
+    pub(crate) kmsg: VecDeque<KmsgRecord>,
+    pub(crate) next_seq: u64,
+    pub(crate) monitor: Monitor,
+    pub(crate) pods: Vec<SimPod>,
+    pub(crate) quarantine: Option<Quarantine>,
     /// RebootNodes whose reboot signal was sent and that wait for this node to be Ready.
-    pub pending_reboot_nodes: Vec<String>,
+    pub(crate) pending_reboot_nodes: Vec<String>,
     /// Bumped when a quarantine ends or is cancelled, so stale scheduled steps do nothing.
-    pub generation: u64,
-    pub tx: watch::Sender<u64>,
+    pub(crate) generation: u64,
+    pub(crate) tx: watch::Sender<u64>,
 }
 
 impl SimNode {
-    pub fn snapshot(&self) -> NodeInfo {
+    pub(crate) fn snapshot(&self) -> NodeInfo {
         NodeInfo {
             name: self.name.clone(),
             labels: self.labels.clone(),
@@ -127,11 +126,11 @@ impl SimNode {
     }
 
     /// Wakes every wait on this node.
-    pub fn touch(&self) {
+    pub(crate) fn touch(&self) {
         self.tx.send_modify(|v| *v += 1);
     }
 
-    pub fn set_condition(
+    pub(crate) fn set_condition(
         &mut self,
         type_: &str,
         status: &str,
@@ -158,16 +157,18 @@ impl SimNode {
         }
     }
 
-    pub fn state_label(&self) -> Option<&str> {
-        self.labels.get(keys::STATE).map(String::as_str)
-    }
-
-    pub fn uptime_usec(&self, now: Duration) -> u64 {
+    pub(crate) fn uptime_usec(&self, now: Duration) -> u64 {
         now.saturating_sub(self.booted_at).as_micros() as u64 + 5_000_000
     }
 
     /// Appends a record to the ring buffer, dropping the oldest when full.
-    pub fn push_kmsg(&mut self, facility: u8, level: u8, text: String, now: Duration) -> u64 {
+    pub(crate) fn push_kmsg(
+        &mut self,
+        facility: u8,
+        level: u8,
+        text: String,
+        now: Duration,
+    ) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
         if self.kmsg.len() >= KMSG_CAPACITY {
@@ -188,45 +189,45 @@ impl SimNode {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct CrCondition {
+pub(crate) struct CrCondition {
     #[serde(rename = "type")]
-    pub type_: String,
-    pub status: String,
-    pub reason: String,
-    pub time: String,
+    pub(crate) type_: String,
+    pub(crate) status: String,
+    pub(crate) reason: String,
+    pub(crate) time: String,
 }
 
 /// `RebootNode` (`janitor.dgxc.nvidia.com/v1alpha1`).
 #[derive(Debug, Clone, Serialize)]
-pub struct RebootNode {
-    pub name: String,
-    pub node: String,
-    pub force: bool,
-    pub created: String,
-    pub start_time: Option<String>,
-    pub completion_time: Option<String>,
-    pub conditions: Vec<CrCondition>,
+pub(crate) struct RebootNode {
+    pub(crate) name: String,
+    pub(crate) node: String,
+    pub(crate) force: bool,
+    pub(crate) created: String,
+    pub(crate) start_time: Option<String>,
+    pub(crate) completion_time: Option<String>,
+    pub(crate) conditions: Vec<CrCondition>,
     #[serde(skip)]
-    pub boot_id_at_signal: String,
+    pub(crate) boot_id_at_signal: String,
     #[serde(skip)]
-    pub done: bool,
+    pub(crate) done: bool,
 }
 
 /// A core/v1 Event.
 #[derive(Debug, Clone, Serialize)]
-pub struct KubeEvent {
-    pub namespace: String,
-    pub node: String,
+pub(crate) struct KubeEvent {
+    pub(crate) namespace: String,
+    pub(crate) node: String,
     #[serde(rename = "type")]
-    pub type_: String,
-    pub reason: String,
-    pub message: String,
-    pub source: String,
-    pub time: String,
+    pub(crate) type_: String,
+    pub(crate) reason: String,
+    pub(crate) message: String,
+    pub(crate) source: String,
+    pub(crate) time: String,
 }
 
 /// A stable, realistic GPU UUID for a node/index pair.
-pub fn gpu_uuid(rng: &mut ChaCha8Rng) -> String {
+pub(crate) fn gpu_uuid(rng: &mut ChaCha8Rng) -> String {
     let b: [u8; 16] = rng.random();
     format!(
         "GPU-{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
@@ -249,7 +250,7 @@ pub fn gpu_uuid(rng: &mut ChaCha8Rng) -> String {
     )
 }
 
-pub fn hex_id(rng: &mut ChaCha8Rng, bytes: usize) -> String {
+pub(crate) fn hex_id(rng: &mut ChaCha8Rng, bytes: usize) -> String {
     (0..bytes)
         .map(|_| format!("{:02x}", rng.random::<u8>()))
         .collect()
@@ -258,7 +259,7 @@ pub fn hex_id(rng: &mut ChaCha8Rng, bytes: usize) -> String {
 /// PCI buses of an 8-GPU HGX H100 board; larger nodes continue on further buses.
 const HGX_BUSES: [u8; 8] = [0x18, 0x2a, 0x3a, 0x5d, 0x9a, 0xab, 0xba, 0xdb];
 
-pub fn gpu_pci(index: usize) -> PciAddress {
+pub(crate) fn gpu_pci(index: usize) -> PciAddress {
     let bus = HGX_BUSES
         .get(index)
         .copied()
@@ -266,7 +267,7 @@ pub fn gpu_pci(index: usize) -> PciAddress {
     PciAddress::new(0, bus, 0, 0)
 }
 
-pub fn node_name(cfg: &SimConfig, i: usize) -> String {
+pub(crate) fn node_name(cfg: &SimConfig, i: usize) -> String {
     let width = cfg.nodes.max(999).to_string().len();
     format!("{}{:0width$}", cfg.node_prefix, i + 1)
 }

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum DrainMode {
+pub(crate) enum DrainMode {
     Immediate,
     AllowCompletion,
     DeleteAfterTimeout,
@@ -36,15 +36,15 @@ impl DrainMode {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct NamespaceRule {
+pub(crate) struct NamespaceRule {
     /// A namespace name, a glob with `*`, or `*` for every namespace not listed.
-    pub pattern: String,
-    pub mode: DrainMode,
+    pub(crate) pattern: String,
+    pub(crate) mode: DrainMode,
 }
 
 /// What the XID mapping says for one XID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum XidOverride {
+pub(crate) enum XidOverride {
     /// The seed's `action: FAIL`: treat as fatal.
     Fail,
     /// The seed's `WARN` / `IGNORE`: not fatal.
@@ -54,35 +54,35 @@ pub enum XidOverride {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct NvsConfig {
-    pub syslog_health_monitor: bool,
-    pub fault_quarantine: bool,
-    pub node_drainer: bool,
-    pub fault_remediation: bool,
-    pub janitor: bool,
-    pub xid_overrides: BTreeMap<u32, XidOverride>,
+    pub(crate) syslog_health_monitor: bool,
+    pub(crate) fault_quarantine: bool,
+    pub(crate) node_drainer: bool,
+    pub(crate) fault_remediation: bool,
+    pub(crate) janitor: bool,
+    pub(crate) xid_overrides: BTreeMap<u32, XidOverride>,
     /// Name of the rule set that cordons (the `cordon-reason` label).
-    pub ruleset: String,
-    pub cordon: bool,
-    pub taint: Option<Taint>,
-    pub breaker_enabled: bool,
-    pub breaker_percentage: f64,
+    pub(crate) ruleset: String,
+    pub(crate) cordon: bool,
+    pub(crate) taint: Option<Taint>,
+    pub(crate) breaker_enabled: bool,
+    pub(crate) breaker_percentage: f64,
     #[serde(serialize_with = "secs")]
-    pub breaker_window: Duration,
+    pub(crate) breaker_window: Duration,
     #[serde(serialize_with = "secs")]
-    pub eviction_timeout: Duration,
+    pub(crate) eviction_timeout: Duration,
     #[serde(serialize_with = "secs")]
-    pub delete_after_timeout: Duration,
+    pub(crate) delete_after_timeout: Duration,
     /// The seed's `drainTimeout`: a drain not finished by then is `drain-failed`.
     #[serde(serialize_with = "opt_secs")]
-    pub drain_timeout: Option<Duration>,
-    pub user_namespaces: Vec<NamespaceRule>,
+    pub(crate) drain_timeout: Option<Duration>,
+    pub(crate) user_namespaces: Vec<NamespaceRule>,
     #[serde(serialize_with = "regex_str")]
-    pub system_namespaces: Regex,
-    pub manual_mode: bool,
+    pub(crate) system_namespaces: Regex,
+    pub(crate) manual_mode: bool,
     #[serde(serialize_with = "secs")]
-    pub reboot_timeout: Duration,
-    pub provider: String,
-    pub janitor_exclusions: Vec<String>,
+    pub(crate) reboot_timeout: Duration,
+    pub(crate) provider: String,
+    pub(crate) janitor_exclusions: Vec<String>,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -98,7 +98,7 @@ fn regex_str<S: serde::Serializer>(r: &Regex, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(r.as_str())
 }
 
-pub const CHART_SYSTEM_NAMESPACES: &str =
+const CHART_SYSTEM_NAMESPACES: &str =
     "^(nvsentinel|kube-system|gpu-operator|gmp-system|network-operator|skyhook)$";
 
 impl Default for NvsConfig {
@@ -136,10 +136,10 @@ impl Default for NvsConfig {
 }
 
 /// Providers the chart knows; `kind` only pretends to reboot.
-pub const PROVIDERS: &[&str] = &["kind", "generic", "aws", "gcp", "azure", "oci", "nebius"];
+const PROVIDERS: &[&str] = &["kind", "generic", "aws", "gcp", "azure", "oci", "nebius"];
 
 impl NvsConfig {
-    pub fn load(path: &Path) -> Result<NvsConfig, String> {
+    pub(crate) fn load(path: &Path) -> Result<NvsConfig, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read NVSentinel values {}: {e}", path.display()))?;
         Self::from_yaml(&text).map_err(|e| format!("NVSentinel values {}: {e}", path.display()))
@@ -300,7 +300,7 @@ impl NvsConfig {
     }
 
     /// The drain mode for a namespace, or `None` when node-drainer leaves it alone.
-    pub fn drain_mode(&self, namespace: &str) -> Option<DrainMode> {
+    pub(crate) fn drain_mode(&self, namespace: &str) -> Option<DrainMode> {
         if self.system_namespaces.is_match(namespace) {
             return None;
         }
@@ -312,7 +312,7 @@ impl NvsConfig {
     }
 
     /// The action NVSentinel takes for an XID after the mapping is applied.
-    pub fn action_for(&self, xid: u32, catalogue_action: Action) -> Action {
+    pub(crate) fn action_for(&self, xid: u32, catalogue_action: Action) -> Action {
         match self.xid_overrides.get(&xid) {
             None => catalogue_action,
             Some(XidOverride::Action(a)) => *a,
@@ -324,7 +324,7 @@ impl NvsConfig {
 }
 
 /// `*` matches any run of characters; everything else literally.
-pub fn glob_match(pattern: &str, s: &str) -> bool {
+fn glob_match(pattern: &str, s: &str) -> bool {
     let parts: Vec<&str> = pattern.split('*').collect();
     if parts.len() == 1 {
         return pattern == s;

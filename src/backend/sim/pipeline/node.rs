@@ -1,0 +1,130 @@
+//! The node itself, which NVSentinel acts on but does not run: the shutdown once the reboot
+//! signal lands, the boot (a new boot id and a fresh kernel ring buffer), and the kubelet
+//! reporting Ready, which brings the DaemonSet pods back, the syslog-health-monitor among them.
+//!
+//! Kept apart from the NVSentinel modules because an operator can reboot a node by hand as
+//! well as janitor, and because the new boot id is what both the monitor's healthy event and
+//! janitor's completion of the `RebootNode` go by.
+
+use super::{SimState, Step};
+use crate::backend::EventKind;
+use crate::backend::sim::state::{SimPod, hex_id};
+use crate::kmsg::LOG_KERN;
+use rand_chacha::ChaCha8Rng;
+use serde_json::json;
+use std::time::Duration;
+
+impl SimState {
+    /// Reboots a node now (the janitor's signal, or an operator's hand).
+    pub(crate) fn begin_reboot(&mut self, node: usize, now: Duration) {
+        self.schedule(now, Step::NodeDown { node });
+    }
+
+    pub(super) fn node_down(&mut self, node: usize, now: Duration) {
+        let time = self.time(now);
+        let n = &mut self.nodes[node];
+        if n.down {
+            return;
+        }
+        n.down = true;
+        n.ready = false;
+        n.monitor.running = false;
+        n.set_condition(
+            "Ready",
+            "Unknown",
+            "NodeStatusUnknown",
+            "Kubelet stopped posting node status.".into(),
+            &time,
+        );
+        n.pods.clear();
+        n.touch();
+        let name = n.name.clone();
+        self.stats.reboots += 1;
+        self.emit(
+            &name,
+            EventKind::Reboot,
+            "node is rebooting (NotReady)".into(),
+            json!(null),
+        );
+        let at = now + self.latency(self.cfg.timings.reboot);
+        self.schedule(at, Step::NodeBoot { node });
+    }
+
+    pub(super) fn node_boot(&mut self, node: usize, now: Duration) {
+        let boot_id = boot_id(&mut self.rng);
+        let n = &mut self.nodes[node];
+        n.down = false;
+        n.boot_id = boot_id.clone();
+        n.boot_count += 1;
+        n.booted_at = now;
+        n.kmsg.clear();
+        n.next_seq = 0;
+        for line in boot_lines() {
+            n.push_kmsg(LOG_KERN, 6, line.to_string(), now);
+        }
+        n.touch();
+        let name = n.name.clone();
+        self.emit(
+            &name,
+            EventKind::Booted,
+            format!("booted (boot id {boot_id})"),
+            json!({"boot_id": boot_id}),
+        );
+        let at = now + self.latency(self.cfg.timings.kubelet_ready);
+        self.schedule(at, Step::NodeReady { node });
+    }
+
+    pub(super) fn node_ready(&mut self, node: usize, now: Duration) {
+        let time = self.time(now);
+        let templates = self.cfg.pods.clone();
+        let n = &mut self.nodes[node];
+        n.ready = true;
+        n.set_condition(
+            "Ready",
+            "True",
+            "KubeletReady",
+            "kubelet is posting ready status".into(),
+            &time,
+        );
+        let boot = n.boot_count;
+        let index = n.index;
+        for t in templates.iter().filter(|t| t.owner == "DaemonSet") {
+            n.pods.push(SimPod {
+                namespace: t.namespace.clone(),
+                name: format!("{}-{:03}-b{boot}", t.name, index + 1),
+                owner: t.owner.clone(),
+                completes_at: None,
+                shutdown: t.shutdown,
+                terminating: false,
+            });
+        }
+        n.touch();
+        let name = n.name.clone();
+        self.emit(&name, EventKind::Ready, "node is Ready".into(), json!(null));
+        self.complete_reboot_nodes(node, now);
+        let at = now + self.latency(self.cfg.timings.monitor_start);
+        self.schedule(at, Step::MonitorStart { node });
+    }
+}
+
+/// A random boot id in the kernel's UUID form.
+pub(crate) fn boot_id(rng: &mut ChaCha8Rng) -> String {
+    let h = hex_id(rng, 16);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+fn boot_lines() -> [&'static str; 4] {
+    [
+        "Linux version 6.8.0-1017-nvidia (buildd@lcy02-amd64-012) (x86_64-linux-gnu-gcc-12 (Ubuntu 12.3.0-1ubuntu1~22.04) 12.3.0) #17-Ubuntu SMP",
+        "Command line: BOOT_IMAGE=/boot/vmlinuz-6.8.0-1017-nvidia root=UUID=5d2c2a4e ro console=ttyS0",
+        "nvidia: loading out-of-tree module taints kernel.",
+        "NVRM: loading NVIDIA UNIX Open Kernel Module for x86_64  570.133.20  Release Build",
+    ]
+}
