@@ -1,10 +1,22 @@
 //! gpu-fault-injector (`gfi`): writes realistic fake GPU XID lines into a node's kernel log and
 //! measures every stage of NVSentinel's reaction.
 //!
-//! Rooms: [`xid`] and [`kmsg`] (the core every role shares), [`node`] (one host's GPUs and
-//! kernel log, under both the agent and the backends), [`agent`] (the per-node HTTP server),
-//! [`backend`] (the clusters a script runs against), [`lua`] (the scripting host and its API),
-//! [`cli`] (the `gfi` command), [`repl`] (the interactive shell).
+//! The rooms, from the bottom up (each imports only those above it in this list):
+//! - [`duration`], [`clock`], [`signals`]: small shared pieces: durations as people write
+//!   them, the run clock (virtual on `sim`), SIGINT/SIGTERM handling.
+//! - [`kmsg`]: kernel log records (`/dev/kmsg` format) and how the kernel writes them.
+//! - [`xid`]: the XID catalogue, NVSentinel's detection model and the exact line format.
+//! - [`node`]: what acts on one node: GPU discovery, the kmsg writer, read-back, injection,
+//!   and the agent's wire types.
+//! - [`agent`]: `gfi agent`, the per-node HTTP server over [`node`].
+//! - [`backend`]: the clusters a script runs against (`sim`, `local`, `kube`), their events
+//!   and errors, behind one trait.
+//! - [`journal`]: the run journal, every entry of a run in order.
+//! - [`lua`]: the scripting host: a sandboxed Lua state, the API, the stdlib.
+//! - [`session`]: one run wired once (backend, journal, host) and finished in one order.
+//! - [`render`]: how a journal entry reads for a person, shared by the front ends.
+//! - [`repl`]: `gfi repl`, the interactive shell.
+//! - [`cli`]: the `gfi` command and its subcommands.
 
 pub mod agent;
 pub mod backend;

@@ -66,6 +66,18 @@ pub fn mark(class: Class) -> &'static str {
     }
 }
 
+/// `0:00:12.3` (hours:minutes:seconds.tenths).
+pub fn clock_text(t: f64) -> String {
+    let tenths = (t * 10.0).round() as u64;
+    let (h, rest) = (tenths / 36000, tenths % 36000);
+    format!(
+        "{h}:{:02}:{:02}.{}",
+        rest / 600,
+        (rest % 600) / 10,
+        rest % 10
+    )
+}
+
 pub fn view(e: &Entry) -> View<'_> {
     let flag = |k: &str| e.data.get(k).and_then(|v| v.as_bool());
     let class = match e.kind {
@@ -104,5 +116,17 @@ pub fn view(e: &Entry) -> View<'_> {
         node: e.node.as_deref(),
         text: &e.message,
         waiting_for: e.data.get("for").and_then(|v| v.as_str()).unwrap_or(""),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock() {
+        assert_eq!(clock_text(0.0), "0:00:00.0");
+        assert_eq!(clock_text(12.34), "0:00:12.3");
+        assert_eq!(clock_text(3723.96), "1:02:04.0");
     }
 }

@@ -27,11 +27,6 @@ pub trait Backend: Send + Sync {
     /// `sim`, `local` or `kube`.
     fn name(&self) -> &'static str;
 
-    /// True when the backend runs on a virtual clock (time is simulated).
-    fn virtual_time(&self) -> bool {
-        false
-    }
-
     /// `observer` hears what the backend sees the cluster do, from now until the subscription
     /// is dropped; each run subscribes once.
     fn subscribe(&self, observer: Observer) -> Subscription;

@@ -3,7 +3,7 @@
 //! and colours mark outcomes; piped, it prints plain lines.
 
 use crate::journal::{Entry, EntryKind, Sink};
-use crate::render::{self, Class};
+use crate::render::{self, Class, clock_text};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
@@ -39,18 +39,6 @@ pub struct Progress {
     verbosity: Verbosity,
     style: Style,
     state: Mutex<State>,
-}
-
-/// `0:00:12.3` (hours:minutes:seconds.tenths).
-pub fn clock_text(t: f64) -> String {
-    let tenths = (t * 10.0).round() as u64;
-    let (h, rest) = (tenths / 36000, tenths % 36000);
-    format!(
-        "{h}:{:02}:{:02}.{}",
-        rest / 600,
-        (rest % 600) / 10,
-        rest % 10
-    )
 }
 
 impl Progress {
@@ -163,17 +151,5 @@ impl Progress {
             let _ = writeln!(out, "{stamp}");
         }
         let _ = out.flush();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn clock() {
-        assert_eq!(clock_text(0.0), "0:00:00.0");
-        assert_eq!(clock_text(12.34), "0:00:12.3");
-        assert_eq!(clock_text(3723.96), "1:02:04.0");
     }
 }

@@ -9,21 +9,7 @@ use serde::Serialize;
 use std::fmt;
 use std::time::Duration;
 
-/// An error raised into Lua with exactly this text.
-#[derive(Debug)]
-pub struct ApiError(pub String);
-
-impl fmt::Display for ApiError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ApiError {}
-
-pub fn err(msg: impl Into<String>) -> mlua::Error {
-    mlua::Error::external(ApiError(msg.into()))
-}
+pub use super::error::{ApiError, err};
 
 /// `inject_xid: argument #2 (gpu): ...`
 pub fn arg_err(func: &str, pos: usize, name: &str, msg: impl fmt::Display) -> mlua::Error {

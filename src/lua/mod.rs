@@ -7,6 +7,7 @@
 pub mod api;
 pub mod convert;
 pub mod docs;
+pub mod error;
 pub mod modules;
 pub mod sandbox;
 

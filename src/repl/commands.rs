@@ -177,7 +177,7 @@ impl Repl {
                 let t = self.session.clock().elapsed();
                 self.out.line(&format!(
                     "{} into the session ({}{})",
-                    crate::cli::progress::clock_text(t.as_secs_f64()),
+                    crate::render::clock_text(t.as_secs_f64()),
                     self.session.clock().rfc3339(),
                     if self.session.clock().is_virtual() {
                         ", virtual"

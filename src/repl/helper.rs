@@ -2,7 +2,6 @@
 //! state), the signature of the function whose `(` was just typed as a grey hint, and
 //! matching-bracket highlighting.
 
-use super::input::CompletionRequest;
 use super::lex::{self, Kind};
 use crate::lua::docs;
 use rustyline::completion::{Completer, Pair};
@@ -13,6 +12,14 @@ use rustyline::{Context, Helper};
 use std::borrow::Cow;
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
+
+/// Tab pressed: the line and cursor, sent to the session, which answers on `reply` with the
+/// start of the word and its candidates.
+pub struct CompletionRequest {
+    pub line: String,
+    pub pos: usize,
+    pub reply: std::sync::mpsc::Sender<(usize, Vec<Pair>)>,
+}
 
 /// How long Tab waits for the runtime (busy with a long wait in the background, say).
 const COMPLETION_TIMEOUT: Duration = Duration::from_secs(3);

@@ -3,9 +3,8 @@
 //! simulation, a real cluster's events), and the Lua state stays on the runtime's thread:
 //! completion asks it through a channel.
 
-use super::helper::ReplHelper;
+use super::helper::{CompletionRequest, ReplHelper};
 use super::output::{Output, start_printer};
-use rustyline::completion::Pair;
 use rustyline::error::ReadlineError;
 use rustyline::history::{DefaultHistory, History};
 use rustyline::{
@@ -31,12 +30,6 @@ pub enum Input {
     Eof,
     /// Something to tell the person (a history file that could not be read).
     Notice(String),
-}
-
-pub struct CompletionRequest {
-    pub line: String,
-    pub pos: usize,
-    pub reply: std::sync::mpsc::Sender<(usize, Vec<Pair>)>,
 }
 
 enum Request {

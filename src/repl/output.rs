@@ -5,8 +5,8 @@
 //! so a slow terminal never blocks the runtime) and appears above the line being edited;
 //! otherwise it is written directly.
 
-use crate::cli::progress::clock_text;
 use crate::journal::{Entry, Sink};
+use crate::render::clock_text;
 use crate::render::{self, Class};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -5,7 +5,7 @@ use super::Repl;
 use super::commands;
 use super::complete::{self, World};
 use super::context;
-use super::input::CompletionRequest;
+use super::helper::CompletionRequest;
 use super::names::ApiNames;
 use rustyline::completion::Pair;
 

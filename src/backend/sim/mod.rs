@@ -313,10 +313,6 @@ impl Backend for SimBackend {
         "sim"
     }
 
-    fn virtual_time(&self) -> bool {
-        true
-    }
-
     fn as_any(&self) -> &dyn Any {
         self
     }

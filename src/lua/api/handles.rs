@@ -4,9 +4,8 @@
 //! prelude from the same primitives as the globals), so there is one implementation of each.
 
 use crate::backend::{GpuInfo, NodeInfo};
-use crate::lua::convert::err;
+use crate::lua::error::err;
 use mlua::{Lua, MetaMethod, Table, UserData, UserDataMethods, Value};
-use serde::Serialize;
 use std::collections::BTreeMap;
 
 pub const NODE_METHODS: &str = "gfi.Node";
@@ -127,42 +126,9 @@ impl UserData for GpuHandle {
     }
 }
 
-/// What a script sees of a node: NodeInfo plus the fields people look for first.
-#[derive(Serialize)]
-pub struct NodeFacts<'a> {
-    pub name: &'a str,
-    pub cordoned: bool,
-    pub unschedulable: bool,
-    pub ready: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub state: Option<&'a str>,
-    pub boot_id: &'a str,
-    pub labels: &'a BTreeMap<String, String>,
-    pub annotations: &'a BTreeMap<String, String>,
-    pub taints: &'a [crate::backend::Taint],
-    /// By type: `conditions.SysLogsXIDError.status`.
-    pub conditions: BTreeMap<&'a str, &'a crate::backend::NodeCondition>,
-}
-
-impl<'a> NodeFacts<'a> {
-    pub fn of(n: &'a NodeInfo) -> Self {
-        NodeFacts {
-            name: &n.name,
-            cordoned: n.unschedulable,
-            unschedulable: n.unschedulable,
-            ready: n.ready,
-            state: n.state(),
-            boot_id: &n.boot_id,
-            labels: &n.labels,
-            annotations: &n.annotations,
-            taints: &n.taints,
-            conditions: n.conditions.iter().map(|c| (c.type_.as_str(), c)).collect(),
-        }
-    }
-}
-
-/// Built by hand rather than through serde: waits return facts on every call, and this is
-/// several times faster (see `benches/sim_day.rs`). `NodeFacts` keeps the same shape for JSON.
+/// What a script sees of a node: its facts plus the fields people look for first (`cordoned`,
+/// `state`, conditions by type). Built by hand rather than through serde: waits return facts on
+/// every call, and this is several times faster (see `benches/sim_day.rs`).
 pub fn node_facts(lua: &Lua, n: &NodeInfo) -> mlua::Result<Value> {
     let t = lua.create_table_with_capacity(0, 10)?;
     t.raw_set("name", n.name.as_str())?;
