@@ -1,5 +1,5 @@
 //! The agent's HTTP API over a real socket: the seed's calls verbatim, validation, auth,
-//! idempotency, rate limits, the journal across restarts, read-back failures, health under
+//! idempotency, rate limits, the fault store across restarts, read-back failures, health under
 //! load, and the extra routes.
 
 mod common;

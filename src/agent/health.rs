@@ -1,11 +1,11 @@
-//! An honest `/health`: the GPU tree, the write path, the kernel's devkmsg switch, the journal
+//! An honest `/health`: the GPU tree, the write path, the kernel's devkmsg switch, the fault store
 //! and the token file are checked, and any failure makes the status `degraded` with the reason.
 //!
 //! Checks run in the background once a second (and once before the server answers at all), so
 //! a probe costs a lock and a small string, never a filesystem scan.
 
 use super::auth::TokenFile;
-use super::journal::FaultJournal;
+use super::fault_store::FaultStore;
 use crate::node::inject::Injector;
 use serde::Serialize;
 use serde_json::json;
@@ -94,12 +94,12 @@ fn render(
     }
 }
 
-/// Runs every check once: the GPU tree and write path of `injector`, the `journal`, and the
+/// Runs every check once: the GPU tree and write path of `injector`, the fault `store`, and the
 /// token file when there is one.
 pub async fn evaluate(
     node: &str,
     injector: &Injector,
-    journal: &FaultJournal,
+    store: &FaultStore,
     tokens: Option<&TokenFile>,
 ) -> HealthSnapshot {
     let mut checks = Vec::new();
@@ -171,15 +171,16 @@ pub async fn evaluate(
         ));
     }
     checks.push((
+        // The check's name is part of the /health body that probes and people read.
         "journal",
-        match journal.last_error() {
+        match store.last_error() {
             None => Check {
                 ok: true,
-                detail: format!("{}", journal.path().display()),
+                detail: format!("{}", store.path().display()),
             },
             Some(e) => Check {
                 ok: false,
-                detail: format!("{}: last append failed: {e}", journal.path().display()),
+                detail: format!("{}: last append failed: {e}", store.path().display()),
             },
         },
     ));

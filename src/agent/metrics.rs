@@ -73,7 +73,7 @@ pub struct Metrics {
     requests: RequestCounters,
     auth_failures: Mutex<BTreeMap<&'static str, u64>>,
     rate_limited: Mutex<BTreeMap<&'static str, u64>>,
-    journal_errors: AtomicU64,
+    fault_store_errors: AtomicU64,
     repeats: AtomicU64,
 }
 
@@ -133,8 +133,8 @@ impl Metrics {
         bump(&self.rate_limited, scope);
     }
 
-    pub fn journal_error(&self) {
-        self.journal_errors.fetch_add(1, Ordering::Relaxed);
+    pub fn fault_store_error(&self) {
+        self.fault_store_errors.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn repeat(&self) {
@@ -259,7 +259,7 @@ impl Metrics {
         let _ = writeln!(
             out,
             "gfi_agent_journal_errors_total {}",
-            self.journal_errors.load(Ordering::Relaxed)
+            self.fault_store_errors.load(Ordering::Relaxed)
         );
         out
     }

@@ -51,7 +51,7 @@ pub struct InjectBody {
 }
 
 impl InjectBody {
-    /// Canonical JSON (keys sorted, as the journal stores it after a reload).
+    /// Canonical JSON (keys sorted, as the fault store holds it after a reload).
     pub fn fingerprint(&self) -> String {
         serde_json::to_value(self)
             .map(|v| v.to_string())

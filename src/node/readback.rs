@@ -140,7 +140,7 @@ fn read_full_at(f: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
 pub struct Filter {
     pub since_seq: Option<u64>,
     pub grep: Option<String>,
-    /// Only records whose journal MESSAGE NVSentinel's XID regex matches.
+    /// Only records whose journald MESSAGE NVSentinel's XID regex matches.
     pub xid_only: bool,
 }
 

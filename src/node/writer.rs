@@ -289,7 +289,7 @@ impl KmsgWriter {
     }
 }
 
-/// Lowers the calling thread's scheduling priority (nice 10). The writer and journal threads
+/// Lowers the calling thread's scheduling priority (nice 10). The writer and fault store threads
 /// do the heavy lifting of an injection; on a busy node the HTTP workers that answer `/health`
 /// must win the CPU over them, or liveness probes time out under injection load.
 pub fn yield_to_the_server() {
