@@ -19,21 +19,21 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
-pub const STORE_FILE: &str = "faults.jsonl";
+pub(crate) const STORE_FILE: &str = "faults.jsonl";
 /// Shortest time between two syncs of the store's file.
 const SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_millis(4);
-pub const LOCK_FILE: &str = "agent.lock";
+pub(crate) const LOCK_FILE: &str = "agent.lock";
 
 /// One accepted injection as stored. Kept as JSON text, not parsed values: a thousand
 /// records must stay a small fraction of the agent's memory.
 #[derive(Debug, Clone, PartialEq)]
-pub struct StoredFault {
-    pub fault_id: String,
+pub(crate) struct StoredFault {
+    pub(crate) fault_id: String,
     /// The normalised request (JSON), compared to recognise a repeat.
-    pub request: String,
+    pub(crate) request: String,
     /// The response sent (JSON), replayed for a repeat.
-    pub response: String,
-    pub recorded_at: String,
+    pub(crate) response: String,
+    pub(crate) recorded_at: String,
 }
 
 impl StoredFault {
@@ -67,7 +67,7 @@ impl StoredFault {
     }
 
     /// The response as a JSON value.
-    pub fn response_json(&self) -> Value {
+    pub(crate) fn response_json(&self) -> Value {
         serde_json::from_str(&self.response).unwrap_or(Value::Null)
     }
 }
@@ -107,10 +107,10 @@ impl Default for FaultStoreOptions {
 
 /// What loading the store's file found.
 #[derive(Debug, Clone, Default)]
-pub struct LoadReport {
-    pub loaded: usize,
+pub(crate) struct LoadReport {
+    pub(crate) loaded: usize,
     /// Lines that could not be read (a line cut short by a crash is expected).
-    pub skipped: Vec<String>,
+    pub(crate) skipped: Vec<String>,
 }
 
 struct Index {
@@ -139,7 +139,7 @@ type Commit = (
 
 /// Handle to the fault store. Cheap to clone.
 #[derive(Clone)]
-pub struct FaultStore {
+pub(crate) struct FaultStore {
     path: PathBuf,
     index: Arc<Mutex<Index>>,
     /// The index's length, readable without the lock (every `/health` reports it).
@@ -158,7 +158,7 @@ impl std::fmt::Debug for FaultStore {
 
 impl FaultStore {
     /// Opens (creating) the state directory, takes its lock and loads the store's file.
-    pub fn open(
+    pub(crate) fn open(
         state_dir: &Path,
         opts: FaultStoreOptions,
     ) -> Result<(FaultStore, LoadReport), FaultStoreError> {
@@ -256,12 +256,15 @@ impl FaultStore {
         ))
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Appends a record durably, then makes it visible to `get` and `list`.
-    pub async fn append(&self, fault: StoredFault) -> Result<Arc<StoredFault>, FaultStoreError> {
+    pub(crate) async fn append(
+        &self,
+        fault: StoredFault,
+    ) -> Result<Arc<StoredFault>, FaultStoreError> {
         let fault = Arc::new(fault);
         let (ack, rx) = oneshot::channel();
         let gone = || FaultStoreError::Io {
@@ -293,7 +296,7 @@ impl FaultStore {
         result.map(|_| fault)
     }
 
-    pub fn get(&self, fault_id: &str) -> Option<Arc<StoredFault>> {
+    pub(crate) fn get(&self, fault_id: &str) -> Option<Arc<StoredFault>> {
         self.index
             .lock()
             .expect("fault store index")
@@ -303,7 +306,7 @@ impl FaultStore {
     }
 
     /// Retained records, oldest first.
-    pub fn list(&self) -> Vec<Arc<StoredFault>> {
+    pub(crate) fn list(&self) -> Vec<Arc<StoredFault>> {
         let idx = self.index.lock().expect("fault store index");
         idx.order
             .iter()
@@ -311,16 +314,12 @@ impl FaultStore {
             .collect()
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// The last write error, cleared by the next successful commit.
-    pub fn last_error(&self) -> Option<String> {
+    pub(crate) fn last_error(&self) -> Option<String> {
         self.last_error.lock().expect("fault store error").clone()
     }
 }

@@ -12,22 +12,21 @@ use serde_json::json;
 use std::time::Duration;
 
 /// How often the checks run.
-pub const REFRESH: Duration = Duration::from_secs(1);
+pub(crate) const REFRESH: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Check {
-    pub ok: bool,
-    pub detail: String,
+pub(crate) struct Check {
+    pub(crate) ok: bool,
+    pub(crate) detail: String,
 }
 
 /// The outcome of one round of checks, with the response body pre-rendered around the live
 /// `active_faults` count.
 #[derive(Debug, Clone)]
-pub struct HealthSnapshot {
-    pub healthy: bool,
-    pub gpu_count: usize,
-    pub reasons: Vec<String>,
-    pub checks: Vec<(&'static str, Check)>,
+pub(crate) struct HealthSnapshot {
+    pub(crate) healthy: bool,
+    pub(crate) gpu_count: usize,
+    pub(crate) reasons: Vec<String>,
     head: String,
     tail: String,
 }
@@ -35,12 +34,12 @@ pub struct HealthSnapshot {
 impl HealthSnapshot {
     /// The seed's fields first (`status`, `node`, `gpu_count`, `dcgm_available`,
     /// `active_faults`), then what this agent adds.
-    pub fn body(&self, active_faults: usize) -> String {
+    pub(crate) fn body(&self, active_faults: usize) -> String {
         format!("{}{}{}", self.head, active_faults, self.tail)
     }
 
     /// A snapshot taken before any check ran.
-    pub fn starting(node: &str) -> HealthSnapshot {
+    pub(crate) fn starting(node: &str) -> HealthSnapshot {
         render(
             node,
             "",
@@ -88,7 +87,6 @@ fn render(
         healthy,
         gpu_count,
         reasons,
-        checks,
         head,
         tail,
     }
@@ -96,7 +94,7 @@ fn render(
 
 /// Runs every check once: the GPU tree and write path of `injector`, the fault `store`, and the
 /// token file when there is one.
-pub async fn evaluate(
+pub(crate) async fn evaluate(
     node: &str,
     injector: &Injector,
     store: &FaultStore,

@@ -9,16 +9,16 @@
 //! [`state`] (what the handlers share), [`audit`] (the per-request gate), [`routes`] (the
 //! handlers), [`server`] (start, stop, the health refresher).
 
-pub mod audit;
-pub mod auth;
+pub(crate) mod audit;
+pub(crate) mod auth;
 pub mod fault_store;
-pub mod health;
+pub(crate) mod health;
 pub(crate) mod http;
 pub(crate) mod memory;
-pub mod metrics;
+pub(crate) mod metrics;
 pub mod ratelimit;
-pub mod request;
-pub mod routes;
+pub(crate) mod request;
+pub(crate) mod routes;
 pub mod server;
 pub(crate) mod state;
 

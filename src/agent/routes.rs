@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-pub fn router(st: Arc<AgentState>) -> Router {
+pub(crate) fn router(st: Arc<AgentState>) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/inject-xid", post(inject_xid))

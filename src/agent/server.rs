@@ -99,17 +99,12 @@ pub struct RunningAgent {
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     grace: Duration,
-    state: Arc<AgentState>,
 }
 
 impl RunningAgent {
     /// The bound address (the real port when the config said port 0).
     pub fn addr(&self) -> SocketAddr {
         self.addr
-    }
-
-    pub fn state(&self) -> &Arc<AgentState> {
-        &self.state
     }
 
     /// Stops accepting, lets requests in flight finish (up to the grace period), ends
@@ -136,7 +131,7 @@ impl RunningAgent {
     }
 
     /// Serves until SIGTERM or SIGINT, then stops gracefully.
-    pub async fn serve_until_signal(self) -> std::io::Result<()> {
+    pub(crate) async fn serve_until_signal(self) -> std::io::Result<()> {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
@@ -258,7 +253,6 @@ pub async fn start(mut config: AgentConfig) -> Result<RunningAgent, StartError> 
         shutdown: shutdown_tx,
         task,
         grace: config.shutdown_grace,
-        state,
     })
 }
 

@@ -15,12 +15,12 @@ use tokio::sync::watch;
 pub(crate) type Outcome = Arc<(axum::http::StatusCode, String)>;
 
 pub(crate) struct InFlight {
-    pub fingerprint: String,
-    pub done: watch::Receiver<Option<Outcome>>,
+    pub(crate) fingerprint: String,
+    pub(crate) done: watch::Receiver<Option<Outcome>>,
 }
 
 /// Everything the handlers share.
-pub struct AgentState {
+pub(crate) struct AgentState {
     pub(crate) node: String,
     pub(crate) injector: Injector,
     pub(crate) fault_store: FaultStore,

@@ -114,7 +114,7 @@ fn limit(what: &str, rate: f64, burst: f64) -> Result<Limit, String> {
     Ok(Limit { rate, burst })
 }
 
-pub use crate::node::writer::choose_target as write_target;
+use crate::node::writer::choose_target as write_target;
 
 /// Turns the flags into a configuration, or says what is wrong with them.
 pub fn config(args: &AgentArgs) -> Result<AgentConfig, String> {
