@@ -6,7 +6,7 @@
 //! injections run; the agent's resident memory after the run. Targets are the seed's figures
 //! on this kind of machine times 20 (health) and 50 (injections).
 //!
-//! `GFI_BENCH_SECS` sets each phase's length (default 5 s). The journal is fsync'd as in
+//! `GFI_BENCH_SECS` sets each phase's length (default 5 s). The fault store is fsync'd as in
 //! production; its state directory is a temporary directory on the default filesystem.
 
 use gpu_fault_injector::node::testkit;

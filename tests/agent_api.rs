@@ -1,5 +1,5 @@
 //! The agent's HTTP API over a real socket: the seed's calls verbatim, validation, auth,
-//! idempotency, rate limits, the journal across restarts, read-back failures, health under
+//! idempotency, rate limits, the fault store across restarts, read-back failures, health under
 //! load, and the extra routes.
 
 mod common;
@@ -602,6 +602,7 @@ async fn fifo_target_with_a_fake_kernel_that_drops_some() {
     let log = node.path("ring");
     std::fs::write(&log, b"").unwrap();
     let (fifo2, log2) = (fifo.clone(), log.clone());
+    let (opened_tx, opened) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         use std::io::{BufRead, Write};
         // Opening read-write keeps the FIFO open between the agent's per-record opens.
@@ -614,6 +615,7 @@ async fn fifo_target_with_a_fake_kernel_that_drops_some() {
             .append(true)
             .open(&log2)
             .unwrap();
+        let _ = opened_tx.send(());
         for line in std::io::BufReader::new(f).lines() {
             let line = line.unwrap();
             if !line.contains("drop-me") {
@@ -621,6 +623,9 @@ async fn fifo_target_with_a_fake_kernel_that_drops_some() {
             }
         }
     });
+    // A FIFO without a reader refuses the write (ENXIO): on a busy machine the thread above
+    // may not have opened it yet.
+    opened.recv().unwrap();
     let mut cfg = node.config();
     cfg.writer.target = gpu_fault_injector::node::writer::WriteTarget::Device { path: fifo };
     cfg.writer.read_path = Some(log.clone());

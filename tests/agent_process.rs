@@ -1,5 +1,5 @@
 //! The built `gfi agent` binary: configuration by environment, refusal to start without an
-//! auth choice, JSON audit logs, graceful SIGTERM, and the journal across a process restart.
+//! auth choice, JSON audit logs, graceful SIGTERM, and the fault store across a process restart.
 
 mod common;
 
@@ -80,7 +80,7 @@ fn refuses_an_empty_token_file() {
 }
 
 #[tokio::test]
-async fn sigterm_is_graceful_and_the_journal_survives_the_process() {
+async fn sigterm_is_graceful_and_the_fault_store_survives_the_process() {
     let node = Node::new(2);
     let port = free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();

@@ -13,23 +13,23 @@ use std::time::Instant;
 
 /// Who made a request, as the audit log names them (never the token itself).
 #[derive(Debug, Clone)]
-pub struct Identity(pub String);
+pub(crate) struct Identity(pub String);
 
 /// What a handler did, for the audit line.
 #[derive(Debug, Clone, Default)]
-pub struct AuditNote {
-    pub fault_id: Option<String>,
-    pub xid: Option<u32>,
-    pub gpu: Option<String>,
-    pub outcome: &'static str,
-    pub detail: Option<String>,
+pub(crate) struct AuditNote {
+    pub(crate) fault_id: Option<String>,
+    pub(crate) xid: Option<u32>,
+    pub(crate) gpu: Option<String>,
+    pub(crate) outcome: &'static str,
+    pub(crate) detail: Option<String>,
 }
 
 /// The one middleware every request passes: authentication (every route but `/health`, and
 /// `/metrics` when public, needs `Authorization: Bearer <token>`), then the request metrics
 /// and one audit line (who, what, outcome). Probes (`/health`, `/metrics`) are logged at debug
 /// level: they come every few seconds from the kubelet and Prometheus.
-pub async fn gate(
+pub(crate) async fn gate(
     State(st): State<Arc<AgentState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,

@@ -17,7 +17,7 @@ use subtle::{Choice, ConstantTimeEq};
 
 /// Judges the `Authorization` header of one request (`None` when it has none). [`TokenFile`]
 /// is the agent's; any `Fn(Option<&[u8]>) -> Verdict` is one too.
-pub trait TokenCheck: Send + Sync {
+pub(crate) trait TokenCheck: Send + Sync {
     fn check(&self, authorization: Option<&[u8]>) -> Verdict;
 }
 
@@ -31,7 +31,7 @@ where
 }
 
 /// Which requests need a token, and who judges them.
-pub struct AuthGate {
+pub(crate) struct AuthGate {
     /// `None`: nothing is checked (`--insecure-no-auth`).
     tokens: Option<Arc<dyn TokenCheck>>,
     /// Route labels that pass unchecked (probes).
@@ -39,7 +39,7 @@ pub struct AuthGate {
 }
 
 impl AuthGate {
-    pub fn new(tokens: Option<Arc<dyn TokenCheck>>, open_routes: Vec<&'static str>) -> Self {
+    pub(crate) fn new(tokens: Option<Arc<dyn TokenCheck>>, open_routes: Vec<&'static str>) -> Self {
         AuthGate {
             tokens,
             open_routes,
@@ -47,13 +47,13 @@ impl AuthGate {
     }
 
     /// True when no request is checked at all.
-    pub fn is_insecure(&self) -> bool {
+    pub(crate) fn is_insecure(&self) -> bool {
         self.tokens.is_none()
     }
 
     /// The verdict on a request to `route` (a route label) with these headers, or `None` when
     /// it passes unchecked. Probes pass without a header lookup: they are most requests.
-    pub fn check(&self, route: &str, headers: &HeaderMap) -> Option<Verdict> {
+    pub(crate) fn check(&self, route: &str, headers: &HeaderMap) -> Option<Verdict> {
         let tokens = self.tokens.as_ref()?;
         if self.open_routes.contains(&route) {
             return None;
@@ -66,7 +66,7 @@ impl AuthGate {
 }
 
 /// The answer to a request without a valid token: 401 with the challenge clients expect.
-pub fn unauthorized(why: AuthFailure) -> Response {
+pub(crate) fn unauthorized(why: AuthFailure) -> Response {
     let mut resp = detail(StatusCode::UNAUTHORIZED, why.detail());
     resp.headers_mut().insert(
         header::WWW_AUTHENTICATE,
@@ -76,19 +76,19 @@ pub fn unauthorized(why: AuthFailure) -> Response {
 }
 
 /// The answer while tokens cannot be checked at all: 503, every request refused.
-pub fn unavailable(msg: String) -> Response {
+pub(crate) fn unavailable(msg: String) -> Response {
     detail(StatusCode::SERVICE_UNAVAILABLE, msg)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthFailure {
+pub(crate) enum AuthFailure {
     Missing,
     Malformed,
     Wrong,
 }
 
 impl AuthFailure {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             AuthFailure::Missing => "missing",
             AuthFailure::Malformed => "malformed",
@@ -96,7 +96,7 @@ impl AuthFailure {
         }
     }
 
-    pub fn detail(self) -> &'static str {
+    pub(crate) fn detail(self) -> &'static str {
         match self {
             AuthFailure::Missing => {
                 "Not authenticated: send the header 'Authorization: Bearer <token>' (the token is in the agent's token Secret)"
@@ -111,7 +111,7 @@ impl AuthFailure {
 
 /// The outcome of a check.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Authenticated; the number of the matching token line (for the audit log, never the
     /// token itself).
     Allowed {
@@ -148,7 +148,7 @@ struct Loaded {
 }
 
 #[derive(Debug)]
-pub struct TokenFile {
+pub(crate) struct TokenFile {
     path: PathBuf,
     loaded: Mutex<Result<Loaded, String>>,
 }
@@ -183,7 +183,7 @@ fn read_tokens(path: &Path) -> Result<Loaded, String> {
 
 impl TokenFile {
     /// Loads the file; fails when it is missing, unreadable or empty.
-    pub fn open(path: &Path) -> Result<TokenFile, TokenError> {
+    pub(crate) fn open(path: &Path) -> Result<TokenFile, TokenError> {
         let loaded = read_tokens(path).map_err(|reason| TokenError {
             path: path.display().to_string(),
             reason,
@@ -194,14 +194,14 @@ impl TokenFile {
         })
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Tokens shorter than this are easy to guess; the agent warns about them.
-    pub const MIN_RECOMMENDED_LEN: usize = 16;
+    pub(crate) const MIN_RECOMMENDED_LEN: usize = 16;
 
-    pub fn shortest_token(&self) -> Option<usize> {
+    pub(crate) fn shortest_token(&self) -> Option<usize> {
         match &*self.loaded.lock().expect("token lock") {
             Ok(l) => l.tokens.iter().map(Vec::len).min(),
             Err(_) => None,
@@ -209,7 +209,7 @@ impl TokenFile {
     }
 
     /// Re-reads the file when it changed. Returns the current error, if any.
-    pub fn refresh(&self) -> Result<(), String> {
+    pub(crate) fn refresh(&self) -> Result<(), String> {
         let mut loaded = self.loaded.lock().expect("token lock");
         let current = stamp(&self.path).map_err(|e| e.to_string());
         let changed = match (&*loaded, &current) {
@@ -231,7 +231,7 @@ impl TokenFile {
     }
 
     /// Checks an `Authorization` header value.
-    pub fn check(&self, header: Option<&[u8]>) -> Verdict {
+    pub(crate) fn check(&self, header: Option<&[u8]>) -> Verdict {
         if let Err(e) = self.refresh() {
             return Verdict::Unavailable(format!(
                 "authentication is unavailable: token file {}: {e}",

@@ -1,33 +1,32 @@
-//! An honest `/health`: the GPU tree, the write path, the kernel's devkmsg switch, the journal
+//! An honest `/health`: the GPU tree, the write path, the kernel's devkmsg switch, the fault store
 //! and the token file are checked, and any failure makes the status `degraded` with the reason.
 //!
 //! Checks run in the background once a second (and once before the server answers at all), so
 //! a probe costs a lock and a small string, never a filesystem scan.
 
 use super::auth::TokenFile;
-use super::journal::FaultJournal;
+use super::fault_store::FaultStore;
 use crate::node::inject::Injector;
 use serde::Serialize;
 use serde_json::json;
 use std::time::Duration;
 
 /// How often the checks run.
-pub const REFRESH: Duration = Duration::from_secs(1);
+pub(crate) const REFRESH: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Check {
-    pub ok: bool,
-    pub detail: String,
+pub(crate) struct Check {
+    pub(crate) ok: bool,
+    pub(crate) detail: String,
 }
 
 /// The outcome of one round of checks, with the response body pre-rendered around the live
 /// `active_faults` count.
 #[derive(Debug, Clone)]
-pub struct HealthSnapshot {
-    pub healthy: bool,
-    pub gpu_count: usize,
-    pub reasons: Vec<String>,
-    pub checks: Vec<(&'static str, Check)>,
+pub(crate) struct HealthSnapshot {
+    pub(crate) healthy: bool,
+    pub(crate) gpu_count: usize,
+    pub(crate) reasons: Vec<String>,
     head: String,
     tail: String,
 }
@@ -35,12 +34,12 @@ pub struct HealthSnapshot {
 impl HealthSnapshot {
     /// The seed's fields first (`status`, `node`, `gpu_count`, `dcgm_available`,
     /// `active_faults`), then what this agent adds.
-    pub fn body(&self, active_faults: usize) -> String {
+    pub(crate) fn body(&self, active_faults: usize) -> String {
         format!("{}{}{}", self.head, active_faults, self.tail)
     }
 
     /// A snapshot taken before any check ran.
-    pub fn starting(node: &str) -> HealthSnapshot {
+    pub(crate) fn starting(node: &str) -> HealthSnapshot {
         render(
             node,
             "",
@@ -88,18 +87,17 @@ fn render(
         healthy,
         gpu_count,
         reasons,
-        checks,
         head,
         tail,
     }
 }
 
-/// Runs every check once: the GPU tree and write path of `injector`, the `journal`, and the
+/// Runs every check once: the GPU tree and write path of `injector`, the fault `store`, and the
 /// token file when there is one.
-pub async fn evaluate(
+pub(crate) async fn evaluate(
     node: &str,
     injector: &Injector,
-    journal: &FaultJournal,
+    store: &FaultStore,
     tokens: Option<&TokenFile>,
 ) -> HealthSnapshot {
     let mut checks = Vec::new();
@@ -171,15 +169,16 @@ pub async fn evaluate(
         ));
     }
     checks.push((
+        // The check's name is part of the /health body that probes and people read.
         "journal",
-        match journal.last_error() {
+        match store.last_error() {
             None => Check {
                 ok: true,
-                detail: format!("{}", journal.path().display()),
+                detail: format!("{}", store.path().display()),
             },
             Some(e) => Check {
                 ok: false,
-                detail: format!("{}: last append failed: {e}", journal.path().display()),
+                detail: format!("{}: last append failed: {e}", store.path().display()),
             },
         },
     ));

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Upper bounds (seconds) of the injection latency histogram.
-pub const LATENCY_BUCKETS: [f64; 12] = [
+pub(crate) const LATENCY_BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
@@ -19,7 +19,7 @@ struct Histogram {
 }
 
 /// Route labels counted by `gfi_agent_http_requests_total` (see `routes::route_label`).
-pub const ROUTES: [&str; 9] = [
+pub(crate) const ROUTES: [&str; 9] = [
     "/health",
     "/inject-xid",
     "/faults",
@@ -67,13 +67,13 @@ fn status_label(slot: usize) -> String {
 }
 
 #[derive(Debug, Default)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     injections: Mutex<BTreeMap<(u32, &'static str), u64>>,
     latency: Mutex<Histogram>,
     requests: RequestCounters,
     auth_failures: Mutex<BTreeMap<&'static str, u64>>,
     rate_limited: Mutex<BTreeMap<&'static str, u64>>,
-    journal_errors: AtomicU64,
+    fault_store_errors: AtomicU64,
     repeats: AtomicU64,
 }
 
@@ -90,11 +90,11 @@ fn esc(s: &str) -> String {
 
 impl Metrics {
     /// Outcome: `injected`, `dropped`, `failed`, `rejected`, `rate_limited`.
-    pub fn injection(&self, xid: u32, outcome: &'static str) {
+    pub(crate) fn injection(&self, xid: u32, outcome: &'static str) {
         bump(&self.injections, (xid, outcome));
     }
 
-    pub fn injection_latency(&self, d: Duration) {
+    pub(crate) fn injection_latency(&self, d: Duration) {
         let s = d.as_secs_f64();
         let mut h = self.latency.lock().expect("metrics lock");
         for (i, b) in LATENCY_BUCKETS.iter().enumerate() {
@@ -107,7 +107,7 @@ impl Metrics {
     }
 
     /// Requests answered so far, all routes together.
-    pub fn requests_total(&self) -> u64 {
+    pub(crate) fn requests_total(&self) -> u64 {
         self.requests
             .0
             .iter()
@@ -117,7 +117,7 @@ impl Metrics {
     }
 
     /// `route` is one of [`ROUTES`].
-    pub fn request(&self, route: &'static str, status: u16) {
+    pub(crate) fn request(&self, route: &'static str, status: u16) {
         let r = ROUTES
             .iter()
             .position(|x| *x == route)
@@ -125,23 +125,25 @@ impl Metrics {
         self.requests.0[r][status_slot(status)].fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn auth_failure(&self, reason: &'static str) {
+    pub(crate) fn auth_failure(&self, reason: &'static str) {
         bump(&self.auth_failures, reason);
     }
 
-    pub fn rate_limited(&self, scope: &'static str) {
+    pub(crate) fn rate_limited(&self, scope: &'static str) {
         bump(&self.rate_limited, scope);
     }
 
-    pub fn journal_error(&self) {
-        self.journal_errors.fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn fault_store_error(&self) {
+        self.fault_store_errors.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn repeat(&self) {
+    pub(crate) fn repeat(&self) {
         self.repeats.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn auth_failures_total(&self) -> u64 {
+    // Only the tests want the sum; `/metrics` lists the counters per reason.
+    #[cfg(test)]
+    pub(crate) fn auth_failures_total(&self) -> u64 {
         self.auth_failures
             .lock()
             .expect("metrics lock")
@@ -150,7 +152,7 @@ impl Metrics {
     }
 
     /// The exposition text. `gauges` are extra `name value` pairs (GPU count, health).
-    pub fn render(&self, gauges: &[(&str, &str, f64)]) -> String {
+    pub(crate) fn render(&self, gauges: &[(&str, &str, f64)]) -> String {
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -259,7 +261,7 @@ impl Metrics {
         let _ = writeln!(
             out,
             "gfi_agent_journal_errors_total {}",
-            self.journal_errors.load(Ordering::Relaxed)
+            self.fault_store_errors.load(Ordering::Relaxed)
         );
         out
     }

@@ -4,21 +4,21 @@
 //! GPU discovery, the kmsg writer, read-back and the injection itself are the node room's
 //! ([`crate::node`]), shared with the `local` backend. Here, from the bottom up (each module
 //! imports only those before it): [`http`] (JSON answers and route labels), [`auth`] (the
-//! token gate), [`request`] (the body decoder), [`journal`] (durable fault records),
+//! token gate), [`request`] (the body decoder), [`fault_store`] (durable fault records),
 //! [`ratelimit`], [`metrics`], [`memory`] (allocator tuning), [`health`] (the checks),
 //! [`state`] (what the handlers share), [`audit`] (the per-request gate), [`routes`] (the
 //! handlers), [`server`] (start, stop, the health refresher).
 
-pub mod audit;
-pub mod auth;
-pub mod health;
+pub(crate) mod audit;
+pub(crate) mod auth;
+pub mod fault_store;
+pub(crate) mod health;
 pub(crate) mod http;
-pub mod journal;
 pub(crate) mod memory;
-pub mod metrics;
+pub(crate) mod metrics;
 pub mod ratelimit;
-pub mod request;
-pub mod routes;
+pub(crate) mod request;
+pub(crate) mod routes;
 pub mod server;
 pub(crate) mod state;
 

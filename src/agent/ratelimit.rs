@@ -20,7 +20,7 @@ impl Limit {
         burst: 0.0,
     };
 
-    pub fn is_unlimited(&self) -> bool {
+    pub(crate) fn is_unlimited(&self) -> bool {
         self.rate <= 0.0
     }
 }
@@ -57,20 +57,20 @@ impl Bucket {
 
 /// Which limit refused a request.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Limited {
+pub(crate) struct Limited {
     /// `node` or `gpu`.
-    pub scope: &'static str,
-    pub limit: Limit,
-    pub retry_after: Duration,
+    pub(crate) scope: &'static str,
+    pub(crate) limit: Limit,
+    pub(crate) retry_after: Duration,
 }
 
 impl Limited {
     /// Whole seconds for the `Retry-After` header (at least 1: it has no fractions).
-    pub fn retry_after_secs(&self) -> u64 {
+    pub(crate) fn retry_after_secs(&self) -> u64 {
         self.retry_after.as_secs_f64().ceil().max(1.0) as u64
     }
 
-    pub fn detail(&self, gpu: u32) -> String {
+    pub(crate) fn detail(&self, gpu: u32) -> String {
         let who = if self.scope == "gpu" {
             format!("GPU {gpu}")
         } else {
@@ -86,14 +86,14 @@ impl Limited {
 }
 
 #[derive(Debug)]
-pub struct RateLimiter {
+pub(crate) struct RateLimiter {
     node_limit: Limit,
     gpu_limit: Limit,
     state: Mutex<(Option<Bucket>, HashMap<u32, Bucket>)>,
 }
 
 impl RateLimiter {
-    pub fn new(node_limit: Limit, gpu_limit: Limit) -> Self {
+    pub(crate) fn new(node_limit: Limit, gpu_limit: Limit) -> Self {
         RateLimiter {
             node_limit,
             gpu_limit,
@@ -102,7 +102,7 @@ impl RateLimiter {
     }
 
     /// Takes one token from the node's and the GPU's bucket, or neither.
-    pub fn acquire(&self, gpu: u32) -> Result<(), Limited> {
+    pub(crate) fn acquire(&self, gpu: u32) -> Result<(), Limited> {
         self.acquire_at(gpu, Instant::now())
     }
 

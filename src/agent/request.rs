@@ -11,10 +11,10 @@ use crate::xid::line::{LineOptions, LineStyle};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-pub const MAX_FAULT_ID_LEN: usize = 60;
+pub(crate) const MAX_FAULT_ID_LEN: usize = 60;
 
 /// Fields a request may carry. Others are accepted (as FastAPI does) with a warning.
-pub const KNOWN_FIELDS: [&str; 15] = [
+pub(crate) const KNOWN_FIELDS: [&str; 15] = [
     "fault_id",
     "xid_type",
     "gpu_id",
@@ -35,24 +35,24 @@ pub const KNOWN_FIELDS: [&str; 15] = [
 /// The checked request. Its serialised form (without the fault id) is the fingerprint that
 /// tells a repeat from a conflicting reuse of a fault id.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct InjectBody {
+pub(crate) struct InjectBody {
     #[serde(skip)]
-    pub fault_id: Option<String>,
-    pub xid: u32,
-    pub gpu: GpuSelector,
+    pub(crate) fault_id: Option<String>,
+    pub(crate) xid: u32,
+    pub(crate) gpu: GpuSelector,
     /// Accepted and recorded, as the seed does; an XID line cannot be undone.
-    pub duration: Option<f64>,
+    pub(crate) duration: Option<f64>,
     #[serde(skip)]
-    pub node_name: Option<String>,
-    pub line: LineOptions,
-    pub run_id: Option<String>,
+    pub(crate) node_name: Option<String>,
+    pub(crate) line: LineOptions,
+    pub(crate) run_id: Option<String>,
     #[serde(skip)]
-    pub unknown_fields: Vec<String>,
+    pub(crate) unknown_fields: Vec<String>,
 }
 
 impl InjectBody {
-    /// Canonical JSON (keys sorted, as the journal stores it after a reload).
-    pub fn fingerprint(&self) -> String {
+    /// Canonical JSON (keys sorted, as the fault store holds it after a reload).
+    pub(crate) fn fingerprint(&self) -> String {
         serde_json::to_value(self)
             .map(|v| v.to_string())
             .unwrap_or_default()
@@ -60,7 +60,7 @@ impl InjectBody {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum BodyError {
+pub(crate) enum BodyError {
     /// 400, as the seed answers an XID outside 1..1000.
     XidOutOfRange(String),
     /// 422.
@@ -68,7 +68,7 @@ pub enum BodyError {
 }
 
 /// Checks a fault id: 1-60 characters of letters, digits, `.`, `_` and `-`.
-pub fn check_fault_id(id: &str) -> Result<(), String> {
+pub(crate) fn check_fault_id(id: &str) -> Result<(), String> {
     if id.is_empty() || id.len() > MAX_FAULT_ID_LEN {
         return Err(format!(
             "fault_id must be 1-{MAX_FAULT_ID_LEN} characters, got {}",
@@ -159,7 +159,7 @@ fn u32_field(
 
 /// Decodes and checks a body. Line options are checked again (with the GPU's address) when
 /// the line is built; here only their types and ranges.
-pub fn decode(bytes: &[u8]) -> Result<InjectBody, BodyError> {
+pub(crate) fn decode(bytes: &[u8]) -> Result<InjectBody, BodyError> {
     let value: Value = serde_json::from_slice(bytes).map_err(|e| {
         BodyError::Invalid(vec![FieldError {
             kind: "json_invalid".into(),

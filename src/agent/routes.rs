@@ -2,8 +2,8 @@
 //! fields, status codes and `{"detail": ...}` errors; the rest is added.
 
 use super::audit::{self, AuditNote};
+use super::fault_store::StoredFault;
 use super::http::{detail, json_response, json_text};
-use super::journal::StoredFault;
 use super::request::{self, BodyError, InjectBody};
 use super::state::{AgentState, InFlight, Outcome};
 use crate::node::inject::{InjectError, InjectSpec, Injection};
@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-pub fn router(st: Arc<AgentState>) -> Router {
+pub(crate) fn router(st: Arc<AgentState>) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/inject-xid", post(inject_xid))
@@ -76,7 +76,7 @@ async fn health(State(st): State<Arc<AgentState>>, uri: axum::http::Uri) -> Resp
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        snap.body(st.journal.len()),
+        snap.body(st.fault_store.len()),
     )
         .into_response()
 }
@@ -111,7 +111,7 @@ async fn metrics(State(st): State<Arc<AgentState>>) -> Response {
         (
             "gfi_agent_faults_retained",
             "Fault records in the journal.",
-            st.journal.len() as f64,
+            st.fault_store.len() as f64,
         ),
     ]);
     (
@@ -156,7 +156,7 @@ fn fault_summary(f: &StoredFault) -> Value {
 }
 
 async fn faults(State(st): State<Arc<AgentState>>) -> Response {
-    let list = st.journal.list();
+    let list = st.fault_store.list();
     json_response(
         StatusCode::OK,
         &json!({
@@ -169,7 +169,7 @@ async fn faults(State(st): State<Arc<AgentState>>) -> Response {
 }
 
 async fn fault(State(st): State<Arc<AgentState>>, Path(id): Path<String>) -> Response {
-    match st.journal.get(&id) {
+    match st.fault_store.get(&id) {
         Some(f) => json_text(StatusCode::OK, f.response.clone()),
         None => detail(
             StatusCode::NOT_FOUND,
@@ -317,7 +317,7 @@ async fn inject_inner(st: Arc<AgentState>, bytes: Bytes) -> (Response, AuditNote
 
     // A repeat of a recorded request gets the recorded answer; a different request under the
     // same id is a conflict.
-    if let Some(stored) = st.journal.get(&fault_id) {
+    if let Some(stored) = st.fault_store.get(&fault_id) {
         if stored.request == fingerprint {
             st.metrics.repeat();
             note.outcome = "repeat";
@@ -360,7 +360,7 @@ async fn inject_inner(st: Arc<AgentState>, bytes: Bytes) -> (Response, AuditNote
     match slot {
         Slot::Mine(guard) => {
             // The write runs in its own task: a client that hangs up must not cut an
-            // injection between the kernel write and the journal.
+            // injection between the kernel write and the fault store.
             let task = tokio::spawn(run_injection(
                 st.clone(),
                 body,
@@ -511,10 +511,10 @@ async fn run_injection(
         response: text.clone(),
         recorded_at: chrono::Utc::now().to_rfc3339(),
     };
-    if let Err(e) = st.journal.append(stored).await {
+    if let Err(e) = st.fault_store.append(stored).await {
         // The line is in the kernel log: answering 500 would invite a retry and a second
-        // line. Say it plainly instead, and let /health report the journal.
-        st.metrics.journal_error();
+        // line. Say it plainly instead, and let /health report the fault store.
+        st.metrics.fault_store_error();
         tracing::error!(fault_id = %fault_id, "journal append failed: {e}");
         response.warnings.push(format!(
             "the line was written but the journal append failed: {e}"

@@ -2,8 +2,8 @@
 //! the health report in the background, and shut down gracefully.
 
 use super::auth::{AuthGate, TokenCheck, TokenFile};
+use super::fault_store::{FaultStore, FaultStoreOptions};
 use super::health::{self, HealthSnapshot};
-use super::journal::{FaultJournal, JournalOptions};
 use super::memory;
 use super::metrics::Metrics;
 use super::ratelimit::{Limit, RateLimiter};
@@ -35,7 +35,7 @@ pub struct AgentConfig {
     pub writer: WriterConfig,
     pub auth: AuthMode,
     pub state_dir: PathBuf,
-    pub journal: JournalOptions,
+    pub fault_store: FaultStoreOptions,
     pub node_limit: Limit,
     pub gpu_limit: Limit,
     /// Serve `/metrics` without authentication.
@@ -64,7 +64,7 @@ impl AgentConfig {
             writer,
             auth,
             state_dir,
-            journal: JournalOptions::default(),
+            fault_store: FaultStoreOptions::default(),
             node_limit: Limit {
                 rate: 20.0,
                 burst: 40.0,
@@ -84,7 +84,7 @@ impl AgentConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("{0}")]
-    Journal(#[from] super::journal::JournalError),
+    FaultStore(#[from] super::fault_store::FaultStoreError),
     #[error("{0}")]
     Token(#[from] super::auth::TokenError),
     #[error("{0}")]
@@ -99,17 +99,12 @@ pub struct RunningAgent {
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     grace: Duration,
-    state: Arc<AgentState>,
 }
 
 impl RunningAgent {
     /// The bound address (the real port when the config said port 0).
     pub fn addr(&self) -> SocketAddr {
         self.addr
-    }
-
-    pub fn state(&self) -> &Arc<AgentState> {
-        &self.state
     }
 
     /// Stops accepting, lets requests in flight finish (up to the grace period), ends
@@ -136,7 +131,7 @@ impl RunningAgent {
     }
 
     /// Serves until SIGTERM or SIGINT, then stops gracefully.
-    pub async fn serve_until_signal(self) -> std::io::Result<()> {
+    pub(crate) async fn serve_until_signal(self) -> std::io::Result<()> {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
@@ -152,14 +147,14 @@ impl RunningAgent {
 
 /// Opens the state, starts the writer, binds and serves in the background.
 pub async fn start(mut config: AgentConfig) -> Result<RunningAgent, StartError> {
-    // Every write and journal append happens under an injection slot, so queues of that size
+    // Every write and fault store append happens under an injection slot, so queues of that size
     // never refuse one; the writer's few extra places are for `/kmsg` readers and health checks.
     let slots = config.max_concurrent_injections.max(1);
-    config.journal.queue = slots;
+    config.fault_store.queue = slots;
     config.writer.queue = slots + 16;
-    let (journal, report) = FaultJournal::open(&config.state_dir, config.journal.clone())?;
+    let (fault_store, report) = FaultStore::open(&config.state_dir, config.fault_store.clone())?;
     for s in &report.skipped {
-        tracing::warn!(journal = %journal.path().display(), "skipped a journal line: {s}");
+        tracing::warn!(journal = %fault_store.path().display(), "skipped a journal line: {s}");
     }
     let tokens = match &config.auth {
         AuthMode::TokenFile(p) => {
@@ -215,7 +210,7 @@ pub async fn start(mut config: AgentConfig) -> Result<RunningAgent, StartError> 
     let state = Arc::new(AgentState {
         node: config.node_name.clone(),
         injector,
-        journal,
+        fault_store,
         auth: AuthGate::new(checker, open_routes),
         token_file: tokens,
         limiter: RateLimiter::new(config.node_limit, config.gpu_limit),
@@ -249,7 +244,7 @@ pub async fn start(mut config: AgentConfig) -> Result<RunningAgent, StartError> 
         node = %config.node_name,
         write_path = %state.injector.writer().describe(),
         proc_root = %config.proc_root.display(),
-        journal = %state.journal.path().display(),
+        journal = %state.fault_store.path().display(),
         faults_loaded = report.loaded,
         "gfi agent listening"
     );
@@ -258,7 +253,6 @@ pub async fn start(mut config: AgentConfig) -> Result<RunningAgent, StartError> 
         shutdown: shutdown_tx,
         task,
         grace: config.shutdown_grace,
-        state,
     })
 }
 

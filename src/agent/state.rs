@@ -2,8 +2,8 @@
 //! module, below all of them, so that none of them imports another to reach it.
 
 use super::auth::{AuthGate, TokenFile};
+use super::fault_store::FaultStore;
 use super::health::HealthSnapshot;
-use super::journal::FaultJournal;
 use super::metrics::Metrics;
 use super::ratelimit::RateLimiter;
 use crate::node::inject::Injector;
@@ -15,15 +15,15 @@ use tokio::sync::watch;
 pub(crate) type Outcome = Arc<(axum::http::StatusCode, String)>;
 
 pub(crate) struct InFlight {
-    pub fingerprint: String,
-    pub done: watch::Receiver<Option<Outcome>>,
+    pub(crate) fingerprint: String,
+    pub(crate) done: watch::Receiver<Option<Outcome>>,
 }
 
 /// Everything the handlers share.
-pub struct AgentState {
+pub(crate) struct AgentState {
     pub(crate) node: String,
     pub(crate) injector: Injector,
-    pub(crate) journal: FaultJournal,
+    pub(crate) fault_store: FaultStore,
     pub(crate) auth: AuthGate,
     /// The same checker the gate holds, for the health check that re-reads it.
     pub(crate) token_file: Option<Arc<TokenFile>>,
@@ -42,7 +42,7 @@ impl AgentState {
         super::health::evaluate(
             &self.node,
             &self.injector,
-            &self.journal,
+            &self.fault_store,
             self.token_file.as_deref(),
         )
         .await

@@ -1,6 +1,6 @@
 //! `gfi agent`: the per-node agent (see [`crate::agent`]).
 
-use crate::agent::journal::JournalOptions;
+use crate::agent::fault_store::FaultStoreOptions;
 use crate::agent::ratelimit::Limit;
 use crate::agent::{AgentConfig, AuthMode};
 use crate::node::discovery::resolve_proc_root;
@@ -56,8 +56,9 @@ pub struct AgentArgs {
     #[arg(long, env = "GFI_STATE_DIR", default_value = "/var/lib/gfi")]
     pub state_dir: PathBuf,
     /// Fault records kept in the journal (and recognised as repeats of a fault_id).
-    #[arg(long, env = "GFI_JOURNAL_RETENTION", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub journal_retention: u32,
+    // The flag keeps its first name for the scripts and manifests that use it.
+    #[arg(long = "journal-retention", visible_alias = "fault-retention", env = "GFI_JOURNAL_RETENTION", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub fault_retention: u32,
     /// Injections per second for the whole node (0 = unlimited).
     #[arg(long, env = "GFI_RATE_NODE", default_value_t = 20.0)]
     pub rate_node: f64,
@@ -95,8 +96,8 @@ pub struct AgentArgs {
     #[arg(long, env = "GFI_FILE_READBACK_MS", default_value_t = 2000)]
     pub file_readback_ms: u64,
     /// BENCHMARKS ONLY: do not fdatasync the journal.
-    #[arg(long, env = "GFI_JOURNAL_NO_SYNC")]
-    pub journal_no_sync: bool,
+    #[arg(long = "journal-no-sync", env = "GFI_JOURNAL_NO_SYNC")]
+    pub fault_store_no_sync: bool,
 }
 
 fn limit(what: &str, rate: f64, burst: f64) -> Result<Limit, String> {
@@ -113,7 +114,7 @@ fn limit(what: &str, rate: f64, burst: f64) -> Result<Limit, String> {
     Ok(Limit { rate, burst })
 }
 
-pub use crate::node::writer::choose_target as write_target;
+use crate::node::writer::choose_target as write_target;
 
 /// Turns the flags into a configuration, or says what is wrong with them.
 pub fn config(args: &AgentArgs) -> Result<AgentConfig, String> {
@@ -147,10 +148,10 @@ pub fn config(args: &AgentArgs) -> Result<AgentConfig, String> {
         args.state_dir.clone(),
     );
     cfg.listen = args.listen;
-    cfg.journal = JournalOptions {
-        retention: args.journal_retention as usize,
-        sync: !args.journal_no_sync,
-        ..JournalOptions::default()
+    cfg.fault_store = FaultStoreOptions {
+        retention: args.fault_retention as usize,
+        sync: !args.fault_store_no_sync,
+        ..FaultStoreOptions::default()
     };
     cfg.node_limit = limit("node", args.rate_node, args.burst_node)?;
     cfg.gpu_limit = limit("gpu", args.rate_gpu, args.burst_gpu)?;
@@ -275,5 +276,14 @@ mod tests {
             "0",
         ]);
         assert!(config(&a).unwrap().node_limit.is_unlimited());
+    }
+
+    #[test]
+    fn fault_retention_takes_either_name() {
+        for flag in ["--journal-retention", "--fault-retention"] {
+            let a = parse(&["--insecure-no-auth", flag, "7", "--journal-no-sync"]);
+            let c = config(&a).unwrap();
+            assert_eq!((c.fault_store.retention, c.fault_store.sync), (7, false));
+        }
     }
 }

@@ -11,16 +11,16 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Where the tree lives below the proc root.
-pub const GPU_TREE: &str = "driver/nvidia/gpus";
+pub(crate) const GPU_TREE: &str = "driver/nvidia/gpus";
 /// Where the host's `/proc` is mounted in the agent's pod.
-pub const HOST_PROC: &str = "/host/proc";
+pub(crate) const HOST_PROC: &str = "/host/proc";
 /// An `information` file is a few hundred bytes; anything larger is not the driver's.
 const MAX_INFORMATION_BYTES: u64 = 64 * 1024;
 /// A node has at most a few dozen GPUs; a tree with more entries is not the driver's.
 const MAX_ENTRIES: usize = 4096;
 
 /// The proc root to use: the explicit one, else `/host/proc` when it exists, else `/proc`.
-pub fn resolve_proc_root(explicit: Option<&Path>) -> PathBuf {
+pub(crate) fn resolve_proc_root(explicit: Option<&Path>) -> PathBuf {
     match explicit {
         Some(p) => p.to_path_buf(),
         None if Path::new(HOST_PROC).is_dir() => PathBuf::from(HOST_PROC),
@@ -30,19 +30,19 @@ pub fn resolve_proc_root(explicit: Option<&Path>) -> PathBuf {
 
 /// The fields of one `information` file that matter, plus every `Label: value` pair.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Information {
-    pub model: Option<String>,
-    pub uuid: Option<String>,
-    pub bus_location: Option<String>,
-    pub device_minor: Option<u32>,
+pub(crate) struct Information {
+    pub(crate) model: Option<String>,
+    pub(crate) uuid: Option<String>,
+    pub(crate) bus_location: Option<String>,
+    pub(crate) device_minor: Option<u32>,
     /// `GPU Excluded` (newer drivers) or `Blacklisted` (older ones).
-    pub excluded: Option<bool>,
-    pub fields: Vec<(String, String)>,
+    pub(crate) excluded: Option<bool>,
+    pub(crate) fields: Vec<(String, String)>,
 }
 
 /// Parses the driver's `Label: \t value` lines. Never fails: unknown or malformed lines are
 /// kept in `fields` or skipped, and missing fields stay `None`.
-pub fn parse_information(text: &str) -> Information {
+pub(crate) fn parse_information(text: &str) -> Information {
     let mut info = Information::default();
     for line in text.lines() {
         // The label never contains a colon; the value may (`Bus Location: 0000:3b:00.0`).

@@ -28,13 +28,13 @@ pub enum GpuSelector {
 
 /// No GPU matched a selector; holds what an error message needs to list the GPUs present.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GpuNotFound {
+pub(crate) struct GpuNotFound {
     /// The selector as given.
-    pub wanted: String,
+    pub(crate) wanted: String,
     /// The indices present, `0, 1, 2`: the seed's "Available Device Minors".
-    pub minors: String,
+    pub(crate) minors: String,
     /// `0 (0000:18:00.0), 1 (...)`, or `none`.
-    pub present: String,
+    pub(crate) present: String,
 }
 
 impl GpuSelector {
@@ -47,7 +47,7 @@ impl GpuSelector {
     }
 
     /// The GPU this selector names among `gpus`, or what is there instead.
-    pub fn find<'a>(&self, gpus: &'a [GpuInfo]) -> Result<&'a GpuInfo, GpuNotFound> {
+    pub(crate) fn find<'a>(&self, gpus: &'a [GpuInfo]) -> Result<&'a GpuInfo, GpuNotFound> {
         gpus.iter()
             .find(|g| self.matches(g))
             .ok_or_else(|| GpuNotFound {

@@ -13,31 +13,31 @@ use std::time::{Duration, Instant};
 
 /// How long a scan of the GPU tree is reused. The tree changes when a driver loads or a GPU
 /// falls off the bus, not per request.
-pub const GPU_CACHE_TTL: Duration = Duration::from_secs(1);
+pub(crate) const GPU_CACHE_TTL: Duration = Duration::from_secs(1);
 
 type Scan = Result<Arc<Discovery>, DiscoveryError>;
 
 /// The GPU tree, scanned at most once per [`GPU_CACHE_TTL`].
 #[derive(Debug, Clone)]
-pub struct GpuCache {
+pub(crate) struct GpuCache {
     proc_root: PathBuf,
     cached: Arc<RwLock<Option<(Instant, Scan)>>>,
 }
 
 impl GpuCache {
-    pub fn new(proc_root: PathBuf) -> Self {
+    pub(crate) fn new(proc_root: PathBuf) -> Self {
         GpuCache {
             proc_root,
             cached: Arc::new(RwLock::new(None)),
         }
     }
 
-    pub fn proc_root(&self) -> &Path {
+    pub(crate) fn proc_root(&self) -> &Path {
         &self.proc_root
     }
 
     /// A fresh enough scan.
-    pub async fn get(&self) -> Result<Arc<Discovery>, DiscoveryError> {
+    pub(crate) async fn get(&self) -> Result<Arc<Discovery>, DiscoveryError> {
         if let Some((at, r)) = self.cached.read().expect("gpu cache lock").as_ref()
             && at.elapsed() < GPU_CACHE_TTL
         {
@@ -47,7 +47,7 @@ impl GpuCache {
     }
 
     /// Scans now (on a blocking thread: procfs reads are syscalls).
-    pub async fn refresh(&self) -> Result<Arc<Discovery>, DiscoveryError> {
+    pub(crate) async fn refresh(&self) -> Result<Arc<Discovery>, DiscoveryError> {
         let root = self.proc_root.clone();
         let result = tokio::task::spawn_blocking(move || discovery::discover(&root))
             .await
@@ -65,30 +65,30 @@ impl GpuCache {
 
 /// What to inject.
 #[derive(Debug, Clone, PartialEq)]
-pub struct InjectSpec {
-    pub gpu: GpuSelector,
-    pub xid: u32,
-    pub line: LineOptions,
+pub(crate) struct InjectSpec {
+    pub(crate) gpu: GpuSelector,
+    pub(crate) xid: u32,
+    pub(crate) line: LineOptions,
     /// The `name=` marker when the line options give none: `gfi:<run-id>`.
-    pub provenance: String,
+    pub(crate) provenance: String,
 }
 
 /// What an injection did.
 #[derive(Debug, Clone)]
-pub struct Injection {
-    pub gpu: GpuInfo,
-    pub xid: u32,
-    pub info: XidInfo,
+pub(crate) struct Injection {
+    pub(crate) gpu: GpuInfo,
+    pub(crate) xid: u32,
+    pub(crate) info: XidInfo,
     /// The record written, without its trailing newline.
-    pub line: String,
-    pub landed: Landed,
-    pub time: DateTime<Utc>,
-    pub write_path: String,
-    pub warnings: Vec<String>,
+    pub(crate) line: String,
+    pub(crate) landed: Landed,
+    pub(crate) time: DateTime<Utc>,
+    pub(crate) write_path: String,
+    pub(crate) warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum InjectError {
+pub(crate) enum InjectError {
     #[error("{0}")]
     Line(#[from] LineError),
     #[error(
@@ -108,32 +108,28 @@ pub enum InjectError {
 
 /// Finds GPUs and writes lines for them on this host.
 #[derive(Debug, Clone)]
-pub struct Injector {
+pub(crate) struct Injector {
     node: String,
     gpus: GpuCache,
     writer: KmsgWriter,
 }
 
 impl Injector {
-    pub fn new(node: String, gpus: GpuCache, writer: KmsgWriter) -> Self {
+    pub(crate) fn new(node: String, gpus: GpuCache, writer: KmsgWriter) -> Self {
         Injector { node, gpus, writer }
     }
 
-    pub fn node(&self) -> &str {
-        &self.node
-    }
-
-    pub fn gpus(&self) -> &GpuCache {
+    pub(crate) fn gpus(&self) -> &GpuCache {
         &self.gpus
     }
 
-    pub fn writer(&self) -> &KmsgWriter {
+    pub(crate) fn writer(&self) -> &KmsgWriter {
         &self.writer
     }
 
     /// Resolves a GPU, rescanning once before saying it does not exist (it may have just
     /// appeared).
-    pub async fn resolve(&self, sel: &GpuSelector) -> Result<GpuInfo, InjectError> {
+    pub(crate) async fn resolve(&self, sel: &GpuSelector) -> Result<GpuInfo, InjectError> {
         let d = self.gpus.get().await?;
         if let Some(g) = d.gpus.iter().find(|g| sel.matches(g)) {
             return Ok(g.clone());
@@ -150,7 +146,10 @@ impl Injector {
     }
 
     /// Checks the request and builds the record without writing anything.
-    pub async fn prepare(&self, spec: &InjectSpec) -> Result<(GpuInfo, String), InjectError> {
+    pub(crate) async fn prepare(
+        &self,
+        spec: &InjectSpec,
+    ) -> Result<(GpuInfo, String), InjectError> {
         // Check the line first: it is the caller's mistake, cheaper to report than a scan.
         let probe = crate::xid::PciAddress::new(0, 0, 0, 0);
         line::format_line(&probe, spec.xid, &spec.line, &spec.provenance)?;
@@ -160,7 +159,7 @@ impl Injector {
     }
 
     /// Writes a prepared record.
-    pub async fn write_prepared(
+    pub(crate) async fn write_prepared(
         &self,
         spec: &InjectSpec,
         gpu: GpuInfo,
@@ -197,7 +196,7 @@ impl Injector {
     }
 
     /// Prepares and writes.
-    pub async fn inject(&self, spec: &InjectSpec) -> Result<Injection, InjectError> {
+    pub(crate) async fn inject(&self, spec: &InjectSpec) -> Result<Injection, InjectError> {
         let (gpu, record) = self.prepare(spec).await?;
         self.write_prepared(spec, gpu, record).await
     }

@@ -10,8 +10,8 @@
 //! benchmarks).
 
 pub mod discovery;
-pub mod gpu;
-pub mod inject;
+pub(crate) mod gpu;
+pub(crate) mod inject;
 pub mod readback;
 pub mod testkit;
 pub mod wire;

@@ -12,7 +12,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 
 /// The kernel's largest record as read (`CONSOLE_EXT_LOG_MAX`); a smaller buffer gets `EINVAL`.
-pub const RECORD_BUF: usize = 8192;
+pub(crate) const RECORD_BUF: usize = 8192;
 /// A file stand-in is read from at most this far back.
 const RAW_TAIL_BYTES: u64 = 4 * 1024 * 1024;
 /// One read-back gives up after this many foreign records (a log flood).
@@ -29,14 +29,14 @@ pub enum ReadSource {
 
 /// What the kernel stores for a write: used to recognise the record when reading back.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Expected {
-    pub facility: u8,
-    pub level: u8,
-    pub text: String,
+pub(crate) struct Expected {
+    pub(crate) facility: u8,
+    pub(crate) level: u8,
+    pub(crate) text: String,
 }
 
 impl Expected {
-    pub fn of_write(buf: &[u8]) -> Option<Expected> {
+    pub(crate) fn of_write(buf: &[u8]) -> Option<Expected> {
         let w = kmsg::kernel_write(buf).ok()?;
         Some(Expected {
             facility: w.facility,
@@ -45,14 +45,14 @@ impl Expected {
         })
     }
 
-    pub fn matches(&self, r: &KmsgRecord) -> bool {
+    pub(crate) fn matches(&self, r: &KmsgRecord) -> bool {
         r.facility == self.facility && r.level == self.level && r.text == self.text
     }
 }
 
 /// Reads the next record from a non-blocking kmsg device. `Ok(None)`: nothing more right now.
 /// `EPIPE` (the reader was overtaken by the ring buffer) is skipped, as the kernel intends.
-pub fn next_device_record(f: &mut File, buf: &mut [u8]) -> io::Result<Option<KmsgRecord>> {
+pub(crate) fn next_device_record(f: &mut File, buf: &mut [u8]) -> io::Result<Option<KmsgRecord>> {
     loop {
         match f.read(buf) {
             Ok(0) => return Ok(None),
@@ -71,12 +71,12 @@ pub fn next_device_record(f: &mut File, buf: &mut [u8]) -> io::Result<Option<Kms
 
 /// Positions a device reader after the newest record, so the next read returns only records
 /// logged from now on.
-pub fn seek_device_end(f: &mut File) -> io::Result<()> {
+pub(crate) fn seek_device_end(f: &mut File) -> io::Result<()> {
     f.seek(SeekFrom::End(0)).map(|_| ())
 }
 
 /// After a write, scans the device for the record. `Ok(Some(record))` when it landed.
-pub fn find_on_device(f: &mut File, want: &Expected) -> io::Result<Option<KmsgRecord>> {
+pub(crate) fn find_on_device(f: &mut File, want: &Expected) -> io::Result<Option<KmsgRecord>> {
     let mut buf = vec![0u8; RECORD_BUF];
     for _ in 0..MAX_SCAN {
         match next_device_record(f, &mut buf)? {
@@ -89,7 +89,7 @@ pub fn find_on_device(f: &mut File, want: &Expected) -> io::Result<Option<KmsgRe
 }
 
 /// Checks that `written` sits at `offset` of a regular file.
-pub fn verify_file_at(f: &File, offset: u64, written: &[u8]) -> io::Result<bool> {
+pub(crate) fn verify_file_at(f: &File, offset: u64, written: &[u8]) -> io::Result<bool> {
     let mut got = vec![0u8; written.len()];
     let mut done = 0;
     while done < got.len() {
@@ -104,7 +104,7 @@ pub fn verify_file_at(f: &File, offset: u64, written: &[u8]) -> io::Result<bool>
 
 /// Looks for the line `written` (without its newline) in a raw file from byte `start` on.
 /// Returns the line's offset.
-pub fn find_in_raw_file(f: &File, start: u64, written: &[u8]) -> io::Result<Option<u64>> {
+pub(crate) fn find_in_raw_file(f: &File, start: u64, written: &[u8]) -> io::Result<Option<u64>> {
     let want = written.strip_suffix(b"\n").unwrap_or(written);
     let len = f.metadata()?.len();
     if len <= start {
@@ -140,12 +140,12 @@ fn read_full_at(f: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
 pub struct Filter {
     pub since_seq: Option<u64>,
     pub grep: Option<String>,
-    /// Only records whose journal MESSAGE NVSentinel's XID regex matches.
+    /// Only records whose journald MESSAGE NVSentinel's XID regex matches.
     pub xid_only: bool,
 }
 
 impl Filter {
-    pub fn keeps(&self, r: &KmsgRecord) -> bool {
+    pub(crate) fn keeps(&self, r: &KmsgRecord) -> bool {
         self.since_seq.is_none_or(|s| r.seq >= s)
             && self.grep.as_deref().is_none_or(|g| r.text.contains(g))
             && (!self.xid_only || nvsentinel_match(r).is_some())
@@ -153,7 +153,7 @@ impl Filter {
 }
 
 /// What NVSentinel would make of a record (through journald's identifier stripping).
-pub fn nvsentinel_match(r: &KmsgRecord) -> Option<crate::xid::detect::XidMatch> {
+pub(crate) fn nvsentinel_match(r: &KmsgRecord) -> Option<crate::xid::detect::XidMatch> {
     let entry = crate::xid::detect::journal_entry(r.facility, r.level, &r.text);
     crate::xid::detect::match_xid(&entry.message)
 }
@@ -191,7 +191,7 @@ pub fn tail(source: &mut ReadSource, filter: &Filter, limit: usize) -> io::Resul
 
 /// Parses the complete lines of a raw file from `start`; returns them as records (sequence
 /// number = byte offset) and the offset after the last complete line.
-pub fn raw_records_from(f: &File, start: u64) -> io::Result<(Vec<KmsgRecord>, u64)> {
+pub(crate) fn raw_records_from(f: &File, start: u64) -> io::Result<(Vec<KmsgRecord>, u64)> {
     let len = f.metadata()?.len();
     if len <= start {
         return Ok((Vec::new(), start.min(len)));

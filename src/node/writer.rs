@@ -23,14 +23,13 @@ use std::io::{self, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// The kmsg device's numbers (`mem` major 1, minor 11).
-pub const KMSG_MAJOR: u64 = 1;
-pub const KMSG_MINOR: u64 = 11;
+pub(crate) const KMSG_MAJOR: u64 = 1;
+pub(crate) const KMSG_MINOR: u64 = 11;
 
 /// Where records go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,14 +41,14 @@ pub enum WriteTarget {
 }
 
 impl WriteTarget {
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         match self {
             WriteTarget::Namespace { path, .. } | WriteTarget::Device { path } => path,
         }
     }
 
     /// For responses and logs: `/dev/kmsg in the mount namespace of pid 1`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             WriteTarget::Namespace { pid, path } => {
                 format!("{} in the mount namespace of pid {pid}", path.display())
@@ -63,7 +62,7 @@ impl WriteTarget {
 /// (default `/dev/kmsg`) inside that process's mount namespace; otherwise `kmsg_path`, else the
 /// host's `/dev` mounted at `/host/dev`, else our own `/dev/kmsg` (the kernel log is not
 /// namespaced, so any kmsg device reaches the same log).
-pub fn choose_target(host_pid: Option<u32>, kmsg_path: Option<&Path>) -> WriteTarget {
+pub(crate) fn choose_target(host_pid: Option<u32>, kmsg_path: Option<&Path>) -> WriteTarget {
     match (host_pid, kmsg_path) {
         (Some(pid), path) => WriteTarget::Namespace {
             pid,
@@ -155,7 +154,7 @@ pub enum WriteError {
 
 impl WriteError {
     /// 503 for conditions of the node (permissions, busy writer), 500 otherwise.
-    pub fn is_unavailable(&self) -> bool {
+    pub(crate) fn is_unavailable(&self) -> bool {
         matches!(
             self,
             WriteError::NotPermitted { .. } | WriteError::Busy(_) | WriteError::WriterGone(_)
@@ -189,7 +188,6 @@ pub struct KmsgWriter {
     tx: SyncSender<Job>,
     queue: usize,
     describe: Arc<str>,
-    alive: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for KmsgWriter {
@@ -207,8 +205,6 @@ impl KmsgWriter {
         let describe: Arc<str> = config.target.describe().into();
         let (tx, rx) = sync_channel::<Job>(config.queue);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
-        let alive = Arc::new(AtomicBool::new(true));
-        let alive_thread = alive.clone();
         let queue = config.queue;
         let target = describe.to_string();
         std::thread::Builder::new()
@@ -224,7 +220,6 @@ impl KmsgWriter {
                 if ok {
                     Worker::new(config).run(rx);
                 }
-                alive_thread.store(false, Ordering::SeqCst);
             })
             .map_err(|e| StartError {
                 target: target.clone(),
@@ -235,7 +230,6 @@ impl KmsgWriter {
                 tx,
                 queue,
                 describe,
-                alive,
             }),
             Ok(Err(reason)) => Err(StartError { target, reason }),
             Err(_) => Err(StartError {
@@ -246,12 +240,8 @@ impl KmsgWriter {
     }
 
     /// `/dev/kmsg in the mount namespace of pid 1`, or the device path.
-    pub fn describe(&self) -> &str {
+    pub(crate) fn describe(&self) -> &str {
         &self.describe
-    }
-
-    pub fn is_alive(&self) -> bool {
-        self.alive.load(Ordering::SeqCst)
     }
 
     fn submit(&self, job: Job) -> Result<(), WriteError> {
@@ -280,7 +270,7 @@ impl KmsgWriter {
     }
 
     /// Checks, without writing, that the target exists, is the right kind and is writable.
-    pub async fn check(&self) -> Result<String, String> {
+    pub(crate) async fn check(&self) -> Result<String, String> {
         let (reply, rx) = oneshot::channel();
         self.submit(Job::Check { reply })
             .map_err(|e| e.to_string())?;
@@ -289,10 +279,10 @@ impl KmsgWriter {
     }
 }
 
-/// Lowers the calling thread's scheduling priority (nice 10). The writer and journal threads
+/// Lowers the calling thread's scheduling priority (nice 10). The writer and fault store threads
 /// do the heavy lifting of an injection; on a busy node the HTTP workers that answer `/health`
 /// must win the CPU over them, or liveness probes time out under injection load.
-pub fn yield_to_the_server() {
+pub(crate) fn yield_to_the_server() {
     let tid = nix::unistd::gettid().as_raw();
     // SAFETY: setpriority on our own thread id; failure only leaves the priority as it was.
     unsafe {
@@ -324,7 +314,10 @@ fn devkmsg_hint() -> String {
 }
 
 /// Checks the open target's type. Returns its kind or why it must not be written.
-pub fn classify(meta: &std::fs::Metadata, allow_non_chardev: bool) -> Result<TargetKind, String> {
+pub(crate) fn classify(
+    meta: &std::fs::Metadata,
+    allow_non_chardev: bool,
+) -> Result<TargetKind, String> {
     let ft = meta.file_type();
     if ft.is_char_device() {
         let (maj, min) = (major(meta.rdev()), minor(meta.rdev()));

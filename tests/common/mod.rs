@@ -165,7 +165,7 @@ impl Node {
         c.listen = "127.0.0.1:0".parse().unwrap();
         c.node_limit = Limit::UNLIMITED;
         c.gpu_limit = Limit::UNLIMITED;
-        c.journal.sync = false;
+        c.fault_store.sync = false;
         c
     }
 }
@@ -175,14 +175,14 @@ pub async fn start(config: AgentConfig) -> RunningAgent {
 }
 
 /// Starts an agent, retrying while a previous one on the same state dir still holds the lock
-/// (its journal thread ends just after the server stops).
+/// (its fault store's thread ends just after the server stops).
 pub async fn restart(config: AgentConfig) -> RunningAgent {
     loop {
         match agent::start(config.clone()).await {
             Ok(a) => return a,
-            Err(agent::server::StartError::Journal(agent::journal::JournalError::Locked {
-                ..
-            })) => tokio::task::yield_now().await,
+            Err(agent::server::StartError::FaultStore(
+                agent::fault_store::FaultStoreError::Locked { .. },
+            )) => tokio::task::yield_now().await,
             Err(e) => panic!("agent start failed: {e}"),
         }
     }

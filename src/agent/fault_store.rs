@@ -1,4 +1,4 @@
-//! The fault journal: every accepted injection, appended to `<state-dir>/faults.jsonl` and made
+//! The fault store: every accepted injection, appended to `<state-dir>/faults.jsonl` and made
 //! durable before the response goes out, so `/faults` and idempotent repeats survive restarts
 //! (and the reboot the injection itself provokes).
 //!
@@ -19,25 +19,25 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
-pub const JOURNAL_FILE: &str = "faults.jsonl";
-/// Shortest time between two syncs of the journal file.
+pub(crate) const STORE_FILE: &str = "faults.jsonl";
+/// Shortest time between two syncs of the store's file.
 const SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_millis(4);
-pub const LOCK_FILE: &str = "agent.lock";
+pub(crate) const LOCK_FILE: &str = "agent.lock";
 
 /// One accepted injection as stored. Kept as JSON text, not parsed values: a thousand
 /// records must stay a small fraction of the agent's memory.
 #[derive(Debug, Clone, PartialEq)]
-pub struct StoredFault {
-    pub fault_id: String,
+pub(crate) struct StoredFault {
+    pub(crate) fault_id: String,
     /// The normalised request (JSON), compared to recognise a repeat.
-    pub request: String,
+    pub(crate) request: String,
     /// The response sent (JSON), replayed for a repeat.
-    pub response: String,
-    pub recorded_at: String,
+    pub(crate) response: String,
+    pub(crate) recorded_at: String,
 }
 
 impl StoredFault {
-    /// Appends the record's journal line (with its newline) to `s`.
+    /// Appends the record's line in the file (with its newline) to `s`.
     fn write_line(&self, s: &mut String) {
         // request and response are JSON texts already; only the strings need quoting.
         s.reserve(self.request.len() + self.response.len() + 128);
@@ -67,13 +67,13 @@ impl StoredFault {
     }
 
     /// The response as a JSON value.
-    pub fn response_json(&self) -> Value {
+    pub(crate) fn response_json(&self) -> Value {
         serde_json::from_str(&self.response).unwrap_or(Value::Null)
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum JournalError {
+pub enum FaultStoreError {
     #[error("state directory {path}: {reason}")]
     StateDir { path: String, reason: String },
     #[error(
@@ -85,19 +85,19 @@ pub enum JournalError {
 }
 
 #[derive(Debug, Clone)]
-pub struct JournalOptions {
+pub struct FaultStoreOptions {
     /// Records kept (and recognised as repeats).
     pub retention: usize,
     /// `fdatasync` each batch. Off only for benchmarks on throwaway state.
     pub sync: bool,
-    /// Records waiting for the journal thread. The channel's buffer is allocated and touched
+    /// Records waiting for the store's thread. The channel's buffer is allocated and touched
     /// in full at start, so it is sized to the injections that can be in flight, not more.
     pub queue: usize,
 }
 
-impl Default for JournalOptions {
+impl Default for FaultStoreOptions {
     fn default() -> Self {
-        JournalOptions {
+        FaultStoreOptions {
             retention: 1000,
             sync: true,
             queue: 64,
@@ -105,12 +105,12 @@ impl Default for JournalOptions {
     }
 }
 
-/// What loading the journal found.
+/// What loading the store's file found.
 #[derive(Debug, Clone, Default)]
-pub struct LoadReport {
-    pub loaded: usize,
+pub(crate) struct LoadReport {
+    pub(crate) loaded: usize,
     /// Lines that could not be read (a line cut short by a crash is expected).
-    pub skipped: Vec<String>,
+    pub(crate) skipped: Vec<String>,
 }
 
 struct Index {
@@ -132,11 +132,14 @@ impl Index {
     }
 }
 
-type Commit = (Arc<StoredFault>, oneshot::Sender<Result<(), JournalError>>);
+type Commit = (
+    Arc<StoredFault>,
+    oneshot::Sender<Result<(), FaultStoreError>>,
+);
 
-/// Handle to the journal. Cheap to clone.
+/// Handle to the fault store. Cheap to clone.
 #[derive(Clone)]
-pub struct FaultJournal {
+pub(crate) struct FaultStore {
     path: PathBuf,
     index: Arc<Mutex<Index>>,
     /// The index's length, readable without the lock (every `/health` reports it).
@@ -145,21 +148,21 @@ pub struct FaultJournal {
     last_error: Arc<Mutex<Option<String>>>,
 }
 
-impl std::fmt::Debug for FaultJournal {
+impl std::fmt::Debug for FaultStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FaultJournal")
+        f.debug_struct("FaultStore")
             .field("path", &self.path)
             .finish()
     }
 }
 
-impl FaultJournal {
-    /// Opens (creating) the state directory, takes its lock and loads the journal.
-    pub fn open(
+impl FaultStore {
+    /// Opens (creating) the state directory, takes its lock and loads the store's file.
+    pub(crate) fn open(
         state_dir: &Path,
-        opts: JournalOptions,
-    ) -> Result<(FaultJournal, LoadReport), JournalError> {
-        let sd = |reason: String| JournalError::StateDir {
+        opts: FaultStoreOptions,
+    ) -> Result<(FaultStore, LoadReport), FaultStoreError> {
+        let sd = |reason: String| FaultStoreError::StateDir {
             path: state_dir.display().to_string(),
             reason,
         };
@@ -179,12 +182,12 @@ impl FaultJournal {
             .open(&lock_path)
             .map_err(|e| sd(format!("cannot open {}: {e}", lock_path.display())))?;
         let lock = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock).map_err(|_| {
-            JournalError::Locked {
+            FaultStoreError::Locked {
                 path: state_dir.display().to_string(),
             }
         })?;
-        let path = state_dir.join(JOURNAL_FILE);
-        let io = |reason: String| JournalError::Io {
+        let path = state_dir.join(STORE_FILE);
+        let io = |reason: String| FaultStoreError::Io {
             path: path.display().to_string(),
             reason,
         };
@@ -242,7 +245,7 @@ impl FaultJournal {
             .map_err(|e| io(format!("cannot start the journal thread: {e}")))?;
         let len = Arc::new(std::sync::atomic::AtomicUsize::new(index.order.len()));
         Ok((
-            FaultJournal {
+            FaultStore {
                 path,
                 len,
                 index: Arc::new(Mutex::new(index)),
@@ -253,15 +256,18 @@ impl FaultJournal {
         ))
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Appends a record durably, then makes it visible to `get` and `list`.
-    pub async fn append(&self, fault: StoredFault) -> Result<Arc<StoredFault>, JournalError> {
+    pub(crate) async fn append(
+        &self,
+        fault: StoredFault,
+    ) -> Result<Arc<StoredFault>, FaultStoreError> {
         let fault = Arc::new(fault);
         let (ack, rx) = oneshot::channel();
-        let gone = || JournalError::Io {
+        let gone = || FaultStoreError::Io {
             path: self.path.display().to_string(),
             reason: "the journal thread stopped".into(),
         };
@@ -282,7 +288,7 @@ impl FaultJournal {
         // Visible even when the disk failed: the line is in the kernel log, and a retry must
         // be recognised as a repeat rather than write a second line.
         {
-            let mut idx = self.index.lock().expect("journal index");
+            let mut idx = self.index.lock().expect("fault store index");
             idx.insert(fault.clone());
             self.len
                 .store(idx.order.len(), std::sync::atomic::Ordering::Relaxed);
@@ -290,35 +296,31 @@ impl FaultJournal {
         result.map(|_| fault)
     }
 
-    pub fn get(&self, fault_id: &str) -> Option<Arc<StoredFault>> {
+    pub(crate) fn get(&self, fault_id: &str) -> Option<Arc<StoredFault>> {
         self.index
             .lock()
-            .expect("journal index")
+            .expect("fault store index")
             .by_id
             .get(fault_id)
             .cloned()
     }
 
     /// Retained records, oldest first.
-    pub fn list(&self) -> Vec<Arc<StoredFault>> {
-        let idx = self.index.lock().expect("journal index");
+    pub(crate) fn list(&self) -> Vec<Arc<StoredFault>> {
+        let idx = self.index.lock().expect("fault store index");
         idx.order
             .iter()
             .filter_map(|id| idx.by_id.get(id).cloned())
             .collect()
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// The last write error, cleared by the next successful commit.
-    pub fn last_error(&self) -> Option<String> {
-        self.last_error.lock().expect("journal error").clone()
+    pub(crate) fn last_error(&self) -> Option<String> {
+        self.last_error.lock().expect("fault store error").clone()
     }
 }
 
@@ -367,9 +369,9 @@ impl Committer {
             }
             let result = self.commit(buf.as_bytes(), batch.len());
             last_sync = Some(std::time::Instant::now());
-            *self.last_error.lock().expect("journal error") = result.as_ref().err().cloned();
+            *self.last_error.lock().expect("fault store error") = result.as_ref().err().cloned();
             for (_, ack) in batch {
-                let _ = ack.send(result.clone().map_err(|reason| JournalError::Io {
+                let _ = ack.send(result.clone().map_err(|reason| FaultStoreError::Io {
                     path: self.path.display().to_string(),
                     reason,
                 }));
@@ -449,20 +451,20 @@ mod tests {
     async fn survives_reopen_and_skips_a_torn_line() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let (j, rep) = FaultJournal::open(dir.path(), JournalOptions::default()).unwrap();
+            let (j, rep) = FaultStore::open(dir.path(), FaultStoreOptions::default()).unwrap();
             assert_eq!(rep.loaded, 0);
             j.append(fault("a")).await.unwrap();
             j.append(fault("b")).await.unwrap();
         }
         // A crash mid-write leaves half a line.
-        let path = dir.path().join(JOURNAL_FILE);
+        let path = dir.path().join(STORE_FILE);
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(b"{\"fault_id\":\"c\",\"recor").unwrap();
         drop(f);
-        // The previous journal thread releases the lock when its channel closes.
+        // The previous store's thread releases the lock when its channel closes.
         let (j, rep) = loop {
-            match FaultJournal::open(dir.path(), JournalOptions::default()) {
-                Err(JournalError::Locked { .. }) => std::thread::yield_now(),
+            match FaultStore::open(dir.path(), FaultStoreOptions::default()) {
+                Err(FaultStoreError::Locked { .. }) => std::thread::yield_now(),
                 other => break other.unwrap(),
             }
         };
@@ -476,28 +478,28 @@ mod tests {
     #[tokio::test]
     async fn a_second_agent_on_the_same_state_dir_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let (_j, _) = FaultJournal::open(dir.path(), JournalOptions::default()).unwrap();
-        let err = FaultJournal::open(dir.path(), JournalOptions::default()).unwrap_err();
-        assert!(matches!(err, JournalError::Locked { .. }), "{err}");
+        let (_j, _) = FaultStore::open(dir.path(), FaultStoreOptions::default()).unwrap();
+        let err = FaultStore::open(dir.path(), FaultStoreOptions::default()).unwrap_err();
+        assert!(matches!(err, FaultStoreError::Locked { .. }), "{err}");
     }
 
     #[tokio::test]
     async fn retention_bounds_memory_and_file() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = JournalOptions {
+        let opts = FaultStoreOptions {
             retention: 5,
             sync: false,
             // Smaller than the appends below: a full queue makes callers wait, not fail.
             queue: 2,
         };
-        let (j, _) = FaultJournal::open(dir.path(), opts).unwrap();
+        let (j, _) = FaultStore::open(dir.path(), opts).unwrap();
         for i in 0..23 {
             j.append(fault(&format!("f{i}"))).await.unwrap();
         }
         assert_eq!(j.len(), 5);
         assert!(j.get("f17").is_none());
         assert!(j.get("f18").is_some());
-        let lines = fs::read_to_string(dir.path().join(JOURNAL_FILE))
+        let lines = fs::read_to_string(dir.path().join(STORE_FILE))
             .unwrap()
             .lines()
             .count();
@@ -508,12 +510,12 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn appends_beyond_the_queue_wait_their_turn() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = JournalOptions {
+        let opts = FaultStoreOptions {
             retention: 100,
             sync: false,
             queue: 1,
         };
-        let (j, _) = FaultJournal::open(dir.path(), opts).unwrap();
+        let (j, _) = FaultStore::open(dir.path(), opts).unwrap();
         let mut set = tokio::task::JoinSet::new();
         for i in 0..40 {
             let j = j.clone();
@@ -523,7 +525,7 @@ mod tests {
             r.unwrap().unwrap();
         }
         assert_eq!(j.len(), 40);
-        let lines = fs::read_to_string(dir.path().join(JOURNAL_FILE))
+        let lines = fs::read_to_string(dir.path().join(STORE_FILE))
             .unwrap()
             .lines()
             .count();
