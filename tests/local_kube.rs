@@ -310,6 +310,55 @@ async fn wait_node_follows_the_watch_and_reports_each_stage() {
 }
 
 #[tokio::test]
+async fn progress_follows_a_targeted_node_between_waits() {
+    let (fake, client) = fake_api().await;
+    let (b, _dir) = backend(client);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<ClusterEvent>();
+    let _events = b.subscribe(Arc::new(move |e| {
+        let _ = tx.send(e);
+    }));
+    // Reading the node targets it: from now on its changes reach every subscriber, with no
+    // wait running.
+    b.node("gpu-1").await.unwrap();
+    fake.watching.notified().await;
+    let cordoned = node_json(true, Some("quarantined"), 11);
+    *fake.node.lock().unwrap() = cordoned.clone();
+    fake.events
+        .send(json!({"type": "MODIFIED", "object": cordoned}))
+        .unwrap();
+    let mut kinds = Vec::new();
+    while kinds.len() < 2 {
+        // A guard against a hang, not a timing assertion.
+        let e = tokio::time::timeout(Duration::from_secs(60), rx.recv())
+            .await
+            .expect("the watcher publishes the change")
+            .unwrap();
+        assert_eq!(e.node, "gpu-1");
+        kinds.push(e.kind.to_string());
+    }
+    assert_eq!(kinds, ["cordoned", "state"]);
+}
+
+#[tokio::test]
+async fn an_unreachable_api_server_is_the_worlds_refusal() {
+    // A port nobody listens on.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let config = kube::Config::new(format!("http://127.0.0.1:{port}").parse().unwrap());
+    let (b, _dir) = backend(kube::Client::try_from(config).unwrap());
+    let err = b.node("gpu-1").await.unwrap_err();
+    assert!(matches!(err, BackendError::Unreachable { .. }), "{err:?}");
+    assert!(!err.is_script_error());
+    assert!(
+        err.to_string()
+            .contains("reading the node failed: the Kubernetes API server is unreachable"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn events_are_the_nodes_own_oldest_first() {
     let (_fake, client) = fake_api().await;
     let (b, _dir) = backend(client);
