@@ -28,7 +28,6 @@ pub struct Output {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tone {
-    Plain,
     Dim,
     Error,
     Warn,
@@ -39,7 +38,6 @@ pub enum Tone {
 impl Tone {
     fn code(self) -> Option<&'static str> {
         match self {
-            Tone::Plain => None,
             Tone::Dim => Some("2"),
             Tone::Error => Some("31"),
             Tone::Warn => Some("33"),

@@ -317,12 +317,6 @@ impl<'a> Printer<'a> {
         }
     }
 
-    /// One value as it appears nested (strings quoted), on one line when it fits.
-    pub fn nested(&self, v: &Value) -> String {
-        let doc = self.build(v, 1, &mut HashSet::new(), None);
-        self.layout(&doc, 0)
-    }
-
     fn paint(&self, p: Paint, text: &str) -> String {
         match p.code() {
             Some(code) if self.opts.color && !text.is_empty() => {
