@@ -1,4 +1,5 @@
-//! `gfi docs api`: the Lua API reference (the README's section is generated from it).
+//! `gfi docs api`: the Lua API reference, `docs/api.md` as it should be
+//! (`gfi docs api > docs/api.md` regenerates the page).
 
 use crate::lua::docs;
 use clap::{Args, ValueEnum};
@@ -6,7 +7,7 @@ use std::process::ExitCode;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Topic {
-    /// The Lua API reference, as Markdown.
+    /// The Lua API reference as Markdown: the page docs/api.md.
     Api,
     /// The short overview help() prints.
     Overview,
@@ -20,7 +21,7 @@ pub struct DocsArgs {
 
 pub fn run(args: DocsArgs) -> ExitCode {
     match args.topic {
-        Topic::Api => print!("{}", docs::markdown()),
+        Topic::Api => print!("{}", docs::api_page()),
         Topic::Overview => print!("{}", docs::overview()),
     }
     ExitCode::SUCCESS

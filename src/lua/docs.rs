@@ -1,4 +1,4 @@
-//! The API reference: one source for `help()`, the REPL, and the README (`gfi docs api`).
+//! The API reference: one source for `help()`, the REPL, and `docs/api.md` (`gfi docs api`).
 
 pub struct Doc {
     pub name: &'static str,
@@ -490,12 +490,36 @@ pub fn help_for(name: &str) -> Option<String> {
     Some(out)
 }
 
-/// The README's API reference section.
+/// `docs/api.md`, exactly: `gfi docs api > docs/api.md` regenerates it, and `tests/readme.rs`
+/// fails while the file differs.
+pub fn api_page() -> String {
+    format!("{API_PAGE_HEADER}\n{}", markdown())
+}
+
+const API_PAGE_HEADER: &str = "\
+# Lua API reference
+
+This page is generated from `src/lua/docs.rs` by `gfi docs api`; do not edit it by hand. After
+changing an entry there, regenerate it with `cargo run -- docs api > docs/api.md`;
+`tests/readme.rs` fails while the page differs from what the command prints. `help()` and
+`help(\"name\")`, in a plan or in `gfi repl`, show the same entries.
+
+Every function is a global and is also reachable under the `gfi` table (`require \"gfi\"`).
+Nodes and GPUs are handles, looked up again on each use, so a node that was cordoned or
+rebooted mid-script gives fresh facts or a clear error. Wherever a node is expected its name
+works too, and wherever a GPU is expected its index works too. Durations are seconds or text
+(`\"90s\"`, `\"2m\"`, `\"1h30m\"`). Waits return what they observed and how long they took; a timeout
+returns `nil, message, result`. Wrong arguments raise errors that name the argument and the
+valid choices.
+";
+
 /// How every primitive fails; the reference opens with it.
 pub const ERRORS: &str = "Every primitive follows one rule when it fails. **It raises when the script is wrong**: a bad argument, a node or GPU that does not exist, a call the backend cannot make (`sim.*` elsewhere than on `sim`). **It returns `nil, err` when the world said no**: a node rebooting, an agent or the API server unreachable, a credential or permission refused, throttling, any other failure on the far side; the failure is also in the journal (`inject.failed`, `call.failed`). A script that cannot go on without the answer says so with `assert`, which raises `err`: `local g = assert(gpus(n))[1]`. Waits return `nil, err, result` on a timeout as well (`result.ok` is false).";
 
+/// The API reference as Markdown: the error rule, then one `###` section per group, one `####`
+/// entry per name.
 pub fn markdown() -> String {
-    let mut out = format!("{ERRORS}\n\n");
+    let mut out = format!("### When a call fails\n\n{ERRORS}\n\n");
     for g in GROUPS {
         out.push_str(&format!("### {g}\n\n"));
         for d in DOCS.iter().filter(|d| d.group == *g) {

@@ -1,5 +1,5 @@
-//! `help()` in the REPL: the API reference of [`crate::lua::docs`] (the same source as the
-//! README and `gfi run`'s `help`), reached by name, by the function itself (`help(inject_xid)`),
+//! `help()` in the REPL: the API reference of [`crate::lua::docs`] (the same source as
+//! `docs/api.md` and `gfi run`'s `help`), reached by name, by the function itself (`help(inject_xid)`),
 //! by a handle (`help(n)`), by a module (`help(sim)`), or by a group (`help("Waits")`).
 
 use super::names::{ApiNames, LUA_LIBRARIES};
