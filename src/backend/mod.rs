@@ -6,7 +6,7 @@
 mod agent_api;
 pub mod cluster;
 mod events;
-pub mod kube_nodes;
+pub(crate) mod kube_nodes;
 pub mod local;
 pub mod node_agent;
 mod node_watch;

@@ -1,11 +1,11 @@
 //! The `gfi` command line: one binary, several roles.
 
-pub mod agent;
-pub mod common;
+pub(crate) mod agent;
+pub(crate) mod common;
 mod docs;
-pub mod progress;
-pub mod repl;
-pub mod run;
+pub(crate) mod progress;
+pub(crate) mod repl;
+pub(crate) mod run;
 mod xids;
 
 use clap::{Parser, Subcommand};

@@ -9,7 +9,7 @@ use serde::Serialize;
 use std::fmt;
 use std::time::Duration;
 
-pub use super::error::{ApiError, err};
+pub use super::error::err;
 
 /// `inject_xid: argument #2 (gpu): ...`
 pub fn arg_err(func: &str, pos: usize, name: &str, msg: impl fmt::Display) -> mlua::Error {

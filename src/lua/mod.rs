@@ -4,11 +4,11 @@
 //! microseconds. Scripts run on a `LocalSet` (Lua values are not `Send`), and `spawn` runs Lua
 //! functions as local tasks.
 
-pub mod api;
-pub mod convert;
+pub(crate) mod api;
+pub(crate) mod convert;
 pub mod docs;
-pub mod error;
-pub mod modules;
+pub(crate) mod error;
+pub(crate) mod modules;
 pub mod sandbox;
 
 use crate::backend::SharedBackend;
