@@ -6,6 +6,11 @@
 //! injections run; the agent's resident memory after the run. Targets are the seed's figures
 //! on this kind of machine times 20 (health) and 50 (injections).
 //!
+//! The same load against a bare axum server (this binary again, in a process of its own with
+//! the agent's runtime settings) that answers `/health` with the agent's body as a static
+//! string gives the practical limit on this machine; the agent's `/health` throughput is
+//! printed as a fraction of it, a figure that moves less with the machine than req/s do.
+//!
 //! `GFI_BENCH_SECS` sets each phase's length (default 5 s). The fault store is fsync'd as in
 //! production; its state directory is a temporary directory on the default filesystem.
 
@@ -20,7 +25,11 @@ use tokio::net::TcpStream;
 
 const TOKEN: &str = "bench-token-0123456789abcdef";
 const CONNS: usize = 32;
+/// Set in the bare server's environment: the address it listens on, and the body it answers.
+const BARE_LISTEN: &str = "GFI_BENCH_BARE_LISTEN";
+const BARE_BODY: &str = "GFI_BENCH_BARE_BODY";
 
+/// A child process serving HTTP at `addr` (the agent, or the bare server), killed on drop.
 struct Agent {
     child: Child,
     addr: SocketAddr,
@@ -85,6 +94,67 @@ impl Env {
     }
 }
 
+/// Serves `GET /health` with a fixed body, as `gfi agent` would with nothing to check: the
+/// agent's runtime settings (two workers, eight blocking threads), none of its work.
+fn bare_server(listen: &str, body: String) {
+    let addr: SocketAddr = listen.parse().expect("GFI_BENCH_BARE_LISTEN is an address");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(8)
+        .enable_all()
+        .build()
+        .expect("the bare server's runtime starts");
+    rt.block_on(async move {
+        let body: &'static str = body.leak();
+        let app = axum::Router::new().route(
+            "/health",
+            axum::routing::get(move || async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    body,
+                )
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .expect("the bare server binds");
+        axum::serve(listener, app)
+            .await
+            .expect("the bare server serves");
+    });
+}
+
+/// Starts [`bare_server`] in a child process answering `/health` with `body`, and waits
+/// until it answers.
+async fn spawn_bare(body: &str) -> Agent {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut child = Command::new(std::env::current_exe().expect("the bench knows its own path"))
+        .env(BARE_LISTEN, addr.to_string())
+        .env(BARE_BODY, body)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the bench binary starts again as the bare server");
+    let req = health_req();
+    loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            panic!("the bare server exited during start: {st}");
+        }
+        if let Ok(mut c) = Conn::open(addr).await
+            && let Ok(200) = c.call(&req).await
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    Agent { child, addr }
+}
+
 /// One keep-alive HTTP/1.1 connection.
 struct Conn {
     stream: TcpStream,
@@ -140,6 +210,22 @@ impl Conn {
 
 fn find(h: &[u8], n: &[u8]) -> Option<usize> {
     h.windows(n.len()).position(|w| w == n)
+}
+
+/// The body of one `GET /health`, to serve the same bytes from the bare server.
+async fn health_text(addr: SocketAddr) -> String {
+    let mut stream = TcpStream::connect(addr).await.expect("the agent accepts");
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nhost: bench\r\nconnection: close\r\n\r\n")
+        .await
+        .expect("the request is sent");
+    let mut raw = Vec::new();
+    stream
+        .read_to_end(&mut raw)
+        .await
+        .expect("the answer arrives");
+    let end = find(&raw, b"\r\n\r\n").expect("an HTTP answer") + 4;
+    String::from_utf8_lossy(&raw[end..]).into_owned()
 }
 
 fn health_req() -> Vec<u8> {
@@ -439,6 +525,9 @@ async fn ready_time(env: &Env, n: usize) -> Vec<f64> {
 }
 
 fn main() {
+    if let Ok(listen) = std::env::var(BARE_LISTEN) {
+        return bare_server(&listen, std::env::var(BARE_BODY).unwrap_or_default());
+    }
     // `cargo bench` passes --bench; any other argument is a filter we do not use.
     let secs: u64 = std::env::var("GFI_BENCH_SECS")
         .ok()
@@ -514,6 +603,18 @@ fn main() {
         };
         let h_cpu = (cpu_secs(pid) - cpu0) / t.elapsed().as_secs_f64();
 
+        // The practical limit, measured now, while the machine is as it was for the agent.
+        let health_body = health_text(agent.addr).await;
+        let bare = spawn_bare(&health_body).await;
+        load(bare.addr, CONNS, Instant::now() + Duration::from_millis(500), |_| health_req()).await;
+        let t = Instant::now();
+        let b = if wrk {
+            run_wrk(bare.addr, "/health", None, phase).await
+        } else {
+            load(bare.addr, CONNS, t + phase, |_| health_req()).await.summary(t.elapsed())
+        };
+        drop(bare);
+
         let cpu0 = cpu_secs(pid);
         let t = Instant::now();
         let inj = if wrk {
@@ -563,6 +664,15 @@ fn main() {
             "GET /health (32 conns)", h.rps, h.p50, h.p99, verdict(h.rps >= 46_000.0)
         );
         println!(
+            "{:<44} {:>12.0} {:>10.3} {:>10.3}  the practical limit",
+            "  bare axum, same body (32 conns)", b.rps, b.p50, b.p99
+        );
+        println!(
+            "{:<44} {:>12.2}",
+            "  agent / bare axum",
+            h.rps / b.rps
+        );
+        println!(
             "{:<44} {:>12.0} {:>10.3} {:>10.3}  >= 3,950 req/s: {}",
             "POST /inject-xid (32 conns)", inj.rps, inj.p50, inj.p99, verdict(inj.rps >= 3_950.0)
         );
@@ -601,8 +711,8 @@ fn main() {
             verdict(ready_med < 20.0)
         );
         println!(
-            "errors: health {} / inject {} / during {}+{}; non-2xx: {} / {} / {}+{}; records written: {lines}",
-            h.errors, inj.errors, during.errors, bg.errors, h.non_2xx, inj.non_2xx, during.non_2xx, bg.non_2xx
+            "errors: health {} / bare {} / inject {} / during {}+{}; non-2xx: {} / {} / {} / {}+{}; records written: {lines}",
+            h.errors, b.errors, inj.errors, during.errors, bg.errors, h.non_2xx, b.non_2xx, inj.non_2xx, during.non_2xx, bg.non_2xx
         );
         println!("load average at the end: {}", loadavg());
         if let Some(line) = layout_coverage() {

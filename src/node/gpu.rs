@@ -2,7 +2,7 @@
 //!
 //! These live in the node room, not in `backend`, because discovery and injection on a node
 //! produce and consume them while knowing nothing of clusters; `backend` re-exports them, so
-//! scripts and backends name them as `crate::backend::{GpuInfo, GpuSelector}`.
+//! scripts and backends keep naming them through it.
 
 use crate::xid::PciAddress;
 use serde::Serialize;
