@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-/// NVSentinel's label keys and values (`../shared/reference/nvsentinel.md` §3).
+/// NVSentinel's label, annotation and condition names, as its quarantine, remediation and
+/// platform-connector modules write them on a node.
 pub mod keys {
     pub const GPU_PRESENT: &str = "nvidia.com/gpu.present";
     pub const STATE: &str = "dgxc.nvidia.com/nvsentinel-state";
