@@ -88,7 +88,7 @@ pub enum BackendError {
     },
     /// A permission is missing (HTTP 403); `needs` is what to grant.
     #[error(
-        "{}{what} failed: forbidden: {reason} (the ServiceAccount needs {needs})",
+        "{}{what} failed: forbidden: {reason} (grant {needs}; the roles gfi needs are in deploy/rbac.yaml)",
         node_prefix(node)
     )]
     Forbidden {
@@ -237,7 +237,7 @@ pub struct NodeCondition {
 }
 
 /// A snapshot of one node, taken when asked for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct NodeInfo {
     pub name: String,
     pub labels: BTreeMap<String, String>,
@@ -311,6 +311,9 @@ pub struct InjectRequest {
     pub fault_id: String,
     /// `name=` field default: `gfi:<run-id>`.
     pub provenance: String,
+    /// Check first that NVSentinel would see the line (on a real cluster: the node is not
+    /// opted out, its syslog monitor is Ready and has polled once). `false`: inject anyway.
+    pub preflight: bool,
 }
 
 /// What an injection did.
@@ -331,6 +334,9 @@ pub struct FaultRecord {
     pub seq: Option<u64>,
     /// How the record was written (`sim`, `/dev/kmsg via mount ns of pid 1`, ...).
     pub write_path: String,
+    /// What went wrong around a successful injection (the Node Event could not be recorded).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -384,6 +384,7 @@ impl Backend for SimBackend {
             time,
             seq: Some(seq),
             write_path: "sim: one write() to the node's /dev/kmsg".into(),
+            warnings: Vec::new(),
         })
     }
 

@@ -24,6 +24,7 @@ fn req(node: &str, gpu: u32, xid: u32, style: LineStyle) -> InjectRequest {
         },
         fault_id: "f1".into(),
         provenance: "gfi:test".into(),
+        preflight: true,
     }
 }
 
