@@ -65,7 +65,7 @@ impl KubeApi {
         hub: Arc<EventHub>,
     ) -> BackendResult<KubeApi> {
         let kube = match access {
-            KubeAccess::Client(c) => Kube::Ready(Connected::new(c, "(the caller's client)", &hub)),
+            KubeAccess::Client(c) => Kube::Ready(Connected::new(c, "", &hub)),
             KubeAccess::Disabled => Kube::Unavailable("it was turned off".into()),
             KubeAccess::Connect(c) => match c.resolve()? {
                 Some(target) => Kube::Lazy(Box::new(target), OnceCell::new()),
@@ -84,7 +84,7 @@ impl KubeApi {
     pub fn server(&self) -> Option<String> {
         match &self.kube {
             Kube::Lazy(t, _) => Some(t.description.clone()),
-            Kube::Ready(c) => Some(c.nodes.server().to_string()),
+            Kube::Ready(c) => Some(c.nodes.server().to_string()).filter(|s| !s.is_empty()),
             Kube::Unavailable(_) => None,
         }
     }

@@ -148,6 +148,16 @@ pub fn changes(old: &NodeInfo, new: &NodeInfo) -> Vec<ClusterEvent> {
     out
 }
 
+/// "the Kubernetes API server at https://... (context c of F)", as errors name it; `server`
+/// is empty for a client a caller built.
+pub fn api_server(server: &str) -> String {
+    if server.is_empty() {
+        "the Kubernetes API server".into()
+    } else {
+        format!("the Kubernetes API server at {server}")
+    }
+}
+
 /// The API server's answer as a [`BackendError`] of the right kind. `server`: which API
 /// server, as [`super::kube_connect::KubeTarget::description`] says; `needs`: the RBAC rule a
 /// 403 means is missing.
@@ -160,7 +170,7 @@ pub fn api_error_needing(
 ) -> BackendError {
     let node = node.map(str::to_string);
     let what = what.to_string();
-    let target = format!("the Kubernetes API server {server}");
+    let target = api_server(server);
     match e {
         kube::Error::Api(s) if s.code == 401 => BackendError::Unauthorized {
             node,

@@ -228,7 +228,7 @@ impl PodsByNode {
                 return Err(BackendError::Unreachable {
                     node: Some(node.to_string()),
                     what,
-                    target: format!("the Kubernetes API server {}", self.server),
+                    target: super::kube_nodes::api_server(&self.server),
                     reason: format!(
                         "no pod list within {}",
                         crate::duration::format(SYNC_TIMEOUT)
