@@ -1,0 +1,81 @@
+//! The kube backend end to end, through the `gfi` binary: plans run with `--backend kube`
+//! against the Kubernetes API server double, with real `gfi agent` processes writing to files,
+//! and NVSentinel's reactions played by a reactor that detects an XID only where the written
+//! bytes parse as NVSentinel would parse them.
+
+#[path = "kube_e2e/cluster.rs"]
+mod cluster;
+#[allow(dead_code)]
+#[path = "kube_double/mod.rs"]
+mod kube_double;
+#[path = "kube_e2e/reactor.rs"]
+mod reactor;
+
+use cluster::{AGENT_NS, Cluster};
+use k8s_openapi::api::core::v1::Event;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_xid79_recovery_example_runs_unchanged_on_kube() {
+    let c = Cluster::start(2).await;
+    let (code, out) = c.gfi_run(&["examples/02_xid79_recovery.lua"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("✓ check recovered within 15 minutes"), "{out}");
+    assert!(out.contains("uncordon-reason: Syslog-fatal-error-ruleset-removed"), "{out}");
+    // The line the agent wrote is the one the reactor detected, with the run's provenance.
+    let kmsg = c.kmsg(0);
+    assert!(kmsg.contains("NVRM: Xid (PCI:") && kmsg.contains(", 79, "), "{kmsg}");
+    assert!(kmsg.contains("name=gfi:"), "{kmsg}");
+    // The injection left its trace on the Node.
+    let events: Vec<Event> = c.double.list();
+    let ours: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some("XidInjected"))
+        .collect();
+    assert_eq!(ours.len(), 1, "{events:?}");
+    let e = ours[0];
+    assert_eq!(e.involved_object.name.as_deref(), Some("gpu-node-001"));
+    assert_eq!(e.type_.as_deref(), Some("Warning"));
+    assert_eq!(e.reporting_component.as_deref(), Some("gfi"));
+    let msg = e.message.clone().unwrap_or_default();
+    assert!(msg.contains("XID 79 on GPU 0 (PCI 0000:"), "{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_xid_sweep_script_runs_unchanged_on_kube() {
+    let c = Cluster::start(1).await;
+    let (code, out) = c.gfi_run(&[
+        "scripts/xid_sweep.lua",
+        "--arg",
+        "only=79,13",
+        "--arg",
+        "hold=3s",
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("XID 79"), "{out}");
+    assert!(out.contains("XID 13"), "{out}");
+    let seen = c.reactor.as_ref().unwrap().seen.borrow().clone();
+    assert_eq!(
+        seen.iter().map(|r| r.xid).collect::<Vec<_>>(),
+        [13, 79],
+        "{seen:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_a_ready_agent_says_what_it_found() {
+    let c = Cluster::start(1).await;
+    c.set_pod_status(AGENT_NS, "gpu-fault-injector-kernel-00001", None, false);
+    let script = c.dir.path().join("inject.lua");
+    std::fs::write(
+        &script,
+        "local f, err = inject_xid('gpu-node-001', 0, 79)\nassert(f == nil)\nprint('ERR: ' .. err)\n",
+    )
+    .unwrap();
+    let (code, out) = c.gfi_run(&[script.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("ERR: node gpu-node-001: injecting is not possible now: its gfi agent is not Ready: gpu-fault-injector-kernel-00001 (Running, not Ready)"),
+        "{out}"
+    );
+    assert_eq!(c.kmsg(0), "", "nothing was written");
+}
