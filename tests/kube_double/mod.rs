@@ -134,10 +134,16 @@ pub struct View<'a> {
 
 impl View<'_> {
     pub fn get<K: Typed>(&self, namespace: &str, name: &str) -> Option<K> {
-        self.store.get(rt_of::<K>(), namespace, name).map(|v| from_json(&v))
+        self.store
+            .get(rt_of::<K>(), namespace, name)
+            .map(|v| from_json(&v))
     }
     pub fn list<K: Typed>(&self) -> Vec<K> {
-        self.store.table(rt_of::<K>()).values().map(|v| from_json(v)).collect()
+        self.store
+            .table(rt_of::<K>())
+            .values()
+            .map(|v| from_json(v))
+            .collect()
     }
     pub fn requests(&self) -> &[RequestRecord] {
         self.log
@@ -153,8 +159,12 @@ pub trait Typed: k8s_openapi::Resource + Serialize + DeserializeOwned {}
 impl<K: k8s_openapi::Resource + Serialize + DeserializeOwned> Typed for K {}
 
 fn rt_of<K: k8s_openapi::Resource>() -> &'static ResourceType {
-    resources::by_kind(K::GROUP, K::URL_PATH_SEGMENT)
-        .unwrap_or_else(|| panic!("the Kubernetes API server double does not serve {}", K::URL_PATH_SEGMENT))
+    resources::by_kind(K::GROUP, K::URL_PATH_SEGMENT).unwrap_or_else(|| {
+        panic!(
+            "the Kubernetes API server double does not serve {}",
+            K::URL_PATH_SEGMENT
+        )
+    })
 }
 
 fn from_json<K: DeserializeOwned>(v: &Value) -> K {
@@ -210,7 +220,9 @@ impl KubeDouble {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("binding 127.0.0.1:0");
-        let addr = listener.local_addr().expect("a bound listener has an address");
+        let addr = listener
+            .local_addr()
+            .expect("a bound listener has an address");
         let server = tokio::spawn(async move {
             let _ = axum::serve(
                 listener,
@@ -219,7 +231,11 @@ impl KubeDouble {
             .await;
         })
         .abort_handle();
-        KubeDouble { shared, addr, server }
+        KubeDouble {
+            shared,
+            addr,
+            server,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -246,14 +262,18 @@ impl KubeDouble {
             .unwrap_or_else(|e| panic!("writing a kubeconfig to {}: {e}", path.display()));
     }
 
-    /// A `kube::Client` configured from this double's kubeconfig, as `gfi` would be.
-    pub async fn client(&self) -> kube::Client {
+    /// The client configuration `gfi` would build from this double's kubeconfig.
+    pub async fn config(&self) -> kube::Config {
         let kc = kube::config::Kubeconfig::from_yaml(&self.kubeconfig("kube-double"))
             .expect("the double's kubeconfig parses");
-        let config = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
             .await
-            .expect("the double's kubeconfig is a valid client config");
-        kube::Client::try_from(config).expect("a client from the double's kubeconfig")
+            .expect("the double's kubeconfig is a valid client config")
+    }
+
+    /// A `kube::Client` from [`KubeDouble::config`].
+    pub async fn client(&self) -> kube::Client {
+        kube::Client::try_from(self.config().await).expect("a client from the double's kubeconfig")
     }
 
     // --- Objects, written as a controller would (no request is logged) ---
@@ -263,23 +283,40 @@ impl KubeDouble {
         let (ns, _) = key_of(&v);
         let ns = (!ns.is_empty()).then_some(ns);
         let rt = rt_of::<K>();
-        let ns = if rt.namespaced { Some(ns.unwrap_or_else(|| "default".into())) } else { None };
-        self.shared.lock_store().create(rt, ns.as_deref(), v).map(|o| from_json(&o))
+        let ns = if rt.namespaced {
+            Some(ns.unwrap_or_else(|| "default".into()))
+        } else {
+            None
+        };
+        self.shared
+            .lock_store()
+            .create(rt, ns.as_deref(), v)
+            .map(|o| from_json(&o))
     }
 
     pub fn get<K: Typed>(&self, namespace: &str, name: &str) -> Option<K> {
-        self.shared.lock_store().get(rt_of::<K>(), namespace, name).map(|v| from_json(&v))
+        self.shared
+            .lock_store()
+            .get(rt_of::<K>(), namespace, name)
+            .map(|v| from_json(&v))
     }
 
     pub fn list<K: Typed>(&self) -> Vec<K> {
         let store = self.shared.lock_store();
-        store.table(rt_of::<K>()).values().map(|v| from_json(v)).collect()
+        store
+            .table(rt_of::<K>())
+            .values()
+            .map(|v| from_json(v))
+            .collect()
     }
 
     fn replace_as<K: Typed>(&self, obj: &K, sub: Sub) -> Result<K, ApiError> {
         let v = serde_json::to_value(obj).expect("k8s-openapi objects serialise");
         let (ns, name) = key_of(&v);
-        self.shared.lock_store().replace(rt_of::<K>(), &ns, &name, v, sub).map(|o| from_json(&o))
+        self.shared
+            .lock_store()
+            .replace(rt_of::<K>(), &ns, &name, v, sub)
+            .map(|o| from_json(&o))
     }
 
     pub fn replace<K: Typed>(&self, obj: &K) -> Result<K, ApiError> {
@@ -290,16 +327,48 @@ impl KubeDouble {
         self.replace_as(obj, Sub::Status)
     }
 
-    pub fn patch<K: Typed>(&self, namespace: &str, name: &str, kind: PatchType, patch: &Value) -> Result<K, ApiError> {
+    pub fn patch<K: Typed>(
+        &self,
+        namespace: &str,
+        name: &str,
+        kind: PatchType,
+        patch: &Value,
+    ) -> Result<K, ApiError> {
         let body = patch.to_string();
-        self.shared.lock_store().patch(rt_of::<K>(), namespace, name, kind, body.as_bytes(), Sub::Main).map(|o| from_json(&o))
+        self.shared
+            .lock_store()
+            .patch(
+                rt_of::<K>(),
+                namespace,
+                name,
+                kind,
+                body.as_bytes(),
+                Sub::Main,
+            )
+            .map(|o| from_json(&o))
     }
 
     /// A patch of the `/status` subresource: how a test without a kubelet sets a Pod's IP and
     /// readiness, or a Node's conditions.
-    pub fn patch_status<K: Typed>(&self, namespace: &str, name: &str, kind: PatchType, patch: &Value) -> Result<K, ApiError> {
+    pub fn patch_status<K: Typed>(
+        &self,
+        namespace: &str,
+        name: &str,
+        kind: PatchType,
+        patch: &Value,
+    ) -> Result<K, ApiError> {
         let body = patch.to_string();
-        self.shared.lock_store().patch(rt_of::<K>(), namespace, name, kind, body.as_bytes(), Sub::Status).map(|o| from_json(&o))
+        self.shared
+            .lock_store()
+            .patch(
+                rt_of::<K>(),
+                namespace,
+                name,
+                kind,
+                body.as_bytes(),
+                Sub::Status,
+            )
+            .map(|o| from_json(&o))
     }
 
     /// Deletes with the default grace period; `Some`: the object is still there, terminating.
@@ -312,7 +381,12 @@ impl KubeDouble {
         self.delete_with(namespace, name, Some(0))
     }
 
-    fn delete_with<K: Typed>(&self, namespace: &str, name: &str, grace: Option<i64>) -> Result<Option<K>, ApiError> {
+    fn delete_with<K: Typed>(
+        &self,
+        namespace: &str,
+        name: &str,
+        grace: Option<i64>,
+    ) -> Result<Option<K>, ApiError> {
         let rt = rt_of::<K>();
         let mut store = self.shared.lock_store();
         store.delete(rt, namespace, name, grace)?;
@@ -374,7 +448,11 @@ impl KubeDouble {
     /// Answers `error` (e.g. [`ApiError::internal`], [`ApiError::too_many_requests`]) to the
     /// next `n` requests `m` matches, after authentication and before authorization.
     pub fn fail_next(&self, n: usize, m: Matcher, error: ApiError) {
-        lock(&self.shared.faults).injected.push(Injected { matcher: m, remaining: n, error });
+        lock(&self.shared.faults).injected.push(Injected {
+            matcher: m,
+            remaining: n,
+            error,
+        });
     }
 
     // --- What happened ---
@@ -399,7 +477,12 @@ impl KubeDouble {
         }
     }
 
-    pub async fn try_wait_for(&self, what: &str, deadline: Duration, cond: impl Fn(&View) -> bool) -> Result<(), String> {
+    pub async fn try_wait_for(
+        &self,
+        what: &str,
+        deadline: Duration,
+        cond: impl Fn(&View) -> bool,
+    ) -> Result<(), String> {
         let mut epoch = self.shared.epoch.subscribe();
         let until = tokio::time::Instant::now() + deadline;
         loop {
@@ -408,12 +491,19 @@ impl KubeDouble {
                 let store = self.shared.lock_store();
                 let log = self.shared.lock_log();
                 let watches = self.shared.lock_watches();
-                cond(&View { store: &store, log: &log, watches: &watches })
+                cond(&View {
+                    store: &store,
+                    log: &log,
+                    watches: &watches,
+                })
             };
             if holds {
                 return Ok(());
             }
-            if tokio::time::timeout_at(until, epoch.changed()).await.is_err() {
+            if tokio::time::timeout_at(until, epoch.changed())
+                .await
+                .is_err()
+            {
                 return Err(format!("waited {deadline:?} for {what}; it did not happen"));
             }
         }

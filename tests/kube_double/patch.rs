@@ -45,7 +45,12 @@ pub fn accepted_types(rt: &ResourceType) -> &'static str {
 }
 
 /// `original` patched; the caller decodes and validates the result.
-pub fn apply(rt: &ResourceType, kind: PatchType, original: &Value, body: &[u8]) -> Result<Value, ApiError> {
+pub fn apply(
+    rt: &ResourceType,
+    kind: PatchType,
+    original: &Value,
+    body: &[u8],
+) -> Result<Value, ApiError> {
     match kind {
         PatchType::Apply => Err(ApiError::unsupported_media(
             "application/json-patch+json, application/merge-patch+json (server-side apply is not \
@@ -133,7 +138,10 @@ fn merge_map(
             continue;
         }
         if let Some(field) = k.strip_prefix("$deleteFromPrimitiveList/") {
-            let drop: Vec<&Value> = pv.as_array().map(|a| a.iter().collect()).unwrap_or_default();
+            let drop: Vec<&Value> = pv
+                .as_array()
+                .map(|a| a.iter().collect())
+                .unwrap_or_default();
             if let Some(Value::Array(items)) = out.get_mut(field) {
                 items.retain(|v| !drop.contains(&v));
             }

@@ -99,7 +99,9 @@ fn unreachable(addr: SocketAddr, e: &std::io::Error) -> ApiError {
         std::io::ErrorKind::TimedOut => "i/o timeout".to_string(),
         _ => e.to_string(),
     };
-    ApiError::service_unavailable(format!("error trying to reach service: dial tcp {addr}: {why}"))
+    ApiError::service_unavailable(format!(
+        "error trying to reach service: dial tcp {addr}: {why}"
+    ))
 }
 
 pub struct Forward<'a> {
@@ -115,13 +117,18 @@ pub struct Forward<'a> {
 
 pub async fn forward(store: &Mutex<Store>, f: Forward<'_>) -> Result<Response<Body>, ApiError> {
     let addr = location(store, f.namespace, f.target)?;
-    let stream = tokio::time::timeout(Duration::from_secs(30), tokio::net::TcpStream::connect(addr))
-        .await
-        .map_err(|_| unreachable(addr, &std::io::ErrorKind::TimedOut.into()))?
-        .map_err(|e| unreachable(addr, &e))?;
+    let stream = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::net::TcpStream::connect(addr),
+    )
+    .await
+    .map_err(|_| unreachable(addr, &std::io::ErrorKind::TimedOut.into()))?
+    .map_err(|e| unreachable(addr, &e))?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
-        .map_err(|e| ApiError::service_unavailable(format!("error trying to reach service: {e}")))?;
+        .map_err(|e| {
+            ApiError::service_unavailable(format!("error trying to reach service: {e}"))
+        })?;
     tokio::spawn(conn);
     let uri = match f.query {
         Some(q) => format!("/{}?{q}", f.rest),
@@ -139,10 +146,9 @@ pub async fn forward(store: &Mutex<Store>, f: Forward<'_>) -> Result<Response<Bo
     let req = req
         .body(Full::new(f.body))
         .map_err(|e| ApiError::bad_request(format!("cannot forward the request: {e}")))?;
-    let resp = sender
-        .send_request(req)
-        .await
-        .map_err(|e| ApiError::service_unavailable(format!("error trying to reach service: {e}")))?;
+    let resp = sender.send_request(req).await.map_err(|e| {
+        ApiError::service_unavailable(format!("error trying to reach service: {e}"))
+    })?;
     let (parts, body) = resp.into_parts();
     let mut out = Response::builder().status(parts.status);
     for (name, value) in &parts.headers {

@@ -311,10 +311,16 @@ pub fn validate(rt: &ResourceType, name: &str, obj: &Value) -> Result<(), ApiErr
                 Some(cs) => {
                     for (i, c) in cs.iter().enumerate() {
                         if c["name"].as_str().unwrap_or("").is_empty() {
-                            causes.push((format!("spec.containers[{i}].name"), "Required value".into()));
+                            causes.push((
+                                format!("spec.containers[{i}].name"),
+                                "Required value".into(),
+                            ));
                         }
                         if c["image"].as_str().unwrap_or("").is_empty() {
-                            causes.push((format!("spec.containers[{i}].image"), "Required value".into()));
+                            causes.push((
+                                format!("spec.containers[{i}].image"),
+                                "Required value".into(),
+                            ));
                         }
                     }
                 }
@@ -401,10 +407,10 @@ pub fn prepare_create(rt: &ResourceType, obj: &mut Value) {
             let mut qos = "BestEffort";
             if let Some(cs) = spec["containers"].as_array_mut() {
                 for c in cs {
-                    if c["resources"]
-                        .as_object()
-                        .is_some_and(|r| r.values().any(|v| v.as_object().is_some_and(|m| !m.is_empty())))
-                    {
+                    if c["resources"].as_object().is_some_and(|r| {
+                        r.values()
+                            .any(|v| v.as_object().is_some_and(|m| !m.is_empty()))
+                    }) {
                         qos = "Burstable";
                     }
                     let image = c["image"].as_str().unwrap_or("");

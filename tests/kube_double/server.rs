@@ -107,7 +107,11 @@ fn verb(method: &Method, t: &Target, q: &HashMap<String, String>) -> String {
     v.to_string()
 }
 
-pub async fn handle(State(sh): State<Arc<Shared>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, req: Request) -> Response {
+pub async fn handle(
+    State(sh): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Response {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let q = query_map(parts.uri.query());
@@ -132,7 +136,9 @@ pub async fn handle(State(sh): State<Arc<Shared>>, ConnectInfo(peer): ConnectInf
         if rec.name.is_empty() && (rec.verb == "list" || rec.verb == "watch") {
             // As the API server's request info: a list or watch of one name is about that name.
             if let Some(n) = q.get("fieldSelector").and_then(|s| {
-                FieldSelector::parse(s, t.rt).ok().and_then(|f| f.name().map(str::to_string))
+                FieldSelector::parse(s, t.rt)
+                    .ok()
+                    .and_then(|f| f.name().map(str::to_string))
             }) {
                 rec.name = n;
             }
@@ -151,10 +157,24 @@ pub async fn handle(State(sh): State<Arc<Shared>>, ConnectInfo(peer): ConnectInf
                 let body = match axum::body::to_bytes(body, 3 * 1024 * 1024).await {
                     Ok(b) => b,
                     Err(_) => {
-                        return ApiError::new(413, "RequestEntityTooLarge", "the request body is too large").into_response();
+                        return ApiError::new(
+                            413,
+                            "RequestEntityTooLarge",
+                            "the request body is too large",
+                        )
+                        .into_response();
                     }
                 };
-                let call = Call { sh: &sh, t: &t, q: &q, method: &parts.method, headers: &parts.headers, body, peer, raw_query: parts.uri.query() };
+                let call = Call {
+                    sh: &sh,
+                    t: &t,
+                    q: &q,
+                    method: &parts.method,
+                    headers: &parts.headers,
+                    body,
+                    peer,
+                    raw_query: parts.uri.query(),
+                };
                 match serve(call).await {
                     Ok(r) => r,
                     Err(e) => e.into_response(),
@@ -169,13 +189,25 @@ pub async fn handle(State(sh): State<Arc<Shared>>, ConnectInfo(peer): ConnectInf
 }
 
 /// Authentication, injected faults, authorization, in the API server's order.
-fn gate(sh: &Shared, headers: &axum::http::HeaderMap, rec: &RequestRecord, non_resource: bool) -> Result<(), ApiError> {
-    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+fn gate(
+    sh: &Shared,
+    headers: &axum::http::HeaderMap,
+    rec: &RequestRecord,
+    non_resource: bool,
+) -> Result<(), ApiError> {
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if auth.strip_prefix("Bearer ") != Some(sh.token.as_str()) {
         return Err(ApiError::unauthorized());
     }
     let mut f = sh.faults.lock().unwrap();
-    if let Some(inj) = f.injected.iter_mut().find(|i| i.remaining > 0 && i.matcher.matches(rec)) {
+    if let Some(inj) = f
+        .injected
+        .iter_mut()
+        .find(|i| i.remaining > 0 && i.matcher.matches(rec))
+    {
         inj.remaining -= 1;
         return Err(inj.error.clone());
     }
@@ -184,7 +216,9 @@ fn gate(sh: &Shared, headers: &axum::http::HeaderMap, rec: &RequestRecord, non_r
         return Ok(());
     }
     let refused = f.forbid.iter().any(|m| m.matches(rec))
-        || f.rbac.as_ref().is_some_and(|rules| !access::rbac_allows(rules, rec, false));
+        || f.rbac
+            .as_ref()
+            .is_some_and(|rules| !access::rbac_allows(rules, rec, false));
     if refused {
         return Err(access::forbidden(rec, &sh.user, false));
     }
@@ -207,37 +241,52 @@ fn object(code: StatusCode, v: &Value) -> Response {
 }
 
 fn json_body(body: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("the request body is not JSON: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("the request body is not JSON: {e}")))
 }
 
 async fn serve(c: Call<'_>) -> Result<Response, ApiError> {
     let t = c.t;
     let ns = t.namespace.clone().unwrap_or_default();
-    let sub = if t.sub.as_deref() == Some("status") { Sub::Status } else { Sub::Main };
+    let sub = if t.sub.as_deref() == Some("status") {
+        Sub::Status
+    } else {
+        Sub::Main
+    };
     if t.sub.as_deref() == Some("proxy") {
         let (Some(ns), Some(target)) = (t.namespace.as_deref(), t.name.as_deref()) else {
             return Ok(page_not_found());
         };
-        return proxy::forward(&c.sh.store, proxy::Forward {
-            namespace: ns,
-            target,
-            rest: &t.rest,
-            query: c.raw_query,
-            method: c.method.clone(),
-            headers: c.headers,
-            body: c.body,
-            client: c.peer,
-        })
+        return proxy::forward(
+            &c.sh.store,
+            proxy::Forward {
+                namespace: ns,
+                target,
+                rest: &t.rest,
+                query: c.raw_query,
+                method: c.method.clone(),
+                headers: c.headers,
+                body: c.body,
+                client: c.peer,
+            },
+        )
         .await;
     }
     let rt = t.rt;
     match (c.method.as_str(), t.name.as_deref()) {
         ("GET", Some(name)) if !is_true(c.q.get("watch")) => {
-            let obj = c.sh.lock_store().get(rt, &ns, name).ok_or_else(|| ApiError::not_found(rt, name))?;
+            let obj =
+                c.sh.lock_store()
+                    .get(rt, &ns, name)
+                    .ok_or_else(|| ApiError::not_found(rt, name))?;
             Ok(object(StatusCode::OK, &obj))
         }
-        ("GET", Some(_)) => Err(ApiError::method_not_allowed(": watch a single object with a metadata.name field selector")),
-        ("GET", None) if is_true(c.q.get("watch")) => open_watch(c.sh, rt, t.namespace.clone(), c.q).await,
+        ("GET", Some(_)) => Err(ApiError::method_not_allowed(
+            ": watch a single object with a metadata.name field selector",
+        )),
+        ("GET", None) if is_true(c.q.get("watch")) => {
+            open_watch(c.sh, rt, t.namespace.clone(), c.q).await
+        }
         ("GET", None) => list(c.sh, rt, t.namespace.clone(), c.q).await,
         ("POST", None) if sub == Sub::Main => {
             let body = json_body(&c.body)?;
@@ -250,14 +299,26 @@ async fn serve(c: Call<'_>) -> Result<Response, ApiError> {
             Ok(object(StatusCode::OK, &obj))
         }
         ("PATCH", Some(name)) => {
-            let ct = c.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
-            let kind = PatchType::from_content_type(ct).ok_or_else(|| ApiError::unsupported_media(patch::accepted_types(rt)))?;
+            let ct = c
+                .headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let kind = PatchType::from_content_type(ct)
+                .ok_or_else(|| ApiError::unsupported_media(patch::accepted_types(rt)))?;
             let obj = c.sh.lock_store().patch(rt, &ns, name, kind, &c.body, sub)?;
             Ok(object(StatusCode::OK, &obj))
         }
         ("DELETE", Some(name)) if sub == Sub::Main => {
-            let opts: Value = if c.body.is_empty() { json!({}) } else { json_body(&c.body)? };
-            let grace = c.q.get("gracePeriodSeconds").and_then(|g| g.parse().ok()).or_else(|| opts["gracePeriodSeconds"].as_i64());
+            let opts: Value = if c.body.is_empty() {
+                json!({})
+            } else {
+                json_body(&c.body)?
+            };
+            let grace =
+                c.q.get("gracePeriodSeconds")
+                    .and_then(|g| g.parse().ok())
+                    .or_else(|| opts["gracePeriodSeconds"].as_i64());
             let obj = c.sh.lock_store().delete(rt, &ns, name, grace)?;
             Ok(object(StatusCode::OK, &obj))
         }
@@ -265,7 +326,11 @@ async fn serve(c: Call<'_>) -> Result<Response, ApiError> {
     }
 }
 
-fn filter(rt: &ResourceType, namespace: Option<String>, q: &HashMap<String, String>) -> Result<Filter, ApiError> {
+fn filter(
+    rt: &ResourceType,
+    namespace: Option<String>,
+    q: &HashMap<String, String>,
+) -> Result<Filter, ApiError> {
     Ok(Filter {
         namespace,
         labels: LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))?,
@@ -274,22 +339,35 @@ fn filter(rt: &ResourceType, namespace: Option<String>, q: &HashMap<String, Stri
 }
 
 fn continue_token(rt: &ResourceType, rv: u64, key: &Key) -> String {
-    let start = if rt.namespaced { format!("{}/{}\u{0}", key.0, key.1) } else { format!("{}\u{0}", key.1) };
+    let start = if rt.namespaced {
+        format!("{}/{}\u{0}", key.0, key.1)
+    } else {
+        format!("{}\u{0}", key.1)
+    };
     let raw = json!({"v": "meta.k8s.io/v1", "rv": rv, "start": start}).to_string();
     base64::engine::general_purpose::STANDARD.encode(raw)
 }
 
 fn decode_continue(rt: &ResourceType, token: &str) -> Result<(u64, Key), ApiError> {
     let bad = |why: &str| ApiError::bad_request(format!("continue key is not valid: {why}"));
-    let raw = base64::engine::general_purpose::STANDARD.decode(token).map_err(|e| bad(&e.to_string()))?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(token)
+        .map_err(|e| bad(&e.to_string()))?;
     let v: Value = serde_json::from_slice(&raw).map_err(|e| bad(&e.to_string()))?;
     if v["v"] != "meta.k8s.io/v1" {
-        return Err(bad("incorrect encoded start resourceVersion (version meta.k8s.io/v1)"));
+        return Err(bad(
+            "incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+        ));
     }
     let rv = v["rv"].as_u64().ok_or_else(|| bad("no resourceVersion"))?;
-    let start = v["start"].as_str().ok_or_else(|| bad("no start key"))?.trim_end_matches('\u{0}');
+    let start = v["start"]
+        .as_str()
+        .ok_or_else(|| bad("no start key"))?
+        .trim_end_matches('\u{0}');
     let key = if rt.namespaced {
-        let (ns, name) = start.split_once('/').ok_or_else(|| bad("the start key names no namespace"))?;
+        let (ns, name) = start
+            .split_once('/')
+            .ok_or_else(|| bad("the start key names no namespace"))?;
         (ns.to_string(), name.to_string())
     } else {
         (String::new(), start.to_string())
@@ -306,22 +384,37 @@ async fn reach(sh: &Shared, rv: u64) -> Result<(), ApiError> {
         if current >= rv {
             return Ok(());
         }
-        if tokio::time::timeout_at(deadline, epoch.changed()).await.is_err() {
+        if tokio::time::timeout_at(deadline, epoch.changed())
+            .await
+            .is_err()
+        {
             return Err(ApiError {
-                details: Some(json!({"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}], "retryAfterSeconds": 1})),
-                ..ApiError::new(504, "Timeout", format!("Too large resource version: {rv}, current: {current}"))
+                details: Some(
+                    json!({"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}], "retryAfterSeconds": 1}),
+                ),
+                ..ApiError::new(
+                    504,
+                    "Timeout",
+                    format!("Too large resource version: {rv}, current: {current}"),
+                )
             });
         }
     }
 }
 
 fn parse_rv(s: &str) -> Result<u64, ApiError> {
-    s.parse().map_err(|_| ApiError::bad_request(format!("invalid resource version: {s:?}")))
+    s.parse()
+        .map_err(|_| ApiError::bad_request(format!("invalid resource version: {s:?}")))
 }
 
 const CONTINUE_TOO_OLD: &str = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.";
 
-async fn list(sh: &Arc<Shared>, rt: &'static ResourceType, namespace: Option<String>, q: &HashMap<String, String>) -> Result<Response, ApiError> {
+async fn list(
+    sh: &Arc<Shared>,
+    rt: &'static ResourceType,
+    namespace: Option<String>,
+    q: &HashMap<String, String>,
+) -> Result<Response, ApiError> {
     let filter = filter(rt, namespace, q)?;
     let limit = match q.get("limit").map(|l| l.parse::<i64>()) {
         None => None,
@@ -330,13 +423,24 @@ async fn list(sh: &Arc<Shared>, rt: &'static ResourceType, namespace: Option<Str
         Some(Err(_)) => return Err(ApiError::bad_request("limit: must be an integer")),
     };
     let rv = q.get("resourceVersion").map(String::as_str).unwrap_or("");
-    let rv_match = q.get("resourceVersionMatch").map(String::as_str).unwrap_or("");
+    let rv_match = q
+        .get("resourceVersionMatch")
+        .map(String::as_str)
+        .unwrap_or("");
     if !rv_match.is_empty() && rv.is_empty() {
-        return Err(ApiError::new(422, "Invalid", "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided"));
+        return Err(ApiError::new(
+            422,
+            "Invalid",
+            "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",
+        ));
     }
     let (at, after) = if let Some(token) = q.get("continue").filter(|c| !c.is_empty()) {
         if !rv.is_empty() {
-            return Err(ApiError::new(422, "Invalid", "ListOptions.meta.k8s.io \"\" is invalid: resourceVersion: Forbidden: specifying resource version is not allowed when using continue"));
+            return Err(ApiError::new(
+                422,
+                "Invalid",
+                "ListOptions.meta.k8s.io \"\" is invalid: resourceVersion: Forbidden: specifying resource version is not allowed when using continue",
+            ));
         }
         let (at, key) = decode_continue(rt, token)?;
         if at < sh.lock_store().floor() {
@@ -350,7 +454,9 @@ async fn list(sh: &Arc<Shared>, rt: &'static ResourceType, namespace: Option<Str
                 let n = parse_rv(n)?;
                 reach(sh, n).await?;
                 if n < sh.lock_store().floor() {
-                    return Err(ApiError::gone(format!("The resourceVersion for the provided list is too old.")));
+                    return Err(ApiError::gone(format!(
+                        "The resourceVersion for the provided list is too old."
+                    )));
                 }
                 (n, None)
             }
@@ -359,16 +465,28 @@ async fn list(sh: &Arc<Shared>, rt: &'static ResourceType, namespace: Option<Str
                 (u64::MAX, None)
             }
             (_, other) => {
-                return Err(ApiError::new(422, "Invalid", format!("ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Unsupported value: \"{other}\": supported values: \"Exact\", \"NotOlderThan\", \"\"")));
+                return Err(ApiError::new(
+                    422,
+                    "Invalid",
+                    format!(
+                        "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Unsupported value: \"{other}\": supported values: \"Exact\", \"NotOlderThan\", \"\""
+                    ),
+                ));
             }
         }
     };
     let (page, text) = {
         let store = sh.lock_store();
         let at = at.min(store.rv());
-        let page = store.page(rt, at, &filter, after.as_ref(), limit).map_err(|e| {
-            if after.is_some() { ApiError::gone(CONTINUE_TOO_OLD) } else { e }
-        })?;
+        let page = store
+            .page(rt, at, &filter, after.as_ref(), limit)
+            .map_err(|e| {
+                if after.is_some() {
+                    ApiError::gone(CONTINUE_TOO_OLD)
+                } else {
+                    e
+                }
+            })?;
         let items: Vec<String> = page.items.iter().map(|v| v.to_string()).collect();
         (page, items.join(","))
     };
@@ -390,23 +508,42 @@ async fn list(sh: &Arc<Shared>, rt: &'static ResourceType, namespace: Option<Str
         .expect("a static header is valid"))
 }
 
-async fn open_watch(sh: &Arc<Shared>, rt: &'static ResourceType, namespace: Option<String>, q: &HashMap<String, String>) -> Result<Response, ApiError> {
+async fn open_watch(
+    sh: &Arc<Shared>,
+    rt: &'static ResourceType,
+    namespace: Option<String>,
+    q: &HashMap<String, String>,
+) -> Result<Response, ApiError> {
     let filter = filter(rt, namespace, q)?;
     let rv = q.get("resourceVersion").map(String::as_str).unwrap_or("");
-    let rv_match = q.get("resourceVersionMatch").map(String::as_str).unwrap_or("");
+    let rv_match = q
+        .get("resourceVersionMatch")
+        .map(String::as_str)
+        .unwrap_or("");
     let bookmarks = is_true(q.get("allowWatchBookmarks"));
     let initial = is_true(q.get("sendInitialEvents"));
     if initial && rv_match != "NotOlderThan" {
-        return Err(ApiError::new(422, "Invalid", "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"));
+        return Err(ApiError::new(
+            422,
+            "Invalid",
+            "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+        ));
     }
     if !initial && !rv_match.is_empty() {
-        return Err(ApiError::new(422, "Invalid", "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided"));
+        return Err(ApiError::new(
+            422,
+            "Invalid",
+            "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
+        ));
     }
-    let timeout = match q.get("timeoutSeconds") {
-        Some(s) => Duration::from_secs(s.parse().map_err(|_| ApiError::bad_request(format!("timeoutSeconds: invalid value {s:?}")))?),
-        // The API server's default: a random time between its minimum (30 min) and twice that.
-        None => Duration::from_secs(1800),
-    };
+    let timeout =
+        match q.get("timeoutSeconds") {
+            Some(s) => Duration::from_secs(s.parse().map_err(|_| {
+                ApiError::bad_request(format!("timeoutSeconds: invalid value {s:?}"))
+            })?),
+            // The API server's default: a random time between its minimum (30 min) and twice that.
+            None => Duration::from_secs(1800),
+        };
     if !rv.is_empty() && rv != "0" {
         reach(sh, parse_rv(rv)?).await?;
     }
@@ -428,5 +565,16 @@ async fn open_watch(sh: &Arc<Shared>, rt: &'static ResourceType, namespace: Opti
     if initial && bookmarks {
         lines.push(bookmark_line(rt, at, true));
     }
-    Ok(watch::serve(sh.clone(), Opened { rt, filter, lines, changes, at, bookmarks, timeout }))
+    Ok(watch::serve(
+        sh.clone(),
+        Opened {
+            rt,
+            filter,
+            lines,
+            changes,
+            at,
+            bookmarks,
+            timeout,
+        },
+    ))
 }

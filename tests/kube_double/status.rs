@@ -57,7 +57,11 @@ impl ApiError {
     pub fn not_found(rt: &ResourceType, name: &str) -> ApiError {
         ApiError {
             details: Some(details(rt, name)),
-            ..ApiError::new(404, "NotFound", format!("{} \"{name}\" not found", rt.qualified()))
+            ..ApiError::new(
+                404,
+                "NotFound",
+                format!("{} \"{name}\" not found", rt.qualified()),
+            )
         }
     }
 
@@ -122,7 +126,11 @@ impl ApiError {
     pub fn internal(message: &str) -> ApiError {
         ApiError {
             details: Some(json!({"causes": [{"message": message}]})),
-            ..ApiError::new(500, "InternalError", format!("Internal error occurred: {message}"))
+            ..ApiError::new(
+                500,
+                "InternalError",
+                format!("Internal error occurred: {message}"),
+            )
         }
     }
 
@@ -170,8 +178,7 @@ impl IntoResponse for ApiError {
         let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut r = (code, axum::Json(self.body())).into_response();
         if let Some(s) = self.retry_after {
-            r.headers_mut()
-                .insert("retry-after", HeaderValue::from(s));
+            r.headers_mut().insert("retry-after", HeaderValue::from(s));
         }
         r
     }

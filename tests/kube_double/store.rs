@@ -152,7 +152,14 @@ impl Store {
         &self.tables[rt.index]
     }
 
-    fn commit(&mut self, rt: &'static ResourceType, key: Key, kind: ChangeType, prev: Option<Arc<Value>>, mut obj: Value) -> Arc<Value> {
+    fn commit(
+        &mut self,
+        rt: &'static ResourceType,
+        key: Key,
+        kind: ChangeType,
+        prev: Option<Arc<Value>>,
+        mut obj: Value,
+    ) -> Arc<Value> {
         self.rv += 1;
         obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
         let obj = Arc::new(obj);
@@ -186,7 +193,12 @@ impl Store {
         self.seq
     }
 
-    pub fn create(&mut self, rt: &'static ResourceType, url_ns: Option<&str>, body: Value) -> Result<Arc<Value>, ApiError> {
+    pub fn create(
+        &mut self,
+        rt: &'static ResourceType,
+        url_ns: Option<&str>,
+        body: Value,
+    ) -> Result<Arc<Value>, ApiError> {
         let mut body = check_type(rt, body)?;
         let ns = if rt.namespaced {
             let url_ns = url_ns.unwrap_or("");
@@ -210,10 +222,14 @@ impl Store {
         if name.is_empty() {
             let prefix = meta_str(&body, "generateName").to_string();
             if prefix.is_empty() {
-                return Err(ApiError::invalid(rt, "", &[(
-                    "metadata.name".into(),
-                    "Required value: name or generateName is required".into(),
-                )]));
+                return Err(ApiError::invalid(
+                    rt,
+                    "",
+                    &[(
+                        "metadata.name".into(),
+                        "Required value: name or generateName is required".into(),
+                    )],
+                ));
             }
             const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
             let mut n = self.next_seq() * 7919;
@@ -228,7 +244,11 @@ impl Store {
             body["metadata"]["name"] = json!(name);
         }
         if let Some(why) = resources::name_problem(&name) {
-            return Err(ApiError::invalid(rt, &name, &[("metadata.name".into(), why)]));
+            return Err(ApiError::invalid(
+                rt,
+                &name,
+                &[("metadata.name".into(), why)],
+            ));
         }
         let mut obj = rt.decode(&name, body)?;
         stamp_type(rt, &mut obj);
@@ -242,9 +262,14 @@ impl Store {
                             "reason": "NamespaceTerminating",
                             "message": format!("namespace {ns} is being terminated"),
                             "field": "metadata.namespace"}]})),
-                        ..ApiError::new(403, "Forbidden", format!(
-                            "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
-                            rt.qualified()))
+                        ..ApiError::new(
+                            403,
+                            "Forbidden",
+                            format!(
+                                "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                                rt.qualified()
+                            ),
+                        )
                     });
                 }
                 Some(_) => {}
@@ -256,11 +281,22 @@ impl Store {
         }
         resources::prepare_create(rt, &mut obj);
         let seq = self.next_seq();
-        let meta = obj["metadata"].as_object_mut().expect("decoded objects have metadata");
-        for k in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields", "selfLink"] {
+        let meta = obj["metadata"]
+            .as_object_mut()
+            .expect("decoded objects have metadata");
+        for k in [
+            "resourceVersion",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "managedFields",
+            "selfLink",
+        ] {
             meta.remove(k);
         }
-        meta.insert("uid".into(), json!(format!("00000000-0000-4000-8000-{seq:012x}")));
+        meta.insert(
+            "uid".into(),
+            json!(format!("00000000-0000-4000-8000-{seq:012x}")),
+        );
         meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
         if rt.generation {
             meta.insert("generation".into(), json!(1));
@@ -270,8 +306,17 @@ impl Store {
         Ok(self.commit(rt, key, ChangeType::Added, None, obj))
     }
 
-    pub fn replace(&mut self, rt: &'static ResourceType, ns: &str, name: &str, body: Value, sub: Sub) -> Result<Arc<Value>, ApiError> {
-        let old = self.get(rt, ns, name).ok_or_else(|| ApiError::not_found(rt, name))?;
+    pub fn replace(
+        &mut self,
+        rt: &'static ResourceType,
+        ns: &str,
+        name: &str,
+        body: Value,
+        sub: Sub,
+    ) -> Result<Arc<Value>, ApiError> {
+        let old = self
+            .get(rt, ns, name)
+            .ok_or_else(|| ApiError::not_found(rt, name))?;
         let body = check_type(rt, body)?;
         let given = meta_str(&body, "name");
         if given != name {
@@ -279,7 +324,10 @@ impl Store {
                 "the name of the object ({given}) does not match the name on the URL ({name})"
             )));
         }
-        if rt.namespaced && !meta_str(&body, "namespace").is_empty() && meta_str(&body, "namespace") != ns {
+        if rt.namespaced
+            && !meta_str(&body, "namespace").is_empty()
+            && meta_str(&body, "namespace") != ns
+        {
             return Err(ApiError::bad_request(
                 "the namespace of the provided object does not match the namespace sent on the request",
             ));
@@ -292,8 +340,18 @@ impl Store {
         self.finish_update(rt, old, new, sub)
     }
 
-    pub fn patch(&mut self, rt: &'static ResourceType, ns: &str, name: &str, kind: PatchType, body: &[u8], sub: Sub) -> Result<Arc<Value>, ApiError> {
-        let old = self.get(rt, ns, name).ok_or_else(|| ApiError::not_found(rt, name))?;
+    pub fn patch(
+        &mut self,
+        rt: &'static ResourceType,
+        ns: &str,
+        name: &str,
+        kind: PatchType,
+        body: &[u8],
+        sub: Sub,
+    ) -> Result<Arc<Value>, ApiError> {
+        let old = self
+            .get(rt, ns, name)
+            .ok_or_else(|| ApiError::not_found(rt, name))?;
         let patched = patch::apply(rt, kind, &old, body)?;
         let want_rv = meta_str(&patched, "resourceVersion");
         if !want_rv.is_empty() && want_rv != meta_str(&old, "resourceVersion") {
@@ -303,7 +361,13 @@ impl Store {
         self.finish_update(rt, old, new, sub)
     }
 
-    fn finish_update(&mut self, rt: &'static ResourceType, old: Arc<Value>, mut new: Value, sub: Sub) -> Result<Arc<Value>, ApiError> {
+    fn finish_update(
+        &mut self,
+        rt: &'static ResourceType,
+        old: Arc<Value>,
+        mut new: Value,
+        sub: Sub,
+    ) -> Result<Arc<Value>, ApiError> {
         stamp_type(rt, &mut new);
         match sub {
             Sub::Main if rt.status => match old.get("status") {
@@ -337,7 +401,16 @@ impl Store {
                 }
             }
         }
-        for k in ["name", "namespace", "uid", "creationTimestamp", "generation", "deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion"] {
+        for k in [
+            "name",
+            "namespace",
+            "uid",
+            "creationTimestamp",
+            "generation",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "resourceVersion",
+        ] {
             match old["metadata"].get(k) {
                 Some(v) => new["metadata"][k] = v.clone(),
                 None => {
@@ -362,8 +435,14 @@ impl Store {
             return Ok(old);
         }
         let key = (meta_str(&old, "namespace").to_string(), name);
-        let finalizers_done = new["metadata"]["finalizers"].as_array().is_none_or(|f| f.is_empty());
-        if new["metadata"].get("deletionTimestamp").is_some() && finalizers_done && rt.kind != "Pod" && rt.kind != "Namespace" {
+        let finalizers_done = new["metadata"]["finalizers"]
+            .as_array()
+            .is_none_or(|f| f.is_empty());
+        if new["metadata"].get("deletionTimestamp").is_some()
+            && finalizers_done
+            && rt.kind != "Pod"
+            && rt.kind != "Namespace"
+        {
             return Ok(self.commit(rt, key, ChangeType::Deleted, Some(old), new));
         }
         Ok(self.commit(rt, key, ChangeType::Modified, Some(old), new))
@@ -372,8 +451,16 @@ impl Store {
     /// Deletes as the API server does with nobody else running: a Pod bound to a node only
     /// starts terminating (the kubelet would finish it) unless the grace period is 0; a
     /// Namespace stays Terminating (no namespace controller); finalizers hold an object.
-    pub fn delete(&mut self, rt: &'static ResourceType, ns: &str, name: &str, grace: Option<i64>) -> Result<Arc<Value>, ApiError> {
-        let old = self.get(rt, ns, name).ok_or_else(|| ApiError::not_found(rt, name))?;
+    pub fn delete(
+        &mut self,
+        rt: &'static ResourceType,
+        ns: &str,
+        name: &str,
+        grace: Option<i64>,
+    ) -> Result<Arc<Value>, ApiError> {
+        let old = self
+            .get(rt, ns, name)
+            .ok_or_else(|| ApiError::not_found(rt, name))?;
         let key = (ns.to_string(), name.to_string());
         let terminating = old["metadata"].get("deletionTimestamp").is_some();
         let mut new = (*old).clone();
@@ -383,7 +470,10 @@ impl Store {
                     .or_else(|| old["spec"]["terminationGracePeriodSeconds"].as_i64())
                     .unwrap_or(30);
                 let bound = !old["spec"]["nodeName"].as_str().unwrap_or("").is_empty();
-                let done = matches!(old["status"]["phase"].as_str(), Some("Succeeded" | "Failed"));
+                let done = matches!(
+                    old["status"]["phase"].as_str(),
+                    Some("Succeeded" | "Failed")
+                );
                 if bound && grace > 0 && !done {
                     new["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
                     true
@@ -397,12 +487,16 @@ impl Store {
             }
             _ => false,
         };
-        let finalized = old["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
+        let finalized = old["metadata"]["finalizers"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty());
         if (hold || finalized) && terminating {
             return Ok(old);
         }
         if hold || finalized {
-            let grace = new["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(0);
+            let grace = new["metadata"]["deletionGracePeriodSeconds"]
+                .as_i64()
+                .unwrap_or(0);
             let at = chrono::Utc::now() + chrono::Duration::seconds(grace);
             new["metadata"]["deletionTimestamp"] =
                 json!(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
@@ -417,12 +511,19 @@ impl Store {
     }
 
     /// The table as it was at `rv`: today's, with the later changes undone.
-    pub fn snapshot(&self, rt: &ResourceType, rv: u64) -> Result<Cow<'_, BTreeMap<Key, Arc<Value>>>, ApiError> {
+    pub fn snapshot(
+        &self,
+        rt: &ResourceType,
+        rv: u64,
+    ) -> Result<Cow<'_, BTreeMap<Key, Arc<Value>>>, ApiError> {
         if rv >= self.rv {
             return Ok(Cow::Borrowed(&self.tables[rt.index]));
         }
         if rv < self.floor {
-            return Err(ApiError::gone(format!("too old resource version: {rv} ({})", self.floor)));
+            return Err(ApiError::gone(format!(
+                "too old resource version: {rv} ({})",
+                self.floor
+            )));
         }
         let mut t = self.tables[rt.index].clone();
         for c in self.history.iter().rev().take_while(|c| c.rv > rv) {
@@ -438,7 +539,14 @@ impl Store {
     }
 
     /// One page of a list at `rv`, after `after` in key order.
-    pub fn page(&self, rt: &ResourceType, rv: u64, filter: &Filter, after: Option<&Key>, limit: Option<usize>) -> Result<Page, ApiError> {
+    pub fn page(
+        &self,
+        rt: &ResourceType,
+        rv: u64,
+        filter: &Filter,
+        after: Option<&Key>,
+        limit: Option<usize>,
+    ) -> Result<Page, ApiError> {
         let table = self.snapshot(rt, rv)?;
         let start = match (after, &filter.namespace) {
             (Some(k), _) => Bound::Excluded(k.clone()),
@@ -448,7 +556,9 @@ impl Store {
         let in_ns = |k: &Key| filter.namespace.as_ref().is_none_or(|ns| &k.0 == ns);
         let mut items = Vec::new();
         let mut next = None;
-        let mut iter = table.range((start, Bound::Unbounded)).take_while(|(k, _)| in_ns(k));
+        let mut iter = table
+            .range((start, Bound::Unbounded))
+            .take_while(|(k, _)| in_ns(k));
         for (k, v) in iter.by_ref() {
             if !filter.matches(rt, v) {
                 continue;
@@ -461,15 +571,29 @@ impl Store {
         }
         let rest = iter.count();
         let next = next.filter(|_| rest > 0);
-        let remaining = (next.is_some() && filter.labels.is_empty() && filter.fields.is_empty()).then_some(rest);
-        Ok(Page { rv: rv.min(self.rv), items, next, remaining })
+        let remaining = (next.is_some() && filter.labels.is_empty() && filter.fields.is_empty())
+            .then_some(rest);
+        Ok(Page {
+            rv: rv.min(self.rv),
+            items,
+            next,
+            remaining,
+        })
     }
 
     /// The lines a watch from `from` (exclusive) starts with, and the receiver of what follows;
     /// `Err`: `from` is older than the history holds.
-    pub fn watch_from(&self, rt: &ResourceType, filter: &Filter, from: u64) -> Result<(Vec<String>, broadcast::Receiver<Arc<Change>>), ApiError> {
+    pub fn watch_from(
+        &self,
+        rt: &ResourceType,
+        filter: &Filter,
+        from: u64,
+    ) -> Result<(Vec<String>, broadcast::Receiver<Arc<Change>>), ApiError> {
         if from < self.floor {
-            return Err(ApiError::gone(format!("too old resource version: {from} ({})", self.floor)));
+            return Err(ApiError::gone(format!(
+                "too old resource version: {from} ({})",
+                self.floor
+            )));
         }
         let rx = self.changes.subscribe();
         let skip = self.history.partition_point(|c| c.rv <= from);
@@ -484,7 +608,11 @@ impl Store {
 
     /// Synthetic ADDED lines for every object that matches now, and the receiver of what
     /// follows (a watch with no resourceVersion, with "0", or with `sendInitialEvents`).
-    pub fn watch_with_state(&self, rt: &ResourceType, filter: &Filter) -> (Vec<String>, broadcast::Receiver<Arc<Change>>) {
+    pub fn watch_with_state(
+        &self,
+        rt: &ResourceType,
+        filter: &Filter,
+    ) -> (Vec<String>, broadcast::Receiver<Arc<Change>>) {
         let rx = self.changes.subscribe();
         let lines = self.tables[rt.index]
             .values()
@@ -512,7 +640,10 @@ fn check_type(rt: &ResourceType, body: Value) -> Result<Value, ApiError> {
             rt.kind, rt.version, rt.kind
         )));
     }
-    for (field, want) in [("kind", rt.kind.to_string()), ("apiVersion", rt.api_version())] {
+    for (field, want) in [
+        ("kind", rt.kind.to_string()),
+        ("apiVersion", rt.api_version()),
+    ] {
         if let Some(given) = body.get(field).and_then(Value::as_str)
             && !given.is_empty()
             && given != want
@@ -535,14 +666,27 @@ fn check_type(rt: &ResourceType, body: Value) -> Result<Value, ApiError> {
 impl ApiError {
     fn with_kind_hint(self, field: &str, given: &str, want: &str) -> ApiError {
         if field == "kind" {
-            ApiError::bad_request(format!("the kind in the data ({given}) does not match the expected kind ({want})"))
+            ApiError::bad_request(format!(
+                "the kind in the data ({given}) does not match the expected kind ({want})"
+            ))
         } else {
             self
         }
     }
 }
 
+/// The object's type, and its metadata without the empty lists and maps that Go's
+/// `omitempty` never stores.
 fn stamp_type(rt: &ResourceType, obj: &mut Value) {
     obj["apiVersion"] = json!(rt.api_version());
     obj["kind"] = json!(rt.kind);
+    if let Some(meta) = obj["metadata"].as_object_mut() {
+        meta.retain(|_, v| match v {
+            Value::Object(m) => !m.is_empty(),
+            Value::Array(a) => !a.is_empty(),
+            Value::String(s) => !s.is_empty(),
+            Value::Null => false,
+            _ => true,
+        });
+    }
 }

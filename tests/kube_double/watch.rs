@@ -85,7 +85,15 @@ pub fn serve(shared: Arc<Shared>, w: Opened) -> Response {
     let interval = *shared.bookmark_interval.lock().unwrap();
     tokio::spawn(async move {
         let _guard = guard;
-        let Opened { rt, filter, lines, mut changes, mut at, bookmarks, timeout } = w;
+        let Opened {
+            rt,
+            filter,
+            lines,
+            mut changes,
+            mut at,
+            bookmarks,
+            timeout,
+        } = w;
         for l in lines {
             if tx.send(Ok(Bytes::from(l))).await.is_err() {
                 return;
