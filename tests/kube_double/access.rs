@@ -18,6 +18,8 @@ pub struct RequestRecord {
     pub name: String,
     /// The URL path, for a request that names no resource.
     pub path: String,
+    /// The request body as text (patches, created objects, proxied bodies); empty for reads.
+    pub body: String,
     pub status: u16,
 }
 

@@ -124,6 +124,7 @@ pub async fn handle(
         namespace: String::new(),
         name: String::new(),
         path: path.clone(),
+        body: String::new(),
         status: 0,
     };
     if let Some(t) = &target {
@@ -165,6 +166,7 @@ pub async fn handle(
                         .into_response();
                     }
                 };
+                rec.body = String::from_utf8_lossy(&body).into_owned();
                 let call = Call {
                     sh: &sh,
                     t: &t,
