@@ -327,10 +327,8 @@ pub fn validate(rt: &ResourceType, name: &str, obj: &Value) -> Result<(), ApiErr
             }
         }
         "Event" => event_rules(obj, &mut causes),
-        "RebootNode" => {
-            if obj["spec"]["nodeName"].as_str().unwrap_or("").is_empty() {
-                causes.push(("spec.nodeName".into(), "Required value".into()));
-            }
+        "RebootNode" if obj["spec"]["nodeName"].as_str().unwrap_or("").is_empty() => {
+            causes.push(("spec.nodeName".into(), "Required value".into()));
         }
         _ => {}
     }
@@ -438,10 +436,8 @@ pub fn prepare_create(rt: &ResourceType, obj: &mut Value) {
             obj["spec"] = json!({"finalizers": ["kubernetes"]});
             obj["status"] = json!({"phase": "Active"});
         }
-        "Secret" => {
-            if obj.get("type").is_none_or(Value::is_null) {
-                obj["type"] = json!("Opaque");
-            }
+        "Secret" if obj.get("type").is_none_or(Value::is_null) => {
+            obj["type"] = json!("Opaque");
         }
         _ if rt.custom && rt.status => {
             if let Some(m) = obj.as_object_mut() {

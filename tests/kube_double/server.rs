@@ -456,9 +456,9 @@ async fn list(
                 let n = parse_rv(n)?;
                 reach(sh, n).await?;
                 if n < sh.lock_store().floor() {
-                    return Err(ApiError::gone(format!(
-                        "The resourceVersion for the provided list is too old."
-                    )));
+                    return Err(ApiError::gone(
+                        "The resourceVersion for the provided list is too old.",
+                    ));
                 }
                 (n, None)
             }
