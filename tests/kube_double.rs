@@ -349,15 +349,22 @@ async fn malformed_and_invalid_objects_are_refused_as_the_api_server_refuses_the
         json!({"metadata": {"name": "gfi-agent-token"}, "stringData": {"token": "t"}}),
     )
     .unwrap();
+    let stored = secrets.create(&PostParams::default(), &s).await.unwrap();
+    assert_eq!(stored.type_.as_deref(), Some("Opaque"));
+    // stringData is write-only: merged into data, never stored.
+    assert!(stored.string_data.is_none());
+    assert_eq!(stored.data.unwrap()["token"].0, b"t");
+    // dryRun is refused rather than silently written.
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let other: Secret = serde_json::from_value(json!({"metadata": {"name": "x"}})).unwrap();
     assert_eq!(
-        secrets
-            .create(&PostParams::default(), &s)
-            .await
-            .unwrap()
-            .type_
-            .as_deref(),
-        Some("Opaque")
+        status_of(secrets.create(&dry, &other).await.unwrap_err()).code,
+        400
     );
+    assert!(secrets.get_opt("x").await.unwrap().is_none());
 }
 
 #[tokio::test]
@@ -584,6 +591,26 @@ async fn bookmarks_arrive_on_demand_and_periodically() {
         .unwrap()
         .unwrap();
     assert!(matches!(first, WatchEvent::Bookmark(_)), "{first:?}");
+
+    // The older watch of one object by its path: its state, then the end at timeoutSeconds.
+    let (code, _, body) = raw(
+        &nodes.clone().into_client(),
+        "GET",
+        "/api/v1/nodes/gpu-1?watch=true&timeoutSeconds=1",
+        &[],
+        b"",
+    )
+    .await;
+    let lines: Vec<Value> = String::from_utf8(body)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        (code, lines.len(), lines[0]["type"].as_str()),
+        (200, 1, Some("ADDED")),
+        "{lines:?}"
+    );
 
     // timeoutSeconds ends the stream cleanly.
     let mut short = nodes

@@ -448,6 +448,26 @@ pub fn prepare_create(rt: &ResourceType, obj: &mut Value) {
     }
 }
 
+/// What the API server does on every write: a Secret's write-only `stringData` is merged
+/// into `data` (base64) and never stored.
+pub fn normalize(rt: &ResourceType, obj: &mut Value) {
+    if rt.kind != "Secret" {
+        return;
+    }
+    use base64::Engine;
+    let Some(Value::Object(strings)) = obj.as_object_mut().and_then(|m| m.remove("stringData"))
+    else {
+        return;
+    };
+    if !obj["data"].is_object() {
+        obj["data"] = json!({});
+    }
+    for (k, v) in strings {
+        let text = v.as_str().unwrap_or_default().to_string();
+        obj["data"][k] = json!(base64::engine::general_purpose::STANDARD.encode(text));
+    }
+}
+
 /// Pod specs are immutable but for a few fields: a change elsewhere is refused as the real
 /// validation refuses it.
 pub fn pod_spec_change_allowed(old: &Value, new: &Value) -> bool {

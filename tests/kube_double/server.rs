@@ -275,6 +275,11 @@ async fn serve(c: Call<'_>) -> Result<Response, ApiError> {
         .await;
     }
     let rt = t.rt;
+    if c.q.get("dryRun").is_some_and(|d| !d.is_empty()) {
+        return Err(ApiError::bad_request(
+            "dryRun is not modelled by the Kubernetes API server double",
+        ));
+    }
     match (c.method.as_str(), t.name.as_deref()) {
         ("GET", Some(name)) if !is_true(c.q.get("watch")) => {
             let obj =
@@ -283,9 +288,17 @@ async fn serve(c: Call<'_>) -> Result<Response, ApiError> {
                     .ok_or_else(|| ApiError::not_found(rt, name))?;
             Ok(object(StatusCode::OK, &obj))
         }
-        ("GET", Some(_)) => Err(ApiError::method_not_allowed(
-            ": watch a single object with a metadata.name field selector",
-        )),
+        // The older form of watching one object: the same as a metadata.name selector.
+        ("GET", Some(name)) => {
+            let mut q = c.q.clone();
+            let by_name = format!("metadata.name={name}");
+            let fields = match q.get("fieldSelector").filter(|f| !f.is_empty()) {
+                Some(f) => format!("{f},{by_name}"),
+                None => by_name,
+            };
+            q.insert("fieldSelector".into(), fields);
+            open_watch(c.sh, rt, t.namespace.clone(), &q).await
+        }
         ("GET", None) if is_true(c.q.get("watch")) => {
             open_watch(c.sh, rt, t.namespace.clone(), c.q).await
         }

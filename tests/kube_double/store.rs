@@ -252,6 +252,7 @@ impl Store {
         }
         let mut obj = rt.decode(&name, body)?;
         stamp_type(rt, &mut obj);
+        resources::normalize(rt, &mut obj);
         resources::validate(rt, &name, &obj)?;
         if rt.namespaced {
             match self.get(resources::namespaces(), "", &ns) {
@@ -369,6 +370,7 @@ impl Store {
         sub: Sub,
     ) -> Result<Arc<Value>, ApiError> {
         stamp_type(rt, &mut new);
+        resources::normalize(rt, &mut new);
         match sub {
             Sub::Main if rt.status => match old.get("status") {
                 Some(s) => new["status"] = s.clone(),
