@@ -17,13 +17,19 @@ use k8s_openapi::api::core::v1::Event;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_xid79_recovery_example_runs_unchanged_on_kube() {
     let c = Cluster::start(2).await;
-    let (code, out) = c.gfi_run(&["examples/02_xid79_recovery.lua"]);
+    let (code, out) = c.gfi_run(&["--agent-access", "direct", "examples/02_xid79_recovery.lua"]);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("✓ check recovered within 15 minutes"), "{out}");
-    assert!(out.contains("uncordon-reason: Syslog-fatal-error-ruleset-removed"), "{out}");
+    assert!(
+        out.contains("uncordon-reason: Syslog-fatal-error-ruleset-removed"),
+        "{out}"
+    );
     // The line the agent wrote is the one the reactor detected, with the run's provenance.
     let kmsg = c.kmsg(0);
-    assert!(kmsg.contains("NVRM: Xid (PCI:") && kmsg.contains(", 79, "), "{kmsg}");
+    assert!(
+        kmsg.contains("NVRM: Xid (PCI:") && kmsg.contains("): 79, "),
+        "{kmsg}"
+    );
     assert!(kmsg.contains("name=gfi:"), "{kmsg}");
     // The injection left its trace on the Node.
     let events: Vec<Event> = c.double.list();
@@ -44,6 +50,8 @@ async fn the_xid79_recovery_example_runs_unchanged_on_kube() {
 async fn the_xid_sweep_script_runs_unchanged_on_kube() {
     let c = Cluster::start(1).await;
     let (code, out) = c.gfi_run(&[
+        "--agent-access",
+        "direct",
         "scripts/xid_sweep.lua",
         "--arg",
         "only=79,13",
@@ -74,7 +82,7 @@ async fn a_node_without_a_ready_agent_says_what_it_found() {
     let (code, out) = c.gfi_run(&[script.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{out}");
     assert!(
-        out.contains("ERR: node gpu-node-001: injecting is not possible now: its gfi agent is not Ready: gpu-fault-injector-kernel-00001 (Running, not Ready)"),
+        out.contains("ERR: inject_xid: node gpu-node-001: injecting is not possible now: its gfi agent is not Ready: gpu-fault-injector-kernel-00001 (Running, not Ready)"),
         "{out}"
     );
     assert_eq!(c.kmsg(0), "", "nothing was written");

@@ -64,7 +64,8 @@ fn shared_port(n: usize) -> u16 {
 }
 
 fn ago(secs: i64) -> String {
-    let t = k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(secs);
+    let t =
+        k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(secs);
     t.to_string()
 }
 
@@ -249,6 +250,9 @@ impl Cluster {
             .env("NO_COLOR", "1")
             .output()
             .expect("running gfi");
+        if std::env::var_os("GFI_E2E_VERBOSE").is_some() {
+            eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+        }
         (
             out.status.code(),
             String::from_utf8_lossy(&out.stdout).to_string()

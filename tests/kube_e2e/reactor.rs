@@ -55,22 +55,29 @@ pub fn start(client: kube::Client, nodes: Vec<(String, PathBuf)>) -> Reactor {
         let mut boot = 1u32;
         loop {
             for (i, (node, path)) in nodes.iter().enumerate() {
-                let Ok(bytes) = std::fs::read(path) else { continue };
+                let Ok(bytes) = std::fs::read(path) else {
+                    continue;
+                };
                 if bytes.len() <= offsets[i] {
                     continue;
                 }
                 let fresh = &bytes[offsets[i]..];
-                let Some(end) = fresh.iter().rposition(|b| *b == b'\n') else { continue };
+                let Some(end) = fresh.iter().rposition(|b| *b == b'\n') else {
+                    continue;
+                };
                 let chunk = fresh[..=end].to_vec();
                 offsets[i] += end + 1;
                 for line in chunk.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-                    let Some((entry, Some(m))) = detect::detect_write(line) else { continue };
+                    let Some((entry, Some(m))) = detect::detect_write(line) else {
+                        continue;
+                    };
                     let info = catalog::lookup_or_generic(m.xid);
                     let action = if m.xid == 154 {
                         detect::xid154_action(&entry.message)
                     } else {
                         info.default_action()
                     };
+                    let fatal = info.fatal();
                     tx.send_modify(|v| {
                         v.push(Reaction {
                             node: node.clone(),
@@ -80,7 +87,7 @@ pub fn start(client: kube::Client, nodes: Vec<(String, PathBuf)>) -> Reactor {
                     });
                     boot += 1;
                     if let Err(e) =
-                        react(&client, node, m.xid, action, &entry.message, boot).await
+                        react(&client, node, m.xid, fatal, action, &entry.message, boot).await
                     {
                         eprintln!("reactor: {node}: XID {}: {e}", m.xid);
                     }
@@ -96,21 +103,25 @@ async fn react(
     client: &kube::Client,
     node: &str,
     xid: u32,
+    fatal: bool,
     action: Action,
     message: &str,
     boot: u32,
 ) -> Result<(), kube::Error> {
     let nodes: Api<Node> = Api::all(client.clone());
     let pp = PatchParams::default();
-    if !action.is_fatal() {
-        // platform-connectors: a non-fatal XID is an Event on the Node.
+    if !fatal {
+        // platform-connectors: a non-fatal XID is an Event on the Node, its type the check's
+        // name (not Warning), as `createK8sEvent` makes it.
         let events: Api<Event> = Api::namespaced(client.clone(), "default");
         let ev: Event = serde_json::from_value(json!({
             "metadata": {"generateName": format!("{node}.")},
             "involvedObject": {"kind": "Node", "name": node, "uid": node, "apiVersion": "v1"},
-            "reason": keys::COND_XID, "type": "Warning",
+            "reason": keys::REASON_UNHEALTHY, "type": keys::COND_XID,
             "message": format!("ErrorCode:{xid} {message}"),
             "source": {"component": "syslog-health-monitor", "host": node},
+            "reportingComponent": "syslog-health-monitor",
+            "firstTimestamp": now(), "lastTimestamp": now(),
             "count": 1
         }))
         .unwrap();
@@ -126,7 +137,11 @@ async fn react(
     };
     step().await;
     nodes
-        .patch_status(node, &pp, &Patch::Strategic(condition("True", keys::REASON_UNHEALTHY)))
+        .patch_status(
+            node,
+            &pp,
+            &Patch::Strategic(condition("True", keys::REASON_UNHEALTHY)),
+        )
         .await?;
     step().await;
     nodes
@@ -185,7 +200,11 @@ async fn react(
     // fault-quarantine: healthy again after the new boot, uncordon.
     step().await;
     nodes
-        .patch_status(node, &pp, &Patch::Strategic(condition("False", keys::REASON_HEALTHY)))
+        .patch_status(
+            node,
+            &pp,
+            &Patch::Strategic(condition("False", keys::REASON_HEALTHY)),
+        )
         .await?;
     nodes
         .patch(
