@@ -69,6 +69,90 @@ async fn the_xid_sweep_script_runs_unchanged_on_kube() {
     );
 }
 
+/// Runs `args` with `--backend kube` on a fresh cluster of `nodes` nodes; must exit 0.
+async fn runs_on_kube(nodes: usize, args: &[&str]) -> (Cluster, String) {
+    let c = Cluster::start(nodes).await;
+    let (code, out) = c.gfi_run(args);
+    assert_eq!(code, Some(0), "gfi run {args:?}:\n{out}");
+    (c, out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn example_01_first_injection_on_kube() {
+    let (_c, out) = runs_on_kube(1, &["examples/01_first_injection.lua"]).await;
+    assert!(out.contains("cordoned after"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn example_03_nonfatal_xid_on_kube() {
+    let (_c, out) = runs_on_kube(2, &["examples/03_nonfatal_xid.lua", "--arg", "window=2s"]).await;
+    assert!(out.contains("✓ check an Event was recorded"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn example_04_malformed_line_on_kube() {
+    let (c, out) = runs_on_kube(4, &["examples/04_malformed_line.lua", "--arg", "window=2s"]).await;
+    assert!(out.contains("✓ check the unguarded line is not"), "{out}");
+    let seen = c.reactor.as_ref().unwrap().seen.borrow().clone();
+    assert_eq!(
+        seen.iter().map(|r| r.node.as_str()).collect::<Vec<_>>(),
+        ["gpu-node-003"],
+        "only the guarded line parses as NVSentinel parses: {seen:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn example_05_concurrent_faults_on_kube() {
+    let (_c, out) = runs_on_kube(
+        3,
+        &["examples/05_concurrent_faults.lua", "--arg", "hold=2s"],
+    )
+    .await;
+    assert!(out.contains("✓ check gpu-node-003 XID 74"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn example_06_checks_and_cleanup_on_kube() {
+    let (c, out) = runs_on_kube(
+        5,
+        &["examples/06_checks_and_cleanup.lua", "--arg", "hold=2s"],
+    )
+    .await;
+    assert!(
+        out.contains("✓ check XID 74 leaves the node cordoned"),
+        "{out}"
+    );
+    let node: k8s_openapi::api::core::v1::Node = c.double.get("", "gpu-node-005").unwrap();
+    assert_ne!(
+        node.spec.and_then(|s| s.unschedulable),
+        Some(true),
+        "the cleanup uncordoned the node"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn script_random_day_on_kube() {
+    let (_c, out) = runs_on_kube(
+        3,
+        &[
+            "--seed",
+            "42",
+            "scripts/random_day.lua",
+            "--arg",
+            "duration=20s",
+            "--arg",
+            "faults=4",
+            "--arg",
+            "hold=2s",
+        ],
+    )
+    .await;
+    assert!(
+        out.contains("✓ check every injected fault got the expected reaction"),
+        "{out}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_without_a_ready_agent_says_what_it_found() {
     let c = Cluster::start(1).await;

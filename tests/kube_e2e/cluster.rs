@@ -70,7 +70,8 @@ fn ago(secs: i64) -> String {
 }
 
 impl Cluster {
-    /// `n` GPU nodes with 2 GPUs each, an agent and a Ready syslog monitor on each.
+    /// `n` GPU nodes with 8 GPUs each (as the simulator's default cluster, which the examples
+    /// name), an agent and a Ready syslog monitor on each.
     pub async fn start(n: usize) -> Cluster {
         let double = KubeDouble::start().await;
         let dir = tempfile::tempdir().unwrap();
@@ -122,7 +123,7 @@ impl Cluster {
         std::fs::create_dir_all(&d).unwrap();
         gpu_fault_injector::node::testkit::write_gpu_tree(
             &d.join("proc"),
-            &gpu_fault_injector::node::testkit::fake_gpus(2),
+            &gpu_fault_injector::node::testkit::fake_gpus(8),
         )
         .unwrap();
         std::fs::write(d.join("kmsg"), b"").unwrap();
