@@ -171,3 +171,273 @@ async fn a_node_without_a_ready_agent_says_what_it_found() {
     );
     assert_eq!(c.kmsg(0), "", "nothing was written");
 }
+
+/// A plan that makes every kind of API call the kube backend has: nodes, node facts, GPUs, an
+/// injection (with its pre-flight and Event), the kernel log, a wait, pods, Events, the breaker
+/// and an uncordon.
+const EVERY_CALL: &str = r#"
+local n = assert(gpu_nodes())[1]
+assert(node_info(n))
+assert(#assert(gpus(n)) == 8)
+local f = assert(inject_xid(n, 1, 79))
+assert(#assert(kmsg_tail(n, { limit = 5 })) >= 1)
+assert(wait_cordoned(n, { timeout = "1m" }))
+assert(wait_uncordoned(n, { timeout = "1m" }))
+assert(pods(n))
+assert(events(n))
+assert(circuit_breaker())
+assert(uncordon(n))
+print("EVERY CALL MADE")
+"#;
+
+/// Whether a request is allowed by the ClusterRole, or by a Role of the request's namespace.
+fn allowed(
+    cluster: &[k8s_openapi::api::rbac::v1::PolicyRule],
+    roles: &[k8s_openapi::api::rbac::v1::Role],
+    r: &kube_double::RequestRecord,
+) -> bool {
+    kube_double::access::rbac_allows(cluster, r, false)
+        || roles.iter().any(|role| {
+            role.metadata.namespace.as_deref() == Some(r.namespace.as_str())
+                && kube_double::access::rbac_allows(role.rules.as_deref().unwrap_or(&[]), r, false)
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_roles_cover_exactly_the_calls_the_backend_makes() {
+    use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule, Role};
+    let text = std::fs::read_to_string("deploy/rbac.yaml").unwrap();
+    let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect();
+    let cluster_role: ClusterRole = docs
+        .iter()
+        .find(|d| d["kind"] == "ClusterRole")
+        .map(|d| serde_yaml::from_value(d.clone()).unwrap())
+        .unwrap();
+    let roles: Vec<Role> = docs
+        .iter()
+        .filter(|d| d["kind"] == "Role")
+        .map(|d| serde_yaml::from_value(d.clone()).unwrap())
+        .collect();
+    let cluster_rules = cluster_role.rules.clone().unwrap_or_default();
+
+    let c = Cluster::start(1).await;
+    let script = c.dir.path().join("every_call.lua");
+    std::fs::write(&script, EVERY_CALL).unwrap();
+    c.double.clear_requests();
+    let (code, out) = c.gfi_run(&[script.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("EVERY CALL MADE"), "{out}");
+    // The backend's requests, not the reactor's (the reactor plays NVSentinel with its own
+    // rights): the reactor only patches nodes' status, creates RebootNodes and Events of
+    // NVSentinel's.
+    let made: Vec<kube_double::RequestRecord> = c
+        .double
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            !(r.subresource == "status"
+                || r.resource == "rebootnodes" && r.verb == "create"
+                || r.verb == "patch" && r.body.contains("nvsentinel-state")
+                || r.verb == "create" && r.resource == "events" && !r.body.contains("XidInjected"))
+        })
+        .collect();
+    for r in &made {
+        assert!(
+            allowed(&cluster_rules, &roles, r),
+            "deploy/rbac.yaml does not allow a call the kube backend makes: {} {} {}/{} {:?}",
+            r.verb,
+            r.resource_path(),
+            r.namespace,
+            r.name,
+            r.group
+        );
+    }
+    // Nothing more: every verb of every rule is used by some call (watching RebootNodes is
+    // wait_remediation's, which this plan does not call).
+    let unused = |rules: &[PolicyRule], ns: Option<&str>| {
+        let mut out = Vec::new();
+        for rule in rules {
+            for verb in &rule.verbs {
+                for res in rule.resources.clone().unwrap_or_default() {
+                    let used = made.iter().any(|r| {
+                        r.verb == *verb
+                            && r.resource_path() == res
+                            && ns.is_none_or(|n| n == r.namespace)
+                    });
+                    if !used && res != "rebootnodes" {
+                        out.push(format!("{verb} {res} in {}", ns.unwrap_or("the cluster")));
+                    }
+                }
+            }
+        }
+        out
+    };
+    let mut extra = unused(&cluster_rules, None);
+    for role in &roles {
+        extra.extend(unused(
+            role.rules.as_deref().unwrap_or(&[]),
+            role.metadata.namespace.as_deref(),
+        ));
+    }
+    assert!(
+        extra.is_empty(),
+        "deploy/rbac.yaml grants what no call uses: {extra:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forbidden_pod_proxy_names_the_rule_to_grant() {
+    let c = Cluster::start(1).await;
+    c.double.forbid(
+        kube_double::Matcher::default()
+            .resource("pods")
+            .subresource("proxy"),
+    );
+    let script = c.dir.path().join("inject.lua");
+    std::fs::write(
+        &script,
+        "local f, err = inject_xid('gpu-node-001', 0, 79)\nassert(f == nil)\nprint('ERR: ' .. err)\n",
+    )
+    .unwrap();
+    let (code, out) = c.gfi_run(&[script.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("forbidden: pods \"gpu-fault-injector-kernel-00001\" is forbidden")
+            && out.contains(
+                "(grant create and get on pods/proxy in namespace fault-injection-system"
+            ),
+        "{out}"
+    );
+    assert_eq!(c.kmsg(0), "", "nothing was written");
+}
+
+/// In front of a real agent: the first injection is passed on (the line is written), but its
+/// answer is replaced by a 500, as when an agent fails after the write or a proxy drops the
+/// answer. Everything else passes through.
+async fn flaky_front(listen: std::net::SocketAddr, agent: std::net::SocketAddr) {
+    use axum::body::Body;
+    use http_body_util::BodyExt;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let failed_once = Arc::new(AtomicBool::new(false));
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Body>();
+    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let client = client.clone();
+        let failed_once = failed_once.clone();
+        async move {
+            let (mut parts, body) = req.into_parts();
+            let is_inject = parts.uri.path() == "/inject-xid";
+            let pq = parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_default();
+            parts.uri = format!("http://{agent}{pq}").parse().unwrap();
+            let bytes = body.collect().await.unwrap().to_bytes();
+            let resp = client
+                .request(http::Request::from_parts(parts, Body::from(bytes)))
+                .await
+                .unwrap();
+            if is_inject && !failed_once.swap(true, Ordering::SeqCst) {
+                return axum::response::Response::builder()
+                    .status(500)
+                    .header("content-type", "application/json")
+                    .body(Body::from(r#"{"detail":"the answer was lost"}"#))
+                    .unwrap();
+            }
+            let (p, b) = resp.into_parts();
+            axum::response::Response::from_parts(p, Body::new(b))
+        }
+    });
+    let l = tokio::net::TcpListener::bind(listen).await.unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_500_is_retried_with_the_same_fault_id_and_injects_once() {
+    let c = Cluster::start(1).await;
+    let front: std::net::SocketAddr = ([127, 0, 3, 2], c.port).into();
+    flaky_front(front, ([127, 0, 1, 2], c.port).into()).await;
+    c.set_pod_status(
+        AGENT_NS,
+        "gpu-fault-injector-kernel-00001",
+        Some("127.0.3.2".into()),
+        true,
+    );
+    let script = c.dir.path().join("inject.lua");
+    std::fs::write(
+        &script,
+        "local f = assert(inject_xid('gpu-node-001', 0, 79, {preflight = false}))\nprint('SEQ ' .. tostring(f.seq))\n",
+    )
+    .unwrap();
+    let (code, out) = c.gfi_run(&[script.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("SEQ "), "{out}");
+    assert_eq!(
+        c.kmsg(0).lines().count(),
+        1,
+        "one write, whatever the retries: {}",
+        c.kmsg(0)
+    );
+}
+
+/// A wait in progress when its watch is cut, and then finds its resourceVersion expired
+/// (410 Gone), still sees the cordon that comes after: kube-runtime's watcher re-lists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_survives_a_cut_watch_and_410_gone() {
+    use k8s_openapi::api::core::v1::{ConfigMap, Node};
+    use std::time::Duration;
+    let c = std::sync::Arc::new(Cluster::start(1).await);
+    let script = c.dir.path().join("wait.lua");
+    std::fs::write(
+        &script,
+        "local r = assert(wait_cordoned('gpu-node-001', { timeout = '60s' }))\nprint('CORDONED ' .. tostring(r.satisfied ~= false))\n",
+    )
+    .unwrap();
+    let run = c.gfi_run_in_background(&[script.to_str().unwrap()]);
+    c.double
+        .wait_for("the wait's node watch", Duration::from_secs(30), |v| {
+            v.open_watches("nodes") >= 1
+        })
+        .await;
+    let lists_before = c
+        .double
+        .requests()
+        .iter()
+        .filter(|r| r.resource == "nodes" && r.verb == "list")
+        .count();
+    c.double.cut_watches();
+    let cm: ConfigMap = serde_json::from_value(
+        serde_json::json!({"metadata": {"name": "bump", "namespace": "default"}}),
+    )
+    .unwrap();
+    c.double.create(&cm).unwrap();
+    c.double.compact();
+    c.double
+        .wait_for("a re-list after 410 Gone", Duration::from_secs(30), |v| {
+            v.requests()
+                .iter()
+                .filter(|r| r.resource == "nodes" && r.verb == "list")
+                .count()
+                > lists_before
+                && v.open_watches("nodes") >= 1
+        })
+        .await;
+    c.double
+        .patch::<Node>(
+            "",
+            "gpu-node-001",
+            kube_double::PatchType::Merge,
+            &serde_json::json!({"spec": {"unschedulable": true}}),
+        )
+        .unwrap();
+    let (code, out) = tokio::time::timeout(Duration::from_secs(90), run)
+        .await
+        .expect("gfi run ends")
+        .unwrap();
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("CORDONED true"), "{out}");
+}

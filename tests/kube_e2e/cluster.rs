@@ -262,6 +262,21 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// [`Cluster::gfi_run`] on a blocking thread, so a test can act on the cluster meanwhile.
+    pub fn gfi_run_in_background(
+        self: &std::sync::Arc<Self>,
+        extra: &[&str],
+    ) -> tokio::task::JoinHandle<(Option<i32>, String)> {
+        let c = self.clone();
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = extra.iter().map(String::as_str).collect();
+            c.gfi_run(&args)
+        })
+    }
+}
+
 /// Waits until something accepts connections on `addr`, or the process exits, or 30 s pass.
 async fn wait_listening(addr: SocketAddr, child: &mut Child) {
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -7,7 +7,8 @@
 //! (patches, the status subresource, creates), so the same reactor could play NVSentinel
 //! against a real kube-apiserver with no kubelet.
 //!
-//! It polls the files every few milliseconds: NVSentinel itself polls the journal.
+//! It polls the files every few milliseconds and reacts a second after a line lands, as
+//! NVSentinel's monitor finds lines at its next poll of the journal.
 
 use gpu_fault_injector::backend::keys;
 use gpu_fault_injector::xid::{Action, catalog, detect};
@@ -46,6 +47,9 @@ pub fn rebootnode_resource() -> ApiResource {
 }
 
 const STEP: Duration = Duration::from_millis(30);
+/// From the write to the first reaction: NVSentinel's monitor polls the journal (every 15 s
+/// by default); a second here keeps the tests quick and every stage after the injection.
+const DETECT: Duration = Duration::from_secs(1);
 
 /// Follows `nodes` (name, kmsg file) and reacts on `client`.
 pub fn start(client: kube::Client, nodes: Vec<(String, PathBuf)>) -> Reactor {
@@ -86,11 +90,17 @@ pub fn start(client: kube::Client, nodes: Vec<(String, PathBuf)>) -> Reactor {
                         })
                     });
                     boot += 1;
-                    if let Err(e) =
-                        react(&client, node, m.xid, fatal, action, &entry.message, boot).await
-                    {
-                        eprintln!("reactor: {node}: XID {}: {e}", m.xid);
-                    }
+                    let (client, node, message, xid) =
+                        (client.clone(), node.clone(), entry.message.clone(), m.xid);
+                    tokio::spawn(async move {
+                        // The monitor finds the line at its next poll, never at once.
+                        tokio::time::sleep(DETECT).await;
+                        if let Err(e) =
+                            react(&client, &node, xid, fatal, action, &message, boot).await
+                        {
+                            eprintln!("reactor: {node}: XID {xid}: {e}");
+                        }
+                    });
                 }
             }
             tokio::time::sleep(STEP).await;
