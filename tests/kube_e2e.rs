@@ -304,7 +304,7 @@ async fn a_forbidden_pod_proxy_names_the_rule_to_grant() {
     let (code, out) = c.gfi_run(&[script.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{out}");
     assert!(
-        out.contains("forbidden: pods \"gpu-fault-injector-kernel-00001\" is forbidden")
+        out.contains("forbidden: pods \"gpu-fault-injector-kernel-00001:")
             && out.contains(
                 "(grant create and get on pods/proxy in namespace fault-injection-system"
             ),
