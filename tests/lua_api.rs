@@ -20,6 +20,12 @@ function expect_error(f, needle)
   assert(text:find(needle, 1, true), ("error %q does not contain %q"):format(text, needle))
   return text
 end
+-- An RFC 3339 time of the run's clock as run seconds (the run starts 2026-01-01T00:00:00Z).
+function run_time_of(t)
+  local y, mo, d, h, mi, s = t:match("^(%d+)-(%d+)-(%d+)T(%d+):(%d+):([%d.]+)Z$")
+  assert(y == "2026" and mo == "01", "expected a time in January 2026, got " .. tostring(t))
+  return ((tonumber(d) - 1) * 24 + tonumber(h)) * 3600 + tonumber(mi) * 60 + tonumber(s)
+end
 "#;
 
 struct Outcome {
@@ -119,6 +125,10 @@ lua_tests!(
     janitor_exclusions_reject_the_rebootnode,
     without_a_datastore_nothing_acts,
     datastore_ids_shape_the_cr_names,
+    wait_remediation,
+    wait_remediation_manual_mode,
+    wait_drained,
+    heal,
     manual_mode,
     tasks,
     sandbox,

@@ -657,15 +657,15 @@ impl Backend for SimBackend {
         let mut st = self.lock();
         let i = Self::node_index(&st, node)?;
         let uncordoned = st.nodes[i].unschedulable;
-        let taints = st.taints_applied_by_quarantine(i);
+        let removed_taints: Vec<Taint> = st
+            .taints_applied_by_quarantine(i)
+            .into_iter()
+            .filter(|t| st.nodes[i].taints.contains(t))
+            .collect();
         if uncordoned || st.nodes[i].quarantine.is_some() {
             st.manual_uncordon(i, now);
         }
         let n = &mut st.nodes[i];
-        let removed_taints: Vec<Taint> = taints
-            .into_iter()
-            .filter(|t| n.taints.contains(t))
-            .collect();
         n.taints.retain(|t| !removed_taints.contains(t));
         let mut removed_labels = Vec::new();
         for k in HEAL_LABELS {
