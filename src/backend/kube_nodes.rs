@@ -261,6 +261,7 @@ pub fn event_info(e: &Event) -> KubeEventInfo {
         message: e.message.clone().unwrap_or_default(),
         source,
         time,
+        count: e.count.unwrap_or(1).max(1) as u32,
     }
 }
 
