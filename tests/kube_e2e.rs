@@ -5,7 +5,6 @@
 
 #[path = "kube_e2e/cluster.rs"]
 mod cluster;
-#[allow(dead_code)]
 #[path = "kube_double/mod.rs"]
 mod kube_double;
 #[path = "kube_e2e/reactor.rs"]
@@ -440,4 +439,57 @@ async fn a_wait_survives_a_cut_watch_and_410_gone() {
         .unwrap();
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("CORDONED true"), "{out}");
+}
+
+/// wait_drained, wait_remediation and heal on kube, as on sim.
+const DRAIN_REMEDIATE_HEAL: &str = r#"
+local n = node("gpu-node-001")
+local fault = assert(inject_xid(n, 0, 79))
+local d = assert(wait_drained(n, { since = fault, timeout = "1m" }))
+print("EVICTED " .. #d.evicted .. " " .. d.evicted[1].namespace .. "/" .. d.evicted[1].name)
+local r = assert(wait_remediation(n, { since = fault, timeout = "1m" }))
+print("CR " .. r.kind .. " " .. r.name .. " NodeReady=" .. r.conditions.NodeReady.status)
+assert(wait_uncordoned(n, { timeout = "1m" }))
+-- creationTimestamp has whole seconds: a CR of the same second as `since` counts.
+sleep(1.5)
+local none, msg = wait_remediation(n, { since = now(), timeout = "1s" })
+assert(none == nil)
+print("NONE " .. msg)
+assert(inject_xid(n, 1, 74))
+assert(wait_state(n, "remediation-failed", { timeout = "1m" }))
+local h = assert(heal(n))
+print("HEALED " .. tostring(h.uncordoned) .. " " .. table.concat(h.removed_labels, ","))
+assert(not n:cordoned() and n:labels()["dgxc.nvidia.com/nvsentinel-state"] == nil)
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_remediation_and_heal_on_kube() {
+    let c = Cluster::start(1).await;
+    c.double.ensure_namespace("ml");
+    c.add_pod(
+        "ml",
+        "trainer-0",
+        "gpu-node-001",
+        serde_json::json!({"app": "trainer"}),
+        Some("10.0.0.9".into()),
+        true,
+    );
+    let script = c.dir.path().join("drh.lua");
+    std::fs::write(&script, DRAIN_REMEDIATE_HEAL).unwrap();
+    let (code, out) = c.gfi_run(&[script.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("EVICTED 1 ml/trainer-0"), "{out}");
+    assert!(
+        out.contains("CR RebootNode maintenance-gpu-node-001-"),
+        "{out}"
+    );
+    assert!(out.contains("NodeReady=True"), "{out}");
+    assert!(
+        out.contains("NONE wait_remediation: gpu-node-001 not RebootNode complete within 1s"),
+        "{out}"
+    );
+    assert!(
+        out.contains("HEALED true k8saas.nvidia.com/cordon-by,k8saas.nvidia.com/uncordon-by,k8saas.nvidia.com/uncordon-reason,dgxc.nvidia.com/nvsentinel-state"),
+        "{out}"
+    );
 }

@@ -8,11 +8,13 @@ use super::node_agent::NodeAgent;
 use super::node_watch::NodeWatch;
 use super::pods_by_node::PodsByNode;
 use super::preflight;
+use super::reboot_watch::RebootWatch;
 use super::{
     Backend, BackendError, BackendResult, BreakerStatus, EventHub, FaultRecord, GpuInfo,
     InjectRequest, KubeEventInfo, LabelSelector, NodeInfo, NodePredicate, Observer, PodInfo,
     Subscription, TailOptions, WaitOutcome,
 };
+use super::{DrainOutcome, DrainScope, HealReport, MaintenanceInfo, RemediationOutcome, WaitSince};
 use crate::kmsg::KmsgRecord;
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -119,6 +121,8 @@ pub struct ClusterBackend<A: NodeAgent> {
     monitors: OnceCell<PodsByNode>,
     /// What `nodes()` lists without a selector of its own.
     node_selector: Option<LabelSelector>,
+    /// NVSentinel's RebootNodes, for `wait_remediation`.
+    reboots: OnceCell<RebootWatch>,
 }
 
 /// A namespace name as Kubernetes accepts it (a DNS label), or the chart's default.
@@ -165,6 +169,7 @@ impl<A: NodeAgent> ClusterBackend<A> {
             nvsentinel_namespace,
             monitors: OnceCell::new(),
             node_selector: None,
+            reboots: OnceCell::new(),
         })
     }
 
@@ -323,6 +328,59 @@ impl<A: NodeAgent> Backend for ClusterBackend<A> {
             .nodes
             .events(node)
             .await
+    }
+
+    async fn wait_remediation(
+        &self,
+        node: &str,
+        window: &WaitSince,
+        timeout: Duration,
+    ) -> BackendResult<RemediationOutcome> {
+        let k = self.connected("waiting for a RebootNode").await?;
+        // An unknown node is the script's mistake, not a wait that times out.
+        k.watch.facts(node).await?;
+        let watch = self
+            .reboots
+            .get_or_init(|| async { RebootWatch::new(k.nodes.client().clone(), k.nodes.server()) })
+            .await;
+        // creationTimestamp has whole seconds: a CR made in the injection's second counts.
+        let since = window.since.map(|t| t.timestamp());
+        let (satisfied, cr) = watch
+            .wait(
+                node,
+                timeout,
+                |crs| {
+                    crs.iter()
+                        .find(|m| {
+                            since.is_none_or(|s| {
+                                chrono::DateTime::parse_from_rfc3339(&m.created)
+                                    .is_ok_and(|c| c.timestamp() >= s)
+                            })
+                        })
+                        .cloned()
+                },
+                MaintenanceInfo::completed,
+            )
+            .await?;
+        Ok(RemediationOutcome { satisfied, cr })
+    }
+
+    async fn wait_drained(
+        &self,
+        node: &str,
+        scope: &DrainScope,
+        window: &WaitSince,
+        timeout: Duration,
+    ) -> BackendResult<DrainOutcome> {
+        let k = self.connected("waiting for a drain").await?;
+        k.watch.facts(node).await?;
+        super::drain_watch::wait_drained(&k.nodes, node, scope, window, timeout).await
+    }
+
+    async fn heal(&self, node: &str) -> BackendResult<HealReport> {
+        let report = self.connected("healing").await?.nodes.heal(node).await?;
+        self.target(node, Some(&report.node)).await;
+        Ok(report)
     }
 
     async fn circuit_breaker(&self) -> BackendResult<BreakerStatus> {

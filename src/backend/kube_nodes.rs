@@ -490,6 +490,87 @@ impl KubeNodes {
             })
     }
 
+    /// Undoes NVSentinel's quarantine marks on a node as an operator would (see
+    /// [`super::heal`]): one merge patch, made against the version read, so a change in
+    /// between is not overwritten (a conflict is read again and retried).
+    pub async fn heal(&self, name: &str) -> BackendResult<super::HealReport> {
+        for _ in 0..3 {
+            let n = match self.nodes().get(name).await {
+                Ok(n) => n,
+                Err(e) if is_not_found(&e) => return Err(self.not_found(name).await),
+                Err(e) => return Err(self.api_error(Some(name), "healing", e)),
+            };
+            let before = node_info(&n);
+            let removed_labels: Vec<String> = super::heal::LABELS
+                .iter()
+                .filter(|k| before.labels.contains_key(**k))
+                .map(|k| k.to_string())
+                .collect();
+            let removed_annotations: Vec<String> = super::heal::ANNOTATIONS
+                .iter()
+                .filter(|k| before.annotations.contains_key(**k))
+                .map(|k| k.to_string())
+                .collect();
+            let applied = super::heal::applied_taints(&before.annotations);
+            let removed_taints: Vec<super::Taint> = before
+                .taints
+                .iter()
+                .filter(|t| applied.contains(t))
+                .cloned()
+                .collect();
+            let mut patch = json!({
+                "metadata": {"resourceVersion": n.metadata.resource_version},
+                "spec": {"unschedulable": false},
+            });
+            for k in &removed_labels {
+                patch["metadata"]["labels"][k] = serde_json::Value::Null;
+            }
+            for k in &removed_annotations {
+                patch["metadata"]["annotations"][k] = serde_json::Value::Null;
+            }
+            if !removed_taints.is_empty() {
+                let kept: Vec<&k8s_openapi::api::core::v1::Taint> = n
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.taints.as_ref())
+                    .map(|ts| {
+                        ts.iter()
+                            .filter(|t| {
+                                !removed_taints.iter().any(|r| {
+                                    r.key == t.key && r.effect == t.effect && r.value == t.value
+                                })
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                patch["spec"]["taints"] = serde_json::to_value(kept).unwrap_or_default();
+            }
+            match self
+                .nodes()
+                .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(after) => {
+                    return Ok(super::HealReport {
+                        uncordoned: before.unschedulable,
+                        removed_labels,
+                        removed_annotations,
+                        removed_taints,
+                        left: super::heal::LEAVES.iter().map(|s| s.to_string()).collect(),
+                        node: node_info(&after),
+                    });
+                }
+                Err(kube::Error::Api(s)) if s.code == 409 => continue,
+                Err(e) => return Err(self.api_error(Some(name), "healing", e)),
+            }
+        }
+        Err(BackendError::failed(
+            Some(name),
+            "healing",
+            "the node kept changing under three attempts (409 Conflict); try again",
+        ))
+    }
+
     pub async fn uncordon(&self, name: &str) -> BackendResult<NodeInfo> {
         let patch = json!({ "spec": { "unschedulable": false } });
         match self

@@ -29,6 +29,9 @@ pub mod keys {
     pub const NVSENTINEL: &str = "NVSentinel";
     /// Set by fault-quarantine when the node was already cordoned: it never uncordons it.
     pub const ANN_CORDON_PRE_EXISTING: &str = "quarantineHealthEventCordonPreExisting";
+    /// node-drainer's `systemNamespaces` default (the chart's): never drained.
+    pub const SYSTEM_NAMESPACES: &str =
+        "^(nvsentinel|kube-system|gpu-operator|gmp-system|network-operator|skyhook)$";
     /// Opt-out labels: fault-quarantine ignores every health event of a node with either
     /// set to `false`.
     pub const MANAGED_BY_NVSENTINEL: &str = "k8saas.nvidia.com/ManagedByNVSentinel";

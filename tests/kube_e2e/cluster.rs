@@ -202,8 +202,14 @@ impl Cluster {
         ip: Option<String>,
         ready: bool,
     ) {
+        // The agents and monitors are DaemonSet pods, as on a cluster (node-drainer skips them).
+        let owners = if ns == AGENT_NS || ns == NVSENTINEL_NS {
+            json!([{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "ds", "uid": format!("uid-{ns}"), "controller": true}])
+        } else {
+            json!([])
+        };
         let pod: Pod = serde_json::from_value(json!({
-            "metadata": {"name": name, "namespace": ns, "labels": labels},
+            "metadata": {"name": name, "namespace": ns, "labels": labels, "ownerReferences": owners},
             "spec": {"nodeName": node, "containers": [{"name": "c", "image": "gfi"}]}
         }))
         .unwrap();

@@ -12,7 +12,7 @@
 
 use gpu_fault_injector::backend::keys;
 use gpu_fault_injector::xid::{Action, catalog, detect};
-use k8s_openapi::api::core::v1::{Event, Node};
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::json;
@@ -164,10 +164,11 @@ async fn react(
             })),
         )
         .await?;
-    for state in ["draining", "drain-succeeded"] {
-        step().await;
-        set_state(&nodes, node, state).await?;
-    }
+    step().await;
+    set_state(&nodes, node, "draining").await?;
+    evict(client, node).await?;
+    step().await;
+    set_state(&nodes, node, "drain-succeeded").await?;
     step().await;
     if !action.reboots() {
         return set_state(&nodes, node, "remediation-failed").await;
@@ -230,6 +231,34 @@ async fn react(
             })),
         )
         .await?;
+    Ok(())
+}
+
+/// node-drainer: the node's pods go, but not the system namespaces' or DaemonSets'. (With no
+/// kubelet to confirm, a deletion with grace period 0 is what removes a bound pod.)
+async fn evict(client: &kube::Client, node: &str) -> Result<(), kube::Error> {
+    let pods: Api<Pod> = Api::all(client.clone());
+    let system = regex::Regex::new(keys::SYSTEM_NAMESPACES).unwrap();
+    let on_node = pods
+        .list(&kube::api::ListParams::default().fields(&format!("spec.nodeName={node}")))
+        .await?;
+    for p in on_node.items {
+        let ns = p.metadata.namespace.clone().unwrap_or_default();
+        let daemonset = p
+            .metadata
+            .owner_references
+            .as_ref()
+            .is_some_and(|os| os.iter().any(|o| o.kind == "DaemonSet"));
+        if system.is_match(&ns) || daemonset {
+            continue;
+        }
+        let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
+        api.delete(
+            p.metadata.name.as_deref().unwrap_or_default(),
+            &kube::api::DeleteParams::default().grace_period(0),
+        )
+        .await?;
+    }
     Ok(())
 }
 
