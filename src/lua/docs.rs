@@ -141,6 +141,8 @@ pub const DOCS: &[Doc] = &[
             "gpu: a Gpu, an index, a PCI address or a UUID.",
             "opts.style: \"driver\" (default: the real driver's format, guarded against journald's identifier stripping), \"seed\" (the seed injector's exact line) or \"unguarded\" (a line NVSentinel never sees).",
             "opts.text, opts.pid, opts.process_name (default `gfi:<run-id>`, the provenance marker), opts.channel, opts.level (0-7), opts.id (fault id).",
+            "opts.preflight (default true): on a real cluster, first check that NVSentinel would see the line (the node is not opted out, its syslog monitor is Ready and has polled once) and return nil, err saying what was found if not; false injects anyway.",
+            "On a real cluster every injection is also recorded as a Warning Event `XidInjected` on the Node; one that cannot be recorded is a warning in the journal, not a failure.",
             "Raises on a wrong argument, an unknown node or GPU, an XID outside 1..1000 or an unsafe line; returns nil, err when the backend could not write (a rebooting node).",
         ],
         example: "local f = assert(inject_xid(\"gpu-node-001\", 0, 79))\nprint(f.line)",
