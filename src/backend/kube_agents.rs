@@ -450,7 +450,7 @@ impl KubeAgents {
                     .client()
                     .send(req)
                     .await
-                    .map_err(|e| unreachable(e.to_string()))?;
+                    .map_err(|e| unreachable(super::kube_nodes::error_chain(&e)))?;
                 let status = resp.status();
                 let body = Limited::new(resp.into_body(), MAX_ANSWER)
                     .collect()
@@ -474,7 +474,7 @@ impl KubeAgents {
                     .direct
                     .request(req)
                     .await
-                    .map_err(|e| unreachable(error_chain(&e)))?;
+                    .map_err(|e| unreachable(super::kube_nodes::error_chain(&e)))?;
                 let status = resp.status();
                 let body = Limited::new(resp.into_body(), MAX_ANSWER)
                     .collect()
@@ -618,17 +618,6 @@ fn first_token(text: &str) -> Option<String> {
         .map(str::trim)
         .find(|l| !l.is_empty() && !l.starts_with('#'))
         .map(str::to_string)
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
 }
 
 fn query(pairs: &[(&str, String)]) -> String {

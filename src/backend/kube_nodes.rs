@@ -206,7 +206,7 @@ pub fn api_error_needing(
             node,
             what,
             target,
-            reason: e.to_string(),
+            reason: error_chain(&e),
         },
         other => BackendError::Failed {
             node,
@@ -214,6 +214,22 @@ pub fn api_error_needing(
             reason: other.to_string(),
         },
     }
+}
+
+/// An error with its causes ("client error (Connect): tcp connect error: Connection refused"):
+/// the cause is what a person acts on.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        src = c.source();
+    }
+    s
 }
 
 fn is_not_found(e: &kube::Error) -> bool {
