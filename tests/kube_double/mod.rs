@@ -32,7 +32,8 @@
 //!
 //! **What it does not.** No discovery (`/api`, `/apis`): kube-rs's typed `Api` and a
 //! dynamic `Api` with a known `ApiResource` never call it; `/version` is served. No
-//! server-side apply (415), no `deletecollection`, no `dryRun`, no `managedFields`, no
+//! server-side apply (415), no `deletecollection`, no `dryRun` (400, so nothing is written by
+//! mistake), no `managedFields`, no
 //! `Warning` headers for pruned fields, no events.k8s.io/v1 (kube-runtime's `Recorder`
 //! writes there), no admission beyond the namespace lifecycle (no ServiceAccount admission:
 //! a bare API server without the controller-manager refuses Pods whose `default`
@@ -470,7 +471,8 @@ impl KubeDouble {
     }
 
     /// Waits until `cond` holds, re-reading on every change to the objects, the request log
-    /// or the open watches; panics naming `what` at the deadline.
+    /// or the open watches; panics naming `what` at the deadline. `cond` runs with the
+    /// double's state locked: it reads through its [`View`], never through `self`.
     pub async fn wait_for(&self, what: &str, deadline: Duration, cond: impl Fn(&View) -> bool) {
         if let Err(e) = self.try_wait_for(what, deadline, cond).await {
             panic!("{e}");
