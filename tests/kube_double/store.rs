@@ -633,13 +633,17 @@ const FEED_CAPACITY: usize = 16_384;
 /// watchers that may see it (1,000 per-node watches do not all wake for every change).
 const INDEXED: [&str; 2] = ["metadata.name", "spec.nodeName"];
 
+/// Watchers by id.
+type Senders = HashMap<u64, mpsc::Sender<Arc<Change>>>;
+
 #[derive(Default)]
 struct Registry {
-    all: HashMap<u64, mpsc::Sender<Arc<Change>>>,
-    keyed: HashMap<(&'static str, String), HashMap<u64, mpsc::Sender<Arc<Change>>>>,
+    all: Senders,
+    /// By (indexed field, the value a watcher's selector requires).
+    keyed: HashMap<(&'static str, String), Senders>,
 }
 
-fn feed(senders: &mut HashMap<u64, mpsc::Sender<Arc<Change>>>, change: &Arc<Change>) {
+fn feed(senders: &mut Senders, change: &Arc<Change>) {
     senders.retain(|_, tx| tx.try_send(change.clone()).is_ok());
 }
 
