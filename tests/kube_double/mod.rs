@@ -45,6 +45,15 @@
 //! one connection per proxied request; a named proxy port is refused with 503 (it crashed
 //! the real server's request). Bookmarks default to one a minute as the real server's do;
 //! `set_bookmark_interval` changes that.
+//!
+//! **Scale.** A change reaches only the watchers of its type whose selector may see it
+//! (watchers requiring one `metadata.name` or `spec.nodeName` are indexed by it), so 1,000
+//! per-node watches cost nothing per unrelated change; lists scan their type's table once.
+//!
+//! **Worth knowing when testing through it.** kube's client retries 429, 503 and 504 by
+//! default (up to 15 times, from 5 ms doubling, honouring `Retry-After`): an injected 429, a
+//! proxied pod that refuses connections (503) or a list ahead of the store (504) is retried
+//! unless the client's `default_retry` is off.
 
 #![allow(dead_code)]
 
