@@ -126,10 +126,20 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
             let o = options("kmsg_tail", 2, &opts, &["grep", "since", "limit"])?;
             let tail = TailOptions {
                 grep: opt_string("kmsg_tail", &o, "grep")?,
-                since_seq: opt_integer("kmsg_tail", &o, "since")?.map(|s| s.max(0) as u64),
+                // The bounds of the agent's `GET /kmsg`, so a script behaves alike everywhere.
+                since_seq: match opt_integer("kmsg_tail", &o, "since")? {
+                    Some(s) if s < 0 => {
+                        return Err(err(format!(
+                            "kmsg_tail: option 'since' must be a kmsg sequence number (0 or more), got {s}"
+                        )));
+                    }
+                    s => s.map(|s| s as u64),
+                },
                 limit: match opt_integer("kmsg_tail", &o, "limit")? {
-                    Some(l) if l < 0 => {
-                        return Err(err("kmsg_tail: option 'limit' must be 0 or more"));
+                    Some(l) if !(1..=10_000).contains(&l) => {
+                        return Err(err(format!(
+                            "kmsg_tail: option 'limit' must be 1-10000, got {l}"
+                        )));
                     }
                     Some(l) => Some(l as usize),
                     None => Some(50),
@@ -165,6 +175,47 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
                 serde_json::Value::Null,
             );
             one(&lua, node_facts(&lua, &info)?)
+        })?,
+    )?;
+
+    set_fn(
+        lua,
+        gfi,
+        "heal",
+        lua.create_async_function(|lua, v: Value| async move {
+            let ctx = Ctx::get(&lua)?;
+            let name = node_name("heal", 1, &v)?;
+            let report = ask!(&lua, "heal", Some(&name), ctx.backend.heal(&name).await);
+            let mut removed: Vec<String> = report.removed_labels.clone();
+            removed.extend(report.removed_annotations.iter().cloned());
+            removed.extend(report.removed_taints.iter().map(|t| format!("taint {}", t.key)));
+            ctx.journal.record(
+                crate::journal::EntryKind::Heal,
+                Some(&name),
+                format!(
+                    "healed by the script: {}{}",
+                    if report.uncordoned { "uncordoned" } else { "was schedulable" },
+                    if removed.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; removed {}", removed.join(", "))
+                    }
+                ),
+                serde_json::json!({
+                    "uncordoned": report.uncordoned,
+                    "removed_labels": report.removed_labels,
+                    "removed_annotations": report.removed_annotations,
+                    "removed_taints": report.removed_taints,
+                }),
+            );
+            let t = lua.create_table()?;
+            t.set("uncordoned", report.uncordoned)?;
+            t.set("removed_labels", to_lua(&lua, &report.removed_labels)?)?;
+            t.set("removed_annotations", to_lua(&lua, &report.removed_annotations)?)?;
+            t.set("removed_taints", to_lua(&lua, &report.removed_taints)?)?;
+            t.set("left", to_lua(&lua, &report.left)?)?;
+            t.set("node", node_facts(&lua, &report.node)?)?;
+            one(&lua, t)
         })?,
     )?;
 
