@@ -55,8 +55,6 @@
 //! proxied pod that refuses connections (503) or a list ahead of the store (504) is retried
 //! unless the client's `default_retry` is off.
 
-#![allow(dead_code)]
-
 pub mod access;
 pub mod patch;
 mod proxy;
