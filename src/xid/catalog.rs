@@ -184,11 +184,7 @@ impl XidInfo {
         } else {
             &self.description
         };
-        if text.is_empty() {
-            &self.mnemonic
-        } else {
-            text
-        }
+        if text.is_empty() { &self.mnemonic } else { text }
     }
 }
 
