@@ -1,6 +1,7 @@
 //! The Kubernetes API server double (`tests/kube_double/`), exercised through the real
 //! `kube::Client` and kube-runtime's `watcher`: what code tested against it relies on.
 
+#[allow(dead_code)]
 #[path = "kube_double/mod.rs"]
 mod kube_double;
 

@@ -3,6 +3,7 @@
 //! times out, pods, uncordon, a node that does not exist, the node's Events and NVSentinel's
 //! circuit breaker.
 
+#[allow(dead_code)]
 #[path = "kube_double/mod.rs"]
 mod kube_double;
 

@@ -32,7 +32,8 @@
 //!
 //! **What it does not.** No discovery (`/api`, `/apis`): kube-rs's typed `Api` and a
 //! dynamic `Api` with a known `ApiResource` never call it; `/version` is served. No
-//! server-side apply (415), no `deletecollection`, no `dryRun`, no `managedFields`, no
+//! server-side apply (415), no `deletecollection`, no `dryRun` (400, so nothing is written by
+//! mistake), no `managedFields`, no
 //! `Warning` headers for pruned fields, no events.k8s.io/v1 (kube-runtime's `Recorder`
 //! writes there), no admission beyond the namespace lifecycle (no ServiceAccount admission:
 //! a bare API server without the controller-manager refuses Pods whose `default`
@@ -44,8 +45,15 @@
 //! one connection per proxied request; a named proxy port is refused with 503 (it crashed
 //! the real server's request). Bookmarks default to one a minute as the real server's do;
 //! `set_bookmark_interval` changes that.
-
-#![allow(dead_code)]
+//!
+//! **Scale.** A change reaches only the watchers of its type whose selector may see it
+//! (watchers requiring one `metadata.name` or `spec.nodeName` are indexed by it), so 1,000
+//! per-node watches cost nothing per unrelated change; lists scan their type's table once.
+//!
+//! **Worth knowing when testing through it.** kube's client retries 429, 503 and 504 by
+//! default (up to 15 times, from 5 ms doubling, honouring `Retry-After`): an injected 429, a
+//! proxied pod that refuses connections (503) or a list ahead of the store (504) is retried
+//! unless the client's `default_retry` is off.
 
 pub mod access;
 pub mod patch;
@@ -470,7 +478,8 @@ impl KubeDouble {
     }
 
     /// Waits until `cond` holds, re-reading on every change to the objects, the request log
-    /// or the open watches; panics naming `what` at the deadline.
+    /// or the open watches; panics naming `what` at the deadline. `cond` runs with the
+    /// double's state locked: it reads through its [`View`], never through `self`.
     pub async fn wait_for(&self, what: &str, deadline: Duration, cond: impl Fn(&View) -> bool) {
         if let Err(e) = self.try_wait_for(what, deadline, cond).await {
             panic!("{e}");

@@ -164,9 +164,14 @@ impl FieldSelector {
 
     /// The value of `metadata.name=` when the selector names one object.
     pub fn name(&self) -> Option<&str> {
+        self.equal_to("metadata.name")
+    }
+
+    /// The value `label` must equal, when the selector requires one.
+    pub fn equal_to(&self, label: &str) -> Option<&str> {
         self.0
             .iter()
-            .find(|(l, eq, _)| *eq && l == "metadata.name")
+            .find(|(l, eq, _)| *eq && l == label)
             .map(|(_, _, v)| v.as_str())
     }
 

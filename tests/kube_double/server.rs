@@ -562,7 +562,7 @@ async fn open_watch(
     if !rv.is_empty() && rv != "0" {
         reach(sh, parse_rv(rv)?).await?;
     }
-    let store = sh.lock_store();
+    let mut store = sh.lock_store();
     let at = store.rv();
     let (mut lines, changes) = if rv.is_empty() || rv == "0" || initial {
         store.watch_with_state(rt, &filter)

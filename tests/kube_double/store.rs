@@ -8,10 +8,11 @@ use super::selectors::Filter;
 use super::status::ApiError;
 use serde_json::{Value, json};
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
 use std::sync::Arc;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{mpsc, watch};
 
 /// (namespace, or "" for cluster-scoped objects; name)
 pub type Key = (String, String);
@@ -80,7 +81,8 @@ pub struct Store {
     /// The oldest resourceVersion a watch may start from or a snapshot be rebuilt at.
     floor: u64,
     seq: u64,
-    pub changes: broadcast::Sender<Arc<Change>>,
+    watchers: Vec<Registry>,
+    next_watcher: u64,
     epoch: Arc<watch::Sender<u64>>,
 }
 
@@ -106,7 +108,6 @@ pub struct Page {
 
 impl Store {
     pub fn new(epoch: Arc<watch::Sender<u64>>, history_cap: usize) -> Store {
-        let (changes, _) = broadcast::channel(65_536);
         let mut s = Store {
             rv: 0,
             tables: TYPES.iter().map(|_| BTreeMap::new()).collect(),
@@ -114,7 +115,8 @@ impl Store {
             history_cap,
             floor: 0,
             seq: 0,
-            changes,
+            watchers: TYPES.iter().map(|_| Registry::default()).collect(),
+            next_watcher: 0,
             epoch,
         };
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
@@ -183,7 +185,7 @@ impl Store {
                 self.floor = c.rv;
             }
         }
-        let _ = self.changes.send(change);
+        self.dispatch(rt, &change);
         self.epoch.send_modify(|e| *e += 1);
         obj
     }
@@ -586,18 +588,18 @@ impl Store {
     /// The lines a watch from `from` (exclusive) starts with, and the receiver of what follows;
     /// `Err`: `from` is older than the history holds.
     pub fn watch_from(
-        &self,
+        &mut self,
         rt: &ResourceType,
         filter: &Filter,
         from: u64,
-    ) -> Result<(Vec<String>, broadcast::Receiver<Arc<Change>>), ApiError> {
+    ) -> Result<(Vec<String>, Feed), ApiError> {
         if from < self.floor {
             return Err(ApiError::gone(format!(
                 "too old resource version: {from} ({})",
                 self.floor
             )));
         }
-        let rx = self.changes.subscribe();
+        let rx = self.register(rt, filter);
         let skip = self.history.partition_point(|c| c.rv <= from);
         let lines = self
             .history
@@ -610,18 +612,80 @@ impl Store {
 
     /// Synthetic ADDED lines for every object that matches now, and the receiver of what
     /// follows (a watch with no resourceVersion, with "0", or with `sendInitialEvents`).
-    pub fn watch_with_state(
-        &self,
-        rt: &ResourceType,
-        filter: &Filter,
-    ) -> (Vec<String>, broadcast::Receiver<Arc<Change>>) {
-        let rx = self.changes.subscribe();
+    pub fn watch_with_state(&mut self, rt: &ResourceType, filter: &Filter) -> (Vec<String>, Feed) {
+        let rx = self.register(rt, filter);
         let lines = self.tables[rt.index]
             .values()
             .filter(|v| filter.matches(rt, v))
             .map(|v| event_line("ADDED", &v.to_string()))
             .collect();
         (lines, rx)
+    }
+}
+
+/// What a watcher receives: the changes its filter may see, in order. The sender is dropped
+/// when the watcher falls too far behind; the stream then ends and the client watches again.
+pub type Feed = mpsc::Receiver<Arc<Change>>;
+
+const FEED_CAPACITY: usize = 16_384;
+
+/// Fields a watcher's equality selector is indexed by, so that a change reaches only the
+/// watchers that may see it (1,000 per-node watches do not all wake for every change).
+const INDEXED: [&str; 2] = ["metadata.name", "spec.nodeName"];
+
+/// Watchers by id.
+type Senders = HashMap<u64, mpsc::Sender<Arc<Change>>>;
+
+#[derive(Default)]
+struct Registry {
+    all: Senders,
+    /// By (indexed field, the value a watcher's selector requires).
+    keyed: HashMap<(&'static str, String), Senders>,
+}
+
+fn feed(senders: &mut Senders, change: &Arc<Change>) {
+    senders.retain(|_, tx| tx.try_send(change.clone()).is_ok());
+}
+
+impl Store {
+    fn register(&mut self, rt: &ResourceType, filter: &Filter) -> Feed {
+        let (tx, rx) = mpsc::channel(FEED_CAPACITY);
+        self.next_watcher += 1;
+        let id = self.next_watcher;
+        let reg = &mut self.watchers[rt.index];
+        let key = INDEXED
+            .iter()
+            .find_map(|f| filter.fields.equal_to(f).map(|v| (*f, v.to_string())));
+        match key {
+            Some(k) => {
+                reg.keyed.entry(k).or_default().insert(id, tx);
+            }
+            None => {
+                reg.all.insert(id, tx);
+            }
+        }
+        rx
+    }
+
+    fn dispatch(&mut self, rt: &ResourceType, change: &Arc<Change>) {
+        let reg = &mut self.watchers[rt.index];
+        feed(&mut reg.all, change);
+        for field in INDEXED {
+            let now = rt.field(&change.obj, field);
+            let before = change.prev.as_ref().and_then(|p| rt.field(p, field));
+            for value in [now.clone(), before.filter(|b| Some(b) != now.as_ref())]
+                .into_iter()
+                .flatten()
+            {
+                let k = (field, value);
+                if let Some(senders) = reg.keyed.get_mut(&k) {
+                    feed(senders, change);
+                    if senders.is_empty() {
+                        reg.keyed.remove(&k);
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -4,13 +4,13 @@
 use super::Shared;
 use super::resources::ResourceType;
 use super::selectors::Filter;
-use super::store::Change;
+use super::store::Feed;
 use axum::body::{Body, Bytes};
 use axum::response::Response;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::broadcast::error::RecvError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Control {
@@ -27,11 +27,32 @@ pub fn bookmark_line(rt: &ResourceType, rv: u64, initial_end: bool) -> String {
     format!("{{\"type\":\"BOOKMARK\",\"object\":{obj}}}\n")
 }
 
+/// A bookmark at the store's resourceVersion, once every change up to it that this watcher
+/// may see has been sent (they are queued in its feed before the version is read).
+async fn bookmark(
+    shared: &Shared,
+    rt: &ResourceType,
+    filter: &Filter,
+    changes: &mut Feed,
+    at: &mut u64,
+    tx: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+) -> Option<String> {
+    let now = shared.lock_store().rv();
+    while let Ok(c) = changes.try_recv() {
+        *at = (*at).max(c.rv);
+        if let Some(l) = c.line_for(filter) {
+            tx.send(Ok(Bytes::from(l))).await.ok()?;
+        }
+    }
+    *at = (*at).max(now);
+    Some(bookmark_line(rt, *at, false))
+}
+
 pub struct Opened {
     pub rt: &'static ResourceType,
     pub filter: Filter,
     pub lines: Vec<String>,
-    pub changes: broadcast::Receiver<Arc<Change>>,
+    pub changes: Feed,
     /// The resourceVersion the stream stands at once `lines` are sent.
     pub at: u64,
     pub bookmarks: bool,
@@ -107,11 +128,8 @@ pub fn serve(shared: Arc<Shared>, w: Opened) -> Response {
                 _ = &mut end => return,
                 _ = tx.closed() => return,
                 c = changes.recv() => match c {
-                    Ok(c) => {
-                        at = c.rv;
-                        if c.rt.index != rt.index {
-                            continue;
-                        }
+                    Some(c) => {
+                        at = at.max(c.rv);
                         match c.line_for(&filter) {
                             Some(l) => l,
                             None => continue,
@@ -119,11 +137,21 @@ pub fn serve(shared: Arc<Shared>, w: Opened) -> Response {
                     }
                     // A watcher that cannot keep up is closed, as the API server closes it;
                     // the client watches again from the last resourceVersion it saw.
-                    Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return,
+                    None => return,
                 },
-                _ = tick.tick(), if bookmarks => bookmark_line(rt, at, false),
+                _ = tick.tick(), if bookmarks => {
+                    match bookmark(&shared, rt, &filter, &mut changes, &mut at, &tx).await {
+                        Some(l) => l,
+                        None => return,
+                    }
+                }
                 m = control.recv() => match m {
-                    Ok(Control::Bookmark) if bookmarks => bookmark_line(rt, at, false),
+                    Ok(Control::Bookmark) if bookmarks => {
+                        match bookmark(&shared, rt, &filter, &mut changes, &mut at, &tx).await {
+                            Some(l) => l,
+                            None => return,
+                        }
+                    }
                     Ok(Control::Cut) => {
                         // An error ends the chunked body without its last chunk: the client
                         // sees the connection break mid-stream.
