@@ -10,6 +10,7 @@
 //! update on the API server to the return of `wait_cordoned`, p99 under 50 ms (the seed's tests
 //! poll every 5 s); API requests per injection: 1 to the agent + 1 Event.
 
+#[allow(dead_code)]
 #[path = "../tests/kube_double/mod.rs"]
 mod kube_double;
 

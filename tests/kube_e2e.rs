@@ -5,6 +5,7 @@
 
 #[path = "kube_e2e/cluster.rs"]
 mod cluster;
+#[allow(dead_code)]
 #[path = "kube_double/mod.rs"]
 mod kube_double;
 #[path = "kube_e2e/reactor.rs"]
