@@ -438,3 +438,38 @@ async fn journald_sees_every_catalogue_xid_as_nvsentinel_expects() {
         catalog::all().len()
     );
 }
+
+/// Under `CI=true` a missing requirement fails the test instead of skipping it: the journald
+/// test, run again by this binary without `GFI_TEST_REAL_KMSG`, must fail and say why.
+#[test]
+fn under_ci_a_missing_requirement_fails_instead_of_skipping() {
+    let out = Reaper::new(
+        Command::new(std::env::current_exe().unwrap())
+            .args([
+                "journald_sees_every_catalogue_xid_as_nvsentinel_expects",
+                "--exact",
+                "--test-threads=1",
+            ])
+            .env("CI", "true")
+            .env_remove("GFI_TEST_REAL_KMSG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
+    .output("the journald test under CI=true");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "it passed under CI=true:\n{text}");
+    assert!(
+        text.contains("set GFI_TEST_REAL_KMSG=1")
+            && text.contains("CI=true promises this, so the test fails instead of skipping")
+            && text.contains("1 failed"),
+        "{text}"
+    );
+    assert!(!text.contains("SKIPPED"), "{text}");
+}
