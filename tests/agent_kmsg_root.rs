@@ -424,6 +424,12 @@ async fn journald_sees_every_catalogue_xid_as_nvsentinel_expects() {
         let m =
             detect::match_xid(msg).unwrap_or_else(|| panic!("NVSentinel's regex misses {msg:?}"));
         assert_eq!(m.xid, *xid, "{msg}");
+        // NVSentinel's regex as text, independent of the project's model, agrees.
+        assert_eq!(
+            nvsentinel_sees(msg),
+            Some((m.pci_text.clone(), *xid)),
+            "{msg}"
+        );
         let want = &gpus[*gpu as usize].dir_name.parse().unwrap();
         assert!(
             m.pci.unwrap().same_device(want),
