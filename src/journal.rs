@@ -50,6 +50,12 @@ pub enum EntryKind {
     SimReboot,
     #[serde(rename = "sim.reset_breaker")]
     SimResetBreaker,
+    /// `heal(node)`: what it removed is in `data`.
+    #[serde(rename = "heal")]
+    Heal,
+    /// The script changed a sim node by hand (`sim.cordon`, `sim.label`, `sim.taint`).
+    #[serde(rename = "sim.action")]
+    SimAction,
     #[serde(rename = "cleanup")]
     Cleanup,
     #[serde(rename = "cleanup.failed")]
@@ -87,6 +93,8 @@ impl EntryKind {
             EntryKind::Uncordon => "uncordon",
             EntryKind::SimReboot => "sim.reboot",
             EntryKind::SimResetBreaker => "sim.reset_breaker",
+            EntryKind::Heal => "heal",
+            EntryKind::SimAction => "sim.action",
             EntryKind::Cleanup => "cleanup",
             EntryKind::CleanupFailed => "cleanup.failed",
             EntryKind::TaskFailed => "task.failed",

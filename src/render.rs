@@ -96,7 +96,11 @@ pub fn view(e: &Entry) -> View<'_> {
         EntryKind::Check => Class::Check {
             ok: flag("ok") == Some(true),
         },
-        EntryKind::Uncordon | EntryKind::SimReboot | EntryKind::SimResetBreaker => Class::Action,
+        EntryKind::Uncordon
+        | EntryKind::SimReboot
+        | EntryKind::SimResetBreaker
+        | EntryKind::Heal
+        | EntryKind::SimAction => Class::Action,
         EntryKind::Cleanup => Class::Cleanup,
         EntryKind::InjectFailed
         | EntryKind::CallFailed

@@ -20,6 +20,12 @@ function expect_error(f, needle)
   assert(text:find(needle, 1, true), ("error %q does not contain %q"):format(text, needle))
   return text
 end
+-- An RFC 3339 time of the run's clock as run seconds (the run starts 2026-01-01T00:00:00Z).
+function run_time_of(t)
+  local y, mo, d, h, mi, s = t:match("^(%d+)-(%d+)-(%d+)T(%d+):(%d+):([%d.]+)Z$")
+  assert(y == "2026" and mo == "01", "expected a time in January 2026, got " .. tostring(t))
+  return ((tonumber(d) - 1) * 24 + tonumber(h)) * 3600 + tonumber(mi) * 60 + tonumber(s)
+end
 "#;
 
 struct Outcome {
@@ -107,7 +113,22 @@ lua_tests!(
     inject,
     waits,
     pipeline,
-    breaker,
+    breaker_trips_at_the_next_event,
+    breaker_max_nodes_bounds_the_threshold,
+    preexisting_cordon_is_never_undone,
+    opted_out_nodes_are_ignored,
+    monitor_runs_only_where_the_driver_is_installed,
+    v1_13_0_cannot_see_kmsg_injections,
+    lines_of_the_previous_boot_are_never_processed,
+    monitor_state_surviving_reboot_scans_the_new_boot,
+    replace_vm_creates_a_terminatenode,
+    janitor_exclusions_reject_the_rebootnode,
+    without_a_datastore_nothing_acts,
+    datastore_ids_shape_the_cr_names,
+    wait_remediation,
+    wait_remediation_manual_mode,
+    wait_drained,
+    heal,
     manual_mode,
     tasks,
     sandbox,

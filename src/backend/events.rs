@@ -57,6 +57,9 @@ pub enum EventKind {
     Breaker,
     /// A module stopped processing (a tripped breaker halts quarantine).
     Halted,
+    /// The cluster as configured would not do what a plan expects (no datastore, a version
+    /// that cannot see injections, a setting the chart does not have).
+    Warning,
 }
 
 impl EventKind {
@@ -83,6 +86,7 @@ impl EventKind {
             EventKind::Ready => "ready",
             EventKind::Breaker => "breaker",
             EventKind::Halted => "halted",
+            EventKind::Warning => "warning",
         }
     }
 }

@@ -5,11 +5,19 @@
 
 mod agent_api;
 pub mod cluster;
+mod drain_watch;
 mod events;
+pub mod heal;
+pub mod kube;
+pub mod kube_agents;
+pub mod kube_connect;
 pub(crate) mod kube_nodes;
 pub mod local;
 pub mod node_agent;
 mod node_watch;
+mod pods_by_node;
+pub mod preflight;
+mod reboot_watch;
 pub mod sim;
 pub mod spec;
 mod types;
@@ -77,6 +85,61 @@ pub trait Backend: Send + Sync {
             backend: self.name(),
             what: "circuit_breaker()".into(),
             why: "this backend does not read NVSentinel's ConfigMaps yet".into(),
+        })
+    }
+
+    /// Waits until a `RebootNode` (`janitor.dgxc.nvidia.com/v1alpha1`) for `node`, created
+    /// at or after `window.since`, appears and completes (`completionTime` set), or `timeout`
+    /// passes. Watch-driven (a Kubernetes backend watches RebootNodes with a field or label
+    /// filter on the node). A timeout is not an error: `satisfied: false`, with the CR as far
+    /// as it got.
+    async fn wait_remediation(
+        &self,
+        node: &str,
+        window: &WaitSince,
+        timeout: Duration,
+    ) -> BackendResult<RemediationOutcome> {
+        let _ = (node, window, timeout);
+        Err(BackendError::Unsupported {
+            backend: self.name(),
+            what: "wait_remediation()".into(),
+            why: "this backend does not watch NVSentinel's RebootNodes yet".into(),
+        })
+    }
+
+    /// Waits until no pod of the drained namespaces (`scope`) is left on `node`, or
+    /// `timeout` passes; reports the pods that left within `window`. Watch-driven (a
+    /// Kubernetes backend watches Pods with `spec.nodeName=<node>`). A timeout is not an
+    /// error: `satisfied: false`, with what remains.
+    async fn wait_drained(
+        &self,
+        node: &str,
+        scope: &DrainScope,
+        window: &WaitSince,
+        timeout: Duration,
+    ) -> BackendResult<DrainOutcome> {
+        let _ = (node, scope, window, timeout);
+        Err(BackendError::Unsupported {
+            backend: self.name(),
+            what: "wait_drained()".into(),
+            why: "this backend does not watch pods yet".into(),
+        })
+    }
+
+    /// Undoes what a test left on a node, as an operator would: uncordons it (fault-quarantine
+    /// takes that as a cancel), then removes NVSentinel's quarantine labels
+    /// (`k8saas.nvidia.com/cordon-*`, `uncordon-*`, `dgxc.nvidia.com/nvsentinel-state`), its
+    /// annotations (`quarantineHealthEvent*`, `quarantinedNodeUncordonedManually`,
+    /// `latestFaultRemediationState`) and the taints that annotation lists as applied by it
+    /// (not pre-existing ones). It leaves the `SysLogsXIDError` condition (platform-connectors
+    /// owns it and sets it healthy after the node's next boot), the RebootNodes (janitor's TTL
+    /// deletes them) and the events in NVSentinel's datastore.
+    async fn heal(&self, node: &str) -> BackendResult<HealReport> {
+        let _ = node;
+        Err(BackendError::Unsupported {
+            backend: self.name(),
+            what: "heal()".into(),
+            why: "this backend does not patch NVSentinel's labels and annotations yet".into(),
         })
     }
 

@@ -27,6 +27,18 @@ pub mod keys {
     pub const REASON_UNHEALTHY: &str = "SysLogsXIDErrorIsNotHealthy";
     pub const REASON_HEALTHY: &str = "SysLogsXIDErrorIsHealthy";
     pub const NVSENTINEL: &str = "NVSentinel";
+    /// Set by fault-quarantine when the node was already cordoned: it never uncordons it.
+    pub const ANN_CORDON_PRE_EXISTING: &str = "quarantineHealthEventCordonPreExisting";
+    /// node-drainer's `systemNamespaces` default (the chart's): never drained.
+    pub const SYSTEM_NAMESPACES: &str =
+        "^(nvsentinel|kube-system|gpu-operator|gmp-system|network-operator|skyhook)$";
+    /// Opt-out labels: fault-quarantine ignores every health event of a node with either
+    /// set to `false`.
+    pub const MANAGED_BY_NVSENTINEL: &str = "k8saas.nvidia.com/ManagedByNVSentinel";
+    pub const MANAGED: &str = "nvsentinel.dgxc.nvidia.com/managed";
+    /// The syslog-health-monitor DaemonSet runs only on nodes with this label `true`
+    /// (NVSentinel's labeler sets it once the NVIDIA driver pod is Ready).
+    pub const DRIVER_INSTALLED: &str = "nvsentinel.dgxc.nvidia.com/driver.installed";
 }
 
 pub type BackendResult<T> = Result<T, BackendError>;
@@ -88,7 +100,7 @@ pub enum BackendError {
     },
     /// A permission is missing (HTTP 403); `needs` is what to grant.
     #[error(
-        "{}{what} failed: forbidden: {reason} (the ServiceAccount needs {needs})",
+        "{}{what} failed: forbidden: {reason} (grant {needs}; the roles gfi needs are in deploy/rbac.yaml)",
         node_prefix(node)
     )]
     Forbidden {
@@ -237,7 +249,7 @@ pub struct NodeCondition {
 }
 
 /// A snapshot of one node, taken when asked for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct NodeInfo {
     pub name: String,
     pub labels: BTreeMap<String, String>,
@@ -311,6 +323,9 @@ pub struct InjectRequest {
     pub fault_id: String,
     /// `name=` field default: `gfi:<run-id>`.
     pub provenance: String,
+    /// Check first that NVSentinel would see the line (on a real cluster: the node is not
+    /// opted out, its syslog monitor is Ready and has polled once). `false`: inject anyway.
+    pub preflight: bool,
 }
 
 /// What an injection did.
@@ -331,6 +346,9 @@ pub struct FaultRecord {
     pub seq: Option<u64>,
     /// How the record was written (`sim`, `/dev/kmsg via mount ns of pid 1`, ...).
     pub write_path: String,
+    /// What went wrong around a successful injection (the Node Event could not be recorded).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -513,6 +531,122 @@ pub struct KubeEventInfo {
     pub message: String,
     pub source: String,
     pub time: String,
+    /// How many times it happened (`count`: repeats bump it).
+    pub count: u32,
+}
+
+/// A wait's window: where it measures from and what it counts as new. A Kubernetes backend
+/// compares `since` with an object's `creationTimestamp` (a RebootNode) or an event's time (a
+/// pod's deletion); `None` means "from the call".
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WaitSince {
+    /// Usually the injection's time (`FaultRecord::time`).
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// One condition of a maintenance CR (`RebootNode`, `TerminateNode`), as its status holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CrConditionInfo {
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    pub reason: String,
+    pub message: String,
+    /// `lastTransitionTime`, RFC 3339.
+    pub time: String,
+}
+
+/// A maintenance CR of NVSentinel's janitor (`janitor.dgxc.nvidia.com/v1alpha1`), as plain
+/// data: what a watch on RebootNodes gives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MaintenanceInfo {
+    /// `RebootNode` or `TerminateNode`.
+    pub kind: String,
+    pub name: String,
+    /// `spec.nodeName`.
+    pub node: String,
+    /// `metadata.creationTimestamp`, RFC 3339.
+    pub created: String,
+    /// `status.startTime` / `status.completionTime`, RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<String>,
+    pub conditions: Vec<CrConditionInfo>,
+}
+
+impl MaintenanceInfo {
+    /// The janitor is done with it: `completionTime` set, or a terminal condition
+    /// (`NodeReady`/`NodeTerminated` True, or False with `Timeout`/`Failed`).
+    pub fn completed(&self) -> bool {
+        self.completion_time.is_some()
+    }
+
+    /// Completed and the node came back (`NodeReady=True`) or was terminated.
+    pub fn succeeded(&self) -> bool {
+        self.completed()
+            && self.conditions.iter().any(|c| {
+                (c.type_ == "NodeReady" || c.type_ == "NodeTerminated") && c.status == "True"
+            })
+    }
+
+    pub fn condition(&self, type_: &str) -> Option<&CrConditionInfo> {
+        self.conditions.iter().find(|c| c.type_ == type_)
+    }
+}
+
+/// What `wait_remediation` saw: the node's newest RebootNode created in the window.
+/// A timeout is not an error: `satisfied` is false and `cr` says how far it got (`None`: no
+/// RebootNode appeared).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RemediationOutcome {
+    pub satisfied: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cr: Option<MaintenanceInfo>,
+}
+
+/// A pod that left a node, and how: `evicted`, `force-deleted`, `completed`, or `gone` where
+/// the backend cannot tell (a Kubernetes watch sees a deletion).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PodGone {
+    pub namespace: String,
+    pub name: String,
+    pub how: String,
+    /// RFC 3339.
+    pub time: String,
+}
+
+/// Which pods `wait_drained` waits for: those of the namespaces NVSentinel's node-drainer
+/// drains (its `userNamespaces`, minus `systemNamespaces`, minus DaemonSet pods), or the
+/// namespaces named here.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DrainScope {
+    pub namespaces: Option<Vec<String>>,
+}
+
+/// What `wait_drained` saw. A timeout is not an error: `satisfied` is false and `remaining`
+/// lists the pods still there.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DrainOutcome {
+    pub satisfied: bool,
+    /// Pods of the drained namespaces that left the node within the window, oldest first.
+    pub evicted: Vec<PodGone>,
+    /// Pods of the drained namespaces still on the node.
+    pub remaining: Vec<PodInfo>,
+}
+
+/// What `heal` changed on a node, so a script (and its journal) can say it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HealReport {
+    /// The node was cordoned and is not any more.
+    pub uncordoned: bool,
+    pub removed_labels: Vec<String>,
+    pub removed_annotations: Vec<String>,
+    pub removed_taints: Vec<Taint>,
+    /// What heal leaves to NVSentinel, in words (the condition, the CRs).
+    pub left: Vec<String>,
+    pub node: NodeInfo,
 }
 
 /// NVSentinel's circuit breaker state.

@@ -1,4 +1,4 @@
-//! `gfi xids`: the XID catalogue as a table or JSON.
+//! `gfi xids`: the XID catalogue (NVSentinel's, all 167 XIDs of its map) as a table or JSON.
 
 use crate::xid::catalog;
 use clap::{Args, ValueEnum};
@@ -53,8 +53,13 @@ pub fn run(args: XidsArgs) -> ExitCode {
 
 fn table(rows: &[&catalog::XidInfo]) -> String {
     let mut out = format!(
-        "{:>4}  {:<11}  {:<16}  {:<5}  {}\n",
-        "XID", "GROUP", "ACTION", "FATAL", "DESCRIPTION"
+        "catalogue: {}\n\n{:>4}  {:<11}  {:<16}  {:<5}  {}\n",
+        catalog::VERSION,
+        "XID",
+        "GROUP",
+        "ACTION",
+        "FATAL",
+        "DESCRIPTION"
     );
     for r in rows {
         let action = match r.rule {
@@ -67,11 +72,17 @@ fn table(rows: &[&catalog::XidInfo]) -> String {
             _ if r.fatal() => "yes",
             _ => "no",
         };
+        // Where NVIDIA's text is not known here, the sheet's mnemonic says what it is.
+        let description = if r.description.is_empty() {
+            &r.mnemonic
+        } else {
+            &r.description
+        };
         out.push_str(&format!(
             "{:>4}  {:<11}  {:<16}  {:<5}  {}\n",
-            r.xid, r.group, action, fatal, r.description
+            r.xid, r.group, action, fatal, description
         ));
     }
-    out.push_str("\n* becomes RESTART_VM when the GPU's UUID is missing from NVSentinel's gpu_metadata.json\n");
+    out.push_str("\n* becomes RESTART_VM when the GPU's UUID is missing from NVSentinel's gpu_metadata.json\nAn XID not listed is CONTACT_SUPPORT (NVSentinel's default for an XID it does not know).\n");
     out
 }

@@ -87,7 +87,7 @@ pub const DOCS: &[Doc] = &[
         name: "events",
         group: "Cluster",
         signature: "events(node) -> {table} | nil, err",
-        summary: "Kubernetes Events about a node: `reason`, `type`, `message`, `source`, `time` (non-fatal XIDs, drain progress).",
+        summary: "Kubernetes Events about a node: `reason`, `type`, `message`, `source`, `time`, `count` (non-fatal XIDs, drain progress).",
         details: &[],
         example: "for _, e in ipairs(events(n)) do print(e.reason, e.message) end",
     },
@@ -110,6 +110,19 @@ pub const DOCS: &[Doc] = &[
         summary: "Marks a node schedulable (`kubectl uncordon`). NVSentinel treats it as a cancel of its quarantine. Returns fresh node facts.",
         details: &[],
         example: "uncordon(\"gpu-node-001\")",
+    },
+    Doc {
+        name: "heal",
+        group: "Cluster",
+        signature: "heal(node) -> {uncordoned, removed_labels, removed_annotations, removed_taints, left, node} | nil, err",
+        summary: "Undoes what a test left on a node, as an operator would: uncordons it (NVSentinel takes that as a cancel of its quarantine), then removes NVSentinel's quarantine labels and annotations and the taints it applied.",
+        details: &[
+            "Removes the labels `k8saas.nvidia.com/cordon-by`, `cordon-reason`, `cordon-timestamp`, `uncordon-by`, `uncordon-reason`, `uncordon-timestamp` and `dgxc.nvidia.com/nvsentinel-state`.",
+            "Removes the annotations `quarantineHealthEvent`, `quarantineHealthEventIsCordoned`, `quarantineHealthEventAppliedTaints`, `quarantineHealthEventCordonPreExisting`, `quarantinedNodeUncordonedManually`, `latestFaultRemediationState`, and the taints that `quarantineHealthEventAppliedTaints` lists as applied by NVSentinel (not the pre-existing ones).",
+            "Leaves to NVSentinel (listed in `left`): the `SysLogsXIDError` condition (platform-connectors owns it and sets it healthy after the node's next boot), RebootNode and TerminateNode objects (janitor's TTL controller deletes finished ones), the events in NVSentinel's datastore.",
+            "A node with nothing to undo is left as it is; healing twice is harmless. Journaled as `heal` with what it removed.",
+        ],
+        example: "cleanup(function() heal(n) end, \"leave the node as it was\")",
     },
     Doc {
         name: "circuit_breaker",
@@ -201,6 +214,35 @@ pub const DOCS: &[Doc] = &[
         summary: "Waits until the node's Ready condition is True (or, with ready = false, until it is not). Default timeout 30m.",
         details: &[],
         example: "assert(wait_ready(n))",
+    },
+    Doc {
+        name: "wait_remediation",
+        group: "Waits",
+        signature: "wait_remediation(node [, {since, timeout}]) -> result | nil, err, result",
+        summary: "Waits until a `RebootNode` (`janitor.dgxc.nvidia.com/v1alpha1`) for the node appears and completes (`completionTime` set: `NodeReady=True`, or a `Timeout`). Default timeout 40m.",
+        details: &[
+            "opts.since: a fault (what `inject_xid` returned) or a run time (`now()`): only a RebootNode created at or after it counts, and `elapsed` is measured from it. Without it, the node's newest RebootNode counts and `elapsed` starts at the call.",
+            "result: `ok`, `name`, `kind`, `succeeded` (NodeReady=True), `conditions` (by type: `status`, `reason`, `message`, `time`, `at`), `times` (run times of `created`, each condition and `completed`), `cr` (the whole object), `elapsed`, `waited` (this call's own wait), `at`, `since`, `timeout`.",
+            "A timeout returns nil, a message saying what was seen (no RebootNode, or its conditions so far, e.g. `ManualMode=True OutsideActorRequired`), and the result. janitor looks at the node 30 s after the signal and every 60 s after, so `NodeReady` follows the node's Ready by up to a minute.",
+        ],
+        example: "local f = assert(inject_xid(n, 0, 79))
+local r = assert(wait_remediation(n, {since = f}))
+print(r.name, r.times.NodeReady - f.at)",
+    },
+    Doc {
+        name: "wait_drained",
+        group: "Waits",
+        signature: "wait_drained(node [, {since, namespaces, timeout}]) -> result | nil, err, result",
+        summary: "Waits until no pod of the namespaces NVSentinel's node-drainer drains is left on the node (its `userNamespaces` minus `systemNamespaces`, DaemonSet pods never count). Default timeout 2h.",
+        details: &[
+            "opts.namespaces: wait for the pods of these namespaces instead.",
+            "opts.since: a fault or a run time: only pods that left after it are listed, and `elapsed` is measured from it.",
+            "result: `ok`, `evicted` (oldest first: `namespace`, `name`, `how` = evicted | force-deleted | completed, `time`, `at`), `remaining` (pods still there), `elapsed`, `waited`, `at`, `since`, `timeout`.",
+            "A timeout returns nil, a message naming the pods still there, and the result.",
+        ],
+        example: "local f = assert(inject_xid(n, 0, 79))
+local d = assert(wait_drained(n, {since = f}))
+for _, p in ipairs(d.evicted) do print(p.name, p.how, p.at - f.at) end",
     },
     Doc {
         name: "spawn",
@@ -306,9 +348,11 @@ pub const DOCS: &[Doc] = &[
         name: "xid",
         group: "Catalogue",
         signature: "xid(n) -> table",
-        summary: "The catalogue entry of an XID: `xid`, `mnemonic`, `description`, `text`, `group`, `action` (NVSentinel's default), `fatal`, `known`.",
+        summary: "The catalogue entry of an XID: `xid`, `mnemonic`, `description`, `text`, `group`, `bucket`, `action` (NVSentinel's default), `fatal`, `metadata_dependent`, `known`.",
         details: &[
+            "The catalogue is NVSentinel's: the 167 XIDs of its embedded spreadsheet, `bucket` its \"Resolution Bucket\" column and `action` what NVSentinel maps it to.",
             "An XID outside the catalogue gets a generic entry with action CONTACT_SUPPORT (what NVSentinel does).",
+            "`metadata_dependent`: a COMPONENT_RESET that becomes RESTART_VM where the GPU's UUID is not in NVSentinel's GPU metadata.",
         ],
         example: "print(xid(79).action) --> RESTART_BM",
     },
@@ -363,10 +407,36 @@ pub const DOCS: &[Doc] = &[
     Doc {
         name: "sim.reset_breaker",
         group: "Sim",
-        signature: "sim.reset_breaker()",
-        summary: "(sim only) Resets a tripped circuit breaker, as an operator does by editing its ConfigMap.",
+        signature: "sim.reset_breaker([{cursor}])",
+        summary: "(sim only) Resets a tripped circuit breaker as NVSentinel's runbook says: the ConfigMap back to `status: CLOSED` with a `cursor`, and fault-quarantine restarted.",
+        details: &[
+            "opts.cursor: \"CREATE\" (default, the runbook's: the events that arrived while tripped are skipped) or \"RESUME\" (they are processed now).",
+        ],
+        example: "sim.reset_breaker({cursor = \"RESUME\"})",
+    },
+    Doc {
+        name: "sim.cordon",
+        group: "Sim",
+        signature: "sim.cordon(node) -> table | nil, err",
+        summary: "(sim only) Cordons a node by hand (`kubectl cordon`): a node already cordoned when NVSentinel quarantines it is pre-existing, and NVSentinel never uncordons it.",
         details: &[],
-        example: "sim.reset_breaker()",
+        example: "sim.cordon(n)",
+    },
+    Doc {
+        name: "sim.label",
+        group: "Sim",
+        signature: "sim.label(node, key, value | nil) -> table | nil, err",
+        summary: "(sim only) Sets or (with nil) removes a node label by hand, e.g. the opt-out `nvsentinel.dgxc.nvidia.com/managed=false` or the driver label `nvsentinel.dgxc.nvidia.com/driver.installed` the monitor needs.",
+        details: &[],
+        example: "sim.label(n, \"nvsentinel.dgxc.nvidia.com/managed\", \"false\")",
+    },
+    Doc {
+        name: "sim.taint",
+        group: "Sim",
+        signature: "sim.taint(node, {key, value, effect}) -> table | nil, err",
+        summary: "(sim only) Adds a taint by hand; one identical to NVSentinel's rule set's is pre-existing and stays after recovery.",
+        details: &["effect: NoSchedule (default), PreferNoSchedule or NoExecute."],
+        example: "sim.taint(n, {key = \"maintenance\", effect = \"NoSchedule\"})",
     },
     Doc {
         name: "sim.stats",
@@ -385,10 +455,18 @@ pub const DOCS: &[Doc] = &[
         example: "for _, r in ipairs(sim.reboot_nodes()) do print(r.name) end",
     },
     Doc {
+        name: "sim.terminate_nodes",
+        group: "Sim",
+        signature: "sim.terminate_nodes() -> {table}",
+        summary: "(sim only) The TerminateNode objects (fault-remediation's answer to REPLACE_VM) with their conditions and times.",
+        details: &[],
+        example: "print(#sim.terminate_nodes())",
+    },
+    Doc {
         name: "sim.config",
         group: "Sim",
         signature: "sim.config() -> table",
-        summary: "(sim only) The simulated cluster's size, timings and NVSentinel settings.",
+        summary: "(sim only) The simulated cluster's size, timings and NVSentinel settings, with the warnings the values gave (`nvsentinel.warnings`).",
         details: &[],
         example: "print(sim.config().nvsentinel.eviction_timeout)",
     },

@@ -1,7 +1,8 @@
 //! The XID catalogue: what each XID means and what NVSentinel does about it.
 //!
-//! Built from `data/xid-catalog.tsv` (NVIDIA's catalogue as embedded in NVSentinel, plus the
-//! seed's texts and grouping), parsed once at first use.
+//! Built from `data/xid-catalog.tsv` (NVIDIA's catalogue as embedded in NVSentinel: the 167 XIDs
+//! of its map, with the seed's texts and grouping where the seed had them), parsed once at first
+//! use.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -9,6 +10,9 @@ use std::str::FromStr;
 use std::sync::LazyLock;
 
 const CATALOG_TSV: &str = include_str!("../../data/xid-catalog.tsv");
+
+/// Which catalogue this is: NVSentinel's embedded spreadsheet, and the source it was read at.
+pub const VERSION: &str = "NVSentinel Xid-Catalog.xlsx sha256 7f70ce9684be...d5a5 (167 XIDs), read at NVSentinel 42672ae (main after v1.19.0, 2026-08-21)";
 
 /// Lowest and highest XID number the tools accept (the seed's range).
 pub const XID_MIN: u32 = 1;
@@ -27,10 +31,12 @@ pub enum Action {
     ReplaceVm,
     RunDcgmeud,
     Custom,
+    /// An action NVSentinel does not know (numeric 99 in its protobuf).
+    Unknown,
 }
 
 impl Action {
-    pub const ALL: [Action; 9] = [
+    pub const ALL: [Action; 10] = [
         Action::None,
         Action::ComponentReset,
         Action::ContactSupport,
@@ -40,6 +46,7 @@ impl Action {
         Action::ReplaceVm,
         Action::RunDcgmeud,
         Action::Custom,
+        Action::Unknown,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -53,6 +60,23 @@ impl Action {
             Action::ReplaceVm => "REPLACE_VM",
             Action::RunDcgmeud => "RUN_DCGMEUD",
             Action::Custom => "CUSTOM",
+            Action::Unknown => "UNKNOWN",
+        }
+    }
+
+    /// The enum number of NVSentinel's protobuf (`health_event.pb.go`), as its JSON carries it.
+    pub fn code(self) -> u32 {
+        match self {
+            Action::None => 0,
+            Action::ComponentReset => 2,
+            Action::ContactSupport => 5,
+            Action::RunFielddiag => 6,
+            Action::RestartVm => 15,
+            Action::RestartBm => 24,
+            Action::ReplaceVm => 25,
+            Action::RunDcgmeud => 26,
+            Action::Custom => 27,
+            Action::Unknown => 99,
         }
     }
 
@@ -67,6 +91,12 @@ impl Action {
             self,
             Action::ComponentReset | Action::RestartVm | Action::RestartBm
         )
+    }
+
+    /// Whether fault-remediation's chart maps this action to a maintenance CR at all:
+    /// a `RebootNode` (above) or, for REPLACE_VM, a `TerminateNode`.
+    pub fn has_maintenance(self) -> bool {
+        self.reboots() || self == Action::ReplaceVm
     }
 }
 
@@ -111,11 +141,15 @@ pub struct XidInfo {
     pub description: String,
     /// The text the seed's injector writes after `<xid>, `.
     pub seed_text: String,
-    /// The seed document's grouping (`devastating`, `memory`, `pcie`, ...).
+    /// The seed document's grouping (`devastating`, `memory`, `pcie`, ...); `other` for the
+    /// XIDs the seed did not group.
     pub group: String,
+    /// The sheet's "Resolution Bucket (Immediate Action)" (`RESTART_APP`, `RESET_GPU`, ...;
+    /// `-` where empty), which NVSentinel maps to the action.
+    pub bucket: String,
     pub rule: ActionRule,
     /// `COMPONENT_RESET` becomes `RESTART_VM` when the GPU UUID is missing from
-    /// NVSentinel's `gpu_metadata.json`.
+    /// NVSentinel's `gpu_metadata.json` (true for every COMPONENT_RESET XID).
     pub metadata_dependent: bool,
     /// Free-text remark from the catalogue (version differences).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -138,16 +172,22 @@ impl XidInfo {
     }
 
     /// The text a real driver writes after `<xid>, pid=..., name=..., `. The catalogue's
-    /// description where it is meaningful, the seed's text where NVIDIA's says "Unused".
+    /// description where it is meaningful, the seed's text where NVIDIA's says "Unused", the
+    /// mnemonic where neither is known.
     pub fn driver_text(&self) -> &str {
         // XID 154's action is read from the line's last parentheses, which the seed's text has.
-        if self.rule == ActionRule::FromLine
+        let text = if self.rule == ActionRule::FromLine
             || self.description.eq_ignore_ascii_case("unused")
             || self.description.is_empty()
         {
             &self.seed_text
         } else {
             &self.description
+        };
+        if text.is_empty() {
+            &self.mnemonic
+        } else {
+            text
         }
     }
 }
@@ -180,6 +220,7 @@ pub fn lookup_or_generic(xid: u32) -> XidInfo {
         description: GENERIC_TEXT.into(),
         seed_text: GENERIC_TEXT.into(),
         group: "unknown".into(),
+        bucket: "-".into(),
         rule: ActionRule::Fixed(Action::ContactSupport),
         metadata_dependent: false,
         note: Some("not in the catalogue: NVSentinel treats it as CONTACT_SUPPORT".into()),
@@ -219,32 +260,38 @@ fn parse_catalog(text: &str) -> Result<Vec<XidInfo>, String> {
             header_seen = true;
             continue;
         }
-        if cols.len() != 7 {
+        if cols.len() != 8 {
             return Err(format!(
-                "line {line_no}: expected 7 columns, got {}",
+                "line {line_no}: expected 8 columns, got {}",
                 cols.len()
             ));
         }
         let xid: u32 = cols[0]
             .parse()
             .map_err(|_| format!("line {line_no}: bad XID '{}'", cols[0]))?;
-        let action_col = cols[5].trim();
+        let action_col = cols[6].trim();
         let (rule, metadata_dependent, note) = if action_col.starts_with("parsed") {
-            (ActionRule::FromLine, false, Some(action_col.to_string()))
+            // XID 154 can say "GPU Reset Required": COMPONENT_RESET, downgraded like any other.
+            (ActionRule::FromLine, true, Some(action_col.to_string()))
         } else {
             let first = action_col.split_whitespace().next().unwrap_or("");
-            let star = first.ends_with('*');
-            let action: Action = first.trim_end_matches('*').parse()?;
+            let action: Action = first.parse()?;
             let rest = action_col[first.len()..].trim();
             let note = (!rest.is_empty()).then(|| rest.trim_matches(['(', ')']).to_string());
-            (ActionRule::Fixed(action), star, note)
+            (
+                ActionRule::Fixed(action),
+                action == Action::ComponentReset,
+                note,
+            )
         };
+        let group = if cols[4].is_empty() { "other" } else { cols[4] };
         rows.push(XidInfo {
             xid,
             mnemonic: cols[1].into(),
             description: cols[2].into(),
             seed_text: cols[3].into(),
-            group: cols[4].into(),
+            group: group.into(),
+            bucket: cols[5].into(),
             rule,
             metadata_dependent,
             note,
@@ -262,7 +309,7 @@ mod tests {
     #[test]
     fn catalogue_parses_and_agrees_with_fatal_column() {
         let rows = parse_catalog(CATALOG_TSV).unwrap();
-        assert!(rows.len() >= 26);
+        assert_eq!(rows.len(), 167, "NVSentinel's map has 167 XIDs");
         for line in CATALOG_TSV
             .lines()
             .skip_while(|l| !l.starts_with("xid\t"))
@@ -271,7 +318,7 @@ mod tests {
             let cols: Vec<&str> = line.split('\t').collect();
             let xid: u32 = cols[0].parse().unwrap();
             let info = lookup(xid).unwrap();
-            match cols[6] {
+            match cols[7] {
                 "yes" => assert!(info.fatal(), "XID {xid} should be fatal"),
                 "no" => assert!(!info.fatal(), "XID {xid} should not be fatal"),
                 _ => assert_eq!(info.rule, ActionRule::FromLine),

@@ -8,10 +8,13 @@ local info = n:info()
 assert(info.labels["k8saas.nvidia.com/cordon-reason"] == "Syslog-fatal-error-ruleset")
 assert(info.labels["k8saas.nvidia.com/cordon-timestamp"]:match("^2026%-01%-01T00%-00%-%d%dZ$"))
 assert(info.annotations.quarantineHealthEventIsCordoned == "True")
-assert(info.annotations.quarantineHealthEvent:find('"xid":79', 1, true))
+-- NVSentinel's own JSON: numeric action (RESTART_BM = 24), the error code as text.
+local stored = info.annotations.quarantineHealthEvent
+assert(stored:find('"errorCode":["79"]', 1, true) and stored:find('"recommendedAction":24', 1, true), stored)
+assert(info.annotations.quarantineHealthEventAppliedTaints == nil, "no taint rule, no taint annotation")
 local cond = info.conditions.SysLogsXIDError
 assert(cond.status == "True" and cond.reason == "SysLogsXIDErrorIsNotHealthy")
-assert(cond.message:find("^ErrorCode:79 PCI:0000:2a:00 GPU_UUID:GPU%-"), cond.message)
+assert(cond.message:find("^ErrorCode:79 PCI:0000:2a:00 GPU_UUID:GPU%-%x+%-[%x-]+ NVRM: Xid %(PCI:0000:2a:00%): 79, pid="), cond.message)
 assert(cond.message:find("Recommended Action=RESTART_BM;$"), cond.message)
 assert(wait_state(n, "remediation-succeeded"))
 local crs = sim.reboot_nodes()
@@ -32,7 +35,7 @@ assert(inject_xid(m, 0, 74))
 assert(wait_state(m, "remediation-failed"))
 assert(not wait_uncordoned(m, { timeout = "1h" }))
 assert(m:cordoned())
-assert(m:info().annotations.latestFaultRemediationState:find("CONTACT_SUPPORT", 1, true))
+assert(m:info().annotations.latestFaultRemediationState == nil, "not written for an action without remediation")
 
 -- Non-fatal: an Event, no cordon, no condition.
 local k = node("gpu-node-003")
@@ -40,6 +43,12 @@ assert(inject_xid(k, 0, 13))
 assert(not wait_cordoned(k, { timeout = "2m" }))
 local evs = events(k)
 assert(#evs == 1 and evs[1].reason == "SysLogsXIDErrorIsNotHealthy" and evs[1].namespace == "default")
+assert(evs[1].type == "SysLogsXIDError" and evs[1].source == "syslog-health-monitor" and evs[1].count == 1)
+-- The same line again bumps the Event's count instead of adding one.
+assert(inject_xid(k, 0, 13))
+sleep("1m")
+evs = events(k)
+assert(#evs == 1 and evs[1].count == 2, "count " .. tostring(evs[1].count))
 assert(evs[1].message:find("ErrorCode:13", 1, true))
 assert(k:condition("SysLogsXIDError") == nil)
 
@@ -76,5 +85,8 @@ assert(wait_cordoned(y))
 assert(inject_xid(y, 1, 94))
 assert(inject_xid(y, 2, 95))
 sleep("30s")
-assert(y:info().annotations.quarantineHealthEvent:find('"xid":95', 1, true))
+assert(y:info().annotations.quarantineHealthEvent:find('"errorCode":["95"]', 1, true))
+-- One condition entry per distinct line.
+local msg = y:condition("SysLogsXIDError").message
+assert(select(2, msg:gsub("ErrorCode:", "")) == 2, msg)
 assert(sim.stats().cordons == 5, "cordons: " .. sim.stats().cordons)

@@ -22,6 +22,19 @@ pub struct SimConfig {
     /// Nodes whose GPUs are missing from NVSentinel's `gpu_metadata.json` (COMPONENT_RESET
     /// becomes RESTART_VM there).
     pub nodes_without_gpu_metadata: Vec<String>,
+    /// Nodes whose NVIDIA driver pod never becomes Ready (a host-installed driver): NVSentinel's
+    /// labeler does not set `nvsentinel.dgxc.nvidia.com/driver.installed=true` there unless
+    /// `labeler.assumeDriverInstalled`, so no syslog-health-monitor runs on them.
+    pub nodes_without_driver: Vec<String>,
+    /// Extra labels per node, e.g. `{gpu-node-002: {nvsentinel.dgxc.nvidia.com/managed: "false"}}`.
+    pub node_labels: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+    /// Nodes cordoned (by a person) before the run starts.
+    pub cordoned_nodes: Vec<String>,
+    /// Whether the monitor's state file (`/var/run/syslog_monitor/state.json`, on the host's
+    /// `/var/run/nvsentinel`) survives a reboot. Default false: that is tmpfs on most
+    /// distributions, so after a reboot the monitor seeks to the end of the journal and lines
+    /// written before its first poll are lost; true: it scans the new boot from its start.
+    pub monitor_state_survives_reboot: bool,
     pub timings: SimTimings,
 }
 
@@ -35,6 +48,10 @@ impl Default for SimConfig {
             gpu_model: "NVIDIA H100 80GB HBM3".into(),
             pods: PodTemplate::defaults(),
             nodes_without_gpu_metadata: Vec::new(),
+            nodes_without_driver: Vec::new(),
+            node_labels: Default::default(),
+            cordoned_nodes: Vec::new(),
+            monitor_state_survives_reboot: false,
             timings: SimTimings::default(),
         }
     }
@@ -131,7 +148,10 @@ pub struct SimTimings {
     /// Boot to kubelet reporting Ready.
     #[serde(with = "duration_serde")]
     pub kubelet_ready: Duration,
-    /// Ready to the monitor pod running again.
+    /// Ready to the NVIDIA driver pod being Ready (the labeler then sets the driver label).
+    #[serde(with = "duration_serde")]
+    pub driver_ready: Duration,
+    /// Driver label to the monitor pod running again.
     #[serde(with = "duration_serde")]
     pub monitor_start: Duration,
     /// When the monitors first start (NVSentinel installed during the run). A monitor's first
@@ -154,6 +174,7 @@ impl Default for SimTimings {
             shutdown: Duration::from_secs(20),
             reboot: Duration::from_secs(240),
             kubelet_ready: Duration::from_secs(40),
+            driver_ready: Duration::from_secs(30),
             monitor_start: Duration::from_secs(25),
             monitor_first_start: Duration::ZERO,
             jitter: 0.2,

@@ -16,6 +16,7 @@ use crate::xid::detect;
 use crate::xid::line::format_line;
 use async_trait::async_trait;
 use config::SimConfig;
+pub(crate) use pipeline::BreakerCursor;
 pub use pipeline::SimStats;
 use pipeline::{SimState, boot_id};
 use rand::{RngExt, SeedableRng};
@@ -65,9 +66,27 @@ impl SimBackend {
     ) -> Result<Self, String> {
         cfg.validate()?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x005e_edc1_u64);
-        let nodes = build_nodes(&cfg, &mut rng, &clock);
-        let state = SimState::new(cfg, nvs, nodes, rng, clock);
-        let mut state = state;
+        let nodes = build_nodes(&cfg, &nvs, &mut rng, &clock);
+        for name in cfg
+            .node_labels
+            .keys()
+            .chain(&cfg.cordoned_nodes)
+            .chain(&cfg.nodes_without_driver)
+            .chain(&cfg.nodes_without_gpu_metadata)
+        {
+            if !nodes.iter().any(|n| &n.name == name) {
+                return Err(format!(
+                    "sim config names node '{name}', which the cluster does not have (nodes are {}..{})",
+                    nodes.first().map(|n| n.name.as_str()).unwrap_or(""),
+                    nodes.last().map(|n| n.name.as_str()).unwrap_or("")
+                ));
+            }
+        }
+        let warnings = nvs.warnings.clone();
+        let mut state = SimState::new(cfg, nvs, nodes, rng, clock);
+        for text in warnings {
+            state.schedule(Duration::ZERO, pipeline::Step::Warn { text });
+        }
         if !state.cfg.timings.monitor_first_start.is_zero() {
             let at = state.cfg.timings.monitor_first_start;
             for node in 0..state.nodes.len() {
@@ -114,17 +133,65 @@ impl SimBackend {
         }
     }
 
-    /// The `RebootNode` objects, by name.
-    pub(crate) fn reboot_nodes(&self) -> Vec<RebootNode> {
-        self.lock().reboot_nodes.values().cloned().collect()
+    /// The maintenance CRs of one kind (`RebootNode`, `TerminateNode`), by name.
+    pub(crate) fn reboot_nodes(&self, kind: &str) -> Vec<RebootNode> {
+        self.lock()
+            .reboot_nodes
+            .values()
+            .filter(|r| r.kind == kind)
+            .cloned()
+            .collect()
     }
 
-    /// Resets a tripped circuit breaker (what an operator does by editing its ConfigMap).
-    pub(crate) fn reset_breaker(&self) {
+    /// Resets a tripped circuit breaker as NVSentinel's runbook says: the ConfigMap back to
+    /// `CLOSED` with `cursor`, and fault-quarantine restarted.
+    pub(crate) fn reset_breaker(&self, cursor: pipeline::BreakerCursor) {
+        let now = self.now();
+        self.lock().reset_breaker(cursor, now);
+        self.shared.wake.notify_one();
+    }
+
+    /// Cordons a node by hand (`kubectl cordon`), as a person or a tool does before a test.
+    pub(crate) fn cordon(&self, node: &str) -> BackendResult<NodeInfo> {
         let mut st = self.lock();
-        st.breaker.tripped = false;
-        st.breaker.tripped_at = None;
-        st.breaker.recent_cordons.clear();
+        let i = Self::node_index(&st, node)?;
+        st.nodes[i].unschedulable = true;
+        st.nodes[i].touch();
+        Ok(st.nodes[i].snapshot())
+    }
+
+    /// Sets (`Some`) or removes (`None`) a label by hand (`kubectl label`). A driver label
+    /// that appears lets the monitor run (and read what it has not read yet).
+    pub(crate) fn label(
+        &self,
+        node: &str,
+        key: &str,
+        value: Option<&str>,
+    ) -> BackendResult<NodeInfo> {
+        let now = self.now();
+        let mut st = self.lock();
+        let i = Self::node_index(&st, node)?;
+        match value {
+            Some(v) => st.nodes[i].labels.insert(key.into(), v.into()),
+            None => st.nodes[i].labels.remove(key),
+        };
+        st.nodes[i].touch();
+        st.ensure_poll(i, now);
+        let info = st.nodes[i].snapshot();
+        drop(st);
+        self.shared.wake.notify_one();
+        Ok(info)
+    }
+
+    /// Adds a taint by hand (`kubectl taint`).
+    pub(crate) fn taint(&self, node: &str, taint: Taint) -> BackendResult<NodeInfo> {
+        let mut st = self.lock();
+        let i = Self::node_index(&st, node)?;
+        if !st.nodes[i].taints.contains(&taint) {
+            st.nodes[i].taints.push(taint);
+        }
+        st.nodes[i].touch();
+        Ok(st.nodes[i].snapshot())
     }
 
     /// Restarts a node's monitor with no saved state: it seeks to the end of the journal, so
@@ -158,6 +225,30 @@ impl SimBackend {
     }
 }
 
+/// What `heal` removes and leaves: the same lists on every backend (see the trait).
+pub(crate) const HEAL_LABELS: &[&str] = &[
+    keys::CORDON_BY,
+    keys::CORDON_REASON,
+    keys::CORDON_TIMESTAMP,
+    keys::UNCORDON_BY,
+    keys::UNCORDON_REASON,
+    keys::UNCORDON_TIMESTAMP,
+    keys::STATE,
+];
+pub(crate) const HEAL_ANNOTATIONS: &[&str] = &[
+    keys::ANN_QUARANTINE_EVENT,
+    keys::ANN_IS_CORDONED,
+    keys::ANN_APPLIED_TAINTS,
+    keys::ANN_CORDON_PRE_EXISTING,
+    keys::ANN_UNCORDONED_MANUALLY,
+    keys::ANN_REMEDIATION_STATE,
+];
+pub(crate) const HEAL_LEAVES: &[&str] = &[
+    "the SysLogsXIDError condition (platform-connectors owns it and sets it healthy after the node's next boot)",
+    "RebootNode and TerminateNode objects (janitor's TTL controller deletes finished ones after 14 days)",
+    "the health events in NVSentinel's datastore",
+];
+
 async fn drive(shared: Arc<Shared>) {
     loop {
         let next = {
@@ -180,7 +271,12 @@ async fn drive(shared: Arc<Shared>) {
     }
 }
 
-fn build_nodes(cfg: &SimConfig, rng: &mut ChaCha8Rng, clock: &RunClock) -> Vec<SimNode> {
+fn build_nodes(
+    cfg: &SimConfig,
+    nvs: &NvsConfig,
+    rng: &mut ChaCha8Rng,
+    clock: &RunClock,
+) -> Vec<SimNode> {
     let start_time = crate::clock::rfc3339(clock.at(Duration::ZERO));
     let mut nodes = Vec::with_capacity(cfg.nodes + cfg.cpu_nodes);
     let poll_ns = cfg.timings.poll_interval.as_nanos() as u64;
@@ -222,6 +318,9 @@ fn build_nodes(cfg: &SimConfig, rng: &mut ChaCha8Rng, clock: &RunClock) -> Vec<S
                 "nvidia.com/gpu.product".to_string(),
                 cfg.gpu_model.replace(' ', "-"),
             );
+            if nvs.assume_driver_installed || !cfg.nodes_without_driver.contains(&name) {
+                labels.insert(keys::DRIVER_INSTALLED.to_string(), "true".to_string());
+            }
             (0..cfg.gpus_per_node)
                 .map(|g| GpuInfo {
                     index: g as u32,
@@ -256,6 +355,9 @@ fn build_nodes(cfg: &SimConfig, rng: &mut ChaCha8Rng, clock: &RunClock) -> Vec<S
                 }
             }
         }
+        if let Some(extra) = cfg.node_labels.get(&name) {
+            labels.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
         let boot_id = boot_id(rng);
         let (tx, _) = watch::channel(0u64);
         let mut node = SimNode {
@@ -271,7 +373,7 @@ fn build_nodes(cfg: &SimConfig, rng: &mut ChaCha8Rng, clock: &RunClock) -> Vec<S
                 message: "kubelet is posting ready status".into(),
                 last_transition: start_time.clone(),
             }],
-            unschedulable: false,
+            unschedulable: cfg.cordoned_nodes.contains(&name),
             ready: true,
             down: false,
             boot_id: boot_id.clone(),
@@ -288,10 +390,14 @@ fn build_nodes(cfg: &SimConfig, rng: &mut ChaCha8Rng, clock: &RunClock) -> Vec<S
                 pending: Vec::new(),
                 report_healthy: false,
                 last_boot_id: boot_id,
+                seek_tail: false,
             },
             pods,
             quarantine: None,
-            pending_reboot_nodes: Vec::new(),
+            pods_gone: Vec::new(),
+            events: Vec::new(),
+            terminated: false,
+            condition_entries: Vec::new(),
             generation: 0,
             tx,
         };
@@ -366,6 +472,7 @@ impl Backend for SimBackend {
             JournalLine {
                 message: entry.message,
                 transport_kernel: entry.transport == "kernel",
+                facility: entry.facility,
             },
             now,
         );
@@ -384,6 +491,7 @@ impl Backend for SimBackend {
             time,
             seq: Some(seq),
             write_path: "sim: one write() to the node's /dev/kmsg".into(),
+            warnings: Vec::new(),
         })
     }
 
@@ -477,11 +585,10 @@ impl Backend for SimBackend {
 
     async fn events(&self, node: &str) -> BackendResult<Vec<KubeEventInfo>> {
         let st = self.lock();
-        Self::node_index(&st, node)?;
-        Ok(st
-            .kube_events
+        let i = Self::node_index(&st, node)?;
+        Ok(st.nodes[i]
+            .events
             .iter()
-            .filter(|e| e.node == node)
             .map(|e| KubeEventInfo {
                 namespace: e.namespace.clone(),
                 type_: e.type_.clone(),
@@ -489,8 +596,104 @@ impl Backend for SimBackend {
                 message: e.message.clone(),
                 source: e.source.clone(),
                 time: e.time.clone(),
+                count: e.count,
             })
             .collect())
+    }
+
+    async fn wait_remediation(
+        &self,
+        node: &str,
+        window: &WaitSince,
+        timeout: Duration,
+    ) -> BackendResult<RemediationOutcome> {
+        let since = window.since.map(|t| self.offset_of(t));
+        let (satisfied, cr) = self
+            .watch_node(node, timeout, |st, i| {
+                let cr = Self::newest_cr(st, i, since);
+                (cr.as_ref().is_some_and(MaintenanceInfo::completed), cr)
+            })
+            .await?;
+        Ok(RemediationOutcome { satisfied, cr })
+    }
+
+    async fn wait_drained(
+        &self,
+        node: &str,
+        scope: &DrainScope,
+        window: &WaitSince,
+        timeout: Duration,
+    ) -> BackendResult<DrainOutcome> {
+        let since = window.since.map(crate::clock::rfc3339);
+        let now = self.now();
+        let (satisfied, (evicted, remaining)) = self
+            .watch_node(node, timeout, |st, i| {
+                let drained = |ns: &str| match &scope.namespaces {
+                    Some(list) => list.iter().any(|n| n == ns),
+                    None => st.nvs.drain_mode(ns).is_some(),
+                };
+                let n = &st.nodes[i];
+                let remaining: Vec<PodInfo> = n
+                    .pods
+                    .iter()
+                    .filter(|p| !p.is_daemonset() && drained(&p.namespace))
+                    .filter(|p| p.completes_at.is_none_or(|t| t > now))
+                    .map(SimPod::info)
+                    .collect();
+                // RFC 3339 times of one clock, all with milliseconds: text order is time order.
+                let evicted: Vec<PodGone> = n
+                    .pods_gone
+                    .iter()
+                    .filter(|g| drained(&g.namespace))
+                    .filter(|g| since.as_ref().is_none_or(|s| &g.time >= s))
+                    .cloned()
+                    .collect();
+                (remaining.is_empty(), (evicted, remaining))
+            })
+            .await?;
+        Ok(DrainOutcome {
+            satisfied,
+            evicted,
+            remaining,
+        })
+    }
+
+    async fn heal(&self, node: &str) -> BackendResult<HealReport> {
+        let now = self.now();
+        let mut st = self.lock();
+        let i = Self::node_index(&st, node)?;
+        let uncordoned = st.nodes[i].unschedulable;
+        let removed_taints: Vec<Taint> = st
+            .taints_applied_by_quarantine(i)
+            .into_iter()
+            .filter(|t| st.nodes[i].taints.contains(t))
+            .collect();
+        if uncordoned || st.nodes[i].quarantine.is_some() {
+            st.manual_uncordon(i, now);
+        }
+        let n = &mut st.nodes[i];
+        n.taints.retain(|t| !removed_taints.contains(t));
+        let mut removed_labels = Vec::new();
+        for k in HEAL_LABELS {
+            if n.labels.remove(*k).is_some() {
+                removed_labels.push(k.to_string());
+            }
+        }
+        let mut removed_annotations = Vec::new();
+        for k in HEAL_ANNOTATIONS {
+            if n.annotations.remove(*k).is_some() {
+                removed_annotations.push(k.to_string());
+            }
+        }
+        n.touch();
+        Ok(HealReport {
+            uncordoned,
+            removed_labels,
+            removed_annotations,
+            removed_taints,
+            left: HEAL_LEAVES.iter().map(|s| s.to_string()).collect(),
+            node: n.snapshot(),
+        })
     }
 
     async fn circuit_breaker(&self) -> BackendResult<BreakerStatus> {
@@ -505,6 +708,59 @@ impl Backend for SimBackend {
             .into(),
             since: st.breaker.tripped_at.clone(),
         })
+    }
+}
+
+impl SimBackend {
+    /// The node's newest maintenance CR of `kind` created at or after `since`.
+    fn newest_cr(st: &SimState, node: usize, since: Option<Duration>) -> Option<MaintenanceInfo> {
+        st.reboot_nodes_by_node
+            .get(&node)?
+            .iter()
+            .rev()
+            .filter_map(|name| st.reboot_nodes.get(name))
+            .find(|r| r.kind == "RebootNode" && since.is_none_or(|s| r.created_at >= s))
+            .map(RebootNode::info)
+    }
+
+    /// A wall-clock time as the run's offset (before the start: zero).
+    fn offset_of(&self, t: chrono::DateTime<chrono::Utc>) -> Duration {
+        (t - self.shared.clock.at(Duration::ZERO))
+            .to_std()
+            .unwrap_or(Duration::ZERO)
+    }
+
+    /// Watches a node's change channel until `check` says done or `timeout` passes;
+    /// returns the last answer and whether it was done.
+    async fn watch_node<T>(
+        &self,
+        node: &str,
+        timeout: Duration,
+        mut check: impl FnMut(&SimState, usize) -> (bool, T),
+    ) -> BackendResult<(bool, T)> {
+        let (i, mut rx) = {
+            let st = self.lock();
+            let i = Self::node_index(&st, node)?;
+            (i, st.nodes[i].tx.subscribe())
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let (done, value) = check(&self.lock(), i);
+            if done {
+                return Ok((true, value));
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => continue,
+                Ok(Err(_)) => {
+                    return Err(BackendError::failed(
+                        Some(node),
+                        "wait",
+                        "the node disappeared",
+                    ));
+                }
+                Err(_) => return Ok((false, check(&self.lock(), i).1)),
+            }
+        }
     }
 }
 

@@ -1,7 +1,9 @@
 //! The simulated cluster's objects: nodes with their kernel log, pods, RebootNode CRs, Events.
 
 use super::config::SimConfig;
-use crate::backend::{GpuInfo, NodeCondition, NodeInfo, PodInfo, Taint};
+use crate::backend::{
+    CrConditionInfo, GpuInfo, MaintenanceInfo, NodeCondition, NodeInfo, PodGone, PodInfo, Taint,
+};
 use crate::kmsg::KmsgRecord;
 use crate::xid::{Action, PciAddress};
 use rand::RngExt;
@@ -40,20 +42,74 @@ impl SimPod {
     }
 }
 
-/// A health event as platform-connectors stores it.
-#[derive(Debug, Clone, Serialize)]
+/// A health event as syslog-health-monitor sends it and platform-connectors stores it: an
+/// XID (fatal or not) or the healthy event after a boot-id change.
+#[derive(Debug, Clone)]
 pub(crate) struct HealthEvent {
+    /// The datastore's document id (24 hex for MongoDB, a UUID for PostgreSQL).
     pub(crate) id: String,
     pub(crate) node: String,
+    /// 0 for the healthy event.
     pub(crate) xid: u32,
+    /// The PCI address as NVSentinel normalises it (no `.function`); empty when healthy.
     pub(crate) pci: String,
+    /// Empty when the GPU is not in NVSentinel's GPU metadata.
     pub(crate) gpu_uuid: String,
+    /// The journal entry's whole `MESSAGE`, or `No Health Failures`.
     pub(crate) message: String,
     pub(crate) action: Action,
     pub(crate) fatal: bool,
-    #[serde(skip)]
+    pub(crate) healthy: bool,
     pub(crate) detected_at: Duration,
-    pub(crate) detected_time: String,
+    /// `generatedTimestamp` (seconds, nanos since the epoch).
+    pub(crate) generated: (i64, u32),
+}
+
+impl HealthEvent {
+    /// platform-connectors' `constructHealthEventMessage`: `ErrorCode:<code> ` + one
+    /// `<type>:<value> ` per entity + the message with `;` made `.` + `Recommended Action=<A>;`.
+    pub(crate) fn condition_text(&self) -> String {
+        let mut s = format!("ErrorCode:{} ", self.xid);
+        if !self.pci.is_empty() {
+            s.push_str(&format!("PCI:{} ", self.pci));
+        }
+        if !self.gpu_uuid.is_empty() {
+            s.push_str(&format!("GPU_UUID:{} ", self.gpu_uuid));
+        }
+        s.push_str(&self.message.replace(';', "."));
+        s.push_str(&format!(" Recommended Action={};", self.action));
+        s
+    }
+
+    /// The event as fault-quarantine stores it in `quarantineHealthEvent`: `json.Marshal` of
+    /// NVSentinel's protobuf struct, enums as numbers.
+    pub(crate) fn nvsentinel_json(&self) -> serde_json::Value {
+        let mut entities = Vec::new();
+        if !self.pci.is_empty() {
+            entities.push(serde_json::json!({"entityType": "PCI", "entityValue": self.pci}));
+        }
+        if !self.gpu_uuid.is_empty() {
+            entities
+                .push(serde_json::json!({"entityType": "GPU_UUID", "entityValue": self.gpu_uuid}));
+        }
+        serde_json::json!({
+            "version": 1,
+            "agent": "syslog-health-monitor",
+            "componentClass": "GPU",
+            "checkName": crate::backend::keys::COND_XID,
+            "isFatal": self.fatal,
+            "isHealthy": self.healthy,
+            "message": self.message,
+            "recommendedAction": self.action.code(),
+            "errorCode": if self.healthy { vec![] } else { vec![self.xid.to_string()] },
+            "entitiesImpacted": entities,
+            "metadata": {},
+            "generatedTimestamp": {"seconds": self.generated.0, "nanos": self.generated.1},
+            "nodeName": self.node,
+            "processingStrategy": 1,
+            "id": self.id,
+        })
+    }
 }
 
 /// NVSentinel's ongoing quarantine of a node.
@@ -62,6 +118,8 @@ pub(crate) struct Quarantine {
     /// Pods the drain waits for.
     pub(crate) awaited_pods: Vec<String>,
     pub(crate) drain_done: bool,
+    /// The node was already cordoned: fault-quarantine never uncordons it.
+    pub(crate) pre_existing_cordon: bool,
 }
 
 pub(crate) struct Monitor {
@@ -75,12 +133,17 @@ pub(crate) struct Monitor {
     /// A boot-id change is waiting to be reported as healthy.
     pub(crate) report_healthy: bool,
     pub(crate) last_boot_id: String,
+    /// Started without a state file: the next poll seeks to the end of the journal first, so
+    /// the lines not read by then are never seen.
+    pub(crate) seek_tail: bool,
 }
 
 #[derive(Clone)]
 pub(crate) struct JournalLine {
     pub(crate) message: String,
     pub(crate) transport_kernel: bool,
+    /// `SYSLOG_FACILITY` (0 kernel; a userspace `/dev/kmsg` write is 1, user).
+    pub(crate) facility: u8,
 }
 
 pub(crate) struct SimNode {
@@ -104,8 +167,14 @@ pub(crate) struct SimNode {
     pub(crate) monitor: Monitor,
     pub(crate) pods: Vec<SimPod>,
     pub(crate) quarantine: Option<Quarantine>,
-    /// RebootNodes whose reboot signal was sent and that wait for this node to be Ready.
-    pub(crate) pending_reboot_nodes: Vec<String>,
+    /// Pods that left the node, oldest first (what `wait_drained` reports).
+    pub(crate) pods_gone: Vec<PodGone>,
+    /// Kubernetes Events about the node, oldest first.
+    pub(crate) events: Vec<KubeEvent>,
+    /// Terminated by janitor (a TerminateNode): down for good.
+    pub(crate) terminated: bool,
+    /// The entries of the `SysLogsXIDError` message while it is True.
+    pub(crate) condition_entries: Vec<String>,
     /// Bumped when a quarantine ends or is cancelled, so stale scheduled steps do nothing.
     pub(crate) generation: u64,
     pub(crate) tx: watch::Sender<u64>,
@@ -188,29 +257,39 @@ impl SimNode {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct CrCondition {
-    #[serde(rename = "type")]
-    pub(crate) type_: String,
-    pub(crate) status: String,
-    pub(crate) reason: String,
-    pub(crate) time: String,
-}
-
-/// `RebootNode` (`janitor.dgxc.nvidia.com/v1alpha1`).
+/// `RebootNode` or `TerminateNode` (`janitor.dgxc.nvidia.com/v1alpha1`).
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct RebootNode {
+    pub(crate) kind: &'static str,
     pub(crate) name: String,
     pub(crate) node: String,
     pub(crate) force: bool,
     pub(crate) created: String,
     pub(crate) start_time: Option<String>,
     pub(crate) completion_time: Option<String>,
-    pub(crate) conditions: Vec<CrCondition>,
+    pub(crate) conditions: Vec<CrConditionInfo>,
+    #[serde(skip)]
+    pub(crate) created_at: Duration,
+    #[serde(skip)]
+    pub(crate) started_at: Duration,
     #[serde(skip)]
     pub(crate) boot_id_at_signal: String,
     #[serde(skip)]
     pub(crate) done: bool,
+}
+
+impl RebootNode {
+    pub(crate) fn info(&self) -> MaintenanceInfo {
+        MaintenanceInfo {
+            kind: self.kind.to_string(),
+            name: self.name.clone(),
+            node: self.node.clone(),
+            created: self.created.clone(),
+            start_time: self.start_time.clone(),
+            completion_time: self.completion_time.clone(),
+            conditions: self.conditions.clone(),
+        }
+    }
 }
 
 /// A core/v1 Event.
@@ -224,6 +303,8 @@ pub(crate) struct KubeEvent {
     pub(crate) message: String,
     pub(crate) source: String,
     pub(crate) time: String,
+    /// Repeats of the same (type, reason, message) bump this instead of adding an Event.
+    pub(crate) count: u32,
 }
 
 /// A stable, realistic GPU UUID for a node/index pair.

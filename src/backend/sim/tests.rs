@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::xid::LineOptions;
+use crate::xid::catalog;
 use crate::xid::line::LineStyle;
 use std::sync::Mutex as StdMutex;
 
@@ -24,6 +25,7 @@ fn req(node: &str, gpu: u32, xid: u32, style: LineStyle) -> InjectRequest {
         },
         fault_id: "f1".into(),
         provenance: "gfi:test".into(),
+        preflight: true,
     }
 }
 
@@ -101,7 +103,7 @@ fn xid79_goes_through_the_whole_pipeline() {
                 .unwrap()
                 .satisfied
         );
-        let crs = sim.reboot_nodes();
+        let crs = sim.reboot_nodes("RebootNode");
         assert_eq!(crs.len(), 1);
         assert!(crs[0].name.starts_with("maintenance-gpu-node-001-"));
         let user_pods = sim
@@ -128,7 +130,7 @@ fn xid79_goes_through_the_whole_pipeline() {
         assert!(!n.labels.contains_key(keys::STATE));
         assert!(!n.labels.contains_key(keys::CORDON_BY));
         assert_eq!(n.condition(keys::COND_XID).unwrap().status, "False");
-        let crs = sim.reboot_nodes();
+        let crs = sim.reboot_nodes("RebootNode");
         assert!(crs[0].completion_time.is_some());
         let kinds: Vec<String> = seen
             .lock()
@@ -235,7 +237,7 @@ fn contact_support_stays_cordoned() {
             .await
             .unwrap();
         assert!(!w.satisfied, "CONTACT_SUPPORT never uncordons on its own");
-        assert!(sim.reboot_nodes().is_empty());
+        assert!(sim.reboot_nodes("RebootNode").is_empty());
     });
 }
 
@@ -283,7 +285,7 @@ fn missing_gpu_metadata_turns_component_reset_into_restart_vm() {
 }
 
 #[test]
-fn circuit_breaker_trips_on_a_small_cluster() {
+fn circuit_breaker_trips_at_the_next_event_not_at_the_cordon() {
     runtime().block_on(async {
         let cfg = SimConfig {
             nodes: 2,
@@ -299,16 +301,185 @@ fn circuit_breaker_trips_on_a_small_cluster() {
                 .unwrap()
                 .satisfied
         );
-        // The first cordon reaches 50 % of two nodes: the next action (here, the uncordon
-        // after the reboot) is halted and the node stays cordoned.
+        // ceil(50 % of 2) = 1 node is reached, but the breaker is evaluated at the next event.
+        assert_eq!(sim.circuit_breaker().await.unwrap().status, "CLOSED");
+        // A non-fatal XID on the other node is an event too: it trips the breaker.
+        sim.inject_xid(&req("gpu-node-002", 0, 13, LineStyle::Driver))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(sim.circuit_breaker().await.unwrap().status, "TRIPPED");
+        // Tripped: the healthy event after the reboot is not processed.
         let w = sim
             .wait_node(NODE, &NodePredicate::Uncordoned, Duration::from_secs(3600))
             .await
             .unwrap();
         assert!(!w.satisfied);
-        assert_eq!(sim.circuit_breaker().await.unwrap().status, "TRIPPED");
-        sim.reset_breaker();
+        assert_eq!(
+            w.node.condition(keys::COND_XID).unwrap().status,
+            "False",
+            "rebooted and reported healthy"
+        );
+        // Reset with cursor RESUME: the restarted fault-quarantine processes what it missed.
+        sim.reset_breaker(BreakerCursor::Resume);
         assert_eq!(sim.circuit_breaker().await.unwrap().status, "CLOSED");
+        assert!(
+            sim.wait_node(NODE, &NodePredicate::Uncordoned, Duration::from_secs(60))
+                .await
+                .unwrap()
+                .satisfied
+        );
+    });
+}
+
+#[test]
+fn a_healthy_event_past_the_window_slides_by_the_breaker() {
+    runtime().block_on(async {
+        let cfg = SimConfig {
+            nodes: 1,
+            ..Default::default()
+        };
+        let (sim, _) = start(cfg, NvsConfig::default());
+        sim.inject_xid(&req(NODE, 0, 79, LineStyle::Driver))
+            .await
+            .unwrap();
+        // The reboot takes longer than the 5-minute window: the node recovers normally.
+        let w = sim
+            .wait_node(
+                NODE,
+                &NodePredicate::Rebooted {
+                    since_boot_id: sim.node(NODE).await.unwrap().boot_id,
+                },
+                Duration::from_secs(3600),
+            )
+            .await
+            .unwrap();
+        assert!(w.satisfied);
+        assert!(
+            sim.wait_node(NODE, &NodePredicate::Uncordoned, Duration::from_secs(3600))
+                .await
+                .unwrap()
+                .satisfied
+        );
+        assert_eq!(sim.circuit_breaker().await.unwrap().status, "CLOSED");
+    });
+}
+
+/// NVSentinel's `MapActionStringToProto`, written again from the reference (not from the
+/// catalogue code), so the table below checks the catalogue as well as the pipeline.
+fn bucket_action(bucket: &str) -> &'static str {
+    match bucket {
+        "RESTART_APP" | "IGNORE" | "XID_154_EVAL" | "WORKFLOW_XID_45" | "NONE" => "NONE",
+        "WORKFLOW_XID_48" | "RESET_GPU" | "RECOVER_FEATURE_RESET_GPU" | "COMPONENT_RESET" => {
+            "COMPONENT_RESET"
+        }
+        "WORKFLOW_XID_168" | "RESET_FABRIC" | "RESTART_VM" => "RESTART_VM",
+        "RESTART_BM" => "RESTART_BM",
+        _ => "CONTACT_SUPPORT",
+    }
+}
+
+#[test]
+fn every_xid_of_nvsentinels_table_gets_its_outcome() {
+    const TABLE: &str = include_str!("../../../data/nvsentinel-xid-actions.tsv");
+    let rows: Vec<(u32, String, String)> = TABLE
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with("xid\t"))
+        .map(|l| {
+            let c: Vec<&str> = l.split('\t').collect();
+            (c[0].parse().unwrap(), c[2].to_string(), c[3].to_string())
+        })
+        .collect();
+    assert_eq!(rows.len(), 172);
+    runtime().block_on(async {
+        let cfg = SimConfig {
+            nodes: rows.len(),
+            gpus_per_node: 1,
+            pods: Vec::new(),
+            ..Default::default()
+        };
+        let nvs =
+            NvsConfig::from_yaml("fault-quarantine: {circuitBreaker: {enabled: false}}").unwrap();
+        let (sim, _) = start(cfg, nvs);
+        let names: Vec<String> = sim
+            .list_nodes(None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|n| n.name)
+            .collect();
+        let mut boots = Vec::new();
+        for ((xid, _, _), node) in rows.iter().zip(&names) {
+            boots.push(sim.node(node).await.unwrap().boot_id);
+            sim.inject_xid(&req(node, 0, *xid, LineStyle::Driver))
+                .await
+                .unwrap();
+        }
+        tokio::time::sleep(Duration::from_secs(3 * 3600)).await;
+        for (((xid, bucket, action), node), boot) in rows.iter().zip(&names).zip(&boots) {
+            // The table's action column: "CONTACT_SUPPORT (row skipped)" is still CONTACT_SUPPORT;
+            // 154 takes its action from the line, whose default text says "GPU Reset Required".
+            let expected = if *xid == 154 {
+                "COMPONENT_RESET"
+            } else {
+                action.split_whitespace().next().unwrap()
+            };
+            if bucket != "-" && *xid != 154 {
+                assert_eq!(
+                    bucket_action(bucket),
+                    expected,
+                    "XID {xid}: the table's own mapping"
+                );
+            }
+            let n = sim.node(node).await.unwrap();
+            let events = sim.events(node).await.unwrap();
+            let rebooted = &n.boot_id != boot;
+            let outcome = match (n.unschedulable, rebooted, n.state()) {
+                (false, false, None)
+                    if events
+                        .iter()
+                        .any(|e| e.message.starts_with(&format!("ErrorCode:{xid} "))) =>
+                {
+                    "no cordon"
+                }
+                (true, false, Some("remediation-failed")) => "cordon and stay",
+                (false, true, None) => "cordon, reboot, uncordon",
+                other => panic!("XID {xid} ({expected}): unexpected end state {other:?}"),
+            };
+            let want = match expected {
+                "NONE" => "no cordon",
+                "CONTACT_SUPPORT" => "cordon and stay",
+                _ => "cordon, reboot, uncordon",
+            };
+            assert_eq!(outcome, want, "XID {xid}: {expected}");
+            if want == "cordon, reboot, uncordon" {
+                let cr = sim
+                    .reboot_nodes("RebootNode")
+                    .into_iter()
+                    .find(|r| &r.node == node)
+                    .unwrap_or_else(|| panic!("XID {xid}: no RebootNode"));
+                assert!(cr.completion_time.is_some(), "XID {xid}: {cr:?}");
+                let detected = sim
+                    .node(node)
+                    .await
+                    .unwrap()
+                    .condition(keys::COND_XID)
+                    .map(|c| c.status.clone());
+                assert_eq!(
+                    detected.as_deref(),
+                    Some("False"),
+                    "XID {xid}: healthy again"
+                );
+            }
+            // The catalogue the tools show agrees with the table.
+            let info = catalog::lookup_or_generic(*xid);
+            assert_eq!(info.known, !action.contains("row skipped"), "XID {xid}");
+            assert_eq!(
+                info.default_action().as_str(),
+                expected,
+                "XID {xid}: catalogue"
+            );
+        }
     });
 }
 
@@ -366,7 +537,7 @@ fn manual_mode_and_kind_provider_never_reboot() {
                 .unwrap();
             assert!(!u.satisfied, "{values}");
             assert_eq!(u.node.boot_id, boot0, "{values}");
-            let crs = sim.reboot_nodes();
+            let crs = sim.reboot_nodes("RebootNode");
             assert_eq!(crs.len(), 1, "{values}");
         });
     }
@@ -443,7 +614,7 @@ fn same_seed_same_history() {
                 .collect();
             (
                 out,
-                sim.reboot_nodes()
+                sim.reboot_nodes("RebootNode")
                     .iter()
                     .map(|r| serde_json::to_string(r).unwrap())
                     .collect::<Vec<_>>(),

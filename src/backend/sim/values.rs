@@ -2,8 +2,12 @@
 //!
 //! Accepts the chart's keys (`global.<module>.enabled`, `fault-quarantine.circuitBreaker`,
 //! `node-drainer.userNamespaces`, `janitor.config.manualMode`, ...) and the seed document's older
-//! simplified form (`syslog-health-monitor.xidMapping`, `fault-quarantine-module.cordonOnFail`,
-//! `node-drainer.evictionTimeout`, `userNamespaces: [dynamo, default]`, `janitor.rebootNode.timeout`).
+//! simplified form (`fault-quarantine-module.cordonOnFail`, `node-drainer.evictionTimeout`,
+//! `userNamespaces: [dynamo, default]`, `janitor.rebootNode.timeout`). The seed's
+//! `syslog-health-monitor.xidMapping` is not a chart key: it is read, ignored as a real cluster
+//! ignores it, and warned about, naming the real mechanism (the platform connector's CEL
+//! override rules, which are read). Settings that make a real cluster do nothing (no datastore,
+//! NVSentinel v1.13.0) become warnings for the start of the run, and the model does nothing too.
 
 use super::config::value_to_duration;
 use crate::backend::Taint;
@@ -52,8 +56,59 @@ pub(crate) enum XidOverride {
     Action(Action),
 }
 
+/// NVSentinel's datastore, which fault-quarantine, node-drainer and fault-remediation read
+/// their work from (a MongoDB change stream or PostgreSQL LISTEN/NOTIFY).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Store {
+    Mongodb,
+    Postgresql,
+    /// None configured: the modules that need one do nothing.
+    None,
+}
+
+/// A Kubernetes label selector (`matchLabels`, `matchExpressions`), as janitor's exclusions
+/// hold them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct NodeSelector {
+    pub(crate) match_labels: BTreeMap<String, String>,
+    /// (key, operator, values): `In`, `NotIn`, `Exists`, `DoesNotExist`.
+    pub(crate) match_expressions: Vec<(String, String, Vec<String>)>,
+}
+
+impl NodeSelector {
+    pub(crate) fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.match_labels
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
+            && self
+                .match_expressions
+                .iter()
+                .all(|(k, op, vals)| match op.as_str() {
+                    "In" => labels.get(k).is_some_and(|v| vals.contains(v)),
+                    "NotIn" => labels.get(k).is_none_or(|v| !vals.contains(v)),
+                    "Exists" => labels.contains_key(k),
+                    _ => !labels.contains_key(k),
+                })
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct NvsConfig {
+    /// `global.image.tag`, when the values say.
+    pub(crate) version: Option<String>,
+    /// What a real cluster with these values would do differently from what was asked (no
+    /// datastore, v1.13.0, a key the chart does not have); said at the start of the run.
+    pub(crate) warnings: Vec<String>,
+    pub(crate) store: Store,
+    /// `global.dryRun`: fault-quarantine, node-drainer and fault-remediation change nothing.
+    pub(crate) dry_run: bool,
+    /// syslog-health-monitor `processingStrategy: STORE_ONLY`: events are stored, never acted on.
+    pub(crate) store_only: bool,
+    /// v1.13.0 filtered the journal on `SYSLOG_FACILITY=0`, which a `/dev/kmsg` write never has.
+    pub(crate) kernel_facility_only: bool,
+    /// `labeler.assumeDriverInstalled`: the driver label without a driver pod.
+    pub(crate) assume_driver_installed: bool,
     pub(crate) syslog_health_monitor: bool,
     pub(crate) fault_quarantine: bool,
     pub(crate) node_drainer: bool,
@@ -66,6 +121,8 @@ pub struct NvsConfig {
     pub(crate) taint: Option<Taint>,
     pub(crate) breaker_enabled: bool,
     pub(crate) breaker_percentage: f64,
+    /// `circuitBreaker.maxNodes`: an absolute bound (0: none).
+    pub(crate) breaker_max_nodes: usize,
     #[serde(serialize_with = "secs")]
     pub(crate) breaker_window: Duration,
     #[serde(serialize_with = "secs")]
@@ -82,7 +139,8 @@ pub struct NvsConfig {
     #[serde(serialize_with = "secs")]
     pub(crate) reboot_timeout: Duration,
     pub(crate) provider: String,
-    pub(crate) janitor_exclusions: Vec<String>,
+    /// `janitor.config.nodes.exclusions`: label selectors checked when a CR is created.
+    pub(crate) janitor_exclusions: Vec<NodeSelector>,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -107,6 +165,13 @@ impl Default for NvsConfig {
     /// `AllowCompletion` waits forever for a long-running pod).
     fn default() -> Self {
         NvsConfig {
+            version: None,
+            warnings: Vec::new(),
+            store: Store::Mongodb,
+            dry_run: false,
+            store_only: false,
+            kernel_facility_only: false,
+            assume_driver_installed: false,
             syslog_health_monitor: true,
             fault_quarantine: true,
             node_drainer: true,
@@ -118,6 +183,7 @@ impl Default for NvsConfig {
             taint: None,
             breaker_enabled: true,
             breaker_percentage: 50.0,
+            breaker_max_nodes: 0,
             breaker_window: Duration::from_secs(300),
             eviction_timeout: Duration::from_secs(60),
             delete_after_timeout: Duration::from_secs(3600),
@@ -194,8 +260,21 @@ impl NvsConfig {
         }
 
         if let Some(map) = v.get("syslog-health-monitor.xidMapping") {
-            c.xid_overrides = parse_xid_mapping(map)?;
+            let parsed = parse_xid_mapping(map)?;
+            c.warnings.push(format!(
+                "syslog-health-monitor.xidMapping is not a key of NVSentinel's chart: a real cluster ignores it, and so does the sim ({} XID(s) left at the catalogue's action); change an XID's action with the platform connector's CEL rules, platform-connector.transformers.OverrideTransformer.rules (and pipeline: [{{name: OverrideTransformer, enabled: true}}])",
+                parsed.len()
+            ));
         }
+        for key in [
+            "platform-connector.transformers.OverrideTransformer.rules",
+            "platformConnector.transformers.OverrideTransformer.rules",
+        ] {
+            if let Some(rules) = v.get(key) {
+                c.xid_overrides = parse_override_rules(key, rules)?;
+            }
+        }
+        c.read_deployment(&v)?;
 
         if let Some(b) = v.first_bool(&["fault-quarantine-module.cordonOnFail"])? {
             c.cordon = b;
@@ -223,11 +302,22 @@ impl NvsConfig {
         if let Some(b) = v.first_bool(&["fault-quarantine.circuitBreaker.enabled"])? {
             c.breaker_enabled = b;
         }
-        if let Some(p) = v.number("fault-quarantine.circuitBreaker.percentage")? {
-            if !(0.0..=100.0).contains(&p) || p == 0.0 {
+        if let Some(m) = v.number("fault-quarantine.circuitBreaker.maxNodes")? {
+            if m < 0.0 || m.fract() != 0.0 {
                 return Err(format!(
-                    "fault-quarantine.circuitBreaker.percentage: {p} must be within 1..100"
+                    "fault-quarantine.circuitBreaker.maxNodes: {m} must be a whole number, 0 for no bound"
                 ));
+            }
+            c.breaker_max_nodes = m as usize;
+        }
+        if let Some(p) = v.number("fault-quarantine.circuitBreaker.percentage")? {
+            if !(0.0..=100.0).contains(&p) {
+                return Err(format!(
+                    "fault-quarantine.circuitBreaker.percentage: {p} must be within 0..100 (0: maxNodes only)"
+                ));
+            }
+            if p == 0.0 && c.breaker_max_nodes == 0 {
+                return Err("fault-quarantine.circuitBreaker.percentage: 0 means maxNodes only, and maxNodes is not set".into());
             }
             c.breaker_percentage = p;
         }
@@ -274,15 +364,8 @@ impl NvsConfig {
                 break;
             }
         }
-        if let Some(Value::Sequence(ex)) = v.get("janitor.config.nodes.exclusions") {
-            c.janitor_exclusions = ex
-                .iter()
-                .map(|n| {
-                    n.as_str()
-                        .map(str::to_string)
-                        .ok_or("janitor.config.nodes.exclusions must list node names")
-                })
-                .collect::<Result<_, _>>()?;
+        if let Some(ex) = v.get("janitor.config.nodes.exclusions") {
+            c.janitor_exclusions = parse_exclusions(ex)?;
         }
         if let Some(p) = v.get("janitor-provider.csp.provider") {
             let p = p
@@ -297,6 +380,85 @@ impl NvsConfig {
             c.provider = p.to_string();
         }
         Ok(c)
+    }
+
+    /// The settings that decide whether anything happens at all: the datastore, the version,
+    /// the dry run, the monitor's processing strategy, the labeler.
+    fn read_deployment(&mut self, v: &Values) -> Result<(), String> {
+        if let Some(tag) = v.get("global.image.tag").map(scalar_string) {
+            if tag.trim_start_matches('v') == "1.13.0" {
+                self.kernel_facility_only = true;
+                self.warnings.push("NVSentinel v1.13.0 reads only journal entries with SYSLOG_FACILITY=0 (kernel); a /dev/kmsg write is facility user, so no injection is ever seen on that version (fixed in v1.13.1): upgrade, or expect nothing".into());
+            }
+            self.version = Some(tag);
+        }
+        let mongo = v.first_bool(&["global.mongodbStore.enabled"])?;
+        let datastore = v.get("global.datastore");
+        let provider = datastore
+            .and_then(|d| Values(d).get("provider").or_else(|| Values(d).get("type")))
+            .and_then(Value::as_str)
+            .map(str::to_ascii_lowercase);
+        let needs_store = [
+            "global.faultQuarantine.enabled",
+            "global.nodeDrainer.enabled",
+            "global.faultRemediation.enabled",
+        ]
+        .iter()
+        .any(|k| v.get(k).and_then(Value::as_bool) == Some(true));
+        self.store = match (mongo, provider.as_deref()) {
+            (_, Some("postgresql" | "postgres")) => Store::Postgresql,
+            (_, Some("mongodb")) | (Some(true), _) => Store::Mongodb,
+            (_, Some(other)) => {
+                return Err(format!(
+                    "global.datastore.provider: '{other}' is not mongodb or postgresql"
+                ));
+            }
+            (Some(false), None) => Store::None,
+            // The chart's default is no store; values that turn the modules on the chart's way
+            // get it. Values that do not mention them keep the sim's all-on, MongoDB default.
+            (None, None) if needs_store && datastore.is_none() => Store::None,
+            (None, None) => Store::Mongodb,
+        };
+        if self.store == Store::None
+            && (self.fault_quarantine || self.node_drainer || self.fault_remediation)
+        {
+            self.warnings.push("fault-quarantine, node-drainer and fault-remediation read their work from NVSentinel's datastore, and these values enable none (global.mongodbStore.enabled: true, or global.datastore for PostgreSQL): a real cluster would set the condition and do nothing more, and so does the sim".into());
+        }
+        if let Some(b) = v.first_bool(&["global.dryRun"])? {
+            self.dry_run = b;
+        }
+        match v
+            .get("syslog-health-monitor.processingStrategy")
+            .and_then(Value::as_str)
+        {
+            None | Some("EXECUTE_REMEDIATION") => {}
+            Some("STORE_ONLY") => self.store_only = true,
+            Some(other) => {
+                return Err(format!(
+                    "syslog-health-monitor.processingStrategy: '{other}' is not EXECUTE_REMEDIATION or STORE_ONLY"
+                ));
+            }
+        }
+        if let Some(b) = v.first_bool(&["labeler.assumeDriverInstalled"])? {
+            self.assume_driver_installed = b;
+        }
+        Ok(())
+    }
+
+    /// Whether fault-quarantine, node-drainer and fault-remediation can work (a datastore).
+    pub(crate) fn has_store(&self) -> bool {
+        self.store != Store::None
+    }
+
+    /// The circuit breaker's trip threshold for `gpu_nodes`: the lower of
+    /// `ceil(gpu_nodes * percentage / 100)` and `maxNodes` (either 0: the other alone).
+    pub(crate) fn breaker_threshold(&self, gpu_nodes: usize) -> usize {
+        let by_share = (gpu_nodes as f64 * self.breaker_percentage / 100.0).ceil() as usize;
+        match (by_share, self.breaker_max_nodes) {
+            (0, m) => m,
+            (s, 0) => s,
+            (s, m) => s.min(m),
+        }
     }
 
     /// The drain mode for a namespace, or `None` when node-drainer leaves it alone.
@@ -321,6 +483,113 @@ impl NvsConfig {
             Some(XidOverride::Fail) => Action::RestartVm,
         }
     }
+}
+
+/// The platform connector's `OverrideTransformer` rules, in the form NVSentinel documents:
+/// `when: 'event.agent == "syslog-health-monitor" && "109" in event.errorCode'`,
+/// `override: {isFatal, recommendedAction}`. The sim reads the XID numbers of `"<n>" in
+/// event.errorCode` terms; other CEL is an error rather than a silent mismatch.
+fn parse_override_rules(key: &str, rules: &Value) -> Result<BTreeMap<u32, XidOverride>, String> {
+    let Value::Sequence(items) = rules else {
+        return Err(format!("{key} must be a list of {{when, override}} rules"));
+    };
+    let xid_term = Regex::new(r#""(\d+)"\s+in\s+event\.errorCode"#).expect("static regex");
+    let mut out = BTreeMap::new();
+    for (i, rule) in items.iter().enumerate() {
+        let r = Values(rule);
+        let when = r
+            .get("when")
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("{key}[{i}]: needs a CEL 'when' expression"))?;
+        let xids: Vec<u32> = xid_term
+            .captures_iter(when)
+            .filter_map(|c| c[1].parse().ok())
+            .collect();
+        if xids.is_empty() {
+            return Err(format!(
+                "{key}[{i}].when: the sim understands rules on XIDs, such as 'event.agent == \"syslog-health-monitor\" && \"109\" in event.errorCode'; got '{when}'"
+            ));
+        }
+        let action = match r.get("override.recommendedAction") {
+            Some(Value::String(a)) => Some(
+                a.parse::<Action>()
+                    .map_err(|e| format!("{key}[{i}].override.recommendedAction: {e}"))?,
+            ),
+            None => None,
+            Some(other) => {
+                return Err(format!(
+                    "{key}[{i}].override.recommendedAction: expected an action name, got {other:?}"
+                ));
+            }
+        };
+        let fatal = Values(rule).first_bool(&["override.isFatal"])?;
+        let o = match (action, fatal) {
+            (Some(a), _) => XidOverride::Action(a),
+            (None, Some(false)) => XidOverride::Ignore,
+            (None, Some(true)) => XidOverride::Fail,
+            (None, None) => {
+                return Err(format!(
+                    "{key}[{i}].override: needs recommendedAction or isFatal"
+                ));
+            }
+        };
+        for x in xids {
+            out.insert(x, o);
+        }
+    }
+    Ok(out)
+}
+
+/// `janitor.config.nodes.exclusions`: a list of label selectors.
+fn parse_exclusions(v: &Value) -> Result<Vec<NodeSelector>, String> {
+    const KEY: &str = "janitor.config.nodes.exclusions";
+    let Value::Sequence(items) = v else {
+        return Err(format!("{KEY} must be a list of label selectors"));
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            if let Value::String(name) = item {
+                return Err(format!(
+                    "{KEY}[{i}]: '{name}' is a node name, but janitor's exclusions are label selectors: {{matchLabels: {{kubernetes.io/hostname: {name}}}}}"
+                ));
+            }
+            let m = Values(item);
+            let mut sel = NodeSelector {
+                match_labels: BTreeMap::new(),
+                match_expressions: Vec::new(),
+            };
+            if let Some(Value::Mapping(ml)) = m.get("matchLabels") {
+                for (k, val) in ml {
+                    sel.match_labels.insert(scalar_string(k), scalar_string(val));
+                }
+            }
+            if let Some(Value::Sequence(exprs)) = m.get("matchExpressions") {
+                for e in exprs {
+                    let e = Values(e);
+                    let key = e.get("key").map(scalar_string).unwrap_or_default();
+                    let op = e.get("operator").map(scalar_string).unwrap_or_default();
+                    if key.is_empty() || !["In", "NotIn", "Exists", "DoesNotExist"].contains(&op.as_str()) {
+                        return Err(format!(
+                            "{KEY}[{i}].matchExpressions: each needs a key and an operator In, NotIn, Exists or DoesNotExist"
+                        ));
+                    }
+                    let values = match e.get("values") {
+                        Some(Value::Sequence(vs)) => vs.iter().map(scalar_string).collect(),
+                        _ => Vec::new(),
+                    };
+                    sel.match_expressions.push((key, op, values));
+                }
+            }
+            if sel.match_labels.is_empty() && sel.match_expressions.is_empty() {
+                return Err(format!(
+                    "{KEY}[{i}]: an empty selector would exclude every node; give matchLabels or matchExpressions"
+                ));
+            }
+            Ok(sel)
+        })
+        .collect()
 }
 
 /// `*` matches any run of characters; everything else literally.
@@ -599,9 +868,13 @@ janitor:
         assert_eq!(c.drain_mode("dynamo"), Some(DrainMode::Immediate));
         assert_eq!(c.drain_mode("other"), None);
         assert_eq!(c.reboot_timeout, Duration::from_secs(1800));
-        assert_eq!(c.action_for(79, Action::RestartBm), Action::RestartBm);
-        assert_eq!(c.action_for(13, Action::None), Action::RestartVm);
-        assert_eq!(c.action_for(74, Action::ContactSupport), Action::None);
+        // Not a chart key: ignored, as a real cluster ignores it, with a warning naming the real one.
+        assert_eq!(c.action_for(13, Action::None), Action::None);
+        assert!(
+            c.warnings[0].contains("OverrideTransformer.rules"),
+            "{:?}",
+            c.warnings
+        );
     }
 
     #[test]

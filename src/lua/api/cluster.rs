@@ -181,6 +181,59 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
     set_fn(
         lua,
         gfi,
+        "heal",
+        lua.create_async_function(|lua, v: Value| async move {
+            let ctx = Ctx::get(&lua)?;
+            let name = node_name("heal", 1, &v)?;
+            let report = ask!(&lua, "heal", Some(&name), ctx.backend.heal(&name).await);
+            let mut removed: Vec<String> = report.removed_labels.clone();
+            removed.extend(report.removed_annotations.iter().cloned());
+            removed.extend(
+                report
+                    .removed_taints
+                    .iter()
+                    .map(|t| format!("taint {}", t.key)),
+            );
+            ctx.journal.record(
+                crate::journal::EntryKind::Heal,
+                Some(&name),
+                format!(
+                    "healed by the script: {}{}",
+                    if report.uncordoned {
+                        "uncordoned"
+                    } else {
+                        "was schedulable"
+                    },
+                    if removed.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; removed {}", removed.join(", "))
+                    }
+                ),
+                serde_json::json!({
+                    "uncordoned": report.uncordoned,
+                    "removed_labels": report.removed_labels,
+                    "removed_annotations": report.removed_annotations,
+                    "removed_taints": report.removed_taints,
+                }),
+            );
+            let t = lua.create_table()?;
+            t.set("uncordoned", report.uncordoned)?;
+            t.set("removed_labels", to_lua(&lua, &report.removed_labels)?)?;
+            t.set(
+                "removed_annotations",
+                to_lua(&lua, &report.removed_annotations)?,
+            )?;
+            t.set("removed_taints", to_lua(&lua, &report.removed_taints)?)?;
+            t.set("left", to_lua(&lua, &report.left)?)?;
+            t.set("node", node_facts(&lua, &report.node)?)?;
+            one(&lua, t)
+        })?,
+    )?;
+
+    set_fn(
+        lua,
+        gfi,
         "circuit_breaker",
         lua.create_async_function(|lua, ()| async move {
             let ctx = Ctx::get(&lua)?;

@@ -2,7 +2,7 @@
 
 use super::set_fn;
 use crate::ask;
-use crate::backend::sim::SimBackend;
+use crate::backend::sim::{BreakerCursor, SimBackend};
 use crate::duration;
 use crate::journal::EntryKind;
 use crate::lua::Ctx;
@@ -211,6 +211,7 @@ fn xid_table(lua: &Lua, info: &catalog::XidInfo) -> mlua::Result<Value> {
     t.raw_set("description", info.description.as_str())?;
     t.raw_set("seed_text", info.seed_text.as_str())?;
     t.raw_set("group", info.group.as_str())?;
+    t.raw_set("bucket", info.bucket.as_str())?;
     t.raw_set("text", info.driver_text())?;
     t.raw_set("action", info.default_action().as_str())?;
     t.raw_set(
@@ -266,16 +267,118 @@ fn register_sim(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
     )?;
     sim.set(
         "reset_breaker",
-        lua.create_function(|lua, ()| {
+        lua.create_function(|lua, opts: Value| {
+            const F: &str = "sim.reset_breaker";
             let ctx = Ctx::get(lua)?;
-            sim_of(&ctx)?.reset_breaker();
+            let o = options(F, 1, &opts, &["cursor"])?;
+            let cursor = match opt_string(F, &o, "cursor")?.as_deref() {
+                None | Some("CREATE") => BreakerCursor::Create,
+                Some("RESUME") => BreakerCursor::Resume,
+                Some(other) => {
+                    return Err(err(format!(
+                        "{F}: option 'cursor' must be \"CREATE\" (skip the events that arrived while tripped, as NVSentinel's runbook does) or \"RESUME\" (process them now), got \"{other}\""
+                    )));
+                }
+            };
+            sim_of(&ctx)?.reset_breaker(cursor);
+            let name = if cursor == BreakerCursor::Resume { "RESUME" } else { "CREATE" };
             ctx.journal.record(
                 crate::journal::EntryKind::SimResetBreaker,
                 None,
-                "circuit breaker reset by the script",
-                json!(null),
+                format!("circuit breaker reset by the script (status CLOSED, cursor {name}, fault-quarantine restarted)"),
+                json!({"cursor": name}),
             );
             Ok(())
+        })?,
+    )?;
+    sim.set(
+        "cordon",
+        lua.create_function(|lua, v: Value| {
+            let ctx = Ctx::get(lua)?;
+            let name = node_name("sim.cordon", 1, &v)?;
+            let info = ask!(lua, "sim.cordon", Some(&name), sim_of(&ctx)?.cordon(&name));
+            ctx.journal.record(
+                crate::journal::EntryKind::SimAction,
+                Some(&name),
+                "cordoned by the script (kubectl cordon)",
+                json!({"action": "cordon"}),
+            );
+            one(lua, super::handles::node_facts(lua, &info)?)
+        })?,
+    )?;
+    sim.set(
+        "label",
+        lua.create_function(|lua, (v, key, value): (Value, Value, Value)| {
+            const F: &str = "sim.label";
+            let ctx = Ctx::get(lua)?;
+            let name = node_name(F, 1, &v)?;
+            let key = match &key {
+                Value::String(s) if !s.to_str()?.is_empty() => s.to_str()?.to_string(),
+                other => {
+                    return Err(arg_err(
+                        F,
+                        2,
+                        "key",
+                        format!("must be a label key, got {}", describe(other)),
+                    ));
+                }
+            };
+            let value = match &value {
+                Value::String(s) => Some(s.to_str()?.to_string()),
+                Value::Nil => None,
+                other => {
+                    return Err(arg_err(
+                        F,
+                        3,
+                        "value",
+                        format!(
+                            "must be a string, or nil to remove the label, got {}",
+                            describe(other)
+                        ),
+                    ));
+                }
+            };
+            let info = ask!(
+                lua,
+                F,
+                Some(&name),
+                sim_of(&ctx)?.label(&name, &key, value.as_deref())
+            );
+            ctx.journal.record(
+                crate::journal::EntryKind::SimAction,
+                Some(&name),
+                match &value {
+                    Some(v) => format!("label {key}={v} set by the script"),
+                    None => format!("label {key} removed by the script"),
+                },
+                json!({"action": "label", "key": key, "value": value}),
+            );
+            one(lua, super::handles::node_facts(lua, &info)?)
+        })?,
+    )?;
+    sim.set(
+        "taint",
+        lua.create_function(|lua, (v, t): (Value, Value)| {
+            const F: &str = "sim.taint";
+            let ctx = Ctx::get(lua)?;
+            let name = node_name(F, 1, &v)?;
+            let o = options(F, 2, &t, &["key", "value", "effect"])?
+                .ok_or_else(|| arg_err(F, 2, "taint", "must be a table {key = ..., value = ..., effect = \"NoSchedule\"}"))?;
+            let key = opt_string(F, &Some(o.clone()), "key")?
+                .ok_or_else(|| err(format!("{F}: the taint needs a key")))?;
+            let effect = opt_string(F, &Some(o.clone()), "effect")?.unwrap_or_else(|| "NoSchedule".into());
+            if !["NoSchedule", "PreferNoSchedule", "NoExecute"].contains(&effect.as_str()) {
+                return Err(err(format!("{F}: effect must be NoSchedule, PreferNoSchedule or NoExecute, got \"{effect}\"")));
+            }
+            let taint = crate::backend::Taint { key, value: opt_string(F, &Some(o), "value")?, effect };
+            let info = ask!(lua, F, Some(&name), sim_of(&ctx)?.taint(&name, taint.clone()));
+            ctx.journal.record(
+                crate::journal::EntryKind::SimAction,
+                Some(&name),
+                format!("taint {} added by the script", taint.key),
+                json!({"action": "taint", "taint": taint}),
+            );
+            one(lua, super::handles::node_facts(lua, &info)?)
         })?,
     )?;
     sim.set(
@@ -289,7 +392,14 @@ fn register_sim(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
         "reboot_nodes",
         lua.create_function(|lua, ()| {
             let ctx = Ctx::get(lua)?;
-            to_lua(lua, &sim_of(&ctx)?.reboot_nodes())
+            to_lua(lua, &sim_of(&ctx)?.reboot_nodes("RebootNode"))
+        })?,
+    )?;
+    sim.set(
+        "terminate_nodes",
+        lua.create_function(|lua, ()| {
+            let ctx = Ctx::get(lua)?;
+            to_lua(lua, &sim_of(&ctx)?.reboot_nodes("TerminateNode"))
         })?,
     )?;
     sim.set(

@@ -1,10 +1,12 @@
 //! Waits: each has a timeout and returns what it observed and how long it took.
-//! A timeout is an answer, not an error: `nil, message, result`.
+//! A timeout is an answer, not an error: `nil, message, result`. The waits on NVSentinel's
+//! objects (`wait_remediation`, `wait_drained`) also take `since`, a fault (or a run time):
+//! they then count only what happened after it and measure `elapsed` from it.
 
 use super::handles::node_facts;
 use super::set_fn;
 use crate::ask;
-use crate::backend::NodePredicate;
+use crate::backend::{DrainScope, NodePredicate, WaitSince};
 use crate::duration;
 use crate::lua::Ctx;
 use crate::lua::convert::*;
@@ -192,7 +194,291 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
             wait(&lua, F, &node, NodePredicate::Ready { ready }, &o, 30 * MIN).await
         })?,
     )?;
+
+    set_fn(
+        lua,
+        gfi,
+        "wait_remediation",
+        lua.create_async_function(|lua, (node, opts): (Value, Value)| async move {
+            const F: &str = "wait_remediation";
+            let o = options(F, 2, &opts, &["timeout", "since"])?;
+            wait_remediation(&lua, &node, &o).await
+        })?,
+    )?;
+
+    set_fn(
+        lua,
+        gfi,
+        "wait_drained",
+        lua.create_async_function(|lua, (node, opts): (Value, Value)| async move {
+            const F: &str = "wait_drained";
+            let o = options(F, 2, &opts, &["timeout", "since", "namespaces"])?;
+            let namespaces = match &o {
+                Some(t) => match t.get::<Value>("namespaces")? {
+                    Value::Nil => None,
+                    Value::Table(list) => {
+                        let mut names = Vec::new();
+                        for v in list.sequence_values::<Value>() {
+                            match v? {
+                                Value::String(s) => names.push(s.to_str()?.to_string()),
+                                other => {
+                                    return Err(err(format!(
+                                        "{F}: option 'namespaces' must list namespace names, got {}",
+                                        describe(&other)
+                                    )));
+                                }
+                            }
+                        }
+                        Some(names)
+                    }
+                    other => {
+                        return Err(err(format!(
+                            "{F}: option 'namespaces' must be a list of namespace names, got {}",
+                            describe(&other)
+                        )));
+                    }
+                },
+                None => None,
+            };
+            wait_drained(&lua, &node, DrainScope { namespaces }, &o).await
+        })?,
+    )?;
     Ok(())
+}
+
+/// The `since` option: a fault (what `inject_xid` returned: its `at`) or a run time in
+/// seconds. Returns the run time and the window for the backend.
+fn since(func: &str, ctx: &Ctx, o: &Option<Table>) -> mlua::Result<Option<(f64, WaitSince)>> {
+    let Some(t) = o else { return Ok(None) };
+    let at = match t.get::<Value>("since")? {
+        Value::Nil => return Ok(None),
+        Value::Integer(i) => i as f64,
+        Value::Number(n) => n,
+        Value::Table(fault) => match fault.get::<Value>("at")? {
+            Value::Integer(i) => i as f64,
+            Value::Number(n) => n,
+            _ => {
+                return Err(err(format!(
+                    "{func}: option 'since' is a table without 'at': pass the fault inject_xid returned, or a run time such as now()"
+                )));
+            }
+        },
+        other => {
+            return Err(err(format!(
+                "{func}: option 'since' must be a fault (what inject_xid returned) or a run time in seconds (now()), got {}",
+                describe(&other)
+            )));
+        }
+    };
+    if !at.is_finite() || at < 0.0 {
+        return Err(err(format!(
+            "{func}: option 'since' must be a run time of 0 or more seconds, got {at}"
+        )));
+    }
+    let time = ctx.clock.at(Duration::from_secs_f64(at));
+    Ok(Some((at, WaitSince { since: Some(time) })))
+}
+
+/// An RFC 3339 time of the cluster as a run time (seconds since the start).
+fn run_time(ctx: &Ctx, rfc3339: &str) -> Option<f64> {
+    let t = chrono::DateTime::parse_from_rfc3339(rfc3339).ok()?;
+    let d = t.with_timezone(&chrono::Utc) - ctx.clock.at(Duration::ZERO);
+    Some(d.num_milliseconds() as f64 / 1000.0)
+}
+
+/// What the NVSentinel-object waits share: the journal entries, `elapsed` from `since`, and
+/// the `nil, message, result` of a timeout.
+struct ObjectWait<'a> {
+    lua: &'a Lua,
+    ctx: std::rc::Rc<Ctx>,
+    func: &'static str,
+    name: String,
+    what: String,
+    timeout: Duration,
+    started: f64,
+    since: Option<(f64, WaitSince)>,
+}
+
+impl<'a> ObjectWait<'a> {
+    fn start(
+        lua: &'a Lua,
+        func: &'static str,
+        node: &Value,
+        what: &str,
+        opts: &Option<Table>,
+        default_secs: u64,
+    ) -> mlua::Result<Self> {
+        let ctx = Ctx::get(lua)?;
+        let name = node_name(func, 1, node)?;
+        let timeout =
+            opt_duration(func, opts, "timeout")?.unwrap_or(Duration::from_secs(default_secs));
+        let since = since(func, &ctx, opts)?;
+        let started = ctx.now();
+        ctx.journal.record(
+            crate::journal::EntryKind::WaitStart,
+            Some(&name),
+            format!("waiting for {what} (timeout {})", duration::format(timeout)),
+            json!({"for": what, "timeout": timeout.as_secs_f64(), "since": since.as_ref().map(|s| s.0)}),
+        );
+        Ok(ObjectWait {
+            lua,
+            ctx,
+            func,
+            name,
+            what: what.to_string(),
+            timeout,
+            started,
+            since,
+        })
+    }
+
+    fn window(&self) -> WaitSince {
+        self.since.as_ref().map(|s| s.1.clone()).unwrap_or_default()
+    }
+
+    fn result(&self, ok: bool) -> mlua::Result<Table> {
+        let now = self.ctx.now();
+        let from = self.since.as_ref().map(|s| s.0).unwrap_or(self.started);
+        let t = self.lua.create_table()?;
+        t.set("ok", ok)?;
+        t.set("node", self.name.as_str())?;
+        t.set("waited_for", self.what.as_str())?;
+        t.set("elapsed", now - from)?;
+        t.set("waited", now - self.started)?;
+        t.set("at", now)?;
+        t.set("timeout", self.timeout.as_secs_f64())?;
+        if let Some((at, _)) = &self.since {
+            t.set("since", *at)?;
+        }
+        Ok(t)
+    }
+
+    fn finish(&self, result: Table, observed: String) -> mlua::Result<MultiValue> {
+        let ok: bool = result.get("ok")?;
+        let elapsed: f64 = result.get("elapsed")?;
+        let (name, what, timeout) = (&self.name, &self.what, duration::format(self.timeout));
+        if ok {
+            self.ctx.journal.record(
+                crate::journal::EntryKind::Wait,
+                Some(name),
+                format!(
+                    "{what} after {} ({observed})",
+                    duration::format(Duration::from_secs_f64(elapsed.max(0.0)))
+                ),
+                json!({"for": what, "ok": true, "elapsed": elapsed}),
+            );
+            return Ok(MultiValue::from_vec(vec![Value::Table(result)]));
+        }
+        self.ctx.journal.record(
+            crate::journal::EntryKind::Wait,
+            Some(name),
+            format!("not {what} within {timeout} (observed: {observed})"),
+            json!({"for": what, "ok": false, "elapsed": elapsed}),
+        );
+        let msg = format!(
+            "{}: {name} not {what} within {timeout} (observed: {observed})",
+            self.func
+        );
+        Ok(MultiValue::from_vec(vec![
+            Value::Nil,
+            Value::String(self.lua.create_string(msg)?),
+            Value::Table(result),
+        ]))
+    }
+}
+
+async fn wait_remediation(lua: &Lua, node: &Value, o: &Option<Table>) -> mlua::Result<MultiValue> {
+    const F: &str = "wait_remediation";
+    let w = ObjectWait::start(lua, F, node, "RebootNode complete", o, 40 * MIN)?;
+    let outcome = ask!(
+        lua,
+        F,
+        Some(&w.name),
+        w.ctx
+            .backend
+            .wait_remediation(&w.name, &w.window(), w.timeout)
+            .await
+    );
+    let result = w.result(outcome.satisfied)?;
+    let observed = match &outcome.cr {
+        None => "no RebootNode".to_string(),
+        Some(cr) => {
+            result.set("name", cr.name.as_str())?;
+            result.set("kind", cr.kind.as_str())?;
+            result.set("succeeded", cr.succeeded())?;
+            result.set("cr", to_lua(lua, cr)?)?;
+            let times = lua.create_table()?;
+            if let Some(t) = run_time(&w.ctx, &cr.created) {
+                times.set("created", t)?;
+            }
+            let conditions = lua.create_table()?;
+            for c in &cr.conditions {
+                let row = to_lua(lua, c)?;
+                if let (Value::Table(row), Some(t)) = (&row, run_time(&w.ctx, &c.time)) {
+                    row.set("at", t)?;
+                    times.set(c.type_.as_str(), t)?;
+                }
+                conditions.set(c.type_.as_str(), row)?;
+            }
+            if let Some(t) = cr
+                .completion_time
+                .as_deref()
+                .and_then(|t| run_time(&w.ctx, t))
+            {
+                times.set("completed", t)?;
+            }
+            result.set("conditions", conditions)?;
+            result.set("times", times)?;
+            let conds: Vec<String> = cr
+                .conditions
+                .iter()
+                .map(|c| format!("{}={} {}", c.type_, c.status, c.reason))
+                .collect();
+            format!("{} {}: {}", cr.kind, cr.name, conds.join(", "))
+        }
+    };
+    w.finish(result, observed)
+}
+
+async fn wait_drained(
+    lua: &Lua,
+    node: &Value,
+    scope: DrainScope,
+    o: &Option<Table>,
+) -> mlua::Result<MultiValue> {
+    const F: &str = "wait_drained";
+    let w = ObjectWait::start(lua, F, node, "drained", o, 2 * 60 * MIN)?;
+    let outcome = ask!(
+        lua,
+        F,
+        Some(&w.name),
+        w.ctx
+            .backend
+            .wait_drained(&w.name, &scope, &w.window(), w.timeout)
+            .await
+    );
+    let result = w.result(outcome.satisfied)?;
+    let evicted = lua.create_table()?;
+    for g in &outcome.evicted {
+        let row = to_lua(lua, g)?;
+        if let (Value::Table(row), Some(t)) = (&row, run_time(&w.ctx, &g.time)) {
+            row.set("at", t)?;
+        }
+        evicted.push(row)?;
+    }
+    result.set("evicted", evicted)?;
+    result.set("remaining", to_lua(lua, &outcome.remaining)?)?;
+    let observed = if outcome.remaining.is_empty() {
+        format!("{} pod(s) left the node", outcome.evicted.len())
+    } else {
+        let left: Vec<String> = outcome
+            .remaining
+            .iter()
+            .map(|p| format!("{}/{}", p.namespace, p.name))
+            .collect();
+        format!("still there: {}", crate::backend::summarize(&left, 4))
+    };
+    w.finish(result, observed)
 }
 
 async fn wait(

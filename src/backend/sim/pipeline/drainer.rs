@@ -2,8 +2,9 @@
 //! namespace's mode: `Immediate` evicts at once, `AllowCompletion` waits for the pods to finish
 //! on their own, `DeleteAfterTimeout` waits, then force-deletes them a set time after the event
 //! was detected. DaemonSet pods and system namespaces are left alone. It moves the state label
-//! to `draining`, then `drain-succeeded` (which hands the node to fault-remediation) or
-//! `drain-failed`.
+//! to `draining` when it has pods to evict or wait for (with none it goes straight on), then
+//! `drain-succeeded` (which hands the node to fault-remediation) or `drain-failed`. Under
+//! `global.dryRun` its evictions are dry runs: nothing leaves the node.
 //!
 //! Modelled because the drain decides how long a node waits between cordon and reboot, and an
 //! `AllowCompletion` namespace with a long-running pod can keep a test's node from ever reaching
@@ -22,7 +23,6 @@ impl SimState {
             return;
         }
         self.stats.drains += 1;
-        self.set_state(node, "draining", now);
         let detected_at = self.nodes[node]
             .quarantine
             .as_ref()
@@ -34,14 +34,18 @@ impl SimState {
         let mut plans = Vec::new();
         let mut awaiting = Vec::new();
         let mut force_wait = Vec::new();
+        let dry_run = self.nvs.dry_run;
         for pod in &mut self.nodes[node].pods {
-            if pod.is_daemonset() || pod.terminating || pod.completes_at.is_some_and(|t| t <= now) {
+            if dry_run
+                || pod.is_daemonset()
+                || pod.terminating
+                || pod.completes_at.is_some_and(|t| t <= now)
+            {
                 continue;
             }
             let Some(mode) = self.nvs.drain_mode(&pod.namespace) else {
                 continue;
             };
-            let qualified = format!("{}/{}", pod.namespace, pod.name);
             match mode {
                 DrainMode::Immediate => {
                     pod.terminating = true;
@@ -52,7 +56,7 @@ impl SimState {
                     ));
                 }
                 DrainMode::AllowCompletion => {
-                    awaiting.push(qualified);
+                    awaiting.push(format!("{}/{}", pod.namespace, pod.name));
                     if let Some(t) = pod.completes_at {
                         plans.push((t.max(now), pod.name.clone(), false));
                     } else {
@@ -60,7 +64,7 @@ impl SimState {
                     }
                 }
                 DrainMode::DeleteAfterTimeout => {
-                    force_wait.push(qualified);
+                    force_wait.push((pod.namespace.clone(), pod.name.clone()));
                     let deadline = detected_at + delete_after;
                     match pod.completes_at {
                         Some(t) if t < deadline => {
@@ -71,6 +75,10 @@ impl SimState {
                 }
             }
         }
+        if !plans.is_empty() {
+            self.set_state(node, "draining", now);
+        }
+        // node-drainer formats these lists with Go's %v: `[a b]`.
         if !awaiting.is_empty() {
             self.kube_event(
                 node,
@@ -78,21 +86,29 @@ impl SimState {
                 "AwaitingPodCompletion",
                 format!(
                     "Waiting for following pods to finish: [{}]",
-                    awaiting.join(", ")
+                    awaiting.join(" ")
                 ),
                 "nvsentinel-node-drainer",
                 now,
             );
         }
         if !force_wait.is_empty() {
-            let deadline = self.time(detected_at + delete_after);
+            let deadline = self
+                .clock
+                .at(detected_at + delete_after)
+                .format("%Y-%m-%d %H:%M:%S %z UTC")
+                .to_string();
+            let names: Vec<&str> = force_wait.iter().map(|(_, p)| p.as_str()).collect();
+            let mut namespaces: Vec<&str> = force_wait.iter().map(|(ns, _)| ns.as_str()).collect();
+            namespaces.dedup();
             self.kube_event(
                 node,
                 "NodeDraining",
                 "WaitingBeforeForceDelete",
                 format!(
-                    "Waiting for following pods to finish: [{}] or they will be force deleted on: {deadline}",
-                    force_wait.join(", ")
+                    "Waiting for following pods to finish: [{}] in namespace: [{}] or they will be force deleted on: {deadline}",
+                    names.join(" "),
+                    namespaces.join(" ")
                 ),
                 "nvsentinel-node-drainer",
                 now,
@@ -135,8 +151,6 @@ impl SimState {
             return;
         };
         let p = n.pods.remove(i);
-        n.touch();
-        let name = n.name.clone();
         let how = if forced {
             "force-deleted"
         } else if p.terminating {
@@ -144,6 +158,16 @@ impl SimState {
         } else {
             "completed"
         };
+        let time = crate::clock::rfc3339(self.clock.at(now));
+        let n = &mut self.nodes[node];
+        n.pods_gone.push(crate::backend::PodGone {
+            namespace: p.namespace.clone(),
+            name: p.name.clone(),
+            how: how.into(),
+            time,
+        });
+        n.touch();
+        let name = n.name.clone();
         self.emit(
             &name,
             EventKind::Evicted,

@@ -22,7 +22,7 @@ mod quarantine;
 mod remediation;
 
 pub(crate) use node::boot_id;
-use quarantine::Breaker;
+pub(crate) use quarantine::{Breaker, BreakerCursor};
 
 use super::config::SimConfig;
 use super::state::{HealthEvent, KubeEvent, RebootNode, SimNode};
@@ -39,6 +39,11 @@ use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub(crate) enum Step {
+    /// Something the values or the cluster make a real NVSentinel do differently, said at the
+    /// start of the run.
+    Warn {
+        text: String,
+    },
     MonitorPoll {
         node: usize,
     },
@@ -46,7 +51,8 @@ pub(crate) enum Step {
         node: usize,
         event: Box<HealthEvent>,
     },
-    Quarantine {
+    /// fault-quarantine consumes a stored event (of any kind: it evaluates its breaker first).
+    FaultQuarantine {
         node: usize,
         event: Box<HealthEvent>,
     },
@@ -71,6 +77,14 @@ pub(crate) enum Step {
     JanitorPickup {
         cr: String,
     },
+    /// The provider accepted the reboot or terminate signal.
+    JanitorSignal {
+        cr: String,
+    },
+    /// janitor looks at the node again (30 s after the signal, then every 60 s).
+    JanitorRequeue {
+        cr: String,
+    },
     NodeDown {
         node: usize,
     },
@@ -80,25 +94,15 @@ pub(crate) enum Step {
     NodeReady {
         node: usize,
     },
+    DriverReady {
+        node: usize,
+    },
     MonitorStart {
         node: usize,
     },
     /// A monitor's very first start: it seeks to the end of the journal.
     MonitorFirstStart {
         node: usize,
-    },
-    Healthy {
-        node: usize,
-    },
-    Unquarantine {
-        node: usize,
-        generation: u64,
-    },
-    RebootTimeout {
-        cr: String,
-    },
-    PretendRebootDone {
-        cr: String,
     },
 }
 
@@ -143,14 +147,15 @@ pub(crate) struct SimState {
     pub(crate) nodes: Vec<SimNode>,
     pub(crate) by_name: BTreeMap<String, usize>,
     pub(crate) reboot_nodes: BTreeMap<String, RebootNode>,
-    pub(crate) kube_events: Vec<KubeEvent>,
+    /// The names of each node's maintenance CRs, oldest first.
+    pub(crate) reboot_nodes_by_node: BTreeMap<usize, Vec<String>>,
     pub(crate) breaker: Breaker,
     pub(crate) stats: SimStats,
     /// Nodes labelled `nvidia.com/gpu.present=true` (the breaker's denominator); the label
     /// never changes in the sim.
-    gpu_node_count: usize,
-    rng: ChaCha8Rng,
-    clock: RunClock,
+    pub(crate) gpu_node_count: usize,
+    pub(crate) rng: ChaCha8Rng,
+    pub(crate) clock: RunClock,
     pub(crate) events: std::sync::Arc<EventHub>,
     /// The one step queue every module schedules on. Steps leave it in (time, order of
     /// scheduling) order and draw on the one seeded `rng` as they are handled, which is what
@@ -182,7 +187,7 @@ impl SimState {
             nodes,
             by_name,
             reboot_nodes: BTreeMap::new(),
-            kube_events: Vec::new(),
+            reboot_nodes_by_node: BTreeMap::new(),
             breaker: Breaker::default(),
             stats: SimStats::default(),
             gpu_node_count,
@@ -261,7 +266,8 @@ impl SimState {
         );
     }
 
-    /// A core/v1 Event on the node, as platform-connectors and node-drainer post them.
+    /// A core/v1 Event on the node, as platform-connectors and node-drainer post them; a
+    /// repeat of the same (type, reason, message) bumps the count of the one there.
     fn kube_event(
         &mut self,
         node: usize,
@@ -271,23 +277,38 @@ impl SimState {
         source: &str,
         at: Duration,
     ) {
+        let time = self.time(at);
+        let node_name = self.nodes[node].name.clone();
+        let events = &mut self.nodes[node].events;
+        if let Some(e) = events
+            .iter_mut()
+            .find(|e| e.type_ == type_ && e.reason == reason && e.message == message)
+        {
+            e.count += 1;
+            e.time = time;
+            return;
+        }
         let ev = KubeEvent {
             namespace: "default".into(),
-            node: self.nodes[node].name.clone(),
+            node: node_name,
             type_: type_.into(),
             reason: reason.into(),
             message,
             source: source.into(),
-            time: self.time(at),
+            time,
+            count: 1,
         };
-        self.kube_events.push(ev);
+        events.push(ev);
     }
 
     fn handle(&mut self, now: Duration, step: Step) {
         match step {
+            Step::Warn { text } => {
+                self.emit("", EventKind::Warning, text, json!({"warning": true}))
+            }
             Step::MonitorPoll { node } => self.monitor_poll(node, now),
             Step::PlatformConnect { node, event } => self.platform_connect(node, *event, now),
-            Step::Quarantine { node, event } => self.quarantine(node, *event, now),
+            Step::FaultQuarantine { node, event } => self.fault_quarantine(node, *event, now),
             Step::DrainStart { node, generation } => self.drain_start(node, generation, now),
             Step::PodGone {
                 node,
@@ -298,15 +319,14 @@ impl SimState {
             Step::DrainTimeout { node, generation } => self.drain_timeout(node, generation, now),
             Step::Remediate { node, generation } => self.remediate(node, generation, now),
             Step::JanitorPickup { cr } => self.janitor_pickup(&cr, now),
+            Step::JanitorSignal { cr } => self.janitor_signal(&cr, now),
+            Step::JanitorRequeue { cr } => self.janitor_requeue(&cr, now),
             Step::NodeDown { node } => self.node_down(node, now),
             Step::NodeBoot { node } => self.node_boot(node, now),
             Step::NodeReady { node } => self.node_ready(node, now),
+            Step::DriverReady { node } => self.driver_ready(node, now),
             Step::MonitorStart { node } => self.monitor_start(node, now),
             Step::MonitorFirstStart { node } => self.monitor_first_start(node, now),
-            Step::Healthy { node } => self.healthy(node, now),
-            Step::Unquarantine { node, generation } => self.unquarantine(node, generation, now),
-            Step::RebootTimeout { cr } => self.reboot_timeout(&cr, now),
-            Step::PretendRebootDone { cr } => self.pretend_reboot_done(&cr, now),
         }
     }
 

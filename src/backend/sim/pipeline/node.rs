@@ -1,14 +1,17 @@
 //! The node itself, which NVSentinel acts on but does not run: the shutdown once the reboot
-//! signal lands, the boot (a new boot id and a fresh kernel ring buffer), and the kubelet
-//! reporting Ready, which brings the DaemonSet pods back, the syslog-health-monitor among them.
+//! signal lands, the boot (a new boot id and a fresh kernel ring buffer; lines of the old boot
+//! that the monitor had not read are never processed), the kubelet reporting Ready, which brings
+//! the DaemonSet pods back, and the NVIDIA driver pod becoming Ready, on which NVSentinel's
+//! labeler sets `nvsentinel.dgxc.nvidia.com/driver.installed=true` and so lets the
+//! syslog-health-monitor run again. A terminated node (a TerminateNode) never comes back.
 //!
 //! Kept apart from the NVSentinel modules because an operator can reboot a node by hand as
 //! well as janitor, and because the new boot id is what both the monitor's healthy event and
 //! janitor's completion of the `RebootNode` go by.
 
 use super::{SimState, Step};
-use crate::backend::EventKind;
 use crate::backend::sim::state::{SimPod, hex_id};
+use crate::backend::{EventKind, keys};
 use crate::kmsg::LOG_KERN;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
@@ -29,6 +32,9 @@ impl SimState {
         n.down = true;
         n.ready = false;
         n.monitor.running = false;
+        if !self.nvs.assume_driver_installed {
+            n.labels.remove(keys::DRIVER_INSTALLED);
+        }
         n.set_condition(
             "Ready",
             "Unknown",
@@ -39,6 +45,15 @@ impl SimState {
         n.pods.clear();
         n.touch();
         let name = n.name.clone();
+        if n.terminated {
+            self.emit(
+                &name,
+                EventKind::Reboot,
+                "node terminated (NotReady for good)".into(),
+                json!({"terminated": true}),
+            );
+            return;
+        }
         self.stats.reboots += 1;
         self.emit(
             &name,
@@ -59,6 +74,7 @@ impl SimState {
         n.booted_at = now;
         n.kmsg.clear();
         n.next_seq = 0;
+        n.monitor.pending.clear();
         for line in boot_lines() {
             n.push_kmsg(LOG_KERN, 6, line.to_string(), now);
         }
@@ -101,7 +117,27 @@ impl SimState {
         n.touch();
         let name = n.name.clone();
         self.emit(&name, EventKind::Ready, "node is Ready".into(), json!(null));
-        self.complete_reboot_nodes(node, now);
+        let at = now + self.latency(self.cfg.timings.driver_ready);
+        self.schedule(at, Step::DriverReady { node });
+    }
+
+    /// The driver pod is Ready: the labeler sets the driver label (where the node has a driver
+    /// pod, or the labeler assumes one), and the monitor's DaemonSet pod starts.
+    pub(super) fn driver_ready(&mut self, node: usize, now: Duration) {
+        if self.nodes[node].down {
+            return;
+        }
+        let has_driver = self.nvs.assume_driver_installed
+            || !self
+                .cfg
+                .nodes_without_driver
+                .contains(&self.nodes[node].name);
+        if has_driver {
+            let n = &mut self.nodes[node];
+            n.labels
+                .insert(keys::DRIVER_INSTALLED.into(), "true".into());
+            n.touch();
+        }
         let at = now + self.latency(self.cfg.timings.monitor_start);
         self.schedule(at, Step::MonitorStart { node });
     }
