@@ -718,14 +718,19 @@ async fn health_answers_while_injections_run() {
         })
         .collect();
     let mut healthy = 0;
+    let deadline = std::time::Instant::now() + DEADLINE;
     while injectors.iter().any(|t| !t.is_finished()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited {DEADLINE:?} for the injections to finish"
+        );
         let h = request(addr, "GET", "/health", &[], b"").await;
         assert_eq!(h.status, 200);
         assert_eq!(h.json()["status"], "healthy");
         healthy += 1;
     }
     for t in injectors {
-        t.await.unwrap();
+        within("an injecting task", t).await.unwrap();
     }
     assert!(healthy > 0);
     assert_eq!(node.kmsg().lines().count(), 200);
@@ -857,7 +862,10 @@ async fn kmsg_follow_streams_json_lines_until_shutdown() {
                 let line: String = buf.drain(..=i).collect();
                 return serde_json::from_str(line.trim()).unwrap();
             }
-            let frame = body.frame().await.expect("stream open").expect("frame");
+            let frame = within("the next line of /kmsg?follow", body.frame())
+                .await
+                .expect("stream open")
+                .expect("frame");
             if let Ok(data) = frame.into_data() {
                 buf.push_str(std::str::from_utf8(&data).unwrap());
             }
@@ -883,7 +891,7 @@ async fn kmsg_follow_streams_json_lines_until_shutdown() {
     assert_eq!(lines[1]["nvsentinel"]["xid"], 48);
     // Shutdown ends the stream.
     a.stop().await.unwrap();
-    while let Some(f) = body.frame().await {
+    while let Some(f) = within("the end of the /kmsg?follow stream", body.frame()).await {
         if f.is_err() {
             break;
         }
@@ -983,7 +991,10 @@ async fn every_body_decodes_into_the_client_types() {
     let mut body = resp.into_body();
     let mut text = String::new();
     while !text.contains('\n') {
-        let frame = body.frame().await.expect("stream open").expect("frame");
+        let frame = within("a line of /kmsg?follow", body.frame())
+            .await
+            .expect("stream open")
+            .expect("frame");
         if let Ok(data) = frame.into_data() {
             text.push_str(std::str::from_utf8(&data).unwrap());
         }

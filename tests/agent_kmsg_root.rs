@@ -424,6 +424,12 @@ async fn journald_sees_every_catalogue_xid_as_nvsentinel_expects() {
         let m =
             detect::match_xid(msg).unwrap_or_else(|| panic!("NVSentinel's regex misses {msg:?}"));
         assert_eq!(m.xid, *xid, "{msg}");
+        // NVSentinel's regex as text, independent of the project's model, agrees.
+        assert_eq!(
+            nvsentinel_sees(msg),
+            Some((m.pci_text.clone(), *xid)),
+            "{msg}"
+        );
         let want = &gpus[*gpu as usize].dir_name.parse().unwrap();
         assert!(
             m.pci.unwrap().same_device(want),
@@ -437,4 +443,39 @@ async fn journald_sees_every_catalogue_xid_as_nvsentinel_expects() {
         expected.len(),
         catalog::all().len()
     );
+}
+
+/// Under `CI=true` a missing requirement fails the test instead of skipping it: the journald
+/// test, run again by this binary without `GFI_TEST_REAL_KMSG`, must fail and say why.
+#[test]
+fn under_ci_a_missing_requirement_fails_instead_of_skipping() {
+    let out = Reaper::new(
+        Command::new(std::env::current_exe().unwrap())
+            .args([
+                "journald_sees_every_catalogue_xid_as_nvsentinel_expects",
+                "--exact",
+                "--test-threads=1",
+            ])
+            .env("CI", "true")
+            .env_remove("GFI_TEST_REAL_KMSG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
+    .output("the journald test under CI=true");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "it passed under CI=true:\n{text}");
+    assert!(
+        text.contains("set GFI_TEST_REAL_KMSG=1")
+            && text.contains("CI=true promises this, so the test fails instead of skipping")
+            && text.contains("1 failed"),
+        "{text}"
+    );
+    assert!(!text.contains("SKIPPED"), "{text}");
 }

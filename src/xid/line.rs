@@ -271,7 +271,25 @@ mod tests {
     }
 
     #[test]
+    fn styles_print_and_parse_as_their_names() {
+        for (style, name) in [
+            (LineStyle::Driver, "driver"),
+            (LineStyle::Seed, "seed"),
+            (LineStyle::Unguarded, "unguarded"),
+        ] {
+            assert_eq!(style.to_string(), name);
+            assert_eq!(name.parse::<LineStyle>(), Ok(style));
+            assert_eq!(name.to_uppercase().parse::<LineStyle>(), Ok(style));
+        }
+        assert_eq!(
+            "fancy".parse::<LineStyle>(),
+            Err("unknown line style 'fancy' (expected driver, seed or unguarded)".to_string())
+        );
+    }
+
+    #[test]
     fn provenance_marker_is_the_default_name() {
+        assert_eq!(provenance_name("r42"), "gfi:r42");
         let line = format_line(&pci(), 79, &LineOptions::default(), "gfi:r42").unwrap();
         assert!(line.contains("name=gfi:r42,"), "{line}");
     }

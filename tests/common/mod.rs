@@ -216,11 +216,8 @@ pub async fn restart(config: AgentConfig) -> RunningAgent {
         match agent::start(config.clone()).await {
             Ok(a) => return a,
             Err(agent::server::StartError::FaultStore(
-                agent::fault_store::FaultStoreError::Locked { path },
-            )) if Instant::now() < deadline => {
-                let _ = path;
-                tokio::time::sleep(Duration::from_millis(5)).await
-            }
+                agent::fault_store::FaultStoreError::Locked { .. },
+            )) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(5)).await,
             Err(e) => panic!("restarting the agent (waited up to {DEADLINE:?}): {e}"),
         }
     }

@@ -53,7 +53,7 @@ expect_error(function() inject_xid("gpu-node-002", 8, 79) end, "GPU 8 not found 
 expect_error(function() inject_xid("gpu-node-002", -1, 79) end, "argument #2 (gpu)")
 expect_error(function() inject_xid("nope", 0, 79) end, "node 'nope' not found")
 expect_error(function() inject_xid(nil, 0, 79) end, "argument #1 (node) must be a node")
-expect_error(function() inject_xid("gpu-node-002", 0, 79, { colour = "red" }) end, "unknown key 'colour' (known: style, text, pid, process_name, channel, level, id)")
+expect_error(function() inject_xid("gpu-node-002", 0, 79, { colour = "red" }) end, "unknown key 'colour' (known: style, text, pid, process_name, channel, level, id, preflight)")
 expect_error(function() inject_xid("gpu-node-002", 0, 79, { style = "fancy" }) end, "unknown line style 'fancy' (expected driver, seed or unguarded)")
 expect_error(function() inject_xid("gpu-node-002", 0, 79, { text = "two\nlines" }) end, "control character")
 expect_error(function() inject_xid("gpu-node-002", 0, 79, { text = ("x"):rep(900) }) end, "900-byte limit")

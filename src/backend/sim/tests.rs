@@ -645,7 +645,13 @@ fn a_disabled_circuit_breaker_never_trips() {
                 .unwrap()
                 .satisfied
         );
-        // Enabled, this cordon (1 of 2 nodes) would trip it and halt the uncordon.
+        // Enabled, this cordon (1 of 2 nodes, the threshold) trips it at the next event
+        // within the window: here a non-fatal XID on the other node.
+        sim.inject_xid(&req("gpu-node-002", 0, 13, LineStyle::Driver))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(sim.circuit_breaker().await.unwrap().status, "CLOSED");
         let u = sim
             .wait_node(NODE, &NodePredicate::Uncordoned, Duration::from_secs(3600))
             .await
@@ -688,7 +694,12 @@ fn cordons_older_than_the_breaker_window_do_not_count() {
             .unwrap()
             .satisfied
         );
-        // The three earlier cordons left the window: 1 of 8 counts.
+        // The breaker is evaluated before the next event: a non-fatal XID elsewhere. The three
+        // earlier cordons left the window, so 1 of 8 counts.
+        sim.inject_xid(&req("gpu-node-008", 0, 13, LineStyle::Driver))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(60)).await;
         assert_eq!(sim.circuit_breaker().await.unwrap().status, "CLOSED");
         // Three more inside the window make 4 of 8: tripped.
         for node in ["gpu-node-005", "gpu-node-006", "gpu-node-007"] {
@@ -703,6 +714,10 @@ fn cordons_older_than_the_breaker_window_do_not_count() {
                 "{node}"
             );
         }
+        sim.inject_xid(&req("gpu-node-008", 0, 13, LineStyle::Driver))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(60)).await;
         assert_eq!(sim.circuit_breaker().await.unwrap().status, "TRIPPED");
     });
 }
