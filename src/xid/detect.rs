@@ -116,16 +116,17 @@ pub fn detect_write(buf: &[u8]) -> Option<(JournalEntry, Option<XidMatch>)> {
     Some((entry, m))
 }
 
-/// XID 154: NVSentinel takes the action from the last parenthesised text of the line.
+/// XID 154: NVSentinel takes the action from the last parenthesised text of the line, exactly
+/// and case-sensitively (`csv.go`).
 pub fn xid154_action(message: &str) -> Action {
     let last = LAST_PAREN_RE
         .captures(message)
         .and_then(|c| c.get(1))
-        .map(|m| m.as_str().trim().to_ascii_lowercase());
-    match last.as_deref() {
-        Some("gpu reset required") => Action::ComponentReset,
-        Some("node reboot required") => Action::RestartBm,
-        Some("none") => Action::None,
+        .map(|m| m.as_str().trim());
+    match last {
+        Some("GPU Reset Required" | "Drain and Reset") => Action::ComponentReset,
+        Some("Node Reboot Required") => Action::RestartBm,
+        Some("None") => Action::None,
         _ => Action::ContactSupport,
     }
 }
@@ -195,6 +196,15 @@ mod tests {
             Action::RestartBm
         );
         assert_eq!(xid154_action(&format!("{base}0x0 (None)")), Action::None);
+        assert_eq!(
+            xid154_action(&format!("{base}0x3 (Drain and Reset)")),
+            Action::ComponentReset
+        );
+        // Exact and case-sensitive, as NVSentinel's switch: anything else is CONTACT_SUPPORT.
+        assert_eq!(
+            xid154_action(&format!("{base}0x1 (gpu reset required)")),
+            Action::ContactSupport
+        );
     }
 
     fn arb_pci() -> impl Strategy<Value = PciAddress> {
