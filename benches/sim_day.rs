@@ -160,7 +160,13 @@ fn day(nodes: usize, faults: usize, seed: u64, quiet: bool) -> DayFigures {
 fn scaling_row(nodes: usize, seed: u64) -> Option<(f64, f64, u64, u64)> {
     let exe = std::env::current_exe().ok()?;
     let out = std::process::Command::new(exe)
-        .args(["--row", "--nodes", &nodes.to_string(), "--seed", &seed.to_string()])
+        .args([
+            "--row",
+            "--nodes",
+            &nodes.to_string(),
+            "--seed",
+            &seed.to_string(),
+        ])
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -175,7 +181,9 @@ fn scaling_row(nodes: usize, seed: u64) -> Option<(f64, f64, u64, u64)> {
 }
 
 fn scaling(seed: u64) {
-    println!("scaling: the same 24h day, 1.2 faults per node, 8 GPUs per node, one process per size");
+    println!(
+        "scaling: the same 24h day, 1.2 faults per node, 8 GPUs per node, one process per size"
+    );
     println!(
         "  {:>6}  {:>7}  {:>9}  {:>9}  {:>10}  {:>11}  {:>10}",
         "nodes", "faults", "wall s", "RSS MiB", "ms/1k nodes", "KiB/node", "steps"

@@ -184,7 +184,11 @@ impl XidInfo {
         } else {
             &self.description
         };
-        if text.is_empty() { &self.mnemonic } else { text }
+        if text.is_empty() {
+            &self.mnemonic
+        } else {
+            text
+        }
     }
 }
 

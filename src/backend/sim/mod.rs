@@ -162,7 +162,12 @@ impl SimBackend {
 
     /// Sets (`Some`) or removes (`None`) a label by hand (`kubectl label`). A driver label
     /// that appears lets the monitor run (and read what it has not read yet).
-    pub(crate) fn label(&self, node: &str, key: &str, value: Option<&str>) -> BackendResult<NodeInfo> {
+    pub(crate) fn label(
+        &self,
+        node: &str,
+        key: &str,
+        value: Option<&str>,
+    ) -> BackendResult<NodeInfo> {
         let now = self.now();
         let mut st = self.lock();
         let i = Self::node_index(&st, node)?;

@@ -1,7 +1,9 @@
 //! The simulated cluster's objects: nodes with their kernel log, pods, RebootNode CRs, Events.
 
 use super::config::SimConfig;
-use crate::backend::{CrConditionInfo, GpuInfo, MaintenanceInfo, NodeCondition, NodeInfo, PodGone, PodInfo, Taint};
+use crate::backend::{
+    CrConditionInfo, GpuInfo, MaintenanceInfo, NodeCondition, NodeInfo, PodGone, PodInfo, Taint,
+};
 use crate::kmsg::KmsgRecord;
 use crate::xid::{Action, PciAddress};
 use rand::RngExt;
@@ -87,9 +89,8 @@ impl HealthEvent {
             entities.push(serde_json::json!({"entityType": "PCI", "entityValue": self.pci}));
         }
         if !self.gpu_uuid.is_empty() {
-            entities.push(
-                serde_json::json!({"entityType": "GPU_UUID", "entityValue": self.gpu_uuid}),
-            );
+            entities
+                .push(serde_json::json!({"entityType": "GPU_UUID", "entityValue": self.gpu_uuid}));
         }
         serde_json::json!({
             "version": 1,

@@ -344,7 +344,13 @@ fn a_healthy_event_past_the_window_slides_by_the_breaker() {
             .unwrap();
         // The reboot takes longer than the 5-minute window: the node recovers normally.
         let w = sim
-            .wait_node(NODE, &NodePredicate::Rebooted { since_boot_id: sim.node(NODE).await.unwrap().boot_id }, Duration::from_secs(3600))
+            .wait_node(
+                NODE,
+                &NodePredicate::Rebooted {
+                    since_boot_id: sim.node(NODE).await.unwrap().boot_id,
+                },
+                Duration::from_secs(3600),
+            )
             .await
             .unwrap();
         assert!(w.satisfied);
@@ -391,8 +397,8 @@ fn every_xid_of_nvsentinels_table_gets_its_outcome() {
             pods: Vec::new(),
             ..Default::default()
         };
-        let nvs = NvsConfig::from_yaml("fault-quarantine: {circuitBreaker: {enabled: false}}")
-            .unwrap();
+        let nvs =
+            NvsConfig::from_yaml("fault-quarantine: {circuitBreaker: {enabled: false}}").unwrap();
         let (sim, _) = start(cfg, nvs);
         let names: Vec<String> = sim
             .list_nodes(None)
@@ -418,13 +424,23 @@ fn every_xid_of_nvsentinels_table_gets_its_outcome() {
                 action.split_whitespace().next().unwrap()
             };
             if bucket != "-" && *xid != 154 {
-                assert_eq!(bucket_action(bucket), expected, "XID {xid}: the table's own mapping");
+                assert_eq!(
+                    bucket_action(bucket),
+                    expected,
+                    "XID {xid}: the table's own mapping"
+                );
             }
             let n = sim.node(node).await.unwrap();
             let events = sim.events(node).await.unwrap();
             let rebooted = &n.boot_id != boot;
             let outcome = match (n.unschedulable, rebooted, n.state()) {
-                (false, false, None) if events.iter().any(|e| e.message.starts_with(&format!("ErrorCode:{xid} "))) => "no cordon",
+                (false, false, None)
+                    if events
+                        .iter()
+                        .any(|e| e.message.starts_with(&format!("ErrorCode:{xid} "))) =>
+                {
+                    "no cordon"
+                }
                 (true, false, Some("remediation-failed")) => "cordon and stay",
                 (false, true, None) => "cordon, reboot, uncordon",
                 other => panic!("XID {xid} ({expected}): unexpected end state {other:?}"),
@@ -448,12 +464,20 @@ fn every_xid_of_nvsentinels_table_gets_its_outcome() {
                     .unwrap()
                     .condition(keys::COND_XID)
                     .map(|c| c.status.clone());
-                assert_eq!(detected.as_deref(), Some("False"), "XID {xid}: healthy again");
+                assert_eq!(
+                    detected.as_deref(),
+                    Some("False"),
+                    "XID {xid}: healthy again"
+                );
             }
             // The catalogue the tools show agrees with the table.
             let info = catalog::lookup_or_generic(*xid);
             assert_eq!(info.known, !action.contains("row skipped"), "XID {xid}");
-            assert_eq!(info.default_action().as_str(), expected, "XID {xid}: catalogue");
+            assert_eq!(
+                info.default_action().as_str(),
+                expected,
+                "XID {xid}: catalogue"
+            );
         }
     });
 }

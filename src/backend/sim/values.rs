@@ -78,7 +78,9 @@ pub(crate) struct NodeSelector {
 
 impl NodeSelector {
     pub(crate) fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+        self.match_labels
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
             && self
                 .match_expressions
                 .iter()
@@ -425,7 +427,10 @@ impl NvsConfig {
         if let Some(b) = v.first_bool(&["global.dryRun"])? {
             self.dry_run = b;
         }
-        match v.get("syslog-health-monitor.processingStrategy").and_then(Value::as_str) {
+        match v
+            .get("syslog-health-monitor.processingStrategy")
+            .and_then(Value::as_str)
+        {
             None | Some("EXECUTE_REMEDIATION") => {}
             Some("STORE_ONLY") => self.store_only = true,
             Some(other) => {
@@ -865,7 +870,11 @@ janitor:
         assert_eq!(c.reboot_timeout, Duration::from_secs(1800));
         // Not a chart key: ignored, as a real cluster ignores it, with a warning naming the real one.
         assert_eq!(c.action_for(13, Action::None), Action::None);
-        assert!(c.warnings[0].contains("OverrideTransformer.rules"), "{:?}", c.warnings);
+        assert!(
+            c.warnings[0].contains("OverrideTransformer.rules"),
+            "{:?}",
+            c.warnings
+        );
     }
 
     #[test]

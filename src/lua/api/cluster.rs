@@ -178,13 +178,22 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
             let report = ask!(&lua, "heal", Some(&name), ctx.backend.heal(&name).await);
             let mut removed: Vec<String> = report.removed_labels.clone();
             removed.extend(report.removed_annotations.iter().cloned());
-            removed.extend(report.removed_taints.iter().map(|t| format!("taint {}", t.key)));
+            removed.extend(
+                report
+                    .removed_taints
+                    .iter()
+                    .map(|t| format!("taint {}", t.key)),
+            );
             ctx.journal.record(
                 crate::journal::EntryKind::Heal,
                 Some(&name),
                 format!(
                     "healed by the script: {}{}",
-                    if report.uncordoned { "uncordoned" } else { "was schedulable" },
+                    if report.uncordoned {
+                        "uncordoned"
+                    } else {
+                        "was schedulable"
+                    },
                     if removed.is_empty() {
                         String::new()
                     } else {
@@ -201,7 +210,10 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
             let t = lua.create_table()?;
             t.set("uncordoned", report.uncordoned)?;
             t.set("removed_labels", to_lua(&lua, &report.removed_labels)?)?;
-            t.set("removed_annotations", to_lua(&lua, &report.removed_annotations)?)?;
+            t.set(
+                "removed_annotations",
+                to_lua(&lua, &report.removed_annotations)?,
+            )?;
             t.set("removed_taints", to_lua(&lua, &report.removed_taints)?)?;
             t.set("left", to_lua(&lua, &report.left)?)?;
             t.set("node", node_facts(&lua, &report.node)?)?;

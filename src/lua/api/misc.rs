@@ -314,14 +314,36 @@ fn register_sim(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
             let name = node_name(F, 1, &v)?;
             let key = match &key {
                 Value::String(s) if !s.to_str()?.is_empty() => s.to_str()?.to_string(),
-                other => return Err(arg_err(F, 2, "key", format!("must be a label key, got {}", describe(other)))),
+                other => {
+                    return Err(arg_err(
+                        F,
+                        2,
+                        "key",
+                        format!("must be a label key, got {}", describe(other)),
+                    ));
+                }
             };
             let value = match &value {
                 Value::String(s) => Some(s.to_str()?.to_string()),
                 Value::Nil => None,
-                other => return Err(arg_err(F, 3, "value", format!("must be a string, or nil to remove the label, got {}", describe(other)))),
+                other => {
+                    return Err(arg_err(
+                        F,
+                        3,
+                        "value",
+                        format!(
+                            "must be a string, or nil to remove the label, got {}",
+                            describe(other)
+                        ),
+                    ));
+                }
             };
-            let info = ask!(lua, F, Some(&name), sim_of(&ctx)?.label(&name, &key, value.as_deref()));
+            let info = ask!(
+                lua,
+                F,
+                Some(&name),
+                sim_of(&ctx)?.label(&name, &key, value.as_deref())
+            );
             ctx.journal.record(
                 crate::journal::EntryKind::SimAction,
                 Some(&name),

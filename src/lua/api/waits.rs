@@ -420,7 +420,11 @@ async fn wait_remediation(lua: &Lua, node: &Value, o: &Option<Table>) -> mlua::R
                 }
                 conditions.set(c.type_.as_str(), row)?;
             }
-            if let Some(t) = cr.completion_time.as_deref().and_then(|t| run_time(&w.ctx, t)) {
+            if let Some(t) = cr
+                .completion_time
+                .as_deref()
+                .and_then(|t| run_time(&w.ctx, t))
+            {
                 times.set("completed", t)?;
             }
             result.set("conditions", conditions)?;

@@ -95,7 +95,14 @@ impl SimState {
         } else {
             ("SignalSent", "NodeReady")
         };
-        self.cr_condition(cr, signal, "Unknown", "Initializing", "Reboot signal not yet sent", now);
+        self.cr_condition(
+            cr,
+            signal,
+            "Unknown",
+            "Initializing",
+            "Reboot signal not yet sent",
+            now,
+        );
         self.cr_condition(cr, ready, "Unknown", "Initializing", "", now);
         // The provider takes a few seconds to accept the signal (kind sleeps 3-5 s).
         let delay = Duration::from_millis(self.rng.random_range(3000..=5000));
@@ -166,7 +173,14 @@ impl SimState {
                 r.completion_time = Some(time);
             }
             if terminate {
-                self.cr_condition(cr, "NodeTerminated", "True", "Succeeded", "Node terminated", now);
+                self.cr_condition(
+                    cr,
+                    "NodeTerminated",
+                    "True",
+                    "Succeeded",
+                    "Node terminated",
+                    now,
+                );
             } else {
                 self.cr_condition(
                     cr,
@@ -180,7 +194,9 @@ impl SimState {
             let message = if terminate {
                 format!("janitor: {cr} complete (node terminated)")
             } else if kind {
-                format!("janitor: {cr} complete, but provider kind only pretends: the boot id is unchanged and the node stays cordoned")
+                format!(
+                    "janitor: {cr} complete, but provider kind only pretends: the boot id is unchanged and the node stays cordoned"
+                )
             } else {
                 format!("janitor: {cr} complete (node Ready)")
             };
@@ -201,7 +217,11 @@ impl SimState {
             let timeout = crate::duration::format(self.nvs.reboot_timeout);
             self.cr_condition(
                 cr,
-                if terminate { "NodeTerminated" } else { "NodeReady" },
+                if terminate {
+                    "NodeTerminated"
+                } else {
+                    "NodeReady"
+                },
                 "False",
                 "Timeout",
                 &format!("Node did not reach ready state within {timeout}"),

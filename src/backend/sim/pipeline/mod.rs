@@ -303,12 +303,9 @@ impl SimState {
 
     fn handle(&mut self, now: Duration, step: Step) {
         match step {
-            Step::Warn { text } => self.emit(
-                "",
-                EventKind::Warning,
-                text,
-                json!({"warning": true}),
-            ),
+            Step::Warn { text } => {
+                self.emit("", EventKind::Warning, text, json!({"warning": true}))
+            }
             Step::MonitorPoll { node } => self.monitor_poll(node, now),
             Step::PlatformConnect { node, event } => self.platform_connect(node, *event, now),
             Step::FaultQuarantine { node, event } => self.fault_quarantine(node, *event, now),

@@ -10,8 +10,8 @@
 //! janitor's completion of the `RebootNode` go by.
 
 use super::{SimState, Step};
-use crate::backend::{EventKind, keys};
 use crate::backend::sim::state::{SimPod, hex_id};
+use crate::backend::{EventKind, keys};
 use crate::kmsg::LOG_KERN;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;

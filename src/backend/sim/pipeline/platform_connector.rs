@@ -32,7 +32,8 @@ impl SimState {
             self.emit(
                 &name,
                 EventKind::Quarantine,
-                "health event stored only (processingStrategy STORE_ONLY): no condition, no action".into(),
+                "health event stored only (processingStrategy STORE_ONLY): no condition, no action"
+                    .into(),
                 json!({"store_only": true}),
             );
             return;
@@ -168,7 +169,12 @@ mod tests {
 
     #[test]
     fn condition_message_stays_within_1024_bytes() {
-        let entry = |i: usize| format!("ErrorCode:79 PCI:0000:18:00 {} Recommended Action=RESTART_BM;", "x".repeat(100 + i));
+        let entry = |i: usize| {
+            format!(
+                "ErrorCode:79 PCI:0000:18:00 {} Recommended Action=RESTART_BM;",
+                "x".repeat(100 + i)
+            )
+        };
         let few: Vec<String> = (0..2).map(entry).collect();
         assert_eq!(condition_message(&few), few.concat());
         let many: Vec<String> = (0..40).map(entry).collect();

@@ -108,8 +108,12 @@ impl SimState {
                     break;
                 }
             }
-            let distinct: BTreeSet<usize> =
-                self.breaker.recent_cordons.iter().map(|(_, n)| *n).collect();
+            let distinct: BTreeSet<usize> = self
+                .breaker
+                .recent_cordons
+                .iter()
+                .map(|(_, n)| *n)
+                .collect();
             let cordoned = distinct.len();
             let total = self.gpu_node_count;
             let threshold = self.nvs.breaker_threshold(total);
@@ -200,7 +204,9 @@ impl SimState {
             self.emit(
                 &name,
                 EventKind::Quarantine,
-                format!("fault-quarantine (dry run): XID {xid} recorded; no cordon, taint or label"),
+                format!(
+                    "fault-quarantine (dry run): XID {xid} recorded; no cordon, taint or label"
+                ),
                 json!({"dry_run": true, "xid": xid}),
             );
         } else {

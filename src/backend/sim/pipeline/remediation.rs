@@ -55,7 +55,10 @@ impl SimState {
             self.emit(
                 &name,
                 EventKind::Rebootnode,
-                format!("fault-remediation (dry run): no CR created for {}", event.action),
+                format!(
+                    "fault-remediation (dry run): no CR created for {}",
+                    event.action
+                ),
                 json!({"dry_run": true, "action": event.action}),
             );
             self.set_state(node, "remediation-succeeded", now);
@@ -69,7 +72,13 @@ impl SimState {
         };
         let cr = format!("maintenance-{}-{}", name, event.id);
         let labels = &self.nodes[node].labels;
-        if self.nvs.janitor && self.nvs.janitor_exclusions.iter().any(|s| s.matches(labels)) {
+        if self.nvs.janitor
+            && self
+                .nvs
+                .janitor_exclusions
+                .iter()
+                .any(|s| s.matches(labels))
+        {
             self.emit(
                 &name,
                 EventKind::RemediationFailed,
