@@ -82,11 +82,7 @@ impl SimBackend {
                 ));
             }
         }
-        let warnings = nvs.warnings.clone();
         let mut state = SimState::new(cfg, nvs, nodes, rng, clock);
-        for text in warnings {
-            state.schedule(Duration::ZERO, pipeline::Step::Warn { text });
-        }
         if !state.cfg.timings.monitor_first_start.is_zero() {
             let at = state.cfg.timings.monitor_first_start;
             for node in 0..state.nodes.len() {
@@ -423,8 +419,19 @@ impl Backend for SimBackend {
         self
     }
 
+    /// A run hears the values' warnings first: what a real NVSentinel with these values would
+    /// not do is said at the start of the run, before the script acts.
     fn subscribe(&self, observer: Observer) -> Subscription {
-        self.lock().events.subscribe(observer)
+        let st = self.lock();
+        for text in &st.nvs.warnings {
+            observer(ClusterEvent {
+                node: String::new(),
+                kind: EventKind::Warning,
+                message: text.clone(),
+                detail: serde_json::json!({"warning": true}),
+            });
+        }
+        st.events.subscribe(observer)
     }
 
     async fn list_nodes(&self, selector: Option<&LabelSelector>) -> BackendResult<Vec<NodeInfo>> {
