@@ -14,7 +14,8 @@ for i, f in ipairs(faults) do
   local gpu = rand.int(0, 7) -- seeded by --seed: the same run every time
   tasks[i] = spawn(f[1], function()
     sleep(i * 5)
-    return scenario.run(f[1], gpu, f[2])
+    -- hold: how long XID 74 must leave its node cordoned (--arg hold=30s on a real cluster).
+    return scenario.run(f[1], gpu, f[2], { timeouts = { hold = param("hold", "10m") } })
   end)
 end
 

@@ -23,5 +23,5 @@ check.threshold("time to cordon", times, "p95 < 30s")
 check.within("slowest cordon", math.max(table.unpack(times)), "30s")
 
 -- XID 74 asks for CONTACT_SUPPORT: the node stays cordoned, and the cleanup above uncordons it.
-local stuck = scenario.run(n, 0, 74, { timeouts = { hold = "5m" } })
+local stuck = scenario.run(n, 0, 74, { timeouts = { hold = param("hold", "5m") } })
 check.eq("XID 74 leaves the node cordoned", stuck.outcome, "stays cordoned (remediation-failed)")

@@ -5,7 +5,8 @@
 --   gfi run scripts/random_day.lua --seed 42 --sim-nodes 1000 --arg faults=1200 -q
 --
 -- Arguments (--arg name=value): duration (24h), faults (1.5 per node), arrival (uniform or
--- poisson), p95_cordon (threshold for time to cordon, 1m), p95_recovery (20m).
+-- poisson), p95_cordon (threshold for time to cordon, 1m), p95_recovery (20m), hold (how long
+-- a non-fatal XID must leave its node schedulable, 10m).
 -- The same seed gives the same plan and, on the sim, a byte-identical journal.
 local plan = require "plan"
 local report = require "report"
@@ -22,7 +23,7 @@ local p = plan.random {
 }
 log(("plan: %s on %d nodes"):format(p:describe(), #targets))
 
-local summary = p:run { log = param("log_each", false) }
+local summary = p:run { log = param("log_each", false), timeouts = { hold = param("hold", "10m") } }
 report.print_summary(summary)
 
 check.eq("every injected fault got the expected reaction", summary.unexpected, 0)

@@ -9,6 +9,8 @@ local check = require "check"
 
 local n = node(param("node", assert(gpu_nodes())[1].name))
 local only = param("only", "") -- e.g. --arg only=79,48
+-- How long a non-fatal XID must leave the node uncordoned (and a CONTACT_SUPPORT one cordoned).
+local hold = param("hold", "3m")
 local wanted = {}
 for x in only:gmatch("%d+") do wanted[tonumber(x)] = true end
 
@@ -19,7 +21,7 @@ end, "leave the node schedulable")
 local rows = {}
 for _, x in ipairs(xids()) do
   if next(wanted) == nil or wanted[x.xid] then
-    local r = scenario.run(n, 0, x.xid, { timeouts = { hold = "3m" } })
+    local r = scenario.run(n, 0, x.xid, { timeouts = { hold = hold } })
     rows[#rows + 1] = {
       xid = x.xid, action = x.action, expected = r.expected, outcome = r.outcome or ("UNEXPECTED: " .. tostring(r.error)),
       cordon = r.timings.cordoned, recovery = r.timings.uncordoned,

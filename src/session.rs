@@ -26,7 +26,7 @@ use std::time::Duration;
 /// Where a session's backend comes from.
 pub enum BackendSource {
     /// The command line's choice (`--backend`, `--sim-*`, ...).
-    Args(BackendArgs),
+    Args(Box<BackendArgs>),
     /// A simulated cluster of the caller's own making (tests, benches).
     Sim {
         config: Box<SimConfig>,

@@ -65,6 +65,8 @@ end
 --- Normally distributed value.
 function M.normal(mu, sigma)
   mu, sigma = mu or 0, sigma or 1
+  need(type(mu) == "number", "rand.normal: mu must be a number")
+  need(type(sigma) == "number" and sigma >= 0, "rand.normal: sigma must be a number, 0 or more")
   local u1, u2 = 1 - random(), random()
   return mu + sigma * sqrt(-2 * log(u1)) * cos(2 * pi * u2)
 end

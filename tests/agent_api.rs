@@ -61,6 +61,11 @@ async fn seed_curl_examples_verbatim() {
     let m = m.expect("NVSentinel matches the line");
     assert_eq!(m.xid, 79);
     assert!(m.pci.unwrap().same_device(&"0000:18:00.0".parse().unwrap()));
+    // And NVSentinel's own pattern, applied independently, agrees.
+    assert_eq!(
+        nvsentinel_sees(&journald_message(line)),
+        Some(("0000:18:00".to_string(), 79))
+    );
 
     // The seed's own body shape with "duration": null.
     let r = post(
@@ -196,15 +201,46 @@ async fn every_validation_error_is_clear() {
             400,
             &["gpu-node-001", "other-node"],
         ),
+        // An unknown GPU is the caller's mistake: 404 with the seed's text listing the GPUs.
         (
             r#"{"xid_type":79,"gpu_id":9}"#,
-            500,
+            404,
             &["GPU 9 not found", "Available Device Minors: [0, 1]"],
         ),
         (
             r#"{"xid_type":79,"gpu_uuid":"GPU-nope"}"#,
-            500,
+            404,
             &["GPU-nope not found"],
+        ),
+        (
+            r#"{"xid_type":79,"xid_type":48}"#,
+            422,
+            &["xid_type is given more than once"],
+        ),
+        (
+            r#"{"xid_type":79,"xid":48}"#,
+            422,
+            &["xid and xid_type name different XIDs (48 and 79)"],
+        ),
+        (
+            r#"{"xid_type":79,"text":"GPU has fallen \u202eoff the bus"}"#,
+            422,
+            &["text", "U+202E", "invisible"],
+        ),
+        (
+            r#"{"xid_type":79,"text":"GPU has fallen\u2028off the bus"}"#,
+            422,
+            &["text", "U+2028", "invisible"],
+        ),
+        (
+            r#"{"xid_type":79,"text":""}"#,
+            422,
+            &["text: must not be empty"],
+        ),
+        (
+            r#"{"xid_type":79,"text":"   "}"#,
+            422,
+            &["text: must not be empty"],
         ),
         ("{not json", 422, &["JSON decode error"]),
         ("[79]", 422, &["JSON object"]),
@@ -771,9 +807,9 @@ async fn gpus_kmsg_version_and_metrics_routes() {
         3
     );
     let r = get(addr, "/kmsg?limit=0").await;
-    assert_eq!(r.status, 422);
+    assert_eq!(r.status, 400);
     assert!(r.detail().contains("limit must be"));
-    assert_eq!(get(addr, "/kmsg?colour=red").await.status, 422);
+    assert_eq!(get(addr, "/kmsg?colour=red").await.status, 400);
 
     let v = get(addr, "/version").await.json();
     assert_eq!(v["name"], "gfi");
@@ -957,5 +993,347 @@ async fn every_body_decodes_into_the_client_types() {
     assert_eq!(serde_json::to_string(&entry).unwrap(), line);
     assert_eq!(entry, kmsg.records[0]);
     drop(body);
+    a.stop().await.unwrap();
+}
+
+/// Every catalogue XID in every style, checked against NVSentinel's regex as literal text
+/// (an implementation independent of `src/xid/detect.rs`): the guarded styles are seen with
+/// their XID and GPU, the unguarded one is not.
+#[tokio::test]
+async fn nvsentinels_own_pattern_sees_every_guarded_line() {
+    let node = Node::new(2);
+    let a = start(node.config()).await;
+    for info in gpu_fault_injector::xid::catalog::all() {
+        for (style, seen_pci) in [
+            ("driver", Some("0000:19:00")),
+            ("seed", Some("0000:19:00.0")),
+            ("unguarded", None),
+        ] {
+            let body = json!({"xid_type": info.xid, "gpu_id": 1, "style": style}).to_string();
+            let r = post(a.addr(), "/inject-xid", &body).await;
+            assert_eq!(r.status, 200, "{body}: {}", r.text());
+            let record = node.kmsg().lines().last().unwrap().to_string();
+            assert_eq!(r.json()["line"], record.as_str());
+            let seen = nvsentinel_sees(&journald_message(&record));
+            assert_eq!(
+                seen,
+                seen_pci.map(|p| (p.to_string(), info.xid)),
+                "{style} line {record:?}"
+            );
+            // The project's model says the same.
+            let model = detect::detect_write(format!("{record}\n").as_bytes())
+                .unwrap()
+                .1
+                .map(|m| (m.pci_text, m.xid));
+            assert_eq!(model, seen, "{record:?}");
+        }
+    }
+    a.stop().await.unwrap();
+}
+
+/// The Kubernetes API server's pod proxy removes `Authorization`: the agent's own header
+/// carries the same token.
+#[tokio::test]
+async fn the_agent_token_header_authenticates_like_the_bearer_token() {
+    let node = Node::new(1);
+    let a = start(node.config()).await;
+    let addr = a.addr();
+    let body = br#"{"fault_id":"via-proxy","xid_type":79}"#;
+    let json = ("content-type", "application/json");
+    let r = request(
+        addr,
+        "POST",
+        "/inject-xid",
+        &[("x-gfi-agent-token", TOKEN), json],
+        body,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    for path in [
+        "/faults",
+        "/faults/via-proxy",
+        "/gpus",
+        "/kmsg",
+        "/metrics",
+        "/version",
+    ] {
+        let r = request(addr, "GET", path, &[("X-Gfi-Agent-Token", TOKEN)], b"").await;
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+    }
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (
+            &[("x-gfi-agent-token", "wrong-token-000000000")],
+            "not valid",
+        ),
+        (
+            &[("x-gfi-agent-token", "")],
+            "X-Gfi-Agent-Token the token alone",
+        ),
+        (
+            &[("x-gfi-agent-token", "Bearer test-token-0123456789abcdef")],
+            "X-Gfi-Agent-Token the token alone",
+        ),
+        // Both headers: both must be right.
+        (
+            &[
+                ("authorization", "Bearer test-token-0123456789abcdef"),
+                ("x-gfi-agent-token", "wrong-token-000000000"),
+            ],
+            "not valid",
+        ),
+        (
+            &[
+                ("authorization", "Bearer wrong-token-000000000"),
+                ("x-gfi-agent-token", TOKEN),
+            ],
+            "not valid",
+        ),
+        (&[], "X-Gfi-Agent-Token: <token>"),
+    ];
+    for (headers, words) in cases {
+        let mut h = headers.to_vec();
+        h.push(json);
+        let r = request(addr, "POST", "/inject-xid", &h, br#"{"xid_type":48}"#).await;
+        assert_eq!(r.status, 401, "{headers:?}: {}", r.text());
+        assert!(r.detail().contains(words), "{headers:?}: {}", r.detail());
+    }
+    assert_eq!(
+        node.kmsg().lines().count(),
+        1,
+        "only the authenticated write"
+    );
+    a.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_json_is_415() {
+    let node = Node::new(1);
+    let a = start(node.config()).await;
+    let addr = a.addr();
+    let auth = bearer();
+    let body = br#"{"xid_type":79}"#;
+    for ct in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/jsonx",
+        "",
+    ] {
+        let r = request(
+            addr,
+            "POST",
+            "/inject-xid",
+            &[("authorization", &auth), ("content-type", ct)],
+            body,
+        )
+        .await;
+        assert_eq!(r.status, 415, "{ct:?}: {}", r.text());
+        let d = r.detail();
+        assert!(
+            d.contains("Content-Type: application/json") && d.contains(&format!("{ct:?}")),
+            "{ct:?}: {d}"
+        );
+    }
+    assert_eq!(node.kmsg(), "", "nothing written for a refused media type");
+    // JSON by any of its names, or no Content-Type at all (as FastAPI reads it).
+    for ct in [
+        Some("application/json"),
+        Some("application/json; charset=utf-8"),
+        Some("Application/JSON"),
+        Some("application/vnd.gfi+json"),
+        None,
+    ] {
+        let mut h = vec![("authorization", auth.as_str())];
+        if let Some(ct) = ct {
+            h.push(("content-type", ct));
+        }
+        let r = request(addr, "POST", "/inject-xid", &h, body).await;
+        assert_eq!(r.status, 200, "{ct:?}: {}", r.text());
+    }
+    a.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn query_mistakes_are_400_and_say_what_is_wrong() {
+    let node = Node::new(1);
+    let a = start(node.config()).await;
+    let addr = a.addr();
+    let cases: &[(&str, &str)] = &[
+        ("/kmsg?limit=1&limit=2", "\"limit\" is given more than once"),
+        ("/kmsg?limit=0", "limit must be 1-10000, got \"0\""),
+        ("/kmsg?limit=10001", "limit must be 1-10000"),
+        (
+            "/kmsg?since_seq=-5",
+            "since_seq must be a kmsg sequence number, got \"-5\"",
+        ),
+        (
+            "/kmsg?follow=maybe",
+            "follow must be true or false, got \"maybe\"",
+        ),
+        ("/kmsg?xid=2", "xid must be true or false"),
+        (
+            "/kmsg?bogus=1",
+            "unknown query parameter \"bogus\" (known: limit",
+        ),
+        (
+            "/health?strict=maybe",
+            "strict must be true or false, got \"maybe\"",
+        ),
+        (
+            "/health?strict=1&strict=0",
+            "\"strict\" is given more than once",
+        ),
+        (
+            "/health?verbose=1",
+            "unknown query parameter \"verbose\" (known: strict)",
+        ),
+    ];
+    for (path, words) in cases {
+        let r = get(addr, path).await;
+        assert_eq!(r.status, 400, "{path}: {}", r.text());
+        assert!(r.detail().contains(words), "{path}: {}", r.detail());
+    }
+    for path in [
+        "/health?strict=true",
+        "/health?strict",
+        "/health?strict=no",
+        "/kmsg?limit=1",
+    ] {
+        assert_eq!(get(addr, path).await.status, 200, "{path}");
+    }
+    a.stop().await.unwrap();
+}
+
+/// HEAD is GET without the body; any other method a route does not serve is 405 with the
+/// `Allow` header that says which it does.
+#[tokio::test]
+async fn head_and_delete_on_every_route() {
+    let node = Node::new(1);
+    let a = start(node.config()).await;
+    let addr = a.addr();
+    assert_eq!(
+        post(addr, "/inject-xid", r#"{"fault_id":"f-1","xid_type":79}"#)
+            .await
+            .status,
+        200
+    );
+    let auth = bearer();
+    let with_token = [("authorization", auth.as_str())];
+    let reads = [
+        "/health",
+        "/faults",
+        "/faults/f-1",
+        "/gpus",
+        "/kmsg",
+        "/metrics",
+        "/version",
+    ];
+    for path in reads {
+        let get = request(addr, "GET", path, &with_token, b"").await;
+        let head = request(addr, "HEAD", path, &with_token, b"").await;
+        assert_eq!(head.status, 200, "HEAD {path}");
+        assert!(head.body.is_empty(), "HEAD {path} has a body");
+        assert_eq!(
+            head.headers.get("content-type"),
+            get.headers.get("content-type"),
+            "HEAD {path}"
+        );
+        let del = request(addr, "DELETE", path, &with_token, b"").await;
+        assert_eq!(del.status, 405, "DELETE {path}: {}", del.text());
+        assert_eq!(del.detail(), "Method Not Allowed");
+        assert_eq!(del.headers["allow"], "GET,HEAD", "DELETE {path}");
+    }
+    for method in ["HEAD", "DELETE", "GET", "PUT"] {
+        let r = request(addr, method, "/inject-xid", &with_token, b"").await;
+        assert_eq!(r.status, 405, "{method} /inject-xid");
+        assert_eq!(r.headers["allow"], "POST", "{method} /inject-xid");
+    }
+    // Without a token a protected route says so before anything else.
+    let r = request(addr, "DELETE", "/faults/f-1", &[], b"").await;
+    assert_eq!(r.status, 401);
+    assert_eq!(request(addr, "HEAD", "/faults", &[], b"").await.status, 401);
+    // A path that does not exist is 404 whatever the method.
+    for method in ["GET", "HEAD", "DELETE", "POST"] {
+        assert_eq!(
+            request(addr, method, "/nope", &with_token, b"")
+                .await
+                .status,
+            404,
+            "{method} /nope"
+        );
+    }
+    // The fault is still there: DELETE removed nothing.
+    assert_eq!(get(addr, "/faults/f-1").await.status, 200);
+    a.stop().await.unwrap();
+}
+
+/// A fault id reused while its first request is still in flight: the same request waits for
+/// the first one's answer, a different one is a conflict at once.
+#[tokio::test]
+async fn a_different_request_on_an_in_flight_fault_id_is_409() {
+    let node = Node::new(2);
+    let kernel = FakeKernel::new(&node);
+    let a = start(kernel.config(&node)).await;
+    let addr = a.addr();
+    let first = tokio::spawn(async move {
+        post(
+            addr,
+            "/inject-xid",
+            r#"{"fault_id":"busy-1","xid_type":79,"gpu_id":1}"#,
+        )
+        .await
+    });
+    // Written, not yet read back: in flight.
+    let record = kernel.next_record().await;
+    for other in [
+        r#"{"fault_id":"busy-1","xid_type":48,"gpu_id":1}"#,
+        r#"{"fault_id":"busy-1","xid_type":79,"gpu_id":0}"#,
+        r#"{"fault_id":"busy-1","xid_type":79,"gpu_id":1,"text":"other words"}"#,
+    ] {
+        let r = post(addr, "/inject-xid", other).await;
+        assert_eq!(r.status, 409, "{other}: {}", r.text());
+        let d = r.detail();
+        assert!(
+            d.contains("busy-1") && d.contains("XID 79 on GPU index 1"),
+            "{other}: {d}"
+        );
+    }
+    let again = tokio::spawn(async move {
+        post(
+            addr,
+            "/inject-xid",
+            r#"{"gpu_id":1,"fault_id":"busy-1","xid_type":"79"}"#,
+        )
+        .await
+    });
+    kernel.land(&record);
+    let first = within("the first injection's answer", first).await.unwrap();
+    assert_eq!(first.status, 200, "{}", first.text());
+    let again = within("the repeat's answer", again).await.unwrap();
+    assert_eq!((again.status, again.json()), (200, first.json()));
+    a.stop().await.unwrap();
+}
+
+/// Same fault id, same XID and GPU, another line: a different request (409), never a replay.
+#[tokio::test]
+async fn the_line_options_are_part_of_the_request() {
+    let node = Node::new(2);
+    let a = start(node.config()).await;
+    let addr = a.addr();
+    let r = post(addr, "/inject-xid", r#"{"fault_id":"opt-1","xid_type":79}"#).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    for other in [
+        r#"{"fault_id":"opt-1","xid_type":79,"text":"other words"}"#,
+        r#"{"fault_id":"opt-1","xid_type":79,"style":"seed"}"#,
+        r#"{"fault_id":"opt-1","xid_type":79,"pid":1234}"#,
+        r#"{"fault_id":"opt-1","xid_type":79,"level":4}"#,
+        r#"{"fault_id":"opt-1","xid_type":79,"process_name":"python3"}"#,
+        r#"{"fault_id":"opt-1","xid_type":79,"channel":2}"#,
+    ] {
+        let r = post(addr, "/inject-xid", other).await;
+        assert_eq!(r.status, 409, "{other}: {}", r.text());
+        assert!(r.detail().contains("already used for a different request"));
+    }
+    assert_eq!(node.kmsg().lines().count(), 1);
     a.stop().await.unwrap();
 }

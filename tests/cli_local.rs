@@ -1,8 +1,22 @@
 //! `gfi run --backend local`: the same script API on this host, through the agent's own
 //! discovery and write path. The kernel log here is a plain file (never the real one).
 
+mod common;
+
 use gpu_fault_injector::node::testkit;
-use std::process::Command;
+use std::process::{Command, Stdio};
+
+/// Runs `cmd` to its end (killed after the deadline, or when the test fails).
+fn run(cmd: &mut Command) -> std::process::Output {
+    common::Reaper::new(
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
+    .output("gfi run --backend local")
+}
 
 #[test]
 fn a_script_injects_through_the_local_backend() {
@@ -33,7 +47,7 @@ fn a_script_injects_through_the_local_backend() {
         "#,
     )
     .unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_gfi"))
+    let o = run(Command::new(env!("CARGO_BIN_EXE_gfi"))
         .args([
             "run",
             script.to_str().unwrap(),
@@ -47,9 +61,7 @@ fn a_script_injects_through_the_local_backend() {
         .arg("--kmsg-path")
         .arg(&kmsg)
         .arg("--allow-non-chardev")
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .output()
-        .unwrap();
+        .env_remove("KUBERNETES_SERVICE_HOST"));
     let out = format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),
@@ -73,7 +85,7 @@ fn the_local_backend_refuses_a_missing_gpu_tree() {
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("s.lua");
     std::fs::write(&script, "print(#assert(gpus('node-a')))").unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_gfi"))
+    let o = run(Command::new(env!("CARGO_BIN_EXE_gfi"))
         .args([
             "run",
             script.to_str().unwrap(),
@@ -86,9 +98,7 @@ fn the_local_backend_refuses_a_missing_gpu_tree() {
         .arg(dir.path().join("no-proc"))
         .arg("--kmsg-path")
         .arg(dir.path().join("kmsg"))
-        .arg("--allow-non-chardev")
-        .output()
-        .unwrap();
+        .arg("--allow-non-chardev"));
     let out = format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),

@@ -1,16 +1,24 @@
 //! `gfi run` end to end through the real binary: every example and script on the sim, exit
 //! statuses, reproducible journals.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 fn gfi(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gfi"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("GFI_BACKEND")
-        .output()
-        .expect("gfi runs")
+    common::Reaper::new(
+        Command::new(env!("CARGO_BIN_EXE_gfi"))
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env_remove("GFI_BACKEND")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("gfi runs"),
+    )
+    .output(&format!("gfi {}", args.join(" ")))
 }
 
 fn text(o: &Output) -> String {
@@ -274,8 +282,6 @@ fn xids_and_docs_commands() {
 fn an_interrupt_stops_even_a_busy_script_and_runs_its_cleanups() {
     use nix::sys::signal::{Signal, kill};
     use nix::unistd::Pid;
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("busy.lua");
     std::fs::write(
@@ -284,26 +290,19 @@ fn an_interrupt_stops_even_a_busy_script_and_runs_its_cleanups() {
     )
     .unwrap();
     for (sig, code) in [(Signal::SIGINT, 130), (Signal::SIGTERM, 143)] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_gfi"))
-            .args(["run", script.to_str().unwrap(), "--seed", "1"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut seen = String::new();
-        while !seen.contains("spinning") {
-            let mut line = String::new();
-            assert!(
-                out.read_line(&mut line).unwrap() > 0,
-                "gfi ended early: {seen}"
-            );
-            seen.push_str(&line);
-        }
+        let mut child = common::Reaper::new(
+            Command::new(env!("CARGO_BIN_EXE_gfi"))
+                .args(["run", script.to_str().unwrap(), "--seed", "1"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let mut out = common::Lines::new(child.stdout.take().unwrap());
+        out.until("'spinning'", |l| l.contains("spinning"));
         kill(Pid::from_raw(child.id() as i32), sig).unwrap();
-        let mut rest = String::new();
-        std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
-        let status = child.wait().unwrap();
+        let rest = out.rest("gfi's output after the signal");
+        let status = common::exit_status(&mut child, "gfi run after the signal");
         assert_eq!(status.code(), Some(code), "{sig}: {rest}");
         assert!(rest.contains("cleanup ran"), "{sig}: {rest}");
         assert!(rest.contains("interrupted: "), "{sig}: {rest}");

@@ -1,215 +1,77 @@
-//! The `local` backend's node-state calls against a fake Kubernetes API server on loopback:
-//! reads, a watch-driven wait that sees a cordon arrive, a wait that times out, pods, uncordon,
-//! a node that does not exist, the node's Events and NVSentinel's circuit breaker.
+//! The `local` backend's node-state calls against the Kubernetes API server double
+//! (`tests/kube_double/`): reads, a watch-driven wait that sees a cordon arrive, a wait that
+//! times out, pods, uncordon, a node that does not exist, the node's Events and NVSentinel's
+//! circuit breaker.
 
-use axum::Router;
-use axum::body::Body;
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+#[path = "kube_double/mod.rs"]
+mod kube_double;
+
 use gpu_fault_injector::backend::local::{KubeAccess, LocalBackend, LocalOptions};
 use gpu_fault_injector::backend::{Backend, BackendError, ClusterEvent, NodePredicate, keys};
 use gpu_fault_injector::node::testkit;
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Node, Pod};
+use kube_double::{KubeDouble, Matcher, PatchType};
 use serde_json::{Value, json};
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{Notify, broadcast};
 
-struct Fake {
-    node: Mutex<Value>,
-    events: broadcast::Sender<Value>,
-    watching: Notify,
-    patches: Mutex<Vec<Value>>,
-    /// The `circuit-breaker` ConfigMap's data; `None`: there is none. Reads are recorded as
-    /// `namespace/name`.
-    breaker: Mutex<Option<Value>>,
-    breaker_reads: Mutex<Vec<String>>,
-    /// Answer 403 to ConfigMap reads.
-    forbid_configmaps: std::sync::atomic::AtomicBool,
+const WAIT: Duration = Duration::from_secs(60);
+
+fn typed<K: serde::de::DeserializeOwned>(v: Value) -> K {
+    serde_json::from_value(v).unwrap()
 }
 
-fn node_json(unschedulable: bool, state: Option<&str>, rv: u32) -> Value {
-    let mut labels = json!({"nvidia.com/gpu.present": "true"});
-    if let Some(s) = state {
-        labels[keys::STATE] = json!(s);
-        labels[keys::CORDON_BY] = json!("NVSentinel");
-    }
-    json!({
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": "gpu-1", "resourceVersion": rv.to_string(), "labels": labels},
-        "spec": {"unschedulable": unschedulable},
+/// The double with gpu-1 (Ready, boot-1) and its two pods.
+async fn cluster() -> KubeDouble {
+    let d = KubeDouble::start().await;
+    d.create::<Node>(&typed(json!({
+        "metadata": {"name": "gpu-1", "labels": {"nvidia.com/gpu.present": "true"}},
+        "spec": {},
         "status": {"conditions": [{"type": "Ready", "status": "True"}],
                    "nodeInfo": {"bootID": "boot-1", "architecture": "", "containerRuntimeVersion": "", "kernelVersion": "",
                                 "kubeProxyVersion": "", "kubeletVersion": "", "machineID": "", "operatingSystem": "",
                                 "osImage": "", "systemUUID": ""}}
-    })
+    })))
+    .unwrap();
+    for (ns, name, owner) in [
+        ("dynamo", "worker-0", "ReplicaSet"),
+        ("fault-injection-system", "gfi-agent-x", "DaemonSet"),
+    ] {
+        d.ensure_namespace(ns);
+        d.create::<Pod>(&typed(json!({
+            "metadata": {"name": name, "namespace": ns, "ownerReferences": [
+                {"apiVersion": "apps/v1", "kind": owner, "name": "o", "uid": format!("uid-{name}"), "controller": true}]},
+            "spec": {"nodeName": "gpu-1", "containers": [{"name": "c", "image": "busybox:1"}]}
+        })))
+        .unwrap();
+        d.patch_status::<Pod>(
+            ns,
+            name,
+            PatchType::Merge,
+            &json!({"status": {"phase": "Running"}}),
+        )
+        .unwrap();
+    }
+    d
 }
 
-fn not_found(name: &str) -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        axum::Json(
-            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-            "message": format!("nodes \"{name}\" not found"), "reason": "NotFound", "code": 404}),
-        ),
+/// NVSentinel's cordon, as one write: unschedulable, the state label, who cordoned.
+fn cordon(d: &KubeDouble) {
+    d.patch::<Node>(
+        "",
+        "gpu-1",
+        PatchType::Merge,
+        &json!({"spec": {"unschedulable": true},
+                "metadata": {"labels": {keys::STATE: "quarantined", keys::CORDON_BY: "NVSentinel"}}}),
     )
-        .into_response()
+    .unwrap();
 }
 
-async fn get_node(State(f): State<Arc<Fake>>, Path(name): Path<String>) -> Response {
-    if name != "gpu-1" {
-        return not_found(&name);
-    }
-    axum::Json(f.node.lock().unwrap().clone()).into_response()
+async fn backend(d: &KubeDouble) -> (LocalBackend, tempfile::TempDir) {
+    backend_with(d.client().await)
 }
 
-async fn patch_node(
-    State(f): State<Arc<Fake>>,
-    Path(name): Path<String>,
-    body: axum::body::Bytes,
-) -> Response {
-    if name != "gpu-1" {
-        return not_found(&name);
-    }
-    let patch: Value = serde_json::from_slice(&body).unwrap();
-    f.patches.lock().unwrap().push(patch.clone());
-    let mut n = f.node.lock().unwrap();
-    if let Some(u) = patch["spec"]["unschedulable"].as_bool() {
-        n["spec"]["unschedulable"] = json!(u);
-    }
-    axum::Json(n.clone()).into_response()
-}
-
-async fn list_or_watch_nodes(
-    State(f): State<Arc<Fake>>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    let wanted = q
-        .get("fieldSelector")
-        .and_then(|s| s.strip_prefix("metadata.name="))
-        .map(str::to_string);
-    let node = f.node.lock().unwrap().clone();
-    let matches = wanted.as_deref().is_none_or(|w| w == "gpu-1");
-    if q.get("watch").map(String::as_str) == Some("true")
-        || q.get("watch").map(String::as_str) == Some("1")
-    {
-        let rx = f.events.subscribe();
-        f.watching.notify_one();
-        // One JSON object per line, as the API server streams watch events.
-        let stream = futures::stream::unfold(rx, |mut rx| async move {
-            let v = rx.recv().await.ok()?;
-            let mut line = v.to_string();
-            line.push('\n');
-            Some((Ok::<_, std::io::Error>(axum::body::Bytes::from(line)), rx))
-        });
-        return Response::builder()
-            .header("content-type", "application/json")
-            .body(Body::from_stream(stream))
-            .unwrap();
-    }
-    let items = if matches { vec![node] } else { vec![] };
-    axum::Json(json!({"apiVersion": "v1", "kind": "NodeList", "metadata": {"resourceVersion": "10"}, "items": items}))
-        .into_response()
-}
-
-async fn list_pods(Query(q): Query<HashMap<String, String>>) -> Response {
-    assert_eq!(
-        q.get("fieldSelector").map(String::as_str),
-        Some("spec.nodeName=gpu-1")
-    );
-    axum::Json(json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "3"}, "items": [
-        {"metadata": {"name": "worker-0", "namespace": "dynamo",
-            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "w", "uid": "u", "controller": true}]},
-         "status": {"phase": "Running"}},
-        {"metadata": {"name": "gfi-agent-x", "namespace": "fault-injection-system",
-            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "d", "uid": "v", "controller": true}]},
-         "status": {"phase": "Running"}}
-    ]}))
-    .into_response()
-}
-
-async fn list_events(Query(q): Query<HashMap<String, String>>) -> Response {
-    assert_eq!(
-        q.get("fieldSelector").map(String::as_str),
-        Some("involvedObject.kind=Node,involvedObject.name=gpu-1")
-    );
-    // Newest first, and one new-style Event with only an eventTime: the backend orders them.
-    axum::Json(json!({"apiVersion": "v1", "kind": "EventList", "metadata": {"resourceVersion": "7"}, "items": [
-        {"metadata": {"name": "gpu-1.drain", "namespace": "nvsentinel"},
-         "involvedObject": {"kind": "Node", "name": "gpu-1"},
-         "reason": "NodeDraining", "message": "draining gpu-1", "type": "Normal",
-         "eventTime": "2026-11-28T10:05:00.000000Z", "reportingComponent": "node-drainer"},
-        {"metadata": {"name": "gpu-1.xid", "namespace": "default"},
-         "involvedObject": {"kind": "Node", "name": "gpu-1"},
-         "reason": "SysLogsXIDErrorIsNotHealthy", "message": "ErrorCode:13 PCI:0000:18:00 GPU_UUID:GPU-1",
-         "type": "Warning", "source": {"component": "platform-connectors"},
-         "firstTimestamp": "2026-11-28T10:00:00Z", "lastTimestamp": "2026-11-28T10:01:00Z"}
-    ]}))
-    .into_response()
-}
-
-async fn get_configmap(
-    State(f): State<Arc<Fake>>,
-    Path((ns, name)): Path<(String, String)>,
-) -> Response {
-    f.breaker_reads.lock().unwrap().push(format!("{ns}/{name}"));
-    if f.forbid_configmaps
-        .load(std::sync::atomic::Ordering::SeqCst)
-    {
-        return (
-            StatusCode::FORBIDDEN,
-            axum::Json(json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                "message": format!("configmaps \"{name}\" is forbidden: User \"system:serviceaccount:x:y\" cannot get resource \"configmaps\" in the namespace \"{ns}\""),
-                "reason": "Forbidden", "code": 403})),
-        )
-            .into_response();
-    }
-    match (name.as_str(), f.breaker.lock().unwrap().clone()) {
-        ("circuit-breaker", Some(data)) => axum::Json(json!({
-            "apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": name, "namespace": ns}, "data": data
-        }))
-        .into_response(),
-        _ => (
-            StatusCode::NOT_FOUND,
-            axum::Json(json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                "message": format!("configmaps \"{name}\" not found"), "reason": "NotFound", "code": 404})),
-        )
-            .into_response(),
-    }
-}
-
-async fn fake_api() -> (Arc<Fake>, kube::Client) {
-    let (events, _) = broadcast::channel(16);
-    let fake = Arc::new(Fake {
-        node: Mutex::new(node_json(false, None, 10)),
-        events,
-        watching: Notify::new(),
-        patches: Mutex::new(Vec::new()),
-        breaker: Mutex::new(None),
-        breaker_reads: Mutex::new(Vec::new()),
-        forbid_configmaps: std::sync::atomic::AtomicBool::new(false),
-    });
-    let app = Router::new()
-        .route("/api/v1/nodes", get(list_or_watch_nodes))
-        .route("/api/v1/nodes/{name}", get(get_node).patch(patch_node))
-        .route("/api/v1/pods", get(list_pods))
-        .route("/api/v1/events", get(list_events))
-        .route(
-            "/api/v1/namespaces/{ns}/configmaps/{name}",
-            get(get_configmap),
-        )
-        .with_state(fake.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    let config = kube::Config::new(format!("http://{addr}").parse().unwrap());
-    (fake, kube::Client::try_from(config).unwrap())
-}
-
-fn backend(client: kube::Client) -> (LocalBackend, tempfile::TempDir) {
+fn backend_with(client: kube::Client) -> (LocalBackend, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     testkit::write_gpu_tree(&dir.path().join("proc"), &testkit::fake_gpus(1)).unwrap();
     std::fs::write(dir.path().join("kmsg"), b"").unwrap();
@@ -227,8 +89,8 @@ fn backend(client: kube::Client) -> (LocalBackend, tempfile::TempDir) {
 
 #[tokio::test]
 async fn wait_node_follows_the_watch_and_reports_each_stage() {
-    let (fake, client) = fake_api().await;
-    let (b, _dir) = backend(client);
+    let d = Arc::new(cluster().await);
+    let (b, _dir) = backend(&d).await;
     let seen: Arc<Mutex<Vec<ClusterEvent>>> = Arc::default();
     let seen2 = seen.clone();
     let _events = b.subscribe(Arc::new(move |e| seen2.lock().unwrap().push(e)));
@@ -238,19 +100,18 @@ async fn wait_node_follows_the_watch_and_reports_each_stage() {
     assert_eq!(n.boot_id, "boot-1");
 
     let waiter = {
-        let fake = fake.clone();
+        let d = d.clone();
         tokio::spawn(async move {
             // Once the backend watches, NVSentinel "cordons" the node.
-            fake.watching.notified().await;
-            let cordoned = node_json(true, Some("quarantined"), 11);
-            *fake.node.lock().unwrap() = cordoned.clone();
-            fake.events
-                .send(json!({"type": "MODIFIED", "object": cordoned}))
-                .unwrap();
+            d.wait_for("the backend's watch on nodes", WAIT, |v| {
+                v.open_watches("nodes") > 0
+            })
+            .await;
+            cordon(&d);
         })
     };
     let out = b
-        .wait_node("gpu-1", &NodePredicate::Cordoned, Duration::from_secs(60))
+        .wait_node("gpu-1", &NodePredicate::Cordoned, WAIT)
         .await
         .unwrap();
     waiter.await.unwrap();
@@ -271,7 +132,7 @@ async fn wait_node_follows_the_watch_and_reports_each_stage() {
 
     // Already true: answered from the first read, no watch needed.
     let out = b
-        .wait_node("gpu-1", &NodePredicate::Cordoned, Duration::from_secs(60))
+        .wait_node("gpu-1", &NodePredicate::Cordoned, WAIT)
         .await
         .unwrap();
     assert!(out.satisfied);
@@ -294,12 +155,30 @@ async fn wait_node_follows_the_watch_and_reports_each_stage() {
     assert_eq!(pods.len(), 2);
     assert_eq!(pods[0].namespace, "dynamo");
     assert_eq!(pods[1].owner.as_deref(), Some("DaemonSet"));
+    let pod_lists: Vec<String> = d
+        .requests()
+        .into_iter()
+        .filter(|r| r.resource == "pods")
+        .map(|r| format!("{} {}", r.verb, r.namespace))
+        .collect();
+    assert_eq!(pod_lists, ["list "], "one list of pods across namespaces");
 
     let n = b.uncordon("gpu-1").await.unwrap();
     assert!(!n.unschedulable);
+    let patches: Vec<Value> = d
+        .requests()
+        .into_iter()
+        .filter(|r| r.verb == "patch")
+        .map(|r| serde_json::from_str(&r.body).unwrap())
+        .collect();
+    assert_eq!(patches, [json!({"spec": {"unschedulable": false}})]);
     assert_eq!(
-        fake.patches.lock().unwrap().as_slice(),
-        [json!({"spec": {"unschedulable": false}})]
+        d.get::<Node>("", "gpu-1")
+            .unwrap()
+            .spec
+            .unwrap()
+            .unschedulable,
+        Some(false)
     );
 
     let err = b.node("gpu-9").await.unwrap_err();
@@ -311,8 +190,8 @@ async fn wait_node_follows_the_watch_and_reports_each_stage() {
 
 #[tokio::test]
 async fn progress_follows_a_targeted_node_between_waits() {
-    let (fake, client) = fake_api().await;
-    let (b, _dir) = backend(client);
+    let d = cluster().await;
+    let (b, _dir) = backend(&d).await;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<ClusterEvent>();
     let _events = b.subscribe(Arc::new(move |e| {
         let _ = tx.send(e);
@@ -320,16 +199,15 @@ async fn progress_follows_a_targeted_node_between_waits() {
     // Reading the node targets it: from now on its changes reach every subscriber, with no
     // wait running.
     b.node("gpu-1").await.unwrap();
-    fake.watching.notified().await;
-    let cordoned = node_json(true, Some("quarantined"), 11);
-    *fake.node.lock().unwrap() = cordoned.clone();
-    fake.events
-        .send(json!({"type": "MODIFIED", "object": cordoned}))
-        .unwrap();
+    d.wait_for("the backend's watch on nodes", WAIT, |v| {
+        v.open_watches("nodes") > 0
+    })
+    .await;
+    cordon(&d);
     let mut kinds = Vec::new();
     while kinds.len() < 2 {
         // A guard against a hang, not a timing assertion.
-        let e = tokio::time::timeout(Duration::from_secs(60), rx.recv())
+        let e = tokio::time::timeout(WAIT, rx.recv())
             .await
             .expect("the watcher publishes the change")
             .unwrap();
@@ -347,7 +225,7 @@ async fn an_unreachable_api_server_is_the_worlds_refusal() {
         l.local_addr().unwrap().port()
     };
     let config = kube::Config::new(format!("http://127.0.0.1:{port}").parse().unwrap());
-    let (b, _dir) = backend(kube::Client::try_from(config).unwrap());
+    let (b, _dir) = backend_with(kube::Client::try_from(config).unwrap());
     let err = b.node("gpu-1").await.unwrap_err();
     assert!(matches!(err, BackendError::Unreachable { .. }), "{err:?}");
     assert!(!err.is_script_error());
@@ -360,8 +238,35 @@ async fn an_unreachable_api_server_is_the_worlds_refusal() {
 
 #[tokio::test]
 async fn events_are_the_nodes_own_oldest_first() {
-    let (_fake, client) = fake_api().await;
-    let (b, _dir) = backend(client);
+    let d = cluster().await;
+    // Newest first, and one new-style Event with only an eventTime: the backend orders them.
+    // (An Event about a Node lives in `default`, or `kube-system` when it has an eventTime:
+    // the API server refuses it anywhere else.)
+    d.create::<Event>(&typed(json!({
+        "metadata": {"name": "gpu-1.drain", "namespace": "kube-system"},
+        "involvedObject": {"kind": "Node", "name": "gpu-1"},
+        "reason": "NodeDraining", "message": "draining gpu-1", "type": "Normal",
+        "eventTime": "2026-11-28T10:05:00.000000Z", "reportingComponent": "node-drainer",
+        "reportingInstance": "node-drainer-0", "action": "Drain"
+    })))
+    .unwrap();
+    d.create::<Event>(&typed(json!({
+        "metadata": {"name": "gpu-1.xid", "namespace": "default"},
+        "involvedObject": {"kind": "Node", "name": "gpu-1"},
+        "reason": "SysLogsXIDErrorIsNotHealthy", "message": "ErrorCode:13 PCI:0000:18:00 GPU_UUID:GPU-1",
+        "type": "Warning", "source": {"component": "platform-connectors"},
+        "firstTimestamp": "2026-11-28T10:00:00Z", "lastTimestamp": "2026-11-28T10:01:00Z"
+    })))
+    .unwrap();
+    // Another node's Event is not gpu-1's.
+    d.create::<Event>(&typed(json!({
+        "metadata": {"name": "gpu-2.xid", "namespace": "default"},
+        "involvedObject": {"kind": "Node", "name": "gpu-2"},
+        "reason": "SysLogsXIDErrorIsNotHealthy", "message": "ErrorCode:79", "type": "Warning",
+        "lastTimestamp": "2026-11-28T10:02:00Z"
+    })))
+    .unwrap();
+    let (b, _dir) = backend(&d).await;
     let evs = b.events("gpu-1").await.unwrap();
     let seen: Vec<(&str, &str, &str, &str, &str)> = evs
         .iter()
@@ -386,7 +291,7 @@ async fn events_are_the_nodes_own_oldest_first() {
                 "2026-11-28T10:01:00Z"
             ),
             (
-                "nvsentinel",
+                "kube-system",
                 "Normal",
                 "NodeDraining",
                 "node-drainer",
@@ -399,8 +304,22 @@ async fn events_are_the_nodes_own_oldest_first() {
 
 #[tokio::test]
 async fn circuit_breaker_reads_nvsentinels_configmap() {
-    let (fake, client) = fake_api().await;
-    let (b, _dir) = backend(client);
+    let d = cluster().await;
+    d.ensure_namespace("nvsentinel");
+    let (b, _dir) = backend(&d).await;
+    let set = |status: &str| {
+        let cm: ConfigMap = typed(
+            json!({"metadata": {"name": "circuit-breaker", "namespace": "nvsentinel"},
+                                          "data": {"status": status}}),
+        );
+        if d.get::<ConfigMap>("nvsentinel", "circuit-breaker")
+            .is_some()
+        {
+            d.replace(&cm).unwrap();
+        } else {
+            d.create(&cm).unwrap();
+        }
+    };
     // No ConfigMap: closed (deleting it is how an operator resets the breaker).
     let closed = b.circuit_breaker().await.unwrap();
     assert_eq!(closed.status, "CLOSED");
@@ -408,23 +327,31 @@ async fn circuit_breaker_reads_nvsentinels_configmap() {
         closed.enabled, None,
         "the cluster does not show the Helm setting"
     );
-    *fake.breaker.lock().unwrap() = Some(json!({"status": "TRIPPED"}));
+    set("TRIPPED");
     assert_eq!(b.circuit_breaker().await.unwrap().status, "TRIPPED");
-    *fake.breaker.lock().unwrap() = Some(json!({"status": "closed"}));
+    set("closed");
     assert_eq!(b.circuit_breaker().await.unwrap().status, "CLOSED");
-    *fake.breaker.lock().unwrap() = Some(json!({"status": "HALF-OPEN"}));
+    set("HALF-OPEN");
     let err = b.circuit_breaker().await.unwrap_err().to_string();
     assert!(
         err.contains("\"HALF-OPEN\"") && err.contains("CLOSED or TRIPPED"),
         "{err}"
     );
+    let first_read = d
+        .requests()
+        .into_iter()
+        .find(|r| r.resource == "configmaps")
+        .unwrap();
     assert_eq!(
-        fake.breaker_reads.lock().unwrap()[0],
-        "nvsentinel/circuit-breaker",
+        (
+            first_read.verb.as_str(),
+            first_read.namespace.as_str(),
+            first_read.name.as_str()
+        ),
+        ("get", "nvsentinel", "circuit-breaker"),
         "the chart's namespace by default"
     );
-    fake.forbid_configmaps
-        .store(true, std::sync::atomic::Ordering::SeqCst);
+    d.forbid(Matcher::default().resource("configmaps"));
     let err = b.circuit_breaker().await.unwrap_err().to_string();
     assert!(
         err.contains("forbidden") && err.contains("get on configmaps in NVSentinel's namespace"),

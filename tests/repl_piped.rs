@@ -1,30 +1,35 @@
 //! `gfi repl` with piped stdin: no prompts, values and `print` on stdout, errors on stderr,
 //! a non-zero exit status when a chunk failed. For scripting: `echo 'print(#nodes())' | gfi repl`.
 
-use std::io::{BufRead, BufReader, Write};
+mod common;
+
+use common::{Lines, Reaper, exit_status};
+use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 fn gfi(args: &[&str], stdin: &str) -> Output {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gfi"))
-        .arg("repl")
-        .args(["--seed", "7", "--no-history"])
-        .args(args)
-        .current_dir(dir.path())
-        .env("HOME", dir.path())
-        .env_remove("GFI_BACKEND")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Reaper::new(
+        Command::new(env!("CARGO_BIN_EXE_gfi"))
+            .arg("repl")
+            .args(["--seed", "7", "--no-history"])
+            .args(args)
+            .current_dir(dir.path())
+            .env("HOME", dir.path())
+            .env_remove("GFI_BACKEND")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     child
         .stdin
         .take()
         .unwrap()
         .write_all(stdin.as_bytes())
         .unwrap();
-    child.wait_with_output().unwrap()
+    child.output("gfi repl")
 }
 
 fn text(b: &[u8]) -> String {
@@ -236,18 +241,12 @@ fn sigint_cancels_runs_cleanups_and_exits_130() {
               print('not reached')\n",
         )
         .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    watchdog(child.id());
+    let mut stdout = Lines::new(child.stdout.take().unwrap());
     // Only once the wait runs is SIGINT a cancel.
-    while !line.contains("waiting for cordoned") {
-        line.clear();
-        assert!(stdout.read_line(&mut line).unwrap() > 0, "no wait started");
-    }
+    stdout.until("the wait to start", |l| l.contains("waiting for cordoned"));
     signal(child.id(), nix::sys::signal::Signal::SIGINT);
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
-    let status = child.wait().unwrap();
+    let rest = stdout.rest("the session's output after SIGINT");
+    let status = exit_status(&mut child, "the session after SIGINT");
     assert_eq!(status.code(), Some(130), "{rest}");
     assert!(
         rest.contains("cancelled the wait for gpu-node-001 cordoned"),
@@ -268,49 +267,33 @@ fn sighup_while_waiting_for_input_runs_cleanups_and_exits_129() {
     stdin
         .write_all(b"cleanup(function() print('cleanup ran') end)\nprint('ready' .. '!')\n")
         .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("ready!") {
-        line.clear();
-        assert!(stdout.read_line(&mut line).unwrap() > 0, "no output");
-    }
-    watchdog(child.id());
+    let mut stdout = Lines::new(child.stdout.take().unwrap());
+    stdout.until("'ready!'", |l| l.contains("ready!"));
     // stdin stays open: the session is waiting for the next line.
     signal(child.id(), nix::sys::signal::Signal::SIGHUP);
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
-    let status = child.wait().unwrap();
+    let rest = stdout.rest("the session's output after SIGHUP");
+    let status = exit_status(&mut child, "the session after SIGHUP");
     assert_eq!(status.code(), Some(129), "{rest}");
     assert!(rest.contains("cleanup ran"), "{rest}");
     drop(stdin);
 }
 
 /// A piped session (seed 7, no history) with every stream piped, for the signal tests.
-fn spawn_repl(dir: &std::path::Path, extra: &[&str]) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_gfi"))
-        .args(["repl", "--seed", "7", "--no-history"])
-        .args(extra)
-        .current_dir(dir)
-        .env_remove("GFI_BACKEND")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+fn spawn_repl(dir: &std::path::Path, extra: &[&str]) -> Reaper {
+    Reaper::new(
+        Command::new(env!("CARGO_BIN_EXE_gfi"))
+            .args(["repl", "--seed", "7", "--no-history"])
+            .args(extra)
+            .current_dir(dir)
+            .env_remove("GFI_BACKEND")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
 }
 
 fn signal(pid: u32, sig: nix::sys::signal::Signal) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).unwrap();
-}
-
-/// Kills `pid` after a minute, so that a session that ignores its signal fails the test
-/// (killed: no exit status) instead of hanging it.
-fn watchdog(pid: u32) {
-    std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_secs(60));
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    });
 }

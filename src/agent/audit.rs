@@ -2,9 +2,10 @@
 //! request metrics and one audit line per request.
 
 use super::auth::{self, Verdict};
-use super::http::route_label;
+use super::http::{detail, route_label};
 use super::state::AgentState;
 use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use std::net::SocketAddr;
@@ -26,12 +27,36 @@ pub(crate) struct AuditNote {
 }
 
 /// The one middleware every request passes: authentication (every route but `/health`, and
-/// `/metrics` when public, needs `Authorization: Bearer <token>`), then the request metrics
-/// and one audit line (who, what, outcome). Probes (`/health`, `/metrics`) are logged at debug
-/// level: they come every few seconds from the kubelet and Prometheus.
+/// `/metrics` when public, needs a token), then the request metrics and one audit line (who,
+/// what, outcome). Probes (`/health`, `/metrics`) are logged at debug level: they come every
+/// few seconds from the kubelet and Prometheus.
+///
+/// Anything but a read runs as a task of its own that this awaits: hyper drops a request's
+/// future when its client hangs up, and a write that reached the kernel log must still reach
+/// the fault store and the audit log.
 pub(crate) async fn gate(
     State(st): State<Arc<AgentState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let is_read = matches!(*req.method(), Method::GET | Method::HEAD);
+    let audited = authenticate_run_and_audit(st, peer, req, next);
+    if is_read {
+        return audited.await;
+    }
+    match tokio::spawn(audited).await {
+        Ok(resp) => resp,
+        Err(e) => detail(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the request's task failed: {e}"),
+        ),
+    }
+}
+
+async fn authenticate_run_and_audit(
+    st: Arc<AgentState>,
+    peer: SocketAddr,
     req: Request,
     next: Next,
 ) -> Response {

@@ -1,6 +1,11 @@
-//! Bearer-token authentication: the gate's decision ([`AuthGate`]) over any [`TokenCheck`],
-//! and the agent's checker, a token file ([`TokenFile`]). The gate knows nothing of the
-//! agent's state, so another server (the coming controller) can put its own checker behind it.
+//! Token authentication: the gate's decision ([`AuthGate`]) over any [`TokenCheck`], and the
+//! agent's checker, a token file ([`TokenFile`]). The gate knows nothing of the agent's state,
+//! so another server (the coming controller) can put its own checker behind it.
+//!
+//! The token comes as `Authorization: Bearer <token>` or as `X-Gfi-Agent-Token: <token>`: the
+//! Kubernetes API server's pod proxy removes `Authorization` from every request it forwards,
+//! so a client reaching the agent that way sends the agent's own header. Both are compared the
+//! same constant-time way; a request that sends both must have both right.
 //!
 //! The agent's token comes from a file (a mounted Secret). The file is checked on every authenticated
 //! request (one `stat`) and read again when its identity, size or time changes, so a rotated
@@ -15,18 +20,29 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 use subtle::{Choice, ConstantTimeEq};
 
-/// Judges the `Authorization` header of one request (`None` when it has none). [`TokenFile`]
-/// is the agent's; any `Fn(Option<&[u8]>) -> Verdict` is one too.
+/// The agent's own token header, for clients whose `Authorization` a proxy removes.
+pub const AGENT_TOKEN_HEADER: &str = "x-gfi-agent-token";
+
+/// What one request presented: the raw values of its `Authorization` and
+/// [`AGENT_TOKEN_HEADER`] headers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Credentials<'a> {
+    pub(crate) authorization: Option<&'a [u8]>,
+    pub(crate) agent_token: Option<&'a [u8]>,
+}
+
+/// Judges the credentials of one request. [`TokenFile`] is the agent's; any
+/// `Fn(Credentials) -> Verdict` is one too.
 pub(crate) trait TokenCheck: Send + Sync {
-    fn check(&self, authorization: Option<&[u8]>) -> Verdict;
+    fn check(&self, presented: Credentials<'_>) -> Verdict;
 }
 
 impl<F> TokenCheck for F
 where
-    F: Fn(Option<&[u8]>) -> Verdict + Send + Sync,
+    F: Fn(Credentials<'_>) -> Verdict + Send + Sync,
 {
-    fn check(&self, authorization: Option<&[u8]>) -> Verdict {
-        self(authorization)
+    fn check(&self, presented: Credentials<'_>) -> Verdict {
+        self(presented)
     }
 }
 
@@ -58,10 +74,14 @@ impl AuthGate {
         if self.open_routes.contains(&route) {
             return None;
         }
-        let authorization = headers
-            .get(header::AUTHORIZATION)
-            .map(HeaderValue::as_bytes);
-        Some(tokens.check(authorization))
+        Some(
+            tokens.check(Credentials {
+                authorization: headers
+                    .get(header::AUTHORIZATION)
+                    .map(HeaderValue::as_bytes),
+                agent_token: headers.get(AGENT_TOKEN_HEADER).map(HeaderValue::as_bytes),
+            }),
+        )
     }
 }
 
@@ -99,12 +119,12 @@ impl AuthFailure {
     pub(crate) fn detail(self) -> &'static str {
         match self {
             AuthFailure::Missing => {
-                "Not authenticated: send the header 'Authorization: Bearer <token>' (the token is in the agent's token Secret)"
+                "Not authenticated: send the header 'Authorization: Bearer <token>' or 'X-Gfi-Agent-Token: <token>' (the token is in the agent's token Secret)"
             }
             AuthFailure::Malformed => {
-                "Not authenticated: the Authorization header must be 'Bearer <token>'"
+                "Not authenticated: the Authorization header must be 'Bearer <token>' and X-Gfi-Agent-Token the token alone"
             }
-            AuthFailure::Wrong => "Not authenticated: the bearer token is not valid",
+            AuthFailure::Wrong => "Not authenticated: the token is not valid",
         }
     }
 }
@@ -230,42 +250,66 @@ impl TokenFile {
         loaded.as_ref().map(|_| ()).map_err(|e| e.clone())
     }
 
-    /// Checks an `Authorization` header value.
-    pub(crate) fn check(&self, header: Option<&[u8]>) -> Verdict {
+    /// Checks what a request presented: every credential it sent must be valid.
+    pub(crate) fn check(&self, presented: Credentials<'_>) -> Verdict {
         if let Err(e) = self.refresh() {
             return Verdict::Unavailable(format!(
                 "authentication is unavailable: token file {}: {e}",
                 self.path.display()
             ));
         }
-        let Some(header) = header else {
-            return Verdict::Denied(AuthFailure::Missing);
-        };
-        let Some(presented) = bearer(header) else {
-            return Verdict::Denied(AuthFailure::Malformed);
-        };
+        let tokens: Vec<Option<&[u8]>> = [
+            presented.authorization.map(bearer),
+            presented.agent_token.map(bare_token),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         let loaded = self.loaded.lock().expect("token lock");
         let Ok(l) = &*loaded else {
             return Verdict::Unavailable("token file unreadable".into());
         };
-        // Compare against every token so the time taken does not say which one matched.
-        let mut matched: Option<usize> = None;
-        for (i, t) in l.tokens.iter().enumerate() {
-            if bool::from(ct_eq(t, presented)) && matched.is_none() {
-                matched = Some(i + 1);
+        let mut allowed = None;
+        for token in tokens {
+            let Some(token) = token else {
+                return Verdict::Denied(AuthFailure::Malformed);
+            };
+            match l.line_of(token) {
+                Some(line) => allowed = Some(line),
+                None => return Verdict::Denied(AuthFailure::Wrong),
             }
         }
-        match matched {
+        match allowed {
             Some(token) => Verdict::Allowed { token },
-            None => Verdict::Denied(AuthFailure::Wrong),
+            None => Verdict::Denied(AuthFailure::Missing),
         }
     }
 }
 
-impl TokenCheck for TokenFile {
-    fn check(&self, authorization: Option<&[u8]>) -> Verdict {
-        TokenFile::check(self, authorization)
+impl Loaded {
+    /// The number of the token line `presented` matches. Every token is compared, so the
+    /// time taken does not say which one matched.
+    fn line_of(&self, presented: &[u8]) -> Option<usize> {
+        let mut matched: Option<usize> = None;
+        for (i, t) in self.tokens.iter().enumerate() {
+            if bool::from(ct_eq(t, presented)) && matched.is_none() {
+                matched = Some(i + 1);
+            }
+        }
+        matched
     }
+}
+
+impl TokenCheck for TokenFile {
+    fn check(&self, presented: Credentials<'_>) -> Verdict {
+        TokenFile::check(self, presented)
+    }
+}
+
+/// The value of [`AGENT_TOKEN_HEADER`]: the token alone, surrounding blanks ignored.
+fn bare_token(header: &[u8]) -> Option<&[u8]> {
+    let token = std::str::from_utf8(header).ok()?.trim();
+    (!token.is_empty() && !token.contains(' ')).then_some(token.as_bytes())
 }
 
 /// `Bearer <token>` (scheme case-insensitive, as RFC 7235 says).
@@ -296,23 +340,40 @@ fn ct_eq(a: &[u8], b: &[u8]) -> Choice {
 mod tests {
     use super::*;
 
+    fn auth(header: &[u8]) -> Credentials<'_> {
+        Credentials {
+            authorization: Some(header),
+            agent_token: None,
+        }
+    }
+
+    fn agent(token: &[u8]) -> Credentials<'_> {
+        Credentials {
+            authorization: None,
+            agent_token: Some(token),
+        }
+    }
+
     #[test]
     fn verdicts_and_rotation() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("token");
         std::fs::write(&path, "first-token-0123456789\n").unwrap();
         let tf = TokenFile::open(&path).unwrap();
-        assert_eq!(tf.check(None), Verdict::Denied(AuthFailure::Missing));
         assert_eq!(
-            tf.check(Some(b"Basic abc")),
+            tf.check(Credentials::default()),
+            Verdict::Denied(AuthFailure::Missing)
+        );
+        assert_eq!(
+            tf.check(auth(b"Basic abc")),
             Verdict::Denied(AuthFailure::Malformed)
         );
         assert_eq!(
-            tf.check(Some(b"Bearer first-token-012345678")),
+            tf.check(auth(b"Bearer first-token-012345678")),
             Verdict::Denied(AuthFailure::Wrong)
         );
         assert_eq!(
-            tf.check(Some(b"bearer first-token-0123456789")),
+            tf.check(auth(b"bearer first-token-0123456789")),
             Verdict::Allowed { token: 1 }
         );
         // A Secret update replaces the file (new inode).
@@ -320,18 +381,148 @@ mod tests {
         std::fs::write(&tmp, "second-token-abcdefghij\nthird-token-abcdefghijk\n").unwrap();
         std::fs::rename(&tmp, &path).unwrap();
         assert_eq!(
-            tf.check(Some(b"Bearer first-token-0123456789")),
+            tf.check(auth(b"Bearer first-token-0123456789")),
             Verdict::Denied(AuthFailure::Wrong)
         );
         assert_eq!(
-            tf.check(Some(b"Bearer third-token-abcdefghijk")),
+            tf.check(auth(b"Bearer third-token-abcdefghijk")),
             Verdict::Allowed { token: 2 }
         );
         std::fs::remove_file(&path).unwrap();
         assert!(matches!(
-            tf.check(Some(b"Bearer third-token-abcdefghijk")),
+            tf.check(auth(b"Bearer third-token-abcdefghijk")),
             Verdict::Unavailable(_)
         ));
+    }
+
+    #[test]
+    fn comment_lines_are_not_tokens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(
+            &path,
+            "#rotated-2026-11-28\n# the old one goes next week\nreal-token-0123456789\n",
+        )
+        .unwrap();
+        let tf = TokenFile::open(&path).unwrap();
+        assert_eq!(
+            tf.check(auth(b"Bearer #rotated-2026-11-28")),
+            Verdict::Denied(AuthFailure::Wrong)
+        );
+        assert_eq!(
+            tf.check(auth(b"Bearer real-token-0123456789")),
+            Verdict::Allowed { token: 1 }
+        );
+        std::fs::write(&path, "# only a comment\n").unwrap();
+        assert_eq!(
+            TokenFile::open(&path).unwrap_err().reason,
+            "it holds no token (one token per line)"
+        );
+    }
+
+    #[test]
+    fn a_rotated_token_of_the_same_length_replaces_the_old_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "aaaaaaaaaaaaaaaaaaaa\n").unwrap();
+        let tf = TokenFile::open(&path).unwrap();
+        assert_eq!(
+            tf.check(auth(b"Bearer aaaaaaaaaaaaaaaaaaaa")),
+            Verdict::Allowed { token: 1 }
+        );
+        // The kubelet's way: a new file renamed over the old one.
+        let tmp = dir.path().join("token.new");
+        std::fs::write(&tmp, "bbbbbbbbbbbbbbbbbbbb\n").unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        assert_eq!(
+            tf.check(auth(b"Bearer aaaaaaaaaaaaaaaaaaaa")),
+            Verdict::Denied(AuthFailure::Wrong)
+        );
+        assert_eq!(
+            tf.check(auth(b"Bearer bbbbbbbbbbbbbbbbbbbb")),
+            Verdict::Allowed { token: 1 }
+        );
+        // Rewritten in place, same inode and size: the modification time tells.
+        let before = stamp(&path).unwrap();
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        std::io::Write::write_all(&mut &f, b"cccccccccccccccccccc\n").unwrap();
+        f.set_modified(SystemTime::now() + std::time::Duration::from_secs(5))
+            .unwrap();
+        drop(f);
+        let after = stamp(&path).unwrap();
+        assert_eq!((before.ino, before.len), (after.ino, after.len));
+        assert_eq!(
+            tf.check(auth(b"Bearer bbbbbbbbbbbbbbbbbbbb")),
+            Verdict::Denied(AuthFailure::Wrong)
+        );
+        assert_eq!(
+            tf.check(auth(b"Bearer cccccccccccccccccccc")),
+            Verdict::Allowed { token: 1 }
+        );
+    }
+
+    #[test]
+    fn the_agent_token_header_is_checked_like_the_bearer_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "one-token-0123456789\ntwo-token-0123456789\n").unwrap();
+        let tf = TokenFile::open(&path).unwrap();
+        assert_eq!(
+            tf.check(agent(b"two-token-0123456789")),
+            Verdict::Allowed { token: 2 }
+        );
+        assert_eq!(
+            tf.check(agent(b" one-token-0123456789 ")),
+            Verdict::Allowed { token: 1 }
+        );
+        assert_eq!(
+            tf.check(agent(b"two-token-012345678")),
+            Verdict::Denied(AuthFailure::Wrong)
+        );
+        for malformed in [&b""[..], b"  ", b"Bearer two-token-0123456789", b"\xff"] {
+            assert_eq!(
+                tf.check(agent(malformed)),
+                Verdict::Denied(AuthFailure::Malformed),
+                "{malformed:?}"
+            );
+        }
+        // Both headers: both must be right.
+        let both = |a: &'static [u8], t: &'static [u8]| Credentials {
+            authorization: Some(a),
+            agent_token: Some(t),
+        };
+        assert_eq!(
+            tf.check(both(
+                b"Bearer one-token-0123456789",
+                b"two-token-0123456789"
+            )),
+            Verdict::Allowed { token: 2 }
+        );
+        assert_eq!(
+            tf.check(both(
+                b"Bearer one-token-0123456789",
+                b"wrong-token-00000000"
+            )),
+            Verdict::Denied(AuthFailure::Wrong)
+        );
+        assert_eq!(
+            tf.check(both(
+                b"Bearer wrong-token-00000000",
+                b"one-token-0123456789"
+            )),
+            Verdict::Denied(AuthFailure::Wrong)
+        );
+        // The gate reads the header by its name, case-insensitively as HTTP does.
+        let gate = AuthGate::new(Some(Arc::new(tf)), vec![]);
+        let mut h = HeaderMap::new();
+        h.insert(
+            "X-Gfi-Agent-Token",
+            HeaderValue::from_static("one-token-0123456789"),
+        );
+        assert_eq!(
+            gate.check("/faults", &h),
+            Some(Verdict::Allowed { token: 1 })
+        );
     }
 
     #[test]
@@ -346,7 +537,7 @@ mod tests {
 
     #[test]
     fn the_gate_asks_any_checker_except_on_open_routes() {
-        let checker = |h: Option<&[u8]>| match h {
+        let checker = |c: Credentials<'_>| match c.authorization {
             Some(b"Bearer ok") => Verdict::Allowed { token: 7 },
             Some(_) => Verdict::Denied(AuthFailure::Wrong),
             None => Verdict::Denied(AuthFailure::Missing),

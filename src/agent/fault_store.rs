@@ -507,6 +507,57 @@ mod tests {
         assert!(lines >= 5, "{lines} lines");
     }
 
+    fn ids_in_file(dir: &Path) -> Vec<String> {
+        fs::read_to_string(dir.join(STORE_FILE))
+            .unwrap()
+            .lines()
+            .map(|l| StoredFault::from_line(l).unwrap().fault_id)
+            .collect()
+    }
+
+    fn ids(range: std::ops::Range<usize>) -> Vec<String> {
+        range.map(|i| format!("f{i}")).collect()
+    }
+
+    /// Opens the store again once the previous one's thread has let go of the lock.
+    fn reopen(dir: &Path, opts: FaultStoreOptions) -> FaultStore {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            match FaultStore::open(dir, opts.clone()) {
+                Ok((j, _)) => return j,
+                Err(FaultStoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(5))
+                }
+                Err(e) => panic!("reopening the fault store after 30 s: {e}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn compaction_keeps_the_newest_and_later_appends_land_in_the_new_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = FaultStoreOptions {
+            retention: 5,
+            sync: false,
+            queue: 64,
+        };
+        let (j, _) = FaultStore::open(dir.path(), opts.clone()).unwrap();
+        // The tenth line reaches twice the retention: the file is rewritten with f5..f9.
+        for i in 0..10 {
+            j.append(fault(&format!("f{i}"))).await.unwrap();
+        }
+        assert_eq!(ids_in_file(dir.path()), ids(5..10));
+        // Appends after the rewrite go to the file now at the path, not the replaced one.
+        for i in 10..12 {
+            j.append(fault(&format!("f{i}"))).await.unwrap();
+        }
+        assert_eq!(ids_in_file(dir.path()), ids(5..12));
+        drop(j);
+        let j = reopen(dir.path(), opts);
+        let listed: Vec<String> = j.list().iter().map(|f| f.fault_id.clone()).collect();
+        assert_eq!(listed, ids(7..12));
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn appends_beyond_the_queue_wait_their_turn() {
         let dir = tempfile::tempdir().unwrap();

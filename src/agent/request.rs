@@ -157,10 +157,73 @@ fn u32_field(
     }
 }
 
+/// A body's top level: an object with the names given more than once (JSON allows them and
+/// most parsers keep the last silently, so `{"xid_type":79,"xid_type":48}` would inject 48),
+/// or something else.
+enum TopLevel {
+    Object {
+        obj: Map<String, Value>,
+        repeated: Vec<String>,
+    },
+    NotAnObject,
+}
+
+impl<'de> serde::Deserialize<'de> for TopLevel {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = TopLevel;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<TopLevel, A::Error> {
+                let mut obj = Map::new();
+                let mut repeated = Vec::new();
+                while let Some((k, v)) = m.next_entry::<String, Value>()? {
+                    if obj.contains_key(&k) && !repeated.contains(&k) {
+                        repeated.push(k.chars().take(64).collect());
+                    }
+                    obj.insert(k, v);
+                }
+                Ok(TopLevel::Object { obj, repeated })
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut s: A,
+            ) -> Result<TopLevel, A::Error> {
+                while s.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(TopLevel::NotAnObject)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<TopLevel, E> {
+                Ok(TopLevel::NotAnObject)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<TopLevel, E> {
+                Ok(TopLevel::NotAnObject)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<TopLevel, E> {
+                Ok(TopLevel::NotAnObject)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<TopLevel, E> {
+                Ok(TopLevel::NotAnObject)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<TopLevel, E> {
+                Ok(TopLevel::NotAnObject)
+            }
+            fn visit_unit<E>(self) -> Result<TopLevel, E> {
+                Ok(TopLevel::NotAnObject)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// Decodes and checks a body. Line options are checked again (with the GPU's address) when
 /// the line is built; here only their types and ranges.
 pub(crate) fn decode(bytes: &[u8]) -> Result<InjectBody, BodyError> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+    let top: TopLevel = serde_json::from_slice(bytes).map_err(|e| {
         BodyError::Invalid(vec![FieldError {
             kind: "json_invalid".into(),
             loc: vec![json!("body"), json!(e.column())],
@@ -171,14 +234,32 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<InjectBody, BodyError> {
             ),
         }])
     })?;
-    let Value::Object(obj) = value else {
+    let TopLevel::Object { obj, repeated } = top else {
         return Err(BodyError::Invalid(vec![FieldError {
             kind: "model_attributes_type".into(),
             loc: vec![json!("body")],
             msg: "the body must be a JSON object such as {\"fault_id\": \"test-001\", \"xid_type\": 79, \"gpu_id\": 0}".into(),
         }]));
     };
-    let mut errs = Vec::new();
+    let mut errs: Vec<FieldError> = repeated
+        .iter()
+        .map(|k| {
+            FieldError::new(
+                "value_error",
+                k,
+                format!("{k} is given more than once; give each field once"),
+            )
+        })
+        .collect();
+    if let (Some(a), Some(b)) = (obj.get("xid_type"), obj.get("xid"))
+        && int_field(a).ok() != int_field(b).ok()
+    {
+        errs.push(FieldError::new(
+            "value_error",
+            "xid",
+            format!("xid and xid_type name different XIDs ({b} and {a}); give one of them"),
+        ));
+    }
 
     let xid_key = if obj.contains_key("xid_type") {
         Some("xid_type")
@@ -408,6 +489,70 @@ mod tests {
         };
         let fields: Vec<_> = errs.iter().map(|e| e.loc[1].as_str().unwrap()).collect();
         assert_eq!(fields, ["xid_type", "duration", "style", "level"]);
+    }
+
+    fn invalid(body: &[u8]) -> Vec<(String, String)> {
+        match decode(body) {
+            Err(BodyError::Invalid(errs)) => errs
+                .into_iter()
+                .map(|e| (e.loc[1].as_str().unwrap_or("").to_string(), e.msg))
+                .collect(),
+            other => panic!("{}: {other:?}", String::from_utf8_lossy(body)),
+        }
+    }
+
+    #[test]
+    fn a_field_given_twice_is_refused() {
+        assert_eq!(
+            invalid(br#"{"xid_type":79,"xid_type":48}"#),
+            [(
+                "xid_type".to_string(),
+                "xid_type is given more than once; give each field once".to_string()
+            )]
+        );
+        let errs = invalid(br#"{"xid_type":79,"gpu_id":0,"gpu_id":1,"gpu_id":2}"#);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].0, "gpu_id");
+        // Nested repeats are no field of ours; the top level is what counts.
+        assert!(decode(br#"{"xid_type":79,"x":{"a":1,"a":2}}"#).is_ok());
+    }
+
+    #[test]
+    fn xid_and_xid_type_must_agree() {
+        assert_eq!(
+            invalid(br#"{"xid_type":79,"xid":48}"#),
+            [(
+                "xid".to_string(),
+                "xid and xid_type name different XIDs (48 and 79); give one of them".to_string()
+            )]
+        );
+        let b = decode(br#"{"xid_type":79,"xid":"79"}"#).unwrap();
+        assert_eq!(b.xid, 79);
+        assert_eq!(decode(br#"{"xid":48}"#).unwrap().xid, 48);
+    }
+
+    #[test]
+    fn the_fingerprint_covers_every_line_option() {
+        let base = decode(br#"{"fault_id":"a","xid_type":79}"#)
+            .unwrap()
+            .fingerprint();
+        for other in [
+            &br#"{"fault_id":"a","xid_type":79,"text":"other words"}"#[..],
+            br#"{"fault_id":"a","xid_type":79,"style":"seed"}"#,
+            br#"{"fault_id":"a","xid_type":79,"pid":7}"#,
+            br#"{"fault_id":"a","xid_type":79,"level":4}"#,
+            br#"{"fault_id":"a","xid_type":79,"process_name":"python3"}"#,
+            br#"{"fault_id":"a","xid_type":79,"channel":3}"#,
+            br#"{"fault_id":"a","xid_type":79,"gpu_id":1}"#,
+            br#"{"fault_id":"a","xid_type":79,"run_id":"r2"}"#,
+        ] {
+            assert_ne!(
+                decode(other).unwrap().fingerprint(),
+                base,
+                "{}",
+                String::from_utf8_lossy(other)
+            );
+        }
     }
 
     #[test]

@@ -20,7 +20,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -61,10 +60,13 @@ async fn health(State(st): State<Arc<AgentState>>, uri: axum::http::Uri) -> Resp
     let snap = st.health.read().expect("health lock").clone();
     // Probes call this every few seconds and benchmarks far more often: no query parsing
     // unless there is a query.
-    let strict = uri.query().is_some_and(|q| {
-        q.split('&')
-            .any(|kv| matches!(kv, "strict" | "strict=1" | "strict=true" | "strict=yes"))
-    });
+    let strict = match uri.query() {
+        None => false,
+        Some(_) => match health_strict(&uri) {
+            Ok(s) => s,
+            Err(msg) => return detail(StatusCode::BAD_REQUEST, msg),
+        },
+    };
     let status = if strict && !snap.healthy {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
@@ -79,6 +81,40 @@ async fn health(State(st): State<Arc<AgentState>>, uri: axum::http::Uri) -> Resp
         snap.body(st.fault_store.len()),
     )
         .into_response()
+}
+
+fn health_strict(uri: &axum::http::Uri) -> Result<bool, String> {
+    let mut strict = false;
+    for (k, v) in query_pairs(uri)? {
+        match k.as_str() {
+            "strict" => strict = parse_bool(&k, &v)?,
+            other => return Err(unknown_parameter(other, "strict")),
+        }
+    }
+    Ok(strict)
+}
+
+/// The query's `name=value` pairs, decoded; a name given twice is refused, since which one
+/// counts would be a guess.
+fn query_pairs(uri: &axum::http::Uri) -> Result<Vec<(String, String)>, String> {
+    let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(uri)
+        .map_err(|e| format!("the query string cannot be read: {}", e.body_text()))?;
+    for (i, (k, _)) in pairs.iter().enumerate() {
+        if pairs[..i].iter().any(|(earlier, _)| earlier == k) {
+            return Err(format!(
+                "query parameter {:?} is given more than once; give it once",
+                k.chars().take(40).collect::<String>()
+            ));
+        }
+    }
+    Ok(pairs)
+}
+
+fn unknown_parameter(name: &str, known: &str) -> String {
+    format!(
+        "unknown query parameter {:?} (known: {known})",
+        name.chars().take(40).collect::<String>()
+    )
 }
 
 async fn version(State(st): State<Arc<AgentState>>) -> Response {
@@ -237,7 +273,48 @@ fn describe_request(fp: &str) -> String {
     )
 }
 
-async fn inject_xid(State(st): State<Arc<AgentState>>, body: Body) -> Response {
+/// The body must be JSON: `application/json` or any `application/*+json`, or no
+/// `Content-Type` at all (FastAPI, the seed, reads that as JSON too).
+fn json_content_type(headers: &axum::http::HeaderMap) -> Result<(), String> {
+    let Some(v) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let text = v.to_str().unwrap_or("");
+    let essence = text
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let json = essence
+        .strip_prefix("application/")
+        .is_some_and(|sub| sub == "json" || sub.ends_with("+json"));
+    if json {
+        Ok(())
+    } else {
+        Err(format!(
+            "the body must be JSON (Content-Type: application/json), got Content-Type {:?}",
+            text.chars().take(80).collect::<String>()
+        ))
+    }
+}
+
+async fn inject_xid(
+    State(st): State<Arc<AgentState>>,
+    headers: axum::http::HeaderMap,
+    body: Body,
+) -> Response {
+    if let Err(msg) = json_content_type(&headers) {
+        st.metrics.injection(0, "rejected");
+        return with_note(
+            detail(StatusCode::UNSUPPORTED_MEDIA_TYPE, msg.clone()),
+            AuditNote {
+                outcome: "rejected",
+                detail: Some(msg),
+                ..Default::default()
+            },
+        );
+    }
     let bytes = match axum::body::to_bytes(body, st.max_body_bytes).await {
         Ok(b) => b,
         Err(_) => {
@@ -358,26 +435,10 @@ async fn inject_inner(st: Arc<AgentState>, bytes: Bytes) -> (Response, AuditNote
         }
     };
     match slot {
+        // The request gate runs a write in its own task: a client that hangs up cuts
+        // neither the fault store append nor the audit line.
         Slot::Mine(guard) => {
-            // The write runs in its own task: a client that hangs up must not cut an
-            // injection between the kernel write and the fault store.
-            let task = tokio::spawn(run_injection(
-                st.clone(),
-                body,
-                fault_id.clone(),
-                fingerprint,
-                guard,
-            ));
-            match task.await {
-                Ok(done) => done,
-                Err(e) => (
-                    detail(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        format!("the injection task failed: {e}"),
-                    ),
-                    note,
-                ),
-            }
+            run_injection(st.clone(), body, fault_id.clone(), fingerprint, guard).await
         }
         Slot::Wait(mut rx) => {
             note.outcome = "repeat";
@@ -426,10 +487,9 @@ fn inject_error_response(e: &InjectError) -> (StatusCode, &'static str, Detail) 
             "rejected",
             vec![FieldError::new("value_error", "text", l.to_string())].into(),
         ),
-        // The seed answers an unknown GPU with 500; clients depend on it.
-        InjectError::GpuNotFound { .. } => {
-            (StatusCode::INTERNAL_SERVER_ERROR, "rejected", failed(e))
-        }
+        // The seed answered 500 here; an unknown GPU is the caller's mistake, and a 500 is what
+        // retry policies and alerts read as the agent failing. The seed's text stays.
+        InjectError::GpuNotFound { .. } => (StatusCode::NOT_FOUND, "rejected", failed(e)),
         InjectError::Discovery(_) => (StatusCode::SERVICE_UNAVAILABLE, "failed", failed(e)),
         InjectError::Write(w @ WriteError::Dropped { .. }) => {
             (StatusCode::INTERNAL_SERVER_ERROR, "dropped", failed(w))
@@ -593,7 +653,7 @@ fn parse_bool(k: &str, v: &str) -> Result<bool, String> {
     }
 }
 
-fn parse_kmsg_query(q: &HashMap<String, String>) -> Result<KmsgQuery, String> {
+fn parse_kmsg_query(q: &[(String, String)]) -> Result<KmsgQuery, String> {
     let mut out = KmsgQuery {
         filter: Filter::default(),
         limit: 100,
@@ -623,9 +683,9 @@ fn parse_kmsg_query(q: &HashMap<String, String>) -> Result<KmsgQuery, String> {
             "xid" => out.filter.xid_only = parse_bool(k, v)?,
             "follow" => out.follow = parse_bool(k, v)?,
             other => {
-                return Err(format!(
-                    "unknown query parameter {:?} (known: limit, since_seq, grep, xid, follow)",
-                    other.chars().take(40).collect::<String>()
+                return Err(unknown_parameter(
+                    other,
+                    "limit, since_seq, grep, xid, follow",
                 ));
             }
         }
@@ -633,17 +693,10 @@ fn parse_kmsg_query(q: &HashMap<String, String>) -> Result<KmsgQuery, String> {
     Ok(out)
 }
 
-async fn kmsg(
-    State(st): State<Arc<AgentState>>,
-    q: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let q = match q {
-        Ok(Query(q)) => q,
-        Err(e) => return detail(StatusCode::UNPROCESSABLE_ENTITY, e.body_text()),
-    };
-    let q = match parse_kmsg_query(&q) {
+async fn kmsg(State(st): State<Arc<AgentState>>, uri: axum::http::Uri) -> Response {
+    let q = match query_pairs(&uri).and_then(|q| parse_kmsg_query(&q)) {
         Ok(q) => q,
-        Err(msg) => return detail(StatusCode::UNPROCESSABLE_ENTITY, msg),
+        Err(msg) => return detail(StatusCode::BAD_REQUEST, msg),
     };
     let source = match st.injector.writer().open_reader().await {
         Ok(s) => s,
@@ -801,7 +854,7 @@ mod tests {
                 &pairs
                     .iter()
                     .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
+                    .collect::<Vec<_>>(),
             )
         };
         assert_eq!(q(&[]).unwrap().limit, 100);

@@ -3,7 +3,25 @@
 //! not know the backend's types; the kube backend's HTTP client will read the agents through it.
 
 use super::FaultRecord;
-use crate::node::wire::InjectXidResponse;
+use crate::kmsg::KmsgRecord;
+use crate::node::wire::{InjectXidResponse, KmsgEntry};
+
+/// A record of `GET /kmsg` as the `local` backend would have read it itself (the agent does
+/// not send the header's flags and extra fields).
+impl From<KmsgEntry> for KmsgRecord {
+    fn from(e: KmsgEntry) -> KmsgRecord {
+        KmsgRecord {
+            facility: e.facility,
+            level: e.level,
+            seq: e.seq,
+            usec: e.usec,
+            flags: '-',
+            extra: Vec::new(),
+            text: e.text,
+            dict: Vec::new(),
+        }
+    }
+}
 
 /// The fault record of an injection an agent answered for: the same fields the `local`
 /// backend fills from its own injection.
@@ -20,6 +38,7 @@ impl From<InjectXidResponse> for FaultRecord {
             time: r.timestamp,
             seq: r.kmsg_seq,
             write_path: r.write_path,
+            warnings: r.warnings,
         }
     }
 }
@@ -72,6 +91,7 @@ mod tests {
                 time: "2026-11-28T10:26:54.202831+00:00".into(),
                 seq: Some(12),
                 write_path: "/dev/kmsg via mount ns of pid 1".into(),
+                warnings: vec![],
             }
         );
     }

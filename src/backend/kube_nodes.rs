@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Event, Node, Pod};
 use kube::Client;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The facts a script sees about a node.
@@ -147,18 +148,21 @@ pub fn changes(old: &NodeInfo, new: &NodeInfo) -> Vec<ClusterEvent> {
     out
 }
 
-fn api_error(node: Option<&str>, what: &str, e: kube::Error) -> BackendError {
-    api_error_needing(
-        node,
-        what,
-        "get/list/watch/patch on nodes and list on pods",
-        e,
-    )
+/// "the Kubernetes API server at https://... (context c of F)", as errors name it; `server`
+/// is empty for a client a caller built.
+pub fn api_server(server: &str) -> String {
+    if server.is_empty() {
+        "the Kubernetes API server".into()
+    } else {
+        format!("the Kubernetes API server at {server}")
+    }
 }
 
-/// The API server's answer as a [`BackendError`] of the right kind. `needs`: the RBAC rule a
+/// The API server's answer as a [`BackendError`] of the right kind. `server`: which API
+/// server, as [`super::kube_connect::KubeTarget::description`] says; `needs`: the RBAC rule a
 /// 403 means is missing.
 pub fn api_error_needing(
+    server: &str,
     node: Option<&str>,
     what: &str,
     needs: &str,
@@ -166,7 +170,7 @@ pub fn api_error_needing(
 ) -> BackendError {
     let node = node.map(str::to_string);
     let what = what.to_string();
-    let target = "the Kubernetes API server".to_string();
+    let target = api_server(server);
     match e {
         kube::Error::Api(s) if s.code == 401 => BackendError::Unauthorized {
             node,
@@ -217,23 +221,32 @@ fn is_not_found(e: &kube::Error) -> bool {
 }
 
 const BREAKER_CONFIGMAP: &str = "circuit-breaker";
+/// Where gfi records its injections as Events: Node Events live in `default`.
+pub const INJECTION_EVENT_NAMESPACE: &str = "default";
+pub const INJECTION_EVENT_REASON: &str = "XidInjected";
 
-/// An Event as scripts see it. Its time is the latest the API gives: the last occurrence, the
-/// event time of a new-style Event, the first occurrence, or its creation.
-pub fn event_info(e: &Event) -> KubeEventInfo {
-    let time = e
-        .last_timestamp
-        .as_ref()
-        .map(|t| t.0.to_string())
-        .or_else(|| e.event_time.as_ref().map(|t| t.0.to_string()))
-        .or_else(|| e.first_timestamp.as_ref().map(|t| t.0.to_string()))
-        .or_else(|| {
-            e.metadata
-                .creation_timestamp
-                .as_ref()
-                .map(|t| t.0.to_string())
-        })
+/// Who recorded an Event: this host and process.
+fn reporting_instance() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
         .unwrap_or_default();
+    format!("{host}/{}", std::process::id())
+}
+
+/// An Event's time: the latest the API gives: the last occurrence, the event time of a
+/// new-style Event, the first occurrence, or its creation.
+fn event_time(e: &Event) -> Option<k8s_openapi::jiff::Timestamp> {
+    e.last_timestamp
+        .as_ref()
+        .map(|t| t.0)
+        .or_else(|| e.event_time.as_ref().map(|t| t.0))
+        .or_else(|| e.first_timestamp.as_ref().map(|t| t.0))
+        .or_else(|| e.metadata.creation_timestamp.as_ref().map(|t| t.0))
+}
+
+/// An Event as scripts see it, at [`event_time`].
+pub fn event_info(e: &Event) -> KubeEventInfo {
+    let time = event_time(e).map(|t| t.to_string()).unwrap_or_default();
     let source = e
         .source
         .as_ref()
@@ -256,11 +269,45 @@ pub fn event_info(e: &Event) -> KubeEventInfo {
 #[derive(Clone)]
 pub struct KubeNodes {
     client: Client,
+    server: Arc<str>,
 }
 
 impl KubeNodes {
-    pub fn new(client: Client) -> Self {
-        KubeNodes { client }
+    /// `server`: the API server as error messages name it.
+    pub fn new(client: Client, server: &str) -> Self {
+        KubeNodes {
+            client,
+            server: server.into(),
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The API server as error messages name it.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// An API error of a call on nodes or pods.
+    fn api_error(&self, node: Option<&str>, what: &str, e: kube::Error) -> BackendError {
+        self.api_error_needing(
+            node,
+            what,
+            "get, list, watch and patch on nodes and list on pods",
+            e,
+        )
+    }
+
+    pub fn api_error_needing(
+        &self,
+        node: Option<&str>,
+        what: &str,
+        needs: &str,
+        e: kube::Error,
+    ) -> BackendError {
+        api_error_needing(&self.server, node, what, needs, e)
     }
 
     pub fn nodes(&self) -> Api<Node> {
@@ -289,7 +336,7 @@ impl KubeNodes {
             .nodes()
             .list(&lp)
             .await
-            .map_err(|e| api_error(None, "listing nodes", e))?;
+            .map_err(|e| self.api_error(None, "listing nodes", e))?;
         let mut out: Vec<NodeInfo> = list
             .items
             .iter()
@@ -304,7 +351,7 @@ impl KubeNodes {
         match self.nodes().get(name).await {
             Ok(n) => Ok(node_info(&n)),
             Err(e) if is_not_found(&e) => Err(self.not_found(name).await),
-            Err(e) => Err(api_error(Some(name), "reading the node", e)),
+            Err(e) => Err(self.api_error(Some(name), "reading the node", e)),
         }
     }
 
@@ -314,7 +361,11 @@ impl KubeNodes {
         let list = pods
             .list(&lp)
             .await
-            .map_err(|e| api_error(Some(node), "listing pods", e))?;
+            .map_err(|e| self.api_error(Some(node), "listing pods", e))?;
+        if list.items.is_empty() {
+            // No pods, or no such node: say which, as `node_info` does.
+            self.get(node).await?;
+        }
         let mut out: Vec<PodInfo> = list.items.iter().map(pod_info).collect();
         out.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
         Ok(out)
@@ -327,13 +378,17 @@ impl KubeNodes {
         let lp = ListParams::default().fields(&format!(
             "involvedObject.kind=Node,involvedObject.name={node}"
         ));
-        let list = events
-            .list(&lp)
-            .await
-            .map_err(|e| api_error_needing(Some(node), "listing Events", "list on events", e))?;
-        let mut out: Vec<KubeEventInfo> = list.items.iter().map(event_info).collect();
-        out.sort_by(|a, b| a.time.cmp(&b.time));
-        Ok(out)
+        let list = events.list(&lp).await.map_err(|e| {
+            self.api_error_needing(Some(node), "listing Events", "list on events", e)
+        })?;
+        if list.items.is_empty() {
+            // No Events, or no such node: say which, as `node_info` does.
+            self.get(node).await?;
+        }
+        let mut items = list.items;
+        // As times, not as text: "…:35.5Z" sorts before "…:35Z" of the same second as text.
+        items.sort_by_key(event_time);
+        Ok(items.iter().map(event_info).collect())
     }
 
     /// NVSentinel's circuit breaker: `data.status` of the ConfigMap `circuit-breaker` in its
@@ -342,7 +397,7 @@ impl KubeNodes {
         let maps: Api<ConfigMap> = Api::namespaced(self.client.clone(), namespace);
         let what = format!("reading ConfigMap {namespace}/{BREAKER_CONFIGMAP}");
         let cm = maps.get_opt(BREAKER_CONFIGMAP).await.map_err(|e| {
-            api_error_needing(
+            self.api_error_needing(
                 None,
                 &what,
                 "get on configmaps in NVSentinel's namespace",
@@ -369,6 +424,153 @@ impl KubeNodes {
         })
     }
 
+    /// Records an injection as a Warning Event on the Node (reason `XidInjected`), so
+    /// `kubectl describe node` shows who injected what. Node Events live in `default`, with
+    /// the node's name as the involved object's uid, as the kubelet's do (that is what
+    /// `kubectl describe node` looks up).
+    pub async fn record_injection(
+        &self,
+        rec: &super::FaultRecord,
+        provenance: &str,
+    ) -> BackendResult<()> {
+        let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::now(),
+        );
+        let run = provenance.strip_prefix("gfi:").unwrap_or(provenance);
+        let event = Event {
+            metadata: kube::api::ObjectMeta {
+                generate_name: Some(format!("{}.gfi-", rec.node)),
+                namespace: Some(INJECTION_EVENT_NAMESPACE.into()),
+                ..Default::default()
+            },
+            involved_object: k8s_openapi::api::core::v1::ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Node".into()),
+                name: Some(rec.node.clone()),
+                uid: Some(rec.node.clone()),
+                ..Default::default()
+            },
+            reason: Some(INJECTION_EVENT_REASON.into()),
+            type_: Some("Warning".into()),
+            message: Some(format!(
+                "gfi injected XID {} on GPU {} (PCI {}, UUID {}): fault {}, run {run}",
+                rec.xid,
+                rec.gpu,
+                rec.pci.sysfs(),
+                if rec.uuid.is_empty() {
+                    "unknown"
+                } else {
+                    &rec.uuid
+                },
+                rec.id
+            )),
+            source: Some(k8s_openapi::api::core::v1::EventSource {
+                component: Some("gfi".into()),
+                host: Some(rec.node.clone()),
+            }),
+            reporting_component: Some("gfi".into()),
+            reporting_instance: Some(reporting_instance()),
+            first_timestamp: Some(now.clone()),
+            last_timestamp: Some(now),
+            count: Some(1),
+            ..Default::default()
+        };
+        let events: Api<Event> = Api::namespaced(self.client.clone(), INJECTION_EVENT_NAMESPACE);
+        events
+            .create(&kube::api::PostParams::default(), &event)
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                self.api_error_needing(
+                    Some(&rec.node),
+                    "recording the injection Event",
+                    "create on events in namespace default",
+                    e,
+                )
+            })
+    }
+
+    /// Undoes NVSentinel's quarantine marks on a node as an operator would (see
+    /// [`super::heal`]): one merge patch, made against the version read, so a change in
+    /// between is not overwritten (a conflict is read again and retried).
+    pub async fn heal(&self, name: &str) -> BackendResult<super::HealReport> {
+        for _ in 0..3 {
+            let n = match self.nodes().get(name).await {
+                Ok(n) => n,
+                Err(e) if is_not_found(&e) => return Err(self.not_found(name).await),
+                Err(e) => return Err(self.api_error(Some(name), "healing", e)),
+            };
+            let before = node_info(&n);
+            let removed_labels: Vec<String> = super::heal::LABELS
+                .iter()
+                .filter(|k| before.labels.contains_key(**k))
+                .map(|k| k.to_string())
+                .collect();
+            let removed_annotations: Vec<String> = super::heal::ANNOTATIONS
+                .iter()
+                .filter(|k| before.annotations.contains_key(**k))
+                .map(|k| k.to_string())
+                .collect();
+            let applied = super::heal::applied_taints(&before.annotations);
+            let removed_taints: Vec<super::Taint> = before
+                .taints
+                .iter()
+                .filter(|t| applied.contains(t))
+                .cloned()
+                .collect();
+            let mut patch = json!({
+                "metadata": {"resourceVersion": n.metadata.resource_version},
+                "spec": {"unschedulable": false},
+            });
+            for k in &removed_labels {
+                patch["metadata"]["labels"][k] = serde_json::Value::Null;
+            }
+            for k in &removed_annotations {
+                patch["metadata"]["annotations"][k] = serde_json::Value::Null;
+            }
+            if !removed_taints.is_empty() {
+                let kept: Vec<&k8s_openapi::api::core::v1::Taint> = n
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.taints.as_ref())
+                    .map(|ts| {
+                        ts.iter()
+                            .filter(|t| {
+                                !removed_taints.iter().any(|r| {
+                                    r.key == t.key && r.effect == t.effect && r.value == t.value
+                                })
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                patch["spec"]["taints"] = serde_json::to_value(kept).unwrap_or_default();
+            }
+            match self
+                .nodes()
+                .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(after) => {
+                    return Ok(super::HealReport {
+                        uncordoned: before.unschedulable,
+                        removed_labels,
+                        removed_annotations,
+                        removed_taints,
+                        left: super::heal::LEAVES.iter().map(|s| s.to_string()).collect(),
+                        node: node_info(&after),
+                    });
+                }
+                Err(kube::Error::Api(s)) if s.code == 409 => continue,
+                Err(e) => return Err(self.api_error(Some(name), "healing", e)),
+            }
+        }
+        Err(BackendError::failed(
+            Some(name),
+            "healing",
+            "the node kept changing under three attempts (409 Conflict); try again",
+        ))
+    }
+
     pub async fn uncordon(&self, name: &str) -> BackendResult<NodeInfo> {
         let patch = json!({ "spec": { "unschedulable": false } });
         match self
@@ -378,7 +580,7 @@ impl KubeNodes {
         {
             Ok(n) => Ok(node_info(&n)),
             Err(e) if is_not_found(&e) => Err(self.not_found(name).await),
-            Err(e) => Err(api_error(Some(name), "uncordoning", e)),
+            Err(e) => Err(self.api_error(Some(name), "uncordoning", e)),
         }
     }
 }
@@ -462,17 +664,17 @@ mod tests {
                 ..Default::default()
             }))
         };
-        let e = api_error_needing(Some("n"), "reading", "get on nodes", status(403));
+        let e = api_error_needing("S", Some("n"), "reading", "get on nodes", status(403));
         assert!(matches!(&e, BackendError::Forbidden { needs, .. } if needs == "get on nodes"));
         assert_eq!(
             e.to_string(),
-            "node n: reading failed: forbidden: said 403 (the ServiceAccount needs get on nodes)"
+            "node n: reading failed: forbidden: said 403 (grant get on nodes; the roles gfi needs are in deploy/rbac.yaml)"
         );
-        let e = api_error_needing(None, "listing nodes", "list", status(401));
+        let e = api_error_needing("S", None, "listing nodes", "list", status(401));
         assert!(matches!(e, BackendError::Unauthorized { .. }), "{e}");
-        let e = api_error_needing(None, "listing nodes", "list", status(429));
+        let e = api_error_needing("S", None, "listing nodes", "list", status(429));
         assert!(matches!(e, BackendError::Throttled { .. }), "{e}");
-        let e = api_error_needing(None, "listing nodes", "list", status(500));
+        let e = api_error_needing("S", None, "listing nodes", "list", status(500));
         assert!(matches!(e, BackendError::Failed { .. }), "{e}");
     }
 

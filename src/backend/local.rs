@@ -58,16 +58,15 @@ impl ClusterBackend<LocalAgent> {
     /// and prepares, without connecting, the Kubernetes client.
     pub fn local(opts: LocalOptions) -> BackendResult<LocalBackend> {
         let node = node_name(opts.node_name.as_deref())?;
-        let agent = LocalAgent::start(
-            &node,
-            &LocalAgentOptions {
-                proc_root: opts.proc_root,
-                host_pid: opts.host_pid,
-                kmsg_path: opts.kmsg_path,
-                allow_non_chardev: opts.allow_non_chardev,
-            },
-        )?;
-        ClusterBackend::new("local", agent, opts.kube, &opts.nvsentinel_namespace)
+        let agent_opts = LocalAgentOptions {
+            proc_root: opts.proc_root,
+            host_pid: opts.host_pid,
+            kmsg_path: opts.kmsg_path,
+            allow_non_chardev: opts.allow_non_chardev,
+        };
+        ClusterBackend::new("local", opts.kube, &opts.nvsentinel_namespace, |_| {
+            LocalAgent::start(&node, &agent_opts)
+        })
     }
 
     /// This node's name.
@@ -120,6 +119,7 @@ mod tests {
                 line: LineOptions::default(),
                 fault_id: "f1".into(),
                 provenance: "gfi:run-1".into(),
+                preflight: true,
             })
             .await
             .unwrap();
@@ -141,6 +141,7 @@ mod tests {
                 line: LineOptions::default(),
                 fault_id: "f2".into(),
                 provenance: "gfi:run-1".into(),
+                preflight: true,
             })
             .await
             .unwrap_err();

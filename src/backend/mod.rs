@@ -5,11 +5,19 @@
 
 mod agent_api;
 pub mod cluster;
+mod drain_watch;
 mod events;
+pub mod heal;
+pub mod kube;
+pub mod kube_agents;
+pub mod kube_connect;
 pub(crate) mod kube_nodes;
 pub mod local;
 pub mod node_agent;
 mod node_watch;
+mod pods_by_node;
+pub mod preflight;
+mod reboot_watch;
 pub mod sim;
 pub mod spec;
 mod types;

@@ -125,6 +125,18 @@ impl NodeWatch {
         *task = Some(handle.abort_handle());
     }
 
+    /// The node's latest facts: the watch's, else read now (a node that does not exist is an
+    /// error here). The node is targeted from now on.
+    pub async fn facts(&self, node: &str) -> BackendResult<NodeInfo> {
+        let known = self.shared.lock().last.get(node).cloned();
+        let first = match known {
+            Some(n) => n,
+            None => self.kube.get(node).await?,
+        };
+        self.target(node, Some(&first));
+        Ok(first)
+    }
+
     /// Waits until `predicate` holds for `node`, or `timeout` passes, following the watch.
     pub async fn wait(
         &self,
@@ -133,13 +145,7 @@ impl NodeWatch {
         timeout: Duration,
     ) -> BackendResult<WaitOutcome> {
         let started = Instant::now();
-        let known = self.shared.lock().last.get(node).cloned();
-        let first = match known {
-            Some(n) => n,
-            // Not seen yet: read it (a node that does not exist is an error here).
-            None => self.kube.get(node).await?,
-        };
-        self.target(node, Some(&first));
+        let first = self.facts(node).await?;
         let mut rx = {
             let mut st = self.shared.lock();
             let current = st.last.get(node).cloned().unwrap_or(first);

@@ -2,6 +2,9 @@
 //! caller's own settings): shared by `gfi run`, `gfi repl`, tests and benches.
 
 use super::SharedBackend;
+use super::kube::{KubeBackend, KubeOptions};
+use super::kube_agents::{AgentAccess, KubeAgentOptions};
+use super::kube_connect::KubeConnect;
 use super::local::{KubeAccess, LocalBackend, LocalOptions};
 use super::sim::SimBackend;
 use super::sim::config::SimConfig;
@@ -72,9 +75,77 @@ pub struct BackendArgs {
         default_value = "nvsentinel"
     )]
     pub nvsentinel_namespace: String,
+    /// local, kube: the kubeconfig (default: KUBECONFIG, else ~/.kube/config, else the pod's
+    /// ServiceAccount).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// local, kube: the kubeconfig context (default: its current context).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+    /// kube: the namespace of the gfi agent DaemonSet.
+    #[arg(
+        long,
+        env = "GFI_AGENT_NAMESPACE",
+        value_name = "NS",
+        default_value = "fault-injection-system"
+    )]
+    pub agent_namespace: String,
+    /// kube: the label selector of the agent pods.
+    #[arg(
+        long,
+        env = "GFI_AGENT_SELECTOR",
+        value_name = "SELECTOR",
+        default_value = "app=gpu-fault-injector-kernel"
+    )]
+    pub agent_selector: String,
+    /// kube: reach the agents through the API server's pod proxy, or at their pod IPs
+    /// (default: direct in a pod, proxy from a workstation).
+    #[arg(long, value_enum, value_name = "HOW")]
+    pub agent_access: Option<AgentAccess>,
+    /// kube: the agents' port.
+    #[arg(long, value_name = "PORT", default_value_t = 8083)]
+    pub agent_port: u16,
+    /// kube: the agent token (default: the Secret gfi-agent-token in the agents' namespace).
+    #[arg(long, env = "GFI_AGENT_TOKEN_FILE", value_name = "FILE")]
+    pub agent_token_file: Option<PathBuf>,
+    /// kube: calls to agents in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_concurrency: usize,
+    /// kube: the nodes `nodes()` lists when the script gives no selector ("" for all).
+    #[arg(
+        long,
+        value_name = "SELECTOR",
+        default_value = "nvidia.com/gpu.present=true"
+    )]
+    pub node_selector: String,
     /// local, tests only: accept a regular file or FIFO as the kmsg target.
     #[arg(long, env = "GFI_ALLOW_NON_CHARDEV", hide = true)]
     pub allow_non_chardev: bool,
+}
+
+impl BackendArgs {
+    /// The Kubernetes client options of `local` and `kube`.
+    pub fn connect(&self) -> KubeConnect {
+        KubeConnect {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+        }
+    }
+}
+
+/// Where the `local` backend's lines really go: a kernel log, or a plain file (tests) that
+/// nothing reads as one.
+fn local_destination(args: &BackendArgs, write_path: &str) -> String {
+    use std::os::unix::fs::FileTypeExt;
+    match (&args.kmsg_path, args.host_pid) {
+        (Some(p), None) if std::fs::metadata(p).is_ok_and(|m| !m.file_type().is_char_device()) => {
+            format!(
+                "the file {} (not a kernel log: NVSentinel will not see them)",
+                p.display()
+            )
+        }
+        _ => format!("this host's kernel log ({write_path})"),
+    }
 }
 
 pub struct BuiltBackend {
@@ -120,21 +191,39 @@ pub fn build_backend(
                 kmsg_path: args.kmsg_path.clone(),
                 allow_non_chardev: args.allow_non_chardev,
                 nvsentinel_namespace: args.nvsentinel_namespace.clone(),
-                kube: KubeAccess::Auto,
+                kube: KubeAccess::Connect(args.connect()),
             })
             .map_err(|e| e.to_string())?;
             let description = format!(
-                "local (node {}: XID lines go to this host's kernel log)",
-                local.node_name()
+                "local (node {}: XID lines go to {})",
+                local.node_name(),
+                local_destination(args, local.write_path())
             );
             Ok(BuiltBackend {
                 backend: Arc::new(local),
                 description,
             })
         }
-        BackendKind::Kube => Err(
-            "the kube backend is not built yet (planned: a real cluster through kube-rs and the gfi agents); use --backend sim"
-                .into(),
-        ),
+        BackendKind::Kube => {
+            let kube = KubeBackend::kube(KubeOptions {
+                connect: args.connect(),
+                agents: KubeAgentOptions {
+                    namespace: args.agent_namespace.clone(),
+                    selector: args.agent_selector.clone(),
+                    access: args.agent_access,
+                    port: args.agent_port,
+                    token_file: args.agent_token_file.clone(),
+                    max_concurrency: args.max_concurrency,
+                },
+                nvsentinel_namespace: args.nvsentinel_namespace.clone(),
+                node_selector: args.node_selector.clone(),
+            })
+            .map_err(|e| e.to_string())?;
+            let description = kube.describe();
+            Ok(BuiltBackend {
+                backend: Arc::new(kube),
+                description,
+            })
+        }
     }
 }

@@ -29,6 +29,9 @@ pub mod keys {
     pub const NVSENTINEL: &str = "NVSentinel";
     /// Set by fault-quarantine when the node was already cordoned: it never uncordons it.
     pub const ANN_CORDON_PRE_EXISTING: &str = "quarantineHealthEventCordonPreExisting";
+    /// node-drainer's `systemNamespaces` default (the chart's): never drained.
+    pub const SYSTEM_NAMESPACES: &str =
+        "^(nvsentinel|kube-system|gpu-operator|gmp-system|network-operator|skyhook)$";
     /// Opt-out labels: fault-quarantine ignores every health event of a node with either
     /// set to `false`.
     pub const MANAGED_BY_NVSENTINEL: &str = "k8saas.nvidia.com/ManagedByNVSentinel";
@@ -97,7 +100,7 @@ pub enum BackendError {
     },
     /// A permission is missing (HTTP 403); `needs` is what to grant.
     #[error(
-        "{}{what} failed: forbidden: {reason} (the ServiceAccount needs {needs})",
+        "{}{what} failed: forbidden: {reason} (grant {needs}; the roles gfi needs are in deploy/rbac.yaml)",
         node_prefix(node)
     )]
     Forbidden {
@@ -246,7 +249,7 @@ pub struct NodeCondition {
 }
 
 /// A snapshot of one node, taken when asked for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct NodeInfo {
     pub name: String,
     pub labels: BTreeMap<String, String>,
@@ -320,6 +323,9 @@ pub struct InjectRequest {
     pub fault_id: String,
     /// `name=` field default: `gfi:<run-id>`.
     pub provenance: String,
+    /// Check first that NVSentinel would see the line (on a real cluster: the node is not
+    /// opted out, its syslog monitor is Ready and has polled once). `false`: inject anyway.
+    pub preflight: bool,
 }
 
 /// What an injection did.
@@ -340,6 +346,9 @@ pub struct FaultRecord {
     pub seq: Option<u64>,
     /// How the record was written (`sim`, `/dev/kmsg via mount ns of pid 1`, ...).
     pub write_path: String,
+    /// What went wrong around a successful injection (the Node Event could not be recorded).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

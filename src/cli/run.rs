@@ -123,7 +123,7 @@ async fn run_async(args: RunArgs, mut interrupts: Interrupts) -> ExitCode {
         line_style: args.line_style,
         sinks: vec![progress.sink()],
         journal_path: args.journal.clone(),
-        ..SessionOptions::new(BackendSource::Args(args.backend.clone()))
+        ..SessionOptions::new(BackendSource::Args(Box::new(args.backend.clone())))
     }) {
         Ok(s) => s,
         Err(e @ SessionError::Backend(_)) => {

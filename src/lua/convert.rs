@@ -264,6 +264,19 @@ pub fn opt_string(func: &str, t: &Option<Table>, key: &str) -> mlua::Result<Opti
     }
 }
 
+/// An optional boolean field of an options table.
+pub fn opt_bool(func: &str, t: &Option<Table>, key: &str) -> mlua::Result<Option<bool>> {
+    let Some(t) = t else { return Ok(None) };
+    match t.get::<Value>(key)? {
+        Value::Nil => Ok(None),
+        Value::Boolean(b) => Ok(Some(b)),
+        other => Err(err(format!(
+            "{func}: option '{key}' must be true or false, got {}",
+            describe(&other)
+        ))),
+    }
+}
+
 /// An optional duration field of an options table.
 pub fn opt_duration(func: &str, t: &Option<Table>, key: &str) -> mlua::Result<Option<Duration>> {
     let Some(t) = t else { return Ok(None) };

@@ -98,8 +98,8 @@ pub const DOCS: &[Doc] = &[
         summary: "Recent kernel log records of a node: `seq`, `level`, `facility`, `usec`, `text`.",
         details: &[
             "opts.grep: only records containing this text.",
-            "opts.since: only records with a sequence number at least this.",
-            "opts.limit: at most this many, the newest (default 50).",
+            "opts.since: only records with a sequence number at least this (0 or more).",
+            "opts.limit: at most this many, the newest (1-10000, default 50).",
         ],
         example: "for _, r in ipairs(kmsg_tail(n, {grep = \"Xid\"})) do print(r.seq, r.text) end",
     },

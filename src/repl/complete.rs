@@ -585,7 +585,7 @@ mod tests {
         local.block_on(&rt, async {
             let session = Session::new(SessionOptions {
                 seed: Some(1),
-                ..SessionOptions::new(BackendSource::Args(backend_args()))
+                ..SessionOptions::new(BackendSource::Args(Box::new(backend_args())))
             })
             .unwrap();
             let env = super::super::chunk::ReplEnv::new(session.host().lua()).unwrap();

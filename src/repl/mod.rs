@@ -121,7 +121,7 @@ async fn start(
         line_style: cfg.line_style,
         sinks: vec![out.sink()],
         journal_path: cfg.journal.clone(),
-        ..SessionOptions::new(BackendSource::Args(cfg.backend.clone()))
+        ..SessionOptions::new(BackendSource::Args(Box::new(cfg.backend.clone())))
     }) {
         Ok(s) => s,
         Err(e @ SessionError::Backend(_)) => {

@@ -18,8 +18,6 @@ pub const NVSENTINEL_XID_REGEX: &str = r"NVRM: Xid \(PCI:([0-9a-fA-F:.]+)\): (\d
 
 static XID_RE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(NVSENTINEL_XID_REGEX).expect("NVSentinel's regex compiles"));
-static LAST_PAREN_RE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\(([^()]*)\)[^()]*$").expect("static regex compiles"));
 
 /// The journald fields NVSentinel reads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -116,13 +114,14 @@ pub fn detect_write(buf: &[u8]) -> Option<(JournalEntry, Option<XidMatch>)> {
     Some((entry, m))
 }
 
-/// XID 154: NVSentinel takes the action from the last parenthesised text of the line, exactly
-/// and case-sensitively (`csv.go`).
+/// XID 154: NVSentinel takes the action from the text between the line's last `(` and its
+/// last `)` (`csv.go`, `strings.LastIndex`), compared exactly, case and all; anything else,
+/// or no such text, is CONTACT_SUPPORT.
 pub fn xid154_action(message: &str) -> Action {
-    let last = LAST_PAREN_RE
-        .captures(message)
-        .and_then(|c| c.get(1))
-        .map(|m| m.as_str().trim());
+    let last = match (message.rfind('('), message.rfind(')')) {
+        (Some(open), Some(close)) if close > open => Some(&message[open + 1..close]),
+        _ => None,
+    };
     match last {
         Some("GPU Reset Required" | "Drain and Reset") => Action::ComponentReset,
         Some("Node Reboot Required") => Action::RestartBm,
@@ -197,14 +196,47 @@ mod tests {
         );
         assert_eq!(xid154_action(&format!("{base}0x0 (None)")), Action::None);
         assert_eq!(
-            xid154_action(&format!("{base}0x3 (Drain and Reset)")),
+            xid154_action(&format!("{base}0x1 (Drain and Reset)")),
             Action::ComponentReset
         );
-        // Exact and case-sensitive, as NVSentinel's switch: anything else is CONTACT_SUPPORT.
-        assert_eq!(
-            xid154_action(&format!("{base}0x1 (gpu reset required)")),
-            Action::ContactSupport
-        );
+    }
+
+    #[test]
+    fn xid154_falls_back_to_contact_support() {
+        let base = "NVRM: Xid (PCI:0000:3b:00): 154, GPU recovery action changed from 0x0 to ";
+        for tail in [
+            "0x7 (Something New)",
+            "0x1 (gpu reset required)",
+            "0x1 (GPU Reset Required )",
+            "0x1",
+            "0x1 (GPU Reset Required",
+            "0x1 GPU Reset Required)",
+            "0x1 )GPU Reset Required(",
+        ] {
+            assert_eq!(
+                xid154_action(&format!("{base}{tail}")),
+                Action::ContactSupport,
+                "{tail:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_pattern_is_unanchored_and_takes_upper_case_hex() {
+        // journald keeps a timestamp or any other prefix in MESSAGE; NVSentinel still matches.
+        let m = match_xid("[123.4] NVRM: Xid (PCI:0000:3b:00): 79, GPU has fallen off the bus")
+            .expect("an unanchored match");
+        assert_eq!((m.xid, m.pci_text.as_str()), (79, "0000:3b:00"));
+        let m = match_xid("NVRM: Xid (PCI:0000:3B:0A.0): 48, pid=7, name=x, Ch 0000001F")
+            .expect("upper-case hex");
+        assert_eq!(m.pci_text, "0000:3B:0A.0");
+        assert_eq!(m.pci, Some(PciAddress::new(0, 0x3b, 0x0a, 0)));
+        assert_eq!(m.channel.as_deref(), Some("0000001F"));
+        assert_eq!((m.pid, m.name.as_deref()), (Some(7), Some("x")));
+        // Not NVSentinel's line: no match.
+        assert!(match_xid("NVRM: Xid (PCI:0000:3b:00) 79").is_none());
+        assert!(match_xid("nvrm: xid (PCI:0000:3b:00): 79").is_none());
+        assert!(match_xid("NVRM: Xid (PCI:0000:3g:00): 79").is_none());
     }
 
     fn arb_pci() -> impl Strategy<Value = PciAddress> {

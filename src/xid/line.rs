@@ -99,7 +99,8 @@ pub fn provenance_name(run_id: &str) -> String {
 }
 
 /// Checks a free-text field: printable, no control characters, so it cannot split the record
-/// or smuggle an escape sequence.
+/// or smuggle an escape sequence, and no invisible formatting or line-separator characters,
+/// which make a log line read differently from the bytes it holds.
 pub fn check_text(field: &'static str, s: &str) -> Result<(), LineError> {
     if let Some(c) = s.chars().find(|c| c.is_control()) {
         return Err(invalid(
@@ -110,7 +111,45 @@ pub fn check_text(field: &'static str, s: &str) -> Result<(), LineError> {
             ),
         ));
     }
+    if let Some(c) = s.chars().find(|c| is_invisible_format(*c)) {
+        return Err(invalid(
+            field,
+            format!(
+                "contains the invisible formatting character U+{:04X}; it makes the line read differently from what it holds, so only visible text is allowed",
+                c as u32
+            ),
+        ));
+    }
     Ok(())
+}
+
+/// Unicode's format characters (general category Cf: bidirectional overrides, zero-width
+/// characters, the soft hyphen, tags...) and its line and paragraph separators.
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c as u32,
+        0x00AD
+            | 0x0600..=0x0605
+            | 0x061C
+            | 0x06DD
+            | 0x070F
+            | 0x0890..=0x0891
+            | 0x08E2
+            | 0x180E
+            | 0x200B..=0x200F
+            | 0x2028..=0x202E
+            | 0x2060..=0x2064
+            | 0x2066..=0x206F
+            | 0xFEFF
+            | 0xFFF9..=0xFFFB
+            | 0x110BD
+            | 0x110CD
+            | 0x13430..=0x1343F
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0001
+            | 0xE0020..=0xE007F
+    )
 }
 
 /// Checks a process name: the `name=` field ends at a comma in NVSentinel's regex.
@@ -252,7 +291,13 @@ mod tests {
             pid: Some(5),
             ..opts
         };
-        assert!(format_line(&pci(), 79, &with_pid, "gfi:x").is_err());
+        assert_eq!(
+            format_line(&pci(), 79, &with_pid, "gfi:x"),
+            Err(invalid(
+                "style",
+                "the seed style has no pid, name or channel fields; use style 'driver'"
+            ))
+        );
     }
 
     #[test]
@@ -294,17 +339,110 @@ mod tests {
             process_name: Some("a,b".into()),
             ..Default::default()
         };
-        assert!(format_line(&pci(), 79, &comma, "gfi:x").is_err());
+        assert_eq!(
+            format_line(&pci(), 79, &comma, "gfi:x"),
+            Err(invalid(
+                "process_name",
+                "character ',' is not allowed (letters, digits and ._:/@+-<>[] only)"
+            ))
+        );
         let esc = LineOptions {
             text: Some("\u{1b}[2J".into()),
             ..Default::default()
         };
-        assert!(format_line(&pci(), 79, &esc, "gfi:x").is_err());
-        assert!(format_line(&pci(), 0, &LineOptions::default(), "gfi:x").is_err());
+        assert_eq!(
+            format_line(&pci(), 79, &esc, "gfi:x"),
+            Err(invalid(
+                "text",
+                "contains the control character '\\u{1b}'; only printable text is allowed"
+            ))
+        );
+        match format_line(&pci(), 0, &LineOptions::default(), "gfi:x") {
+            Err(LineError::Invalid {
+                field: "xid",
+                reason,
+            }) => {
+                assert!(reason.starts_with("XID 0 is out of range"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
         let lvl = LineOptions {
             level: Some(8),
             ..Default::default()
         };
-        assert!(format_line(&pci(), 79, &lvl, "gfi:x").is_err());
+        assert_eq!(
+            format_line(&pci(), 79, &lvl, "gfi:x"),
+            Err(invalid("level", "must be 0-7, got 8"))
+        );
+    }
+
+    fn with_text(t: &str) -> LineOptions {
+        LineOptions {
+            text: Some(t.into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn empty_or_blank_text_is_refused() {
+        for t in ["", " ", "   ", "\u{3000}"] {
+            for style in LineStyle::ALL {
+                let opts = LineOptions {
+                    style,
+                    ..with_text(t)
+                };
+                assert_eq!(
+                    format_line(&pci(), 79, &opts, "gfi:x"),
+                    Err(invalid("text", "must not be empty")),
+                    "{t:?} ({style})"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_record_limit_is_900_bytes_exactly() {
+        let empty_len = format_line(&pci(), 79, &with_text("x"), "gfi:x")
+            .unwrap()
+            .len()
+            - 1;
+        let fits = "x".repeat(MAX_RECORD_BYTES - empty_len);
+        let line = format_line(&pci(), 79, &with_text(&fits), "gfi:x").unwrap();
+        assert_eq!(line.len(), MAX_RECORD_BYTES);
+        let over = format!("{fits}x");
+        assert_eq!(
+            format_line(&pci(), 79, &with_text(&over), "gfi:x"),
+            Err(LineError::TooLong {
+                len: MAX_RECORD_BYTES + 1
+            })
+        );
+    }
+
+    #[test]
+    fn invisible_formatting_characters_are_refused() {
+        for c in [
+            '\u{202E}',
+            '\u{2028}',
+            '\u{2029}',
+            '\u{200B}',
+            '\u{FEFF}',
+            '\u{00AD}',
+            '\u{2066}',
+            '\u{E0041}',
+        ] {
+            let t = format!("GPU has fallen{c} off the bus");
+            let Err(LineError::Invalid { field, reason }) =
+                format_line(&pci(), 79, &with_text(&t), "gfi:x")
+            else {
+                panic!("U+{:04X} accepted", c as u32);
+            };
+            assert_eq!(field, "text");
+            assert!(
+                reason.contains(&format!("U+{:04X}", c as u32)) && reason.contains("invisible"),
+                "{reason}"
+            );
+        }
+        // Visible non-ASCII text is fine.
+        assert!(format_line(&pci(), 79, &with_text("Grafikfehler: Ü, 温度"), "gfi:x").is_ok());
     }
 }

@@ -17,6 +17,12 @@ assert(recs[1].text == f.line:sub(4), recs[1].text)
 assert(#kmsg_tail(n, { since = f.seq + 1 }) == 0)
 assert(#kmsg_tail(n, { limit = 1 }) == 1)
 expect_error(function() kmsg_tail(n, { lines = 3 }) end, "unknown key 'lines' (known: grep, since, limit)")
+-- The bounds of the agent's GET /kmsg (400 there), so a script fails alike on every backend.
+expect_error(function() kmsg_tail(n, { limit = 0 }) end, "kmsg_tail: option 'limit' must be 1-10000, got 0")
+expect_error(function() kmsg_tail(n, { limit = 10001 }) end, "kmsg_tail: option 'limit' must be 1-10000, got 10001")
+expect_error(function() kmsg_tail(n, { since = -5 }) end, "kmsg_tail: option 'since' must be a kmsg sequence number (0 or more), got -5")
+assert(#kmsg_tail(n, { limit = 10000 }) >= 1)
+assert(#kmsg_tail(n, { since = 0 }) >= 1)
 
 -- Styles and options.
 local s = assert(inject_xid("gpu-node-003", 1, 48, { style = "seed" }))
@@ -47,7 +53,7 @@ expect_error(function() inject_xid("gpu-node-002", 8, 79) end, "GPU 8 not found 
 expect_error(function() inject_xid("gpu-node-002", -1, 79) end, "argument #2 (gpu)")
 expect_error(function() inject_xid("nope", 0, 79) end, "node 'nope' not found")
 expect_error(function() inject_xid(nil, 0, 79) end, "argument #1 (node) must be a node")
-expect_error(function() inject_xid("gpu-node-002", 0, 79, { colour = "red" }) end, "unknown key 'colour' (known: style, text, pid, process_name, channel, level, id)")
+expect_error(function() inject_xid("gpu-node-002", 0, 79, { colour = "red" }) end, "unknown key 'colour' (known: style, text, pid, process_name, channel, level, id, preflight)")
 expect_error(function() inject_xid("gpu-node-002", 0, 79, { style = "fancy" }) end, "unknown line style 'fancy' (expected driver, seed or unguarded)")
 expect_error(function() inject_xid("gpu-node-002", 0, 79, { text = "two\nlines" }) end, "control character")
 expect_error(function() inject_xid("gpu-node-002", 0, 79, { text = ("x"):rep(900) }) end, "900-byte limit")

@@ -221,30 +221,6 @@ impl SimBackend {
     }
 }
 
-/// What `heal` removes and leaves: the same lists on every backend (see the trait).
-pub(crate) const HEAL_LABELS: &[&str] = &[
-    keys::CORDON_BY,
-    keys::CORDON_REASON,
-    keys::CORDON_TIMESTAMP,
-    keys::UNCORDON_BY,
-    keys::UNCORDON_REASON,
-    keys::UNCORDON_TIMESTAMP,
-    keys::STATE,
-];
-pub(crate) const HEAL_ANNOTATIONS: &[&str] = &[
-    keys::ANN_QUARANTINE_EVENT,
-    keys::ANN_IS_CORDONED,
-    keys::ANN_APPLIED_TAINTS,
-    keys::ANN_CORDON_PRE_EXISTING,
-    keys::ANN_UNCORDONED_MANUALLY,
-    keys::ANN_REMEDIATION_STATE,
-];
-pub(crate) const HEAL_LEAVES: &[&str] = &[
-    "the SysLogsXIDError condition (platform-connectors owns it and sets it healthy after the node's next boot)",
-    "RebootNode and TerminateNode objects (janitor's TTL controller deletes finished ones after 14 days)",
-    "the health events in NVSentinel's datastore",
-];
-
 async fn drive(shared: Arc<Shared>) {
     loop {
         let next = {
@@ -498,6 +474,7 @@ impl Backend for SimBackend {
             time,
             seq: Some(seq),
             write_path: "sim: one write() to the node's /dev/kmsg".into(),
+            warnings: Vec::new(),
         })
     }
 
@@ -669,24 +646,24 @@ impl Backend for SimBackend {
         let mut st = self.lock();
         let i = Self::node_index(&st, node)?;
         let uncordoned = st.nodes[i].unschedulable;
-        let removed_taints: Vec<Taint> = st
-            .taints_applied_by_quarantine(i)
-            .into_iter()
-            .filter(|t| st.nodes[i].taints.contains(t))
-            .collect();
+        let removed_taints: Vec<Taint> =
+            crate::backend::heal::applied_taints(&st.nodes[i].annotations)
+                .into_iter()
+                .filter(|t| st.nodes[i].taints.contains(t))
+                .collect();
         if uncordoned || st.nodes[i].quarantine.is_some() {
             st.manual_uncordon(i, now);
         }
         let n = &mut st.nodes[i];
         n.taints.retain(|t| !removed_taints.contains(t));
         let mut removed_labels = Vec::new();
-        for k in HEAL_LABELS {
+        for k in crate::backend::heal::LABELS {
             if n.labels.remove(*k).is_some() {
                 removed_labels.push(k.to_string());
             }
         }
         let mut removed_annotations = Vec::new();
-        for k in HEAL_ANNOTATIONS {
+        for k in crate::backend::heal::ANNOTATIONS {
             if n.annotations.remove(*k).is_some() {
                 removed_annotations.push(k.to_string());
             }
@@ -697,7 +674,10 @@ impl Backend for SimBackend {
             removed_labels,
             removed_annotations,
             removed_taints,
-            left: HEAL_LEAVES.iter().map(|s| s.to_string()).collect(),
+            left: crate::backend::heal::LEAVES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             node: n.snapshot(),
         })
     }

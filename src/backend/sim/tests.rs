@@ -25,6 +25,7 @@ fn req(node: &str, gpu: u32, xid: u32, style: LineStyle) -> InjectRequest {
         },
         fault_id: "f1".into(),
         provenance: "gfi:test".into(),
+        preflight: true,
     }
 }
 
@@ -623,4 +624,91 @@ fn same_seed_same_history() {
     let a = history();
     assert!(a.0.len() > 20);
     assert_eq!(a, history());
+}
+
+#[test]
+fn a_disabled_circuit_breaker_never_trips() {
+    runtime().block_on(async {
+        let cfg = SimConfig {
+            nodes: 2,
+            ..Default::default()
+        };
+        let nvs =
+            NvsConfig::from_yaml("fault-quarantine: {circuitBreaker: {enabled: false}}").unwrap();
+        let (sim, _) = start(cfg, nvs);
+        sim.inject_xid(&req(NODE, 0, 79, LineStyle::Driver))
+            .await
+            .unwrap();
+        assert!(
+            sim.wait_node(NODE, &NodePredicate::Cordoned, Duration::from_secs(60))
+                .await
+                .unwrap()
+                .satisfied
+        );
+        // Enabled, this cordon (1 of 2 nodes) would trip it and halt the uncordon.
+        let u = sim
+            .wait_node(NODE, &NodePredicate::Uncordoned, Duration::from_secs(3600))
+            .await
+            .unwrap();
+        assert!(u.satisfied, "the node stayed cordoned: {:?}", u.node);
+        let b = sim.circuit_breaker().await.unwrap();
+        assert_eq!((b.status.as_str(), b.enabled), ("CLOSED", Some(false)));
+    });
+}
+
+#[test]
+fn cordons_older_than_the_breaker_window_do_not_count() {
+    runtime().block_on(async {
+        // 8 GPU nodes, 50 % within 5 minutes: a fourth cordon inside the window trips it.
+        let (sim, _) = start(SimConfig::default(), NvsConfig::default());
+        for node in ["gpu-node-001", "gpu-node-002", "gpu-node-003"] {
+            sim.inject_xid(&req(node, 0, 79, LineStyle::Driver))
+                .await
+                .unwrap();
+            assert!(
+                sim.wait_node(node, &NodePredicate::Cordoned, Duration::from_secs(60))
+                    .await
+                    .unwrap()
+                    .satisfied,
+                "{node}"
+            );
+        }
+        assert_eq!(sim.circuit_breaker().await.unwrap().status, "CLOSED");
+        tokio::time::sleep(Duration::from_secs(6 * 60)).await;
+        sim.inject_xid(&req("gpu-node-004", 0, 79, LineStyle::Driver))
+            .await
+            .unwrap();
+        assert!(
+            sim.wait_node(
+                "gpu-node-004",
+                &NodePredicate::Cordoned,
+                Duration::from_secs(60)
+            )
+            .await
+            .unwrap()
+            .satisfied
+        );
+        // The three earlier cordons left the window: 1 of 8 counts.
+        assert_eq!(sim.circuit_breaker().await.unwrap().status, "CLOSED");
+        // Three more inside the window make 4 of 8, and the next event trips it (the breaker
+        // is evaluated before each event, not at the cordon).
+        for node in ["gpu-node-005", "gpu-node-006", "gpu-node-007"] {
+            sim.inject_xid(&req(node, 0, 79, LineStyle::Driver))
+                .await
+                .unwrap();
+            assert!(
+                sim.wait_node(node, &NodePredicate::Cordoned, Duration::from_secs(60))
+                    .await
+                    .unwrap()
+                    .satisfied,
+                "{node}"
+            );
+        }
+        assert_eq!(sim.circuit_breaker().await.unwrap().status, "CLOSED");
+        sim.inject_xid(&req("gpu-node-008", 0, 13, LineStyle::Driver))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(sim.circuit_breaker().await.unwrap().status, "TRIPPED");
+    });
 }

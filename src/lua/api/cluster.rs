@@ -126,10 +126,20 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
             let o = options("kmsg_tail", 2, &opts, &["grep", "since", "limit"])?;
             let tail = TailOptions {
                 grep: opt_string("kmsg_tail", &o, "grep")?,
-                since_seq: opt_integer("kmsg_tail", &o, "since")?.map(|s| s.max(0) as u64),
+                // The bounds of the agent's `GET /kmsg`, so a script behaves alike everywhere.
+                since_seq: match opt_integer("kmsg_tail", &o, "since")? {
+                    Some(s) if s < 0 => {
+                        return Err(err(format!(
+                            "kmsg_tail: option 'since' must be a kmsg sequence number (0 or more), got {s}"
+                        )));
+                    }
+                    s => s.map(|s| s as u64),
+                },
                 limit: match opt_integer("kmsg_tail", &o, "limit")? {
-                    Some(l) if l < 0 => {
-                        return Err(err("kmsg_tail: option 'limit' must be 0 or more"));
+                    Some(l) if !(1..=10_000).contains(&l) => {
+                        return Err(err(format!(
+                            "kmsg_tail: option 'limit' must be 1-10000, got {l}"
+                        )));
                     }
                     Some(l) => Some(l as usize),
                     None => Some(50),

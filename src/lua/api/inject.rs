@@ -17,6 +17,7 @@ pub const OPTIONS: &[&str] = &[
     "channel",
     "level",
     "id",
+    "preflight",
 ];
 
 pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
@@ -34,6 +35,7 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
                     .map_err(|e| arg_err(F, 3, "xid", e))?;
                 let o = options(F, 4, &opts, OPTIONS)?;
                 let line = line_options(&ctx, &o)?;
+                let preflight = opt_bool(F, &o, "preflight")?.unwrap_or(true);
                 let seq = ctx.fault_seq.get() + 1;
                 ctx.fault_seq.set(seq);
                 let fault_id = match opt_string(F, &o, "id")? {
@@ -59,6 +61,7 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
                     line,
                     fault_id,
                     provenance: provenance_name(&ctx.run_id),
+                    preflight,
                 };
                 match ctx.backend.inject_xid(&req).await {
                     Ok(rec) => {
@@ -73,6 +76,14 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
                             ),
                             serde_json::to_value(&rec).unwrap_or_default(),
                         );
+                        for w in &rec.warnings {
+                            ctx.journal.record(
+                                EntryKind::Log,
+                                Some(&node),
+                                format!("warning: {w}"),
+                                serde_json::json!({"level": "warn", "fault_id": rec.id}),
+                            );
+                        }
                         let t = to_lua(&lua, &rec)?;
                         if let Value::Table(t) = &t {
                             t.set("at", ctx.now())?;
