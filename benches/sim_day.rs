@@ -1,10 +1,14 @@
 //! A seeded 24-hour randomized fault plan on a simulated 1,000-node x 8-GPU cluster, with the
-//! full NVSentinel pipeline for every fault. Prints figures; asserts nothing about speed.
+//! full NVSentinel pipeline for every fault, then the same day at 1k, 2k, 4k, 8k and 16k nodes
+//! (1.2 faults per node), each in a process of its own so its peak memory is its own. Prints
+//! figures; asserts nothing about speed.
 //!
 //!   cargo bench --bench sim_day
 //!   cargo bench --bench sim_day -- --nodes 200 --faults 300
+//!   cargo bench --bench sim_day -- --no-scaling --no-calls
 //!
-//! Target (issue 2): under 2 s wall on a 2-core machine, at least 1,000 injections.
+//! Targets: the 1,000-node day under 2 s wall with at least 1,000 injections (issue 2); time
+//! linear in nodes x faults, 10,000 nodes under 5 s and 250 MB (issue 12).
 
 use gpu_fault_injector::backend::sim::SimBackend;
 use gpu_fault_injector::backend::sim::config::SimConfig;
@@ -42,7 +46,14 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
-fn day(nodes: usize, faults: usize, seed: u64) {
+/// What one day measured.
+struct DayFigures {
+    wall: Duration,
+    injections: u64,
+    steps: u64,
+}
+
+fn day(nodes: usize, faults: usize, seed: u64, quiet: bool) -> DayFigures {
     let rt = runtime();
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async {
@@ -93,6 +104,14 @@ fn day(nodes: usize, faults: usize, seed: u64) {
             report.cleanup_errors
         );
         let checks = &report.checks;
+        let figures = DayFigures {
+            wall,
+            injections: stats.injections,
+            steps: stats.steps,
+        };
+        if quiet {
+            return figures;
+        }
         println!("sim_day: {nodes} nodes x 8 GPUs, 24h plan, {faults} faults planned, seed {seed}");
         println!(
             "  wall time            {:>10.3} s   (cluster set-up {:.3} s)",
@@ -133,7 +152,52 @@ fn day(nodes: usize, faults: usize, seed: u64) {
                 "MISSED"
             }
         );
-    });
+        figures
+    })
+}
+
+/// One row of the scaling table, from a child process running one size.
+fn scaling_row(nodes: usize, seed: u64) -> Option<(f64, f64, u64, u64)> {
+    let exe = std::env::current_exe().ok()?;
+    let out = std::process::Command::new(exe)
+        .args([
+            "--row",
+            "--nodes",
+            &nodes.to_string(),
+            "--seed",
+            &seed.to_string(),
+        ])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.starts_with("row "))?;
+    let f: Vec<&str> = line.split_whitespace().collect();
+    Some((
+        f.get(1)?.parse().ok()?,
+        f.get(2)?.parse().ok()?,
+        f.get(3)?.parse().ok()?,
+        f.get(4)?.parse().ok()?,
+    ))
+}
+
+fn scaling(seed: u64) {
+    println!(
+        "scaling: the same 24h day, 1.2 faults per node, 8 GPUs per node, one process per size"
+    );
+    println!(
+        "  {:>6}  {:>7}  {:>9}  {:>9}  {:>10}  {:>11}  {:>10}",
+        "nodes", "faults", "wall s", "RSS MiB", "ms/1k nodes", "KiB/node", "steps"
+    );
+    for nodes in [1000, 2000, 4000, 8000, 16000] {
+        match scaling_row(nodes, seed) {
+            Some((wall, rss, injections, steps)) => println!(
+                "  {nodes:>6}  {injections:>7}  {wall:>9.2}  {rss:>9.0}  {:>10.0}  {:>11.1}  {steps:>10}",
+                wall * 1000.0 / (nodes as f64 / 1000.0),
+                rss * 1024.0 / nodes as f64
+            ),
+            None => println!("  {nodes:>6}  (the run failed)"),
+        }
+    }
 }
 
 fn primitive_cost() {
@@ -183,12 +247,27 @@ fn main() {
         return;
     }
     let nodes = arg("--nodes", 1000);
-    let faults = arg("--faults", 1200);
+    let faults = arg("--faults", nodes * 6 / 5);
     let seed = arg("--seed", 42) as u64;
-    if !std::env::args().any(|a| a == "--calls-only") {
-        day(nodes, faults, seed);
+    let flag = |f: &str| std::env::args().any(|a| a == f);
+    if flag("--row") {
+        let d = day(nodes, faults, seed, true);
+        println!(
+            "row {:.3} {:.1} {} {}",
+            d.wall.as_secs_f64(),
+            peak_rss_mib(),
+            d.injections,
+            d.steps
+        );
+        return;
     }
-    if !std::env::args().any(|a| a == "--no-calls") {
+    if !flag("--calls-only") {
+        day(nodes, faults, seed, false);
+        if !flag("--no-scaling") {
+            scaling(seed);
+        }
+    }
+    if !flag("--no-calls") {
         println!("Lua -> Rust primitive call cost:");
         primitive_cost();
     }

@@ -88,6 +88,10 @@ pub fn view(e: &Entry) -> View<'_> {
         }
         EntryKind::Log => Class::Output,
         EntryKind::Inject => Class::Inject,
+        // The cluster as configured will not do what a plan expects (sim: no datastore, ...).
+        EntryKind::Observe if e.data.get("kind").and_then(|v| v.as_str()) == Some("warning") => {
+            Class::Warning
+        }
         EntryKind::Observe => Class::Observe,
         EntryKind::WaitStart => Class::WaitStart,
         EntryKind::Wait => Class::WaitEnd {

@@ -19,6 +19,9 @@ function Node.wait_state(self, value, opts) return gfi.wait_state(self, value, o
 function Node.wait_label(self, key, value, opts) return gfi.wait_label(self, key, value, opts) end
 function Node.wait_rebooted(self, opts) return gfi.wait_rebooted(self, opts) end
 function Node.wait_ready(self, opts) return gfi.wait_ready(self, opts) end
+function Node.wait_remediation(self, opts) return gfi.wait_remediation(self, opts) end
+function Node.wait_drained(self, opts) return gfi.wait_drained(self, opts) end
+function Node.heal(self) return gfi.heal(self) end
 function Node.cordoned(self) return assert(gfi.node_info(self)).cordoned end
 function Node.ready(self) return assert(gfi.node_info(self)).ready end
 function Node.state(self) return assert(gfi.node_info(self)).state end

@@ -125,6 +125,8 @@ lua_tests!(
     janitor_exclusions_reject_the_rebootnode,
     without_a_datastore_nothing_acts,
     datastore_ids_shape_the_cr_names,
+    dry_run_changes_nothing,
+    store_only_processes_nothing,
     wait_remediation,
     wait_remediation_manual_mode,
     wait_drained,

@@ -377,7 +377,7 @@ for _, p in ipairs(d.evicted) do print(p.name, p.how, p.at - f.at) end",
     Doc {
         name: "Node",
         group: "Handles",
-        signature: "Node: n.name, n:info(), n:gpus(), n:gpu(i), n:pods(), n:events(), n:kmsg_tail(o), n:inject_xid(gpu, xid, o), n:uncordon(), n:cordoned(), n:ready(), n:state(), n:labels(), n:condition(type), n:wait_cordoned(o), n:wait_uncordoned(o), n:wait_condition(t, o), n:wait_state(v, o), n:wait_label(k, v, o), n:wait_rebooted(o), n:wait_ready(o)",
+        signature: "Node: n.name, n:info(), n:gpus(), n:gpu(i), n:pods(), n:events(), n:kmsg_tail(o), n:inject_xid(gpu, xid, o), n:uncordon(), n:cordoned(), n:ready(), n:state(), n:labels(), n:condition(type), n:wait_cordoned(o), n:wait_uncordoned(o), n:wait_condition(t, o), n:wait_state(v, o), n:wait_label(k, v, o), n:wait_rebooted(o), n:wait_ready(o), n:wait_remediation(o), n:wait_drained(o), n:heal()",
         summary: "A node handle: its name, looked up again on every method call. Wherever a node is expected, its name works too.",
         details: &[],
         example: "local n = node(\"gpu-node-001\")\nn:inject_xid(0, 79)\nassert(n:wait_cordoned())",

@@ -694,7 +694,10 @@ mod tests {
                 vec!["remediation-succeeded\"", "remediation-failed\""]
             );
             let c = complete(host, env, "help(\"wait_re");
-            assert_eq!(names_of(&c), vec!["wait_ready\"", "wait_rebooted\""]);
+            assert_eq!(
+                names_of(&c),
+                vec!["wait_ready\"", "wait_rebooted\"", "wait_remediation\""]
+            );
             let c = complete(host, env, "require \"sce");
             assert_eq!(names_of(&c), vec!["scenario\""]);
             // Empty argument: quoted names.
@@ -706,17 +709,25 @@ mod tests {
     #[test]
     fn xids_where_xids_go() {
         with_host(|host, env| {
+            // NVSentinel's catalogue: 7 and 70-79.
             let c = complete(host, env, "inject_xid(n, 0, 7");
-            assert_eq!(names_of(&c), vec!["74", "79"]);
+            assert_eq!(
+                names_of(&c),
+                vec![
+                    "7", "70", "71", "72", "73", "74", "75", "76", "77", "78", "79"
+                ]
+            );
             assert!(
-                c.candidates[1]
+                c.candidates[10]
                     .display
                     .contains("GPU has fallen off the bus")
             );
-            assert!(c.candidates[1].display.contains("RESTART_BM"));
+            assert!(c.candidates[10].display.contains("RESTART_BM"));
             assert_eq!(
                 names_of(&complete(host, env, "xid(4")),
-                vec!["42", "43", "45", "48"]
+                vec![
+                    "4", "40", "41", "42", "43", "44", "45", "46", "47", "48", "49"
+                ]
             );
             let all = complete(host, env, "inject_xid(n, 0, ");
             assert_eq!(all.candidates.len(), catalog::all().len());
@@ -729,18 +740,23 @@ mod tests {
                 .unwrap();
             assert_eq!(
                 names_of(&complete(host, env, "n:inject_xid(0, 7")),
-                vec!["74", "79"]
+                names_of(&c)
             );
             assert_eq!(
                 names_of(&complete(host, env, "g:inject_xid(7")),
-                vec!["74", "79"]
+                names_of(&c)
             );
             assert!(complete(host, env, "n:inject_xid(7").candidates.is_empty());
             // By name: the word finds the number.
             let c = complete(host, env, "inject_xid(n, 0, fall");
             assert_eq!(names_of(&c), vec!["79"]);
             let c = complete(host, env, "local sc = require 'scenario' sc.run(n, 0, 4");
-            assert_eq!(names_of(&c), vec!["42", "43", "45", "48"]);
+            assert_eq!(
+                names_of(&c),
+                vec![
+                    "4", "40", "41", "42", "43", "44", "45", "46", "47", "48", "49"
+                ]
+            );
         });
     }
 }

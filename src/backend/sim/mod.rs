@@ -82,11 +82,7 @@ impl SimBackend {
                 ));
             }
         }
-        let warnings = nvs.warnings.clone();
         let mut state = SimState::new(cfg, nvs, nodes, rng, clock);
-        for text in warnings {
-            state.schedule(Duration::ZERO, pipeline::Step::Warn { text });
-        }
         if !state.cfg.timings.monitor_first_start.is_zero() {
             let at = state.cfg.timings.monitor_first_start;
             for node in 0..state.nodes.len() {
@@ -224,30 +220,6 @@ impl SimBackend {
         Ok(())
     }
 }
-
-/// What `heal` removes and leaves: the same lists on every backend (see the trait).
-pub(crate) const HEAL_LABELS: &[&str] = &[
-    keys::CORDON_BY,
-    keys::CORDON_REASON,
-    keys::CORDON_TIMESTAMP,
-    keys::UNCORDON_BY,
-    keys::UNCORDON_REASON,
-    keys::UNCORDON_TIMESTAMP,
-    keys::STATE,
-];
-pub(crate) const HEAL_ANNOTATIONS: &[&str] = &[
-    keys::ANN_QUARANTINE_EVENT,
-    keys::ANN_IS_CORDONED,
-    keys::ANN_APPLIED_TAINTS,
-    keys::ANN_CORDON_PRE_EXISTING,
-    keys::ANN_UNCORDONED_MANUALLY,
-    keys::ANN_REMEDIATION_STATE,
-];
-pub(crate) const HEAL_LEAVES: &[&str] = &[
-    "the SysLogsXIDError condition (platform-connectors owns it and sets it healthy after the node's next boot)",
-    "RebootNode and TerminateNode objects (janitor's TTL controller deletes finished ones after 14 days)",
-    "the health events in NVSentinel's datastore",
-];
 
 async fn drive(shared: Arc<Shared>) {
     loop {
@@ -423,8 +395,19 @@ impl Backend for SimBackend {
         self
     }
 
+    /// A run hears the values' warnings first: what a real NVSentinel with these values would
+    /// not do is said at the start of the run, before the script acts.
     fn subscribe(&self, observer: Observer) -> Subscription {
-        self.lock().events.subscribe(observer)
+        let st = self.lock();
+        for text in &st.nvs.warnings {
+            observer(ClusterEvent {
+                node: String::new(),
+                kind: EventKind::Warning,
+                message: text.clone(),
+                detail: serde_json::json!({"warning": true}),
+            });
+        }
+        st.events.subscribe(observer)
     }
 
     async fn list_nodes(&self, selector: Option<&LabelSelector>) -> BackendResult<Vec<NodeInfo>> {
@@ -663,24 +646,24 @@ impl Backend for SimBackend {
         let mut st = self.lock();
         let i = Self::node_index(&st, node)?;
         let uncordoned = st.nodes[i].unschedulable;
-        let removed_taints: Vec<Taint> = st
-            .taints_applied_by_quarantine(i)
-            .into_iter()
-            .filter(|t| st.nodes[i].taints.contains(t))
-            .collect();
+        let removed_taints: Vec<Taint> =
+            crate::backend::heal::applied_taints(&st.nodes[i].annotations)
+                .into_iter()
+                .filter(|t| st.nodes[i].taints.contains(t))
+                .collect();
         if uncordoned || st.nodes[i].quarantine.is_some() {
             st.manual_uncordon(i, now);
         }
         let n = &mut st.nodes[i];
         n.taints.retain(|t| !removed_taints.contains(t));
         let mut removed_labels = Vec::new();
-        for k in HEAL_LABELS {
+        for k in crate::backend::heal::LABELS {
             if n.labels.remove(*k).is_some() {
                 removed_labels.push(k.to_string());
             }
         }
         let mut removed_annotations = Vec::new();
-        for k in HEAL_ANNOTATIONS {
+        for k in crate::backend::heal::ANNOTATIONS {
             if n.annotations.remove(*k).is_some() {
                 removed_annotations.push(k.to_string());
             }
@@ -691,7 +674,10 @@ impl Backend for SimBackend {
             removed_labels,
             removed_annotations,
             removed_taints,
-            left: HEAL_LEAVES.iter().map(|s| s.to_string()).collect(),
+            left: crate::backend::heal::LEAVES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             node: n.snapshot(),
         })
     }

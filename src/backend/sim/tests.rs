@@ -701,7 +701,8 @@ fn cordons_older_than_the_breaker_window_do_not_count() {
             .unwrap();
         tokio::time::sleep(Duration::from_secs(60)).await;
         assert_eq!(sim.circuit_breaker().await.unwrap().status, "CLOSED");
-        // Three more inside the window make 4 of 8: tripped.
+        // Three more inside the window make 4 of 8, and the next event trips it (the breaker
+        // is evaluated before each event, not at the cordon).
         for node in ["gpu-node-005", "gpu-node-006", "gpu-node-007"] {
             sim.inject_xid(&req(node, 0, 79, LineStyle::Driver))
                 .await
@@ -714,6 +715,7 @@ fn cordons_older_than_the_breaker_window_do_not_count() {
                 "{node}"
             );
         }
+        assert_eq!(sim.circuit_breaker().await.unwrap().status, "CLOSED");
         sim.inject_xid(&req("gpu-node-008", 0, 13, LineStyle::Driver))
             .await
             .unwrap();

@@ -39,11 +39,6 @@ use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub(crate) enum Step {
-    /// Something the values or the cluster make a real NVSentinel do differently, said at the
-    /// start of the run.
-    Warn {
-        text: String,
-    },
     MonitorPoll {
         node: usize,
     },
@@ -303,9 +298,6 @@ impl SimState {
 
     fn handle(&mut self, now: Duration, step: Step) {
         match step {
-            Step::Warn { text } => {
-                self.emit("", EventKind::Warning, text, json!({"warning": true}))
-            }
             Step::MonitorPoll { node } => self.monitor_poll(node, now),
             Step::PlatformConnect { node, event } => self.platform_connect(node, *event, now),
             Step::FaultQuarantine { node, event } => self.fault_quarantine(node, *event, now),

@@ -369,15 +369,6 @@ impl SimState {
             );
         }
     }
-
-    /// The taints fault-quarantine applied (not the pre-existing ones), for `heal`.
-    pub(crate) fn taints_applied_by_quarantine(&self, node: usize) -> Vec<Taint> {
-        applied_taints(&self.nodes[node].annotations)
-            .into_iter()
-            .filter(|a| !a.pre_existing)
-            .map(|a| a.taint)
-            .collect()
-    }
 }
 
 /// `quarantineHealthEvent`: the list of events in NVSentinel's own JSON.
