@@ -69,6 +69,17 @@ async fn the_xid_sweep_script_runs_unchanged_on_kube() {
     );
 }
 
+/// An injection on gpu-node-001 that must be refused: prints `ERR: <the error>`.
+fn refused_injection(c: &Cluster) -> (Option<i32>, String) {
+    let script = c.dir.path().join("inject.lua");
+    std::fs::write(
+        &script,
+        "local f, err = inject_xid('gpu-node-001', 0, 79)\nassert(f == nil)\nprint('ERR: ' .. err)\n",
+    )
+    .unwrap();
+    c.gfi_run(&[script.to_str().unwrap()])
+}
+
 /// Runs `args` with `--backend kube` on a fresh cluster of `nodes` nodes; must exit 0.
 async fn runs_on_kube(nodes: usize, args: &[&str]) -> (Cluster, String) {
     let c = Cluster::start(nodes).await;
@@ -157,13 +168,7 @@ async fn script_random_day_on_kube() {
 async fn a_node_without_a_ready_agent_says_what_it_found() {
     let c = Cluster::start(1).await;
     c.set_pod_status(AGENT_NS, "gpu-fault-injector-kernel-00001", None, false);
-    let script = c.dir.path().join("inject.lua");
-    std::fs::write(
-        &script,
-        "local f, err = inject_xid('gpu-node-001', 0, 79)\nassert(f == nil)\nprint('ERR: ' .. err)\n",
-    )
-    .unwrap();
-    let (code, out) = c.gfi_run(&[script.to_str().unwrap()]);
+    let (code, out) = refused_injection(&c);
     assert_eq!(code, Some(0), "{out}");
     assert!(
         out.contains("ERR: inject_xid: node gpu-node-001: injecting is not possible now: its gfi agent is not Ready: gpu-fault-injector-kernel-00001 (Running, not Ready)"),
@@ -295,13 +300,7 @@ async fn a_forbidden_pod_proxy_names_the_rule_to_grant() {
             .resource("pods")
             .subresource("proxy"),
     );
-    let script = c.dir.path().join("inject.lua");
-    std::fs::write(
-        &script,
-        "local f, err = inject_xid('gpu-node-001', 0, 79)\nassert(f == nil)\nprint('ERR: ' .. err)\n",
-    )
-    .unwrap();
-    let (code, out) = c.gfi_run(&[script.to_str().unwrap()]);
+    let (code, out) = refused_injection(&c);
     assert_eq!(code, Some(0), "{out}");
     assert!(
         out.contains("forbidden: pods \"gpu-fault-injector-kernel-00001:")

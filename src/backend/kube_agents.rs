@@ -451,12 +451,7 @@ impl KubeAgents {
                     .send(req)
                     .await
                     .map_err(|e| unreachable(super::kube_nodes::error_chain(&e)))?;
-                let status = resp.status();
-                let body = Limited::new(resp.into_body(), MAX_ANSWER)
-                    .collect()
-                    .await
-                    .map_err(|e| unreachable(format!("reading the answer: {e}")))?;
-                (status, body.to_bytes())
+                read_answer(resp).await.map_err(unreachable)?
             }
             AgentAccess::Direct => {
                 let ip = pod.ip.as_deref().unwrap_or_default();
@@ -475,12 +470,7 @@ impl KubeAgents {
                     .request(req)
                     .await
                     .map_err(|e| unreachable(super::kube_nodes::error_chain(&e)))?;
-                let status = resp.status();
-                let body = Limited::new(resp.into_body(), MAX_ANSWER)
-                    .collect()
-                    .await
-                    .map_err(|e| unreachable(format!("reading the answer: {e}")))?;
-                (status, body.to_bytes())
+                read_answer(resp).await.map_err(unreachable)?
             }
         };
         Ok(Answer {
@@ -601,6 +591,20 @@ impl KubeAgents {
             error,
         })
     }
+}
+
+/// An answer's status and body, the body cut off at [`MAX_ANSWER`].
+async fn read_answer<B>(resp: http::Response<B>) -> Result<(StatusCode, Bytes), String>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let status = resp.status();
+    let body = Limited::new(resp.into_body(), MAX_ANSWER)
+        .collect()
+        .await
+        .map_err(|e| format!("reading the answer: {e}"))?;
+    Ok((status, body.to_bytes()))
 }
 
 /// A 404 where the route should exist: an agent of another version.
