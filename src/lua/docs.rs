@@ -158,11 +158,12 @@ pub const DOCS: &[Doc] = &[
     Doc {
         name: "wait_cordoned",
         group: "Waits",
-        signature: "wait_cordoned(node [, {timeout}]) -> result | nil, err, result",
+        signature: "wait_cordoned(node [, {timeout, since}]) -> result | nil, err, result",
         summary: "Waits until the node is unschedulable. Default timeout 10m.",
         details: &[
             "Every wait returns a result table: `ok`, `node`, `waited_for`, `elapsed` (seconds the wait took), `at` (run seconds when it ended), `timeout`, `observed` (node facts at the end).",
             "On timeout it returns nil, a message saying what was observed, and the result (ok = false), so `assert(wait_cordoned(n))` reads well.",
+            "opts.since (every node wait but `wait_rebooted`): a fault (what `inject_xid` returned) or a run time: `elapsed` is then measured from it (time since the injection) and `waited` is the call's own wait.",
             "Durations are seconds or text: \"90s\", \"2m\", \"1h30m\".",
         ],
         example: "local r = assert(wait_cordoned(n, {timeout = \"2m\"}))\nprint(\"cordoned after\", r.elapsed)",
@@ -170,7 +171,7 @@ pub const DOCS: &[Doc] = &[
     Doc {
         name: "wait_uncordoned",
         group: "Waits",
-        signature: "wait_uncordoned(node [, {timeout}]) -> result | nil, err, result",
+        signature: "wait_uncordoned(node [, {timeout, since}]) -> result | nil, err, result",
         summary: "Waits until the node is schedulable again. Default timeout 1h.",
         details: &[],
         example: "assert(wait_uncordoned(n, {timeout = \"30m\"}))",
@@ -178,7 +179,7 @@ pub const DOCS: &[Doc] = &[
     Doc {
         name: "wait_condition",
         group: "Waits",
-        signature: "wait_condition(node, type [, {status, timeout}]) -> result | nil, err, result",
+        signature: "wait_condition(node, type [, {status, timeout, since}]) -> result | nil, err, result",
         summary: "Waits until a node condition has a status (default \"True\"). Default timeout 10m.",
         details: &[],
         example: "assert(wait_condition(n, \"SysLogsXIDError\"))",
@@ -186,7 +187,7 @@ pub const DOCS: &[Doc] = &[
     Doc {
         name: "wait_state",
         group: "Waits",
-        signature: "wait_state(node, value [, {timeout}]) -> result | nil, err, result",
+        signature: "wait_state(node, value [, {timeout, since}]) -> result | nil, err, result",
         summary: "Waits for the `dgxc.nvidia.com/nvsentinel-state` label: a value, a list of values (any of them), or nil for \"label removed\". Default timeout 30m.",
         details: &[
             "States: quarantined, draining, drain-succeeded, drain-failed, remediating, remediation-succeeded, remediation-failed.",
@@ -196,7 +197,7 @@ pub const DOCS: &[Doc] = &[
     Doc {
         name: "wait_label",
         group: "Waits",
-        signature: "wait_label(node, key, value [, {timeout}]) -> result | nil, err, result",
+        signature: "wait_label(node, key, value [, {timeout, since}]) -> result | nil, err, result",
         summary: "Waits until a label has a value (nil: until it is removed). Default timeout 30m.",
         details: &[],
         example: "assert(wait_label(n, \"k8saas.nvidia.com/uncordon-by\", \"NVSentinel\"))",
@@ -212,7 +213,7 @@ pub const DOCS: &[Doc] = &[
     Doc {
         name: "wait_ready",
         group: "Waits",
-        signature: "wait_ready(node [, {ready, timeout}]) -> result | nil, err, result",
+        signature: "wait_ready(node [, {ready, timeout, since}]) -> result | nil, err, result",
         summary: "Waits until the node's Ready condition is True (or, with ready = false, until it is not). Default timeout 30m.",
         details: &[],
         example: "assert(wait_ready(n))",

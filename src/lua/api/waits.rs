@@ -1,7 +1,8 @@
 //! Waits: each has a timeout and returns what it observed and how long it took.
-//! A timeout is an answer, not an error: `nil, message, result`. The waits on NVSentinel's
-//! objects (`wait_remediation`, `wait_drained`) also take `since`, a fault (or a run time):
-//! they then count only what happened after it and measure `elapsed` from it.
+//! A timeout is an answer, not an error: `nil, message, result`. Every wait but
+//! `wait_rebooted` (whose `since` is a boot id) takes `since`, a fault (or a run time), and
+//! then measures `elapsed` from it; the waits on NVSentinel's objects (`wait_remediation`,
+//! `wait_drained`) also count only what happened after it.
 
 use super::handles::node_facts;
 use super::set_fn;
@@ -22,7 +23,7 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
         gfi,
         "wait_cordoned",
         lua.create_async_function(|lua, (node, opts): (Value, Value)| async move {
-            let o = options("wait_cordoned", 2, &opts, &["timeout"])?;
+            let o = options("wait_cordoned", 2, &opts, &["timeout", "since"])?;
             wait(
                 &lua,
                 "wait_cordoned",
@@ -40,7 +41,7 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
         gfi,
         "wait_uncordoned",
         lua.create_async_function(|lua, (node, opts): (Value, Value)| async move {
-            let o = options("wait_uncordoned", 2, &opts, &["timeout"])?;
+            let o = options("wait_uncordoned", 2, &opts, &["timeout", "since"])?;
             wait(
                 &lua,
                 "wait_uncordoned",
@@ -59,7 +60,7 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
             Value::String(s) if !s.to_str()?.is_empty() => s.to_str()?.to_string(),
             other => return Err(arg_err(F, 2, "type", format!("must be a condition type such as \"SysLogsXIDError\" or \"Ready\", got {}", describe(other)))),
         };
-        let o = options(F, 3, &opts, &["timeout", "status"])?;
+        let o = options(F, 3, &opts, &["timeout", "status", "since"])?;
         let status = opt_string(F, &o, "status")?.unwrap_or_else(|| "True".into());
         if !["True", "False", "Unknown"].iter().any(|s| s.eq_ignore_ascii_case(&status)) {
             return Err(err(format!("{F}: option 'status' must be \"True\", \"False\" or \"Unknown\", got \"{status}\"")));
@@ -91,7 +92,7 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
             }
             other => return Err(bad(other)),
         };
-        let o = options(F, 3, &opts, &["timeout"])?;
+        let o = options(F, 3, &opts, &["timeout", "since"])?;
         wait(&lua, F, &node, predicate, &o, 30 * MIN).await
     })?)?;
 
@@ -128,7 +129,7 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
                         ));
                     }
                 };
-                let o = options(F, 4, &opts, &["timeout"])?;
+                let o = options(F, 4, &opts, &["timeout", "since"])?;
                 wait(
                     &lua,
                     F,
@@ -177,7 +178,7 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
         "wait_ready",
         lua.create_async_function(|lua, (node, opts): (Value, Value)| async move {
             const F: &str = "wait_ready";
-            let o = options(F, 2, &opts, &["timeout", "ready"])?;
+            let o = options(F, 2, &opts, &["timeout", "ready", "since"])?;
             let ready = match &o {
                 Some(t) => match t.get::<Value>("ready")? {
                     Value::Nil => true,
@@ -494,11 +495,22 @@ async fn wait(
     let timeout = opt_duration(func, opts, "timeout")?.unwrap_or(Duration::from_secs(default_secs));
     let what = predicate.describe();
     let started = ctx.now();
+    // `since` (a fault or a run time): `elapsed` is measured from it, so a stage reads as
+    // time since the injection; `waited` is this call's own wait.
+    let from = if func == "wait_rebooted" {
+        None // its `since` is a boot id
+    } else {
+        since(func, &ctx, opts)?.map(|s| s.0)
+    };
+    let mut start = json!({"for": what, "timeout": timeout.as_secs_f64()});
+    if let Some(f) = from {
+        start["since"] = json!(f);
+    }
     ctx.journal.record(
         crate::journal::EntryKind::WaitStart,
         Some(&name),
         format!("waiting for {what} (timeout {})", duration::format(timeout)),
-        json!({"for": what, "timeout": timeout.as_secs_f64()}),
+        start,
     );
     let outcome = ask!(
         lua,
@@ -506,12 +518,16 @@ async fn wait(
         Some(&name),
         ctx.backend.wait_node(&name, &predicate, timeout).await
     );
-    let elapsed = ctx.now() - started;
+    let elapsed = ctx.now() - from.unwrap_or(started);
     let result = lua.create_table()?;
     result.set("ok", outcome.satisfied)?;
     result.set("node", name.as_str())?;
     result.set("waited_for", what.as_str())?;
     result.set("elapsed", elapsed)?;
+    if let Some(f) = from {
+        result.set("since", f)?;
+        result.set("waited", ctx.now() - started)?;
+    }
     result.set("at", ctx.now())?;
     result.set("timeout", timeout.as_secs_f64())?;
     result.set("observed", node_facts(lua, &outcome.node)?)?;
