@@ -183,10 +183,7 @@ pub struct TokenError {
 fn read_tokens(path: &Path) -> Result<Loaded, String> {
     let stamp = stamp(path).map_err(|e| e.to_string())?;
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-    let tokens: Vec<Vec<u8>> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    let tokens: Vec<Vec<u8>> = crate::node::wire::token_lines(&text)
         .map(|l| l.as_bytes().to_vec())
         .collect();
     if tokens.is_empty() {

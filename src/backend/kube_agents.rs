@@ -618,9 +618,8 @@ fn agent_route_missing(node: &str, what: &str, detail: String) -> BackendError {
 
 /// The first line of a token file that is neither blank nor a `#` comment.
 fn first_token(text: &str) -> Option<String> {
-    text.lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty() && !l.starts_with('#'))
+    crate::node::wire::token_lines(text)
+        .next()
         .map(str::to_string)
 }
 

@@ -268,6 +268,14 @@ impl From<&KmsgRecord> for KmsgEntry {
     }
 }
 
+/// The tokens of an agent token file: one per line, blank and `#` lines skipped. The agent
+/// reads its `--token-file` this way, and the kube backend its `--agent-token-file` and Secret.
+pub fn token_lines(text: &str) -> impl Iterator<Item = &str> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
