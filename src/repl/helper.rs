@@ -169,11 +169,11 @@ mod tests {
         );
         assert_eq!(
             signature_hint("gfi.wait_cordoned(").as_deref(),
-            Some("node [, {timeout}])")
+            Some("node [, {timeout, since}])")
         );
         assert_eq!(
             signature_hint("n:wait_cordoned(").as_deref(),
-            Some("[{timeout}])")
+            Some("[{timeout, since}])")
         );
         assert_eq!(
             signature_hint("n:inject_xid(").as_deref(),
