@@ -7,12 +7,12 @@
 //! log service is *journald*.
 
 use crate::clock::RunClock;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
 
 /// Every kind of journal entry. Serialised as the dotted strings journals have always used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum EntryKind {
     #[serde(rename = "run.start")]
     RunStart,
@@ -120,7 +120,7 @@ impl std::fmt::Display for EntryKind {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Entry {
     pub seq: u64,
     /// Seconds since the run started, to the millisecond.
@@ -130,7 +130,7 @@ pub struct Entry {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
     pub message: String,
-    #[serde(skip_serializing_if = "Value::is_null")]
+    #[serde(default, skip_serializing_if = "Value::is_null")]
     pub data: Value,
 }
 

@@ -32,6 +32,11 @@ pub enum BackendSource {
         config: Box<SimConfig>,
         values: Box<NvsConfig>,
     },
+    /// A backend that outlives the session (the controller's cluster, shared by its runs).
+    Shared {
+        backend: SharedBackend,
+        description: String,
+    },
 }
 
 impl BackendSource {
@@ -40,6 +45,7 @@ impl BackendSource {
         match self {
             BackendSource::Args(a) => a.backend == BackendKind::Sim,
             BackendSource::Sim { .. } => true,
+            BackendSource::Shared { .. } => false,
         }
     }
 }
@@ -108,6 +114,8 @@ pub enum Outcome {
     Interrupted(Option<Signal>),
     /// An interactive session ended (end of input, `.exit`).
     Ended,
+    /// Someone asked for it to stop (a remote run's cancel); who, as the record shows it.
+    Cancelled(String),
 }
 
 impl Outcome {
@@ -117,6 +125,7 @@ impl Outcome {
             Outcome::Failed(_) => "failed",
             Outcome::Interrupted(_) => "interrupted",
             Outcome::Ended => "ended",
+            Outcome::Cancelled(_) => "cancelled",
         }
     }
 }
@@ -167,6 +176,10 @@ impl Session {
                     .map_err(SessionError::Backend)?;
                 (Arc::new(sim), description)
             }
+            BackendSource::Shared {
+                backend,
+                description,
+            } => (backend, description),
         };
         for sink in opts.sinks {
             journal.add_sink(sink);
@@ -309,6 +322,12 @@ impl Session {
                     None => "interrupted by Ctrl-C".into(),
                 },
                 Value::Null,
+            ),
+            Outcome::Cancelled(who) => self.journal.record(
+                EntryKind::RunInterrupted,
+                None,
+                format!("cancelled by {who}"),
+                json!({"cancelled_by": who}),
             ),
             Outcome::Finished | Outcome::Ended => {}
         }
