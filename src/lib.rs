@@ -16,12 +16,15 @@
 //! - [`session`]: one run wired once (backend, journal, host) and finished in one order.
 //! - [`render`]: how a journal entry reads for a person, shared by the front ends.
 //! - [`repl`]: `gfi repl`, the interactive shell.
+//! - [`controller`]: `gfi controller`, the in-cluster server: the seed's central API and
+//!   remote runs of Lua plans.
 //! - [`cli`]: the `gfi` command and its subcommands.
 
 pub mod agent;
 pub mod backend;
 pub mod cli;
 pub mod clock;
+pub mod controller;
 pub mod duration;
 pub mod journal;
 pub mod kmsg;

@@ -1,0 +1,7 @@
+//! `gfi controller`: the long-running server in the cluster that serves the seed's central API
+//! (injections through the agents, fault records) and runs Lua plans remotely.
+//!
+//! The pieces, each in its own module:
+//! - [`caller`]: who made a request and what they may do, as the auth layer hands it to handlers.
+
+pub mod caller;
