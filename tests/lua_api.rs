@@ -110,6 +110,7 @@ macro_rules! lua_tests {
 
 lua_tests!(
     nodes,
+    node_facts,
     inject,
     waits,
     pipeline,

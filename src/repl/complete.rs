@@ -398,6 +398,8 @@ impl World<'_> {
             // The table, then what its metatable's __index table lends (objects, classes).
             for _ in 0..4 {
                 let Some(cur) = t.take() else { break };
+                // A node's facts build their labels and conditions on first use.
+                let _ = crate::lua::api::handles::materialize_facts(self.lua, &cur);
                 for (k, v) in string_keys(&cur) {
                     out.push((k, Some(v)));
                 }

@@ -463,6 +463,8 @@ impl<'a> Printer<'a> {
                 self.tostring(&Value::Table(t.clone())),
             )]);
         }
+        // A node's facts build their labels and conditions on first use: show them all.
+        let _ = crate::lua::api::handles::materialize_facts(self.lua, t);
         let mut pairs: Vec<(Value, Value)> = Vec::new();
         let _ = t.for_each::<Value, Value>(|k, v| {
             pairs.push((k, v));

@@ -56,7 +56,7 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
                 Some(&name),
                 ctx.backend.node(&name).await
             );
-            one(&lua, node_facts(&lua, &info)?)
+            one(&lua, node_facts(&lua, info)?)
         })?,
     )?;
 
@@ -174,7 +174,7 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
                 "uncordoned by the script",
                 serde_json::Value::Null,
             );
-            one(&lua, node_facts(&lua, &info)?)
+            one(&lua, node_facts(&lua, info)?)
         })?,
     )?;
 
@@ -226,7 +226,7 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
             )?;
             t.set("removed_taints", to_lua(&lua, &report.removed_taints)?)?;
             t.set("left", to_lua(&lua, &report.left)?)?;
-            t.set("node", node_facts(&lua, &report.node)?)?;
+            t.set("node", node_facts(&lua, report.node)?)?;
             one(&lua, t)
         })?,
     )?;

@@ -303,7 +303,7 @@ fn register_sim(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
                 "cordoned by the script (kubectl cordon)",
                 json!({"action": "cordon"}),
             );
-            one(lua, super::handles::node_facts(lua, &info)?)
+            one(lua, super::handles::node_facts(lua, info)?)
         })?,
     )?;
     sim.set(
@@ -353,7 +353,7 @@ fn register_sim(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
                 },
                 json!({"action": "label", "key": key, "value": value}),
             );
-            one(lua, super::handles::node_facts(lua, &info)?)
+            one(lua, super::handles::node_facts(lua, info)?)
         })?,
     )?;
     sim.set(
@@ -378,7 +378,7 @@ fn register_sim(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
                 format!("taint {} added by the script", taint.key),
                 json!({"action": "taint", "taint": taint}),
             );
-            one(lua, super::handles::node_facts(lua, &info)?)
+            one(lua, super::handles::node_facts(lua, info)?)
         })?,
     )?;
     sim.set(

@@ -530,8 +530,8 @@ async fn wait(
     }
     result.set("at", ctx.now())?;
     result.set("timeout", timeout.as_secs_f64())?;
-    result.set("observed", node_facts(lua, &outcome.node)?)?;
     let summary = outcome.node.summary();
+    result.set("observed", node_facts(lua, outcome.node)?)?;
     if outcome.satisfied {
         ctx.journal.record(
             crate::journal::EntryKind::Wait,
