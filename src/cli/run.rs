@@ -103,10 +103,18 @@ async fn run_async(args: RunArgs, mut interrupts: Interrupts) -> ExitCode {
         },
     );
     let script = args.script.display().to_string();
+    let script_sha256 = match session::script_sha256(&args.script) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let session = match Session::new(SessionOptions {
         seed: args.backend.seed,
         title: format!("gfi run {script}"),
         script,
+        script_sha256: Some(script_sha256),
         args: args.args.clone(),
         limits: Limits {
             interrupt: Some(interrupts.flag.clone()),
