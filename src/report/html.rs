@@ -1,0 +1,5 @@
+//! placeholder
+use super::model::Run;
+pub fn render(_run: &Run) -> String {
+    String::new()
+}
