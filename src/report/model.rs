@@ -219,6 +219,18 @@ impl Run {
     pub fn failed(&self) -> bool {
         !self.failures.is_empty()
     }
+
+    /// One word or three for the whole run, as `gfi run`'s last line begins.
+    pub fn verdict(&self) -> &'static str {
+        let only_checks = self.failures.iter().all(|f| f.what == "failed check");
+        match self.outcome.as_str() {
+            "interrupted" | "cancelled" => "interrupted",
+            "failed" => "failed",
+            _ if self.failures.is_empty() => "finished",
+            _ if only_checks => "finished with failed checks",
+            _ => "failed",
+        }
+    }
 }
 
 /// Which injection an observation belongs to: the latest one on its node at or before it, and
