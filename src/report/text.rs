@@ -99,3 +99,26 @@ pub fn summary(run: &Run, table: bool) -> String {
     }
     out
 }
+
+/// A saved run's whole summary: what ran, failures, the stage table, the verdict.
+pub fn full(run: &Run) -> String {
+    let h = &run.header;
+    let checks = run.checks.len();
+    let passed = run.checks.iter().filter(|c| c.ok).count();
+    let mut out = format!(
+        "gfi run {}  seed={}  backend={}  run={}\n",
+        h.script, h.seed, h.target.description, h.run_id
+    );
+    out.push_str(&summary(run, true));
+    out.push_str(&format!(
+        "{}: {}{}, {} injection{}, checks {passed} passed / {} failed (seed {})\n",
+        run.verdict(),
+        secs(run.run_seconds),
+        if h.virtual_time { " simulated" } else { "" },
+        run.injections.len(),
+        if run.injections.len() == 1 { "" } else { "s" },
+        checks - passed,
+        h.seed
+    ));
+    out
+}
