@@ -330,20 +330,9 @@ fn latencies(stats: &[StageStats], injections: usize, scale: &Scale) -> String {
             cx = LABEL - 56.0,
             n = st.count,
         );
-        for (j, v) in st.values.iter().enumerate() {
-            // A fixed spread (not random) so a page is the same every time it is made.
-            let jitter = ((j * 7) % 9) as f64 - 4.0;
-            let _ = write!(
-                s,
-                r#"<circle cx="{x:.1}" cy="{cy:.1}" r="2.6" fill="{c}" class="dot"/>"#,
-                x = scale.x(*v),
-                cy = y + jitter,
-                c = color(st.stage)
-            );
-        }
         let _ = write!(
             s,
-            r#"<line x1="{x:.1}" y1="{a:.1}" x2="{x:.1}" y2="{b:.1}" class="p50"><title>p50 {p50}</title></line><line x1="{x2:.1}" y1="{a:.1}" x2="{x2:.1}" y2="{b:.1}" class="p95"><title>p95 {p95}</title></line><text x="{nx}" y="{ty:.1}" class="end">p50 {p50} &#183; p95 {p95}</text></g>"#,
+            r#"<line x1="{x:.1}" y1="{a:.1}" x2="{x:.1}" y2="{b:.1}" class="p50"><title>p50 {p50}</title></line><line x1="{x2:.1}" y1="{a:.1}" x2="{x2:.1}" y2="{b:.1}" class="p95"><title>p95 {p95}</title></line><text x="{nx}" y="{ty:.1}" class="end">p50 {p50} &#183; p95 {p95}</text>"#,
             x = scale.x(st.p50),
             x2 = scale.x(st.p95),
             a = y - 9.0,
@@ -353,6 +342,19 @@ fn latencies(stats: &[StageStats], injections: usize, scale: &Scale) -> String {
             p50 = secs(st.p50),
             p95 = secs(st.p95),
         );
+        // Dots over the ticks: a single value must stay visible.
+        for (j, v) in st.values.iter().enumerate() {
+            // A fixed spread (not random) so a page is the same every time it is made.
+            let jitter = ((j * 7) % 9) as f64 - 4.0;
+            let _ = write!(
+                s,
+                r#"<circle cx="{x:.1}" cy="{cy:.1}" r="3" fill="{c}" class="dot"/>"#,
+                x = scale.x(*v),
+                cy = y + jitter,
+                c = color(st.stage)
+            );
+        }
+        s.push_str("</g>");
     }
     s.push_str("</svg>\n<table><thead><tr><th>stage</th><th>reached</th><th>p50</th><th>p95</th><th>max</th></tr></thead><tbody>\n");
     for st in stats {
