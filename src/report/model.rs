@@ -272,3 +272,80 @@ fn strings(v: Option<&Value>) -> Vec<String> {
 fn round_ms(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn entry(seq: u64, t: f64, kind: EntryKind, node: Option<&str>, data: Value) -> Entry {
+        Entry {
+            seq,
+            t,
+            time: String::new(),
+            kind,
+            node: node.map(str::to_string),
+            message: String::new(),
+            data,
+        }
+    }
+
+    fn observe(seq: u64, t: f64, node: &str, kind: &str, detail: Value) -> Entry {
+        entry(
+            seq,
+            t,
+            EntryKind::Observe,
+            Some(node),
+            json!({"kind": kind, "detail": detail}),
+        )
+    }
+
+    fn header() -> Header {
+        serde_json::from_value(json!({
+            "gfi": "0", "run_id": "r1", "seed": 1, "backend": "sim", "script": "p.lua",
+            "args": [], "virtual_time": true, "started_at": "2026-01-01T00:00:00.000Z"
+        }))
+        .expect("an older header without the newer fields still reads")
+    }
+
+    #[test]
+    fn observations_go_to_the_injection_they_follow() {
+        let inject = |seq, t, node: &str, xid| {
+            entry(
+                seq,
+                t,
+                EntryKind::Inject,
+                Some(node),
+                json!({"id": format!("f{seq}"), "gpu": 0, "xid": xid}),
+            )
+        };
+        let entries = vec![
+            inject(0, 0.0, "a", 79),
+            inject(1, 1.0, "a", 13),
+            inject(2, 2.0, "b", 79),
+            // Names XID 79: the first injection on a, although the XID 13 one is newer.
+            observe(3, 5.0, "a", "detected", json!({"xid": 79})),
+            observe(4, 6.0, "a", "detected", json!({"xid": 13})),
+            observe(5, 7.0, "a", "cordoned", json!({"xid": 79})),
+            // Names no XID: the latest injection on the node.
+            observe(6, 8.0, "b", "state", json!({"state": "draining"})),
+            observe(7, 9.0, "b", "state", json!({"state": "draining"})),
+            // A person's uncordon is not a stage.
+            observe(8, 10.0, "b", "uncordoned", json!({"manual": true})),
+            // The condition clearing is not a stage either.
+            observe(9, 11.0, "b", "condition", json!({"status": "False"})),
+            observe(10, 12.0, "c", "cordoned", Value::Null),
+        ];
+        let run = Run::from_entries(header(), &entries, json!({"outcome": "finished"}));
+        let [a79, a13, b79] = &run.injections[..] else {
+            panic!("three injections: {:?}", run.injections)
+        };
+        assert_eq!(
+            a79.stages,
+            vec![(Stage::Detected, 5.0), (Stage::Cordoned, 7.0)]
+        );
+        assert_eq!(a13.stages, vec![(Stage::Detected, 5.0)]);
+        assert_eq!(b79.stages, vec![(Stage::Draining, 6.0)], "first time only");
+        assert_eq!(run.verdict(), "finished");
+    }
+}
