@@ -449,9 +449,9 @@ fn parameters(run: &Run) -> String {
     s.push_str("</dl>\n");
     if !h.nvsentinel.is_null() {
         let json = serde_json::to_string_pretty(&h.nvsentinel).unwrap_or_default();
-        let _ = write!(
+        let _ = writeln!(
             s,
-            "<details><summary>NVSentinel configuration the run assumed</summary><pre>{}</pre></details>\n",
+            "<details><summary>NVSentinel configuration the run assumed</summary><pre>{}</pre></details>",
             escape(&json)
         );
     }
