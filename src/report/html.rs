@@ -80,12 +80,15 @@ impl Scale {
 pub fn render(run: &Run) -> String {
     let h = &run.header;
     let stats = stage_stats(run);
-    let scale = Scale::new(
-        run.injections
-            .iter()
-            .flat_map(|i| i.stages.iter().map(|(_, t)| *t))
-            .fold(0.0, f64::max),
-    );
+    let reached = run
+        .injections
+        .iter()
+        .flat_map(|i| i.stages.iter().map(|(_, t)| *t))
+        .fold(0.0, f64::max);
+    let watched = run.injections.iter().map(|i| i.watched).fold(0.0, f64::max);
+    // Room for the quiet after the last stage (a non-fatal XID's point), but not so much
+    // that the stages themselves are squeezed.
+    let scale = Scale::new(reached.max(watched.min(4.0 * reached)));
     let verdict = run.verdict();
     let verdict_class = if verdict == "finished" { "ok" } else { "bad" };
     let passed = run.checks.iter().filter(|c| c.ok).count();
@@ -267,6 +270,17 @@ fn timeline(run: &Run, scale: &Scale) -> String {
                 cls = if st.is_failure() { "mark fail" } else { "mark" },
                 label = escape(st.label()),
                 d = secs(*t)
+            );
+        }
+        // How long nothing more happened, where it fits: a non-fatal XID's quiet is the point.
+        let last = inj.stages.last().map_or(0.0, |(_, t)| *t);
+        let after = scale.x(last) + 9.0;
+        if inj.watched - last >= 5.0 && after + 90.0 < WIDTH - NOTE {
+            let _ = write!(
+                s,
+                r#"<text x="{after:.1}" y="{ty:.1}" class="quiet">then quiet for {d}</text>"#,
+                ty = y + 4.0,
+                d = secs(inj.watched - last)
             );
         }
         let note = match inj.stages.last() {
@@ -498,6 +512,7 @@ svg .node { fill: #111827; font-weight: 600; }
 svg .node.dim { fill: #c0c4cc; font-weight: 400; }
 svg .meta { fill: #4b5563; }
 svg .end { fill: #374151; }
+svg .quiet { fill: #6b7280; font-style: italic; stroke: #fff; stroke-width: 3px; paint-order: stroke; }
 svg .end.bad { fill: var(--bad); font-weight: 600; }
 svg .dot { opacity: .6; }
 svg .p50 { stroke: #111827; stroke-width: 2.5; }

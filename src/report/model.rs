@@ -19,6 +19,8 @@ pub struct Injection {
     pub t: f64,
     /// Each stage reached, first time only, with seconds since the injection; in order of time.
     pub stages: Vec<(Stage, f64)>,
+    /// How long its node was watched for it: until the next injection there, or the run's end.
+    pub watched: f64,
 }
 
 impl Injection {
@@ -126,6 +128,7 @@ impl Run {
                         xid: field("xid").and_then(|v| v.as_u64()),
                         t: e.t,
                         stages: Vec::new(),
+                        watched: 0.0,
                     });
                 }
                 EntryKind::Observe => {
@@ -183,8 +186,14 @@ impl Run {
                 _ => {}
             }
         }
-        // Cleanups abandoned by a second signal leave no entry of their own.
         let end = entries.last().map(|e| e.t).unwrap_or(0.0);
+        for list in by_node.values() {
+            for (k, &i) in list.iter().enumerate() {
+                let until = list.get(k + 1).map_or(end, |&j| injections[j].t);
+                injections[i].watched = round_ms(until - injections[i].t);
+            }
+        }
+        // Cleanups abandoned by a second signal leave no entry of their own.
         for why in strings(summary.get("cleanup_errors")) {
             if !failures.iter().any(|f| f.why == why) {
                 failures.push(Failure {
