@@ -136,17 +136,51 @@ pub struct Entry {
 
 pub type Sink = Arc<dyn Fn(&Entry) + Send + Sync>;
 
-/// Facts about the run at its start.
-#[derive(Debug, Clone, Serialize)]
+/// Facts about the run, enough to reproduce and audit it. Fields added later default when an
+/// older journal is read back (`gfi report`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Header {
+    /// The gfi version that ran it.
     pub gfi: String,
     pub run_id: String,
     pub seed: u64,
     pub backend: String,
     pub script: String,
+    /// sha256 of the script's source, as it ran (absent for the REPL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script_sha256: Option<String>,
     pub args: Vec<(String, String)>,
     pub virtual_time: bool,
     pub started_at: String,
+    #[serde(default)]
+    pub target: Target,
+    /// The NVSentinel configuration the run assumed: on the sim the values in force,
+    /// elsewhere what was known (its namespace, a values file).
+    #[serde(default)]
+    pub nvsentinel: Value,
+}
+
+/// Where the run acted.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Target {
+    /// "sim (8 GPU nodes x 8 GPUs)", "kube (https://... (context prod) ...)".
+    pub description: String,
+    /// The kubeconfig context asked for (`--context`); absent: the kubeconfig's current one,
+    /// which `description` names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// Nodes that `nodes()` lists, counted at the end of the run (absent when that failed).
+    #[serde(default)]
+    pub nodes: Option<usize>,
+}
+
+/// Lower-case hex sha256 of `bytes` (the script's hash in the header).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, bytes)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 struct Inner {
@@ -158,6 +192,14 @@ struct Inner {
 pub struct Journal {
     inner: Arc<Mutex<Inner>>,
     clock: RunClock,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal")
+            .field("entries", &self.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Journal {
@@ -265,6 +307,14 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sha256_of_known_input() {
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
 
     #[test]
     fn kinds_serialise_to_their_strings() {

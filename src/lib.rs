@@ -32,6 +32,7 @@ pub mod lua;
 pub mod node;
 pub(crate) mod render;
 pub(crate) mod repl;
+pub mod report;
 pub mod session;
 pub mod signals;
 pub mod xid;

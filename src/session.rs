@@ -12,7 +12,7 @@ use crate::backend::sim::values::NvsConfig;
 use crate::backend::spec::{BackendArgs, BackendKind, build_backend};
 use crate::backend::{SharedBackend, Subscription};
 use crate::clock::RunClock;
-use crate::journal::{EntryKind, Header, Journal, Sink};
+use crate::journal::{EntryKind, Header, Journal, Sink, Target};
 use crate::lua::sandbox::Limits;
 use crate::lua::{Checks, Host, HostOptions};
 use crate::xid::LineStyle;
@@ -58,6 +58,8 @@ pub struct SessionOptions {
     pub run_id: Option<String>,
     /// What runs, for the journal's header: a script's path, `<repl>`.
     pub script: String,
+    /// sha256 of the script's source ([`script_sha256`]), for the journal's header.
+    pub script_sha256: Option<String>,
     /// How the journal's first line names the run: `gfi run plan.lua`, `gfi repl`.
     pub title: String,
     /// `--arg k=v`, in order.
@@ -80,6 +82,7 @@ impl SessionOptions {
             seed: None,
             run_id: None,
             script: String::new(),
+            script_sha256: None,
             title: "gfi".into(),
             args: Vec::new(),
             limits: Limits::default(),
@@ -144,6 +147,9 @@ pub struct Report {
     pub task_errors: Vec<String>,
     /// The journal could not be written there.
     pub journal_error: Option<String>,
+    /// The journal's header and the journal itself, for reports made from the run.
+    pub header: Header,
+    pub journal: Journal,
 }
 
 pub struct Session {
@@ -165,21 +171,26 @@ impl Session {
         let seed = opts.seed.unwrap_or_else(random_seed);
         let clock = RunClock::start(virtual_time);
         let journal = Journal::new(clock);
-        let (backend, description): (SharedBackend, String) = match opts.backend {
+        let mut context = None;
+        let (backend, description, nvsentinel): (SharedBackend, String, Value) = match opts.backend
+        {
             BackendSource::Args(args) => {
                 let built = build_backend(&args, seed, clock).map_err(SessionError::Backend)?;
-                (built.backend, built.description)
+                context = args.context.clone();
+                (built.backend, built.description, built.nvsentinel)
             }
             BackendSource::Sim { config, values } => {
                 let description = config.describe();
+                let nvsentinel = serde_json::to_value(&*values)
+                    .map_err(|e| SessionError::Backend(e.to_string()))?;
                 let sim = SimBackend::start(*config, *values, seed, clock)
                     .map_err(SessionError::Backend)?;
-                (Arc::new(sim), description)
+                (Arc::new(sim), description, nvsentinel)
             }
             BackendSource::Shared {
                 backend,
                 description,
-            } => (backend, description),
+            } => (backend, description, Value::Null),
         };
         for sink in opts.sinks {
             journal.add_sink(sink);
@@ -192,9 +203,16 @@ impl Session {
             seed,
             backend: backend.name().to_string(),
             script: opts.script,
+            script_sha256: opts.script_sha256,
             args: opts.args.clone(),
             virtual_time,
             started_at: clock.rfc3339(),
+            target: Target {
+                description: description.clone(),
+                context,
+                nodes: None,
+            },
+            nvsentinel,
         };
         journal.record(
             EntryKind::RunStart,
@@ -305,7 +323,12 @@ impl Session {
     /// Ends the run, always in this order: tasks still running are cancelled (a busy task
     /// must not hold up the cleanups), the cleanups run newest first (until `abandon`
     /// resolves, with the reason it gives), the summary is recorded, the journal written.
-    pub async fn finish<F>(self, outcome: Outcome, extra: Map<String, Value>, abandon: F) -> Report
+    pub async fn finish<F>(
+        mut self,
+        outcome: Outcome,
+        extra: Map<String, Value>,
+        abandon: F,
+    ) -> Report
     where
         F: Future<Output = String>,
     {
@@ -347,6 +370,7 @@ impl Session {
         };
         self.journal
             .record(EntryKind::RunEnd, None, end_message, summary.clone());
+        self.header.target.nodes = self.count_nodes().await;
         let journal_error = self
             .journal_path
             .as_deref()
@@ -360,8 +384,26 @@ impl Session {
             cleanup_errors,
             task_errors,
             journal_error,
+            header: self.header,
+            journal: self.journal,
         }
     }
+
+    /// How many nodes `nodes()` lists now; `None` when the backend cannot say in time.
+    async fn count_nodes(&self) -> Option<usize> {
+        let list = self.backend.list_nodes(None);
+        match tokio::time::timeout(Duration::from_secs(10), list).await {
+            Ok(Ok(nodes)) => Some(nodes.len()),
+            _ => None,
+        }
+    }
+}
+
+/// sha256 of a script file's bytes, for the journal's header.
+pub fn script_sha256(path: &Path) -> Result<String, String> {
+    std::fs::read(path)
+        .map(|b| crate::journal::sha256_hex(&b))
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
 /// The runtime scripts run on: one thread (Lua values are not `Send`), its clock paused on the

@@ -152,6 +152,23 @@ pub struct BuiltBackend {
     pub backend: SharedBackend,
     /// One line for humans: "sim (8 GPU nodes x 8 GPUs)".
     pub description: String,
+    /// The NVSentinel configuration the run assumes, for the journal: on the sim the values in
+    /// force; elsewhere what the flags say (its namespace, a values file when given).
+    pub nvsentinel: serde_json::Value,
+}
+
+/// What is known of NVSentinel on a real cluster: where it runs, and the values file the run
+/// was told it uses (the sim's `--nvsentinel-values`), read as the sim reads it.
+fn assumed_nvsentinel(args: &BackendArgs) -> Result<serde_json::Value, String> {
+    let values = match &args.nvsentinel_values {
+        Some(p) => serde_json::to_value(NvsConfig::load(p)?).map_err(|e| e.to_string())?,
+        None => serde_json::Value::Null,
+    };
+    Ok(serde_json::json!({
+        "namespace": args.nvsentinel_namespace,
+        "values_file": args.nvsentinel_values,
+        "values": values,
+    }))
 }
 
 /// Builds the chosen backend. Must run inside the run's runtime.
@@ -177,10 +194,12 @@ pub fn build_backend(
                 None => NvsConfig::default(),
             };
             let description = cfg.describe();
+            let nvsentinel = serde_json::to_value(&nvs).map_err(|e| e.to_string())?;
             let sim = SimBackend::start(cfg, nvs, seed, clock)?;
             Ok(BuiltBackend {
                 backend: Arc::new(sim),
                 description,
+                nvsentinel,
             })
         }
         BackendKind::Local => {
@@ -202,6 +221,7 @@ pub fn build_backend(
             Ok(BuiltBackend {
                 backend: Arc::new(local),
                 description,
+                nvsentinel: assumed_nvsentinel(args)?,
             })
         }
         BackendKind::Kube => {
@@ -223,6 +243,7 @@ pub fn build_backend(
             Ok(BuiltBackend {
                 backend: Arc::new(kube),
                 description,
+                nvsentinel: assumed_nvsentinel(args)?,
             })
         }
     }

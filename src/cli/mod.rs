@@ -5,6 +5,7 @@ pub(crate) mod common;
 mod docs;
 pub(crate) mod progress;
 pub(crate) mod repl;
+mod report;
 pub(crate) mod run;
 mod xids;
 
@@ -29,6 +30,8 @@ pub enum Command {
     Run(Box<run::RunArgs>),
     /// Interactive Lua shell with the fault API (piped input runs without prompts).
     Repl(Box<repl::ReplArgs>),
+    /// Reports from a saved journal (summary, --html, --junit), or --compare two runs.
+    Report(Box<report::ReportArgs>),
     /// Print the XID catalogue (what each XID means and what NVSentinel does about it).
     Xids(xids::XidsArgs),
     /// Print reference documentation (the Lua API as Markdown).
@@ -42,6 +45,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run::run(*args),
         Command::Repl(args) => repl::run(*args),
+        Command::Report(args) => report::run(*args),
         Command::Xids(args) => xids::run(args),
         Command::Docs(args) => docs::run(args),
         Command::Agent(args) => agent::run(*args),

@@ -38,6 +38,12 @@ pub struct RunArgs {
     /// Write the run journal (every fault, wait and observation) to this JSON file.
     #[arg(long, value_name = "FILE")]
     pub journal: Option<PathBuf>,
+    /// Write a JUnit XML report (one test case per check) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Write a self-contained HTML report (timeline, latencies, failures) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
     /// Default style of injected lines: driver, seed or unguarded.
     #[arg(long, default_value = "driver", value_parser = |s: &str| s.parse::<LineStyle>())]
     pub line_style: LineStyle,
@@ -103,10 +109,18 @@ async fn run_async(args: RunArgs, mut interrupts: Interrupts) -> ExitCode {
         },
     );
     let script = args.script.display().to_string();
+    let script_sha256 = match session::script_sha256(&args.script) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let session = match Session::new(SessionOptions {
         seed: args.backend.seed,
         title: format!("gfi run {script}"),
         script,
+        script_sha256: Some(script_sha256),
         args: args.args.clone(),
         limits: Limits {
             interrupt: Some(interrupts.flag.clone()),
@@ -154,6 +168,14 @@ async fn run_async(args: RunArgs, mut interrupts: Interrupts) -> ExitCode {
     };
     let report = session.finish(outcome, Default::default(), abandon).await;
     if let Some(e) = &report.journal_error {
+        eprintln!("error: {e}");
+    }
+    let run = crate::report::Run::of_session(&report);
+    let outputs = crate::report::Outputs {
+        junit: args.junit.clone(),
+        html: args.report.clone(),
+    };
+    for e in crate::report::write(&run, &outputs) {
         eprintln!("error: {e}");
     }
 
@@ -206,13 +228,15 @@ async fn run_async(args: RunArgs, mut interrupts: Interrupts) -> ExitCode {
         EXIT_CHECKS_FAILED => "finished with failed checks",
         _ => "failed",
     };
+    // One injection's stages are all on the lines above; the table is for several.
+    print!(
+        "{}",
+        crate::report::text::summary(&run, run.injections.len() > 1)
+    );
     println!(
         "{verdict}: {time_note}, {} injection{}{checks_note}{journal_note} (seed {seed})",
         report.injections,
         if report.injections == 1 { "" } else { "s" },
     );
-    for f in &checks.failures {
-        println!("  failed check: {f}");
-    }
     ExitCode::from(code)
 }
