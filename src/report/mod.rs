@@ -19,11 +19,9 @@ use std::path::{Path, PathBuf};
 impl Run {
     /// The run a finished session recorded.
     pub fn of_session(report: &crate::session::Report) -> Run {
-        Run::from_entries(
-            report.header.clone(),
-            &report.journal.entries(),
-            report.summary.clone(),
-        )
+        report.journal.with_entries(|entries| {
+            Run::from_entries(report.header.clone(), entries, report.summary.clone())
+        })
     }
 }
 

@@ -96,13 +96,20 @@ impl Run {
         Ok(Run::from_entries(doc.header, &doc.entries, doc.summary))
     }
 
-    pub fn from_entries(header: Header, entries: &[Entry], summary: Value) -> Run {
+    pub fn from_entries<E: std::borrow::Borrow<Entry>>(
+        header: Header,
+        entries: impl IntoIterator<Item = E>,
+        summary: Value,
+    ) -> Run {
         let mut injections: Vec<Injection> = Vec::new();
         // Per node, the injections made there (indices into `injections`), oldest first.
         let mut by_node: HashMap<String, Vec<usize>> = HashMap::new();
         let mut checks = Vec::new();
         let mut failures = Vec::new();
+        let mut end = 0.0;
         for e in entries {
+            let e: &Entry = e.borrow();
+            end = e.t;
             let node = e.node.clone();
             let fail = |what: &'static str, why: String| Failure {
                 t: e.t,
@@ -186,7 +193,6 @@ impl Run {
                 _ => {}
             }
         }
-        let end = entries.last().map(|e| e.t).unwrap_or(0.0);
         for list in by_node.values() {
             for (k, &i) in list.iter().enumerate() {
                 let until = list.get(k + 1).map_or(end, |&j| injections[j].t);
