@@ -189,6 +189,10 @@ struct Inner {
     /// simulated day held over half a gigabyte, and freeing it at the end took longer than many
     /// of its steps. As text an entry is one allocation of a few hundred bytes.
     entries: Vec<Box<str>>,
+    /// Entries recorded so far, kept or not (the next entry's `seq`).
+    recorded: u64,
+    /// Whether `entries` keeps them: not when only the sinks need them.
+    keep: bool,
     sinks: Vec<Sink>,
 }
 
@@ -211,6 +215,8 @@ impl Journal {
         Journal {
             inner: Arc::new(Mutex::new(Inner {
                 entries: Vec::new(),
+                recorded: 0,
+                keep: true,
                 sinks: Vec::new(),
             })),
             clock,
@@ -232,6 +238,12 @@ impl Journal {
                 serde_json::json!({"kind": ev.kind, "detail": ev.detail}),
             );
         })
+    }
+
+    /// Stops keeping entries (those kept so far stay): for a run whose entries only its sinks
+    /// read, such as `gfi run` without `--journal`, which then needs no memory per entry.
+    pub fn stop_keeping(&self) {
+        self.lock().keep = false;
     }
 
     pub fn add_sink(&self, sink: Sink) {
@@ -256,7 +268,7 @@ impl Journal {
         {
             let mut inner = self.lock();
             entry = Entry {
-                seq: inner.entries.len() as u64,
+                seq: inner.recorded,
                 t,
                 time: crate::clock::rfc3339(
                     self.clock
@@ -267,7 +279,10 @@ impl Journal {
                 message: message.into(),
                 data,
             };
-            inner.entries.push(compact(&entry));
+            inner.recorded += 1;
+            if inner.keep {
+                inner.entries.push(compact(&entry));
+            }
             sinks = inner.sinks.clone();
         }
         for s in sinks {
@@ -294,8 +309,9 @@ impl Journal {
         f(&mut inner.entries.iter().map(|text| expand(text)))
     }
 
+    /// How many entries were recorded (kept or not).
     pub fn len(&self) -> usize {
-        self.lock().entries.len()
+        self.lock().recorded as usize
     }
 
     pub fn is_empty(&self) -> bool {

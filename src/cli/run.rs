@@ -3,7 +3,9 @@
 use super::common::{self, LuaArgs};
 use super::progress::{Progress, Style, Verbosity};
 use crate::backend::spec::{BackendArgs, BackendKind};
+use crate::journal::{Entry, Sink};
 use crate::lua::sandbox::Limits;
+use crate::report::model::RunBuilder;
 use crate::session::{self, BackendSource, Outcome, Session, SessionError, SessionOptions};
 use crate::signals::Interrupts;
 use crate::xid::LineStyle;
@@ -12,6 +14,7 @@ use nix::sys::signal::Signal;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 
 /// Exit status when the script finished but a check failed.
 pub const EXIT_CHECKS_FAILED: u8 = 3;
@@ -116,6 +119,12 @@ async fn run_async(args: RunArgs, mut interrupts: Interrupts) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The reports are built as the run records, so the journal is kept only to be written.
+    let builder = Arc::new(Mutex::new(RunBuilder::default()));
+    let run_sink: Sink = {
+        let b = builder.clone();
+        Arc::new(move |e: &Entry| b.lock().unwrap_or_else(|p| p.into_inner()).add(e))
+    };
     let session = match Session::new(SessionOptions {
         seed: args.backend.seed,
         title: format!("gfi run {script}"),
@@ -135,7 +144,7 @@ async fn run_async(args: RunArgs, mut interrupts: Interrupts) -> ExitCode {
         }),
         lib_paths: args.lua.lib_paths.clone(),
         line_style: args.line_style,
-        sinks: vec![progress.sink()],
+        sinks: vec![progress.sink(), run_sink.clone()],
         journal_path: args.journal.clone(),
         ..SessionOptions::new(BackendSource::Args(Box::new(args.backend.clone())))
     }) {
@@ -149,6 +158,9 @@ async fn run_async(args: RunArgs, mut interrupts: Interrupts) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if args.journal.is_none() {
+        session.journal().stop_keeping();
+    }
     let seed = session.seed();
     let virtual_time = session.virtual_time();
 
@@ -170,7 +182,8 @@ async fn run_async(args: RunArgs, mut interrupts: Interrupts) -> ExitCode {
     if let Some(e) = &report.journal_error {
         eprintln!("error: {e}");
     }
-    let run = crate::report::Run::of_session(&report);
+    let run = std::mem::take(&mut *builder.lock().unwrap_or_else(|p| p.into_inner()))
+        .finish(report.header.clone(), report.summary.clone());
     let outputs = crate::report::Outputs {
         junit: args.junit.clone(),
         html: args.report.clone(),

@@ -101,133 +101,11 @@ impl Run {
         entries: impl IntoIterator<Item = E>,
         summary: Value,
     ) -> Run {
-        let mut injections: Vec<Injection> = Vec::new();
-        // Per node, the injections made there (indices into `injections`), oldest first.
-        let mut by_node: HashMap<String, Vec<usize>> = HashMap::new();
-        let mut checks = Vec::new();
-        let mut failures = Vec::new();
-        let mut end = 0.0;
+        let mut b = RunBuilder::default();
         for e in entries {
-            let e: &Entry = e.borrow();
-            end = e.t;
-            let node = e.node.clone();
-            let fail = |what: &'static str, why: String| Failure {
-                t: e.t,
-                what,
-                node: node.clone(),
-                why,
-            };
-            match e.kind {
-                EntryKind::Inject => {
-                    let Some(node) = e.node.clone() else { continue };
-                    let field = |k: &str| e.data.get(k);
-                    by_node
-                        .entry(node.clone())
-                        .or_default()
-                        .push(injections.len());
-                    injections.push(Injection {
-                        id: field("id")
-                            .and_then(|v| v.as_str())
-                            .unwrap_or_default()
-                            .to_string(),
-                        node,
-                        gpu: field("gpu").and_then(|v| v.as_u64()),
-                        xid: field("xid").and_then(|v| v.as_u64()),
-                        t: e.t,
-                        stages: Vec::new(),
-                        watched: 0.0,
-                    });
-                }
-                EntryKind::Observe => {
-                    let (Some(stage), Some(node)) = (Stage::of(e), e.node.as_deref()) else {
-                        continue;
-                    };
-                    if let Some(i) = attribute(e, node, &by_node, &injections) {
-                        let inj = &mut injections[i];
-                        if inj.reached(stage).is_none() {
-                            inj.stages.push((stage, round_ms(e.t - inj.t)));
-                        }
-                    }
-                }
-                EntryKind::Check => {
-                    let name = e
-                        .data
-                        .get("name")
-                        .and_then(|v| v.as_str())
-                        .unwrap_or(&e.message)
-                        .to_string();
-                    let ok = e.data.get("ok").and_then(|v| v.as_bool()) == Some(true);
-                    // The message is "name (detail)" when the script gave a detail.
-                    let detail = e
-                        .message
-                        .strip_prefix(name.as_str())
-                        .and_then(|r| r.strip_prefix(" ("))
-                        .and_then(|r| r.strip_suffix(')'))
-                        .map(str::to_string);
-                    if !ok {
-                        failures.push(fail(
-                            "failed check",
-                            match &detail {
-                                Some(d) => format!("{name}: {d}"),
-                                None => name.clone(),
-                            },
-                        ));
-                    }
-                    checks.push(Check {
-                        name,
-                        ok,
-                        detail,
-                        t: e.t,
-                    });
-                }
-                EntryKind::RunError => failures.push(fail("script error", e.message.clone())),
-                EntryKind::RunInterrupted => failures.push(fail("interrupted", e.message.clone())),
-                EntryKind::InjectFailed => {
-                    failures.push(fail("injection refused", e.message.clone()))
-                }
-                EntryKind::CallFailed => failures.push(fail("call refused", e.message.clone())),
-                EntryKind::CleanupFailed => {
-                    failures.push(fail("cleanup failed", e.message.clone()))
-                }
-                EntryKind::TaskFailed => failures.push(fail("task failed", e.message.clone())),
-                _ => {}
-            }
+            b.add(e.borrow());
         }
-        for list in by_node.values() {
-            for (k, &i) in list.iter().enumerate() {
-                let until = list.get(k + 1).map_or(end, |&j| injections[j].t);
-                injections[i].watched = round_ms(until - injections[i].t);
-            }
-        }
-        // Cleanups abandoned by a second signal leave no entry of their own.
-        for why in strings(summary.get("cleanup_errors")) {
-            if !failures.iter().any(|f| f.why == why) {
-                failures.push(Failure {
-                    t: end,
-                    what: "cleanup failed",
-                    node: None,
-                    why,
-                });
-            }
-        }
-        let outcome = summary
-            .get("outcome")
-            .and_then(|v| v.as_str())
-            .unwrap_or("unknown")
-            .to_string();
-        let run_seconds = summary
-            .get("run_seconds")
-            .and_then(|v| v.as_f64())
-            .unwrap_or(end);
-        Run {
-            header,
-            summary,
-            injections,
-            checks,
-            failures,
-            outcome,
-            run_seconds,
-        }
+        b.finish(header, summary)
     }
 
     /// Whether the run failed anything (a check, the script, a cleanup, an injection).
@@ -286,6 +164,151 @@ fn strings(v: Option<&Value>) -> Vec<String> {
 /// Journal times are to the millisecond; differences keep that.
 fn round_ms(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
+}
+
+/// A [`Run`] built one entry at a time: from a saved journal, or as a run records it (a sink),
+/// so a run's reports need not keep its journal.
+#[derive(Debug, Default)]
+pub struct RunBuilder {
+    injections: Vec<Injection>,
+    /// Per node, the injections made there (indices into `injections`), oldest first.
+    by_node: HashMap<String, Vec<usize>>,
+    checks: Vec<Check>,
+    failures: Vec<Failure>,
+    end: f64,
+}
+
+impl RunBuilder {
+    pub fn add(&mut self, e: &Entry) {
+        self.end = e.t;
+        let node = e.node.clone();
+        let fail = |what: &'static str, why: String| Failure {
+            t: e.t,
+            what,
+            node: node.clone(),
+            why,
+        };
+        match e.kind {
+            EntryKind::Inject => {
+                let Some(node) = e.node.clone() else { return };
+                let field = |k: &str| e.data.get(k);
+                self.by_node
+                    .entry(node.clone())
+                    .or_default()
+                    .push(self.injections.len());
+                self.injections.push(Injection {
+                    id: field("id")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or_default()
+                        .to_string(),
+                    node,
+                    gpu: field("gpu").and_then(|v| v.as_u64()),
+                    xid: field("xid").and_then(|v| v.as_u64()),
+                    t: e.t,
+                    stages: Vec::new(),
+                    watched: 0.0,
+                });
+            }
+            EntryKind::Observe => {
+                let (Some(stage), Some(node)) = (Stage::of(e), e.node.as_deref()) else {
+                    return;
+                };
+                if let Some(i) = attribute(e, node, &self.by_node, &self.injections) {
+                    let inj = &mut self.injections[i];
+                    if inj.reached(stage).is_none() {
+                        inj.stages.push((stage, round_ms(e.t - inj.t)));
+                    }
+                }
+            }
+            EntryKind::Check => {
+                let name = e
+                    .data
+                    .get("name")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or(&e.message)
+                    .to_string();
+                let ok = e.data.get("ok").and_then(|v| v.as_bool()) == Some(true);
+                // The message is "name (detail)" when the script gave a detail.
+                let detail = e
+                    .message
+                    .strip_prefix(name.as_str())
+                    .and_then(|r| r.strip_prefix(" ("))
+                    .and_then(|r| r.strip_suffix(')'))
+                    .map(str::to_string);
+                if !ok {
+                    self.failures.push(fail(
+                        "failed check",
+                        match &detail {
+                            Some(d) => format!("{name}: {d}"),
+                            None => name.clone(),
+                        },
+                    ));
+                }
+                self.checks.push(Check {
+                    name,
+                    ok,
+                    detail,
+                    t: e.t,
+                });
+            }
+            EntryKind::RunError => self.failures.push(fail("script error", e.message.clone())),
+            EntryKind::RunInterrupted => self.failures.push(fail("interrupted", e.message.clone())),
+            EntryKind::InjectFailed => self
+                .failures
+                .push(fail("injection refused", e.message.clone())),
+            EntryKind::CallFailed => self.failures.push(fail("call refused", e.message.clone())),
+            EntryKind::CleanupFailed => self
+                .failures
+                .push(fail("cleanup failed", e.message.clone())),
+            EntryKind::TaskFailed => self.failures.push(fail("task failed", e.message.clone())),
+            _ => {}
+        }
+    }
+
+    pub fn finish(self, header: Header, summary: Value) -> Run {
+        let RunBuilder {
+            mut injections,
+            by_node,
+            checks,
+            mut failures,
+            end,
+        } = self;
+        for list in by_node.values() {
+            for (k, &i) in list.iter().enumerate() {
+                let until = list.get(k + 1).map_or(end, |&j| injections[j].t);
+                injections[i].watched = round_ms(until - injections[i].t);
+            }
+        }
+        // Cleanups abandoned by a second signal leave no entry of their own.
+        for why in strings(summary.get("cleanup_errors")) {
+            if !failures.iter().any(|f| f.why == why) {
+                failures.push(Failure {
+                    t: end,
+                    what: "cleanup failed",
+                    node: None,
+                    why,
+                });
+            }
+        }
+        let outcome = summary
+            .get("outcome")
+            .and_then(|v| v.as_str())
+            .unwrap_or("unknown")
+            .to_string();
+        let run_seconds = summary
+            .get("run_seconds")
+            .and_then(|v| v.as_f64())
+            .unwrap_or(end);
+        Run {
+            header,
+            summary,
+            injections,
+            checks,
+            failures,
+            outcome,
+            run_seconds,
+        }
+    }
 }
 
 #[cfg(test)]
