@@ -272,6 +272,15 @@ impl Session {
         }
     }
 
+    /// Runs a script's source under the name the journal and errors show (a remote run's
+    /// bundle arrives as text).
+    pub async fn run_source(&self, source: &str, name: &str) -> Outcome {
+        match self.host.run_source(source, name).await {
+            Ok(_) => Outcome::Finished,
+            Err(e) => Outcome::Failed(crate::lua::describe_error(&e)),
+        }
+    }
+
     /// The summary as it stands: the outcome, run time, injections, checks, and `extra`.
     pub fn summary(&self, outcome: &Outcome, extra: &Map<String, Value>) -> Value {
         let mut s = Map::new();

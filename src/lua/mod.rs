@@ -18,7 +18,7 @@ use crate::xid::LineStyle;
 use api::tasks::TaskInner;
 use mlua::{Function, Lua, MultiValue, Table, Value};
 use sandbox::{InstructionCounter, Limits};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -53,7 +53,7 @@ impl Default for HostOptions {
 }
 
 /// Results of `check()` calls.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Checks {
     pub passed: u64,
     pub failed: u64,
@@ -159,10 +159,16 @@ impl Host {
     pub async fn run_file(&self, path: &Path) -> mlua::Result<MultiValue> {
         let source = std::fs::read_to_string(path)
             .map_err(|e| convert::err(format!("cannot read {}: {e}", path.display())))?;
+        self.run_source(&source, &path.display().to_string()).await
+    }
+
+    /// Runs a script's source as if read from a file named `name` (a remote run: its errors
+    /// name the file as the client knows it); its chunk receives the `args` table as `...`.
+    pub async fn run_source(&self, source: &str, name: &str) -> mlua::Result<MultiValue> {
         let args: Value = self.lua.globals().get("args")?;
         self.lua
             .load(source)
-            .set_name(format!("@{}", path.display()))
+            .set_name(format!("@{name}"))
             .call_async(args)
             .await
     }
