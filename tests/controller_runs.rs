@@ -1,0 +1,344 @@
+//! Remote runs end to end: the runs API (`controller::runs::routes`) served over a real socket
+//! in this process, and the real `gfi` binary as its client (`gfi run --remote`, `gfi runs`).
+
+mod common;
+
+use common::{DEADLINE, Reaper, Resp};
+use gpu_fault_injector::backend::sim::SimBackend;
+use gpu_fault_injector::backend::sim::config::SimConfig;
+use gpu_fault_injector::backend::sim::values::NvsConfig;
+use gpu_fault_injector::backend::spec::BackendArgs;
+use gpu_fault_injector::clock::RunClock;
+use gpu_fault_injector::controller::caller::{Caller, Scope};
+use gpu_fault_injector::controller::runs::{
+    BundleLimits, RunBackend, RunManager, RunManagerConfig, routes,
+};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+
+/// The name the stand-in auth layer gives a request that carries [`common::TOKEN`].
+const CALLER: &str = "ci-token#1";
+
+/// The runs API on 127.0.0.1, on a runtime of its own (the tests drive `gfi` processes).
+struct Server {
+    addr: SocketAddr,
+    rt: tokio::runtime::Runtime,
+    _state: tempfile::TempDir,
+}
+
+impl Server {
+    fn start(configure: impl FnOnce(&mut RunManagerConfig), backend: Backend) -> Server {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let state_dir = state.path().to_path_buf();
+        let addr = rt.block_on(async move {
+            let backend = match backend {
+                Backend::SimPerRun => RunBackend::SimPerRun(Box::default()),
+                Backend::SharedRealTime => {
+                    // A sim on the wall clock, shared by every run: waits take real time, so
+                    // a run can be caught mid-wait.
+                    let sim = SimBackend::start(
+                        SimConfig::default(),
+                        NvsConfig::default(),
+                        1,
+                        RunClock::start(false),
+                    )
+                    .unwrap();
+                    RunBackend::Shared {
+                        backend: Arc::new(sim),
+                        description: "sim (shared, real time)".into(),
+                    }
+                }
+            };
+            let mut config = RunManagerConfig::new(backend, state_dir);
+            configure(&mut config);
+            let manager = RunManager::new(config).await.unwrap();
+            let app = routes(manager).layer(axum::middleware::from_fn(stand_in_auth));
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(async move { axum::serve(listener, app).await });
+            addr
+        });
+        Server {
+            addr,
+            rt,
+            _state: state,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn get(&self, path: &str) -> Resp {
+        self.rt.block_on(common::get(self.addr, path))
+    }
+
+    fn post(&self, path: &str, body: &str) -> Resp {
+        self.rt.block_on(common::post(self.addr, path, body))
+    }
+
+    /// The run's record once it has ended (followed through its event stream).
+    fn ended(&self, id: &str) -> Value {
+        let events = self.events(id, &[]);
+        assert_eq!(events.last().unwrap().0, "end", "{events:?}");
+        self.get(&format!("/api/v1/runs/{id}")).json()
+    }
+
+    /// A run's whole event stream: (event, id, data) until the stream ends.
+    fn events(&self, id: &str, headers: &[(&str, &str)]) -> Vec<(String, Option<u64>, Value)> {
+        self.events_at(&format!("/api/v1/runs/{id}/events"), headers)
+    }
+
+    fn events_at(&self, path: &str, headers: &[(&str, &str)]) -> Vec<(String, Option<u64>, Value)> {
+        let auth = common::bearer();
+        let mut h = vec![("authorization", auth.as_str())];
+        h.extend_from_slice(headers);
+        let resp = self.rt.block_on(common::request(self.addr, "GET", path, &h, b""));
+        assert_eq!(resp.status, 200, "{path}: {}", resp.text());
+        parse_sse(&resp.text())
+    }
+}
+
+enum Backend {
+    SimPerRun,
+    SharedRealTime,
+}
+
+/// What the controller's auth layer does (h-ctl's, not under test here): a request with the
+/// test token gets a [`Caller`].
+async fn stand_in_auth(
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let ok = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        == Some(common::bearer().as_str());
+    if ok {
+        req.extensions_mut().insert(Caller {
+            name: CALLER.into(),
+            scope: Scope::Run,
+        });
+    }
+    next.run(req).await
+}
+
+fn parse_sse(text: &str) -> Vec<(String, Option<u64>, Value)> {
+    text.split("\n\n")
+        .filter_map(|block| {
+            let mut kind = None;
+            let mut id = None;
+            let mut data = None;
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event: ") {
+                    kind = Some(v.to_string());
+                } else if let Some(v) = line.strip_prefix("id: ") {
+                    id = Some(v.parse().unwrap());
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    data = Some(serde_json::from_str(v).unwrap());
+                }
+            }
+            Some((kind?, id, data?))
+        })
+        .collect()
+}
+
+fn token_file(dir: &Path) -> String {
+    let path = dir.join("token");
+    std::fs::write(&path, format!("# the controller's run token\n{}\n", common::TOKEN)).unwrap();
+    path.display().to_string()
+}
+
+fn gfi(args: &[&str]) -> Output {
+    Reaper::new(
+        Command::new(common::gfi_bin())
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env_remove("GFI_BACKEND")
+            .env_remove("GFI_REMOTE")
+            .env_remove("GFI_TOKEN_FILE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("gfi runs"),
+    )
+    .output(&format!("gfi {}", args.join(" ")))
+}
+
+/// Output with the only thing that may differ, the wall time of a simulated run, blanked.
+fn steady(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let re = regex::Regex::new(r"simulated in \d+\.\d\ds").unwrap();
+    re.replace_all(&text, "simulated in (wall)").into_owned()
+}
+
+#[test]
+fn a_remote_run_shows_what_the_same_local_run_shows_with_its_exit_status() {
+    let server = Server::start(|_| {}, Backend::SimPerRun);
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(dir.path());
+    for (outcome, code) in [("pass", 0), ("check", 3), ("raise", 1)] {
+        let arg = format!("outcome={outcome}");
+        let plan = [
+            "run",
+            "tests/remote/plan.lua",
+            "--seed",
+            "7",
+            "--arg",
+            &arg,
+            "--color",
+            "never",
+        ];
+        let local = gfi(&plan);
+        let url = server.url();
+        let mut remote_args = plan.to_vec();
+        remote_args.extend(["--remote", &url, "--token-file", &token]);
+        let remote = gfi(&remote_args);
+        assert_eq!(local.status.code(), Some(code), "{}", steady(&local.stderr));
+        assert_eq!(remote.status.code(), Some(code), "{}", steady(&remote.stderr));
+        assert_eq!(steady(&remote.stdout), steady(&local.stdout), "outcome={outcome}");
+        assert_eq!(steady(&remote.stderr), steady(&local.stderr), "outcome={outcome}");
+        // The local modules travelled in the bundle.
+        assert!(steady(&remote.stdout).contains("note: cleanup for gpu-node-002"));
+    }
+    let runs = server.get("/api/v1/runs").json();
+    let runs = runs["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 3);
+    // Newest first.
+    assert_eq!(runs[0]["status"], "failed");
+    assert_eq!(runs[1]["status"], "finished");
+    assert_eq!(runs[2]["status"], "finished");
+    assert!(runs.iter().all(|r| r["started_by"] == CALLER), "{runs:?}");
+    let id = runs[1]["id"].as_str().unwrap();
+    let record = server.get(&format!("/api/v1/runs/{id}")).json();
+    assert_eq!(record["summary"]["checks"]["failed"], 1);
+    assert_eq!(record["journal"][0]["kind"], "run.start");
+    assert_eq!(record["args"], json!([["outcome", "check"]]));
+}
+
+#[test]
+fn the_event_stream_resumes_from_an_event_number() {
+    let server = Server::start(|_| {}, Backend::SimPerRun);
+    let source = std::fs::read_to_string("tests/remote/plan.lua").unwrap();
+    let modules = json!({
+        "lib/steps.lua": std::fs::read_to_string("tests/remote/lib/steps.lua").unwrap(),
+        "lib/util.lua": std::fs::read_to_string("tests/remote/lib/util.lua").unwrap(),
+    });
+    let resp = server.post(
+        "/api/v1/runs",
+        &json!({"script": "plan.lua", "source": source, "modules": modules, "seed": 3}).to_string(),
+    );
+    assert_eq!(resp.status, 201, "{}", resp.text());
+    let id = resp.json()["id"].as_str().unwrap().to_string();
+    let all = server.events(&id, &[]);
+    let (last, entries) = all.split_last().unwrap();
+    assert_eq!(last.0, "end");
+    assert_eq!(last.2["status"], "finished");
+    assert!(entries.len() > 8, "{entries:?}");
+    for (i, (kind, seq, data)) in entries.iter().enumerate() {
+        assert_eq!(kind, "entry");
+        assert_eq!(*seq, Some(i as u64));
+        assert_eq!(data["seq"], i as u64);
+    }
+    // From an event number, and after the last one a client saw (what EventSource sends).
+    let from5 = server.events_at(&format!("/api/v1/runs/{id}/events?from=5"), &[]);
+    assert_eq!(from5.first().unwrap().1, Some(5));
+    assert_eq!(&from5[..from5.len() - 1], &entries[5..]);
+    let after6 = server.events(&id, &[("last-event-id", "6")]);
+    assert_eq!(after6.first().unwrap().1, Some(7));
+    assert_eq!(after6.len(), entries.len() - 7 + 1);
+    // Past the end: only the end.
+    let past = server.events_at(&format!("/api/v1/runs/{id}/events?from=100000"), &[]);
+    assert_eq!(past.len(), 1);
+    assert_eq!(past[0].0, "end");
+    let bad = server.get(&format!("/api/v1/runs/{id}/events?from=soon"));
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    assert!(bad.detail().contains("from=soon"), "{}", bad.detail());
+    assert_eq!(server.get("/api/v1/runs/run-nope/events").status, 404);
+}
+
+#[test]
+fn bad_bundles_are_refused_with_what_would_be_right() {
+    let server = Server::start(
+        |c| {
+            c.bundle = BundleLimits {
+                max_bytes: 4096,
+                max_modules: 2,
+            }
+        },
+        Backend::SimPerRun,
+    );
+    let submit = |body: Value| server.post("/api/v1/runs", &body.to_string());
+    let with_module = |path: &str| {
+        json!({"script": "plan.lua", "source": "print(1)", "modules": {path: "return {}"}})
+    };
+    for (path, says) in [
+        ("../outside.lua", "'..'"),
+        ("lib/../../outside.lua", "'..'"),
+        ("/etc/passwd.lua", "absolute"),
+        ("lib/util.txt", ".lua"),
+        (".hidden.lua", "starts with '.'"),
+    ] {
+        let r = submit(with_module(path));
+        assert_eq!(r.status, 400, "{path}: {}", r.text());
+        assert!(r.detail().contains(says), "{path}: {}", r.detail());
+        assert!(r.detail().contains("relative to the script"), "{}", r.detail());
+    }
+    let big = submit(json!({"script": "plan.lua", "source": "x".repeat(5000)}));
+    assert_eq!(big.status, 413, "{}", big.text());
+    assert!(big.detail().contains("at most 4096"), "{}", big.detail());
+    let huge = submit(json!({"script": "plan.lua", "source": "x".repeat(200_000)}));
+    assert_eq!(huge.status, 413, "{}", huge.text());
+    let many = submit(json!({"script": "p.lua", "source": "", "modules": {"a.lua": "", "b.lua": "", "c.lua": ""}}));
+    assert_eq!(many.status, 413, "{}", many.text());
+    assert!(many.detail().contains("3 modules"), "{}", many.detail());
+    let malformed = server.post("/api/v1/runs", "{\"script\": ");
+    assert_eq!(malformed.status, 400);
+    assert!(malformed.detail().contains("not a run request"), "{}", malformed.detail());
+    let unknown = submit(json!({"script": "p.lua", "source": "", "allow_unsafe": true}));
+    assert_eq!(unknown.status, 400, "{}", unknown.text());
+    assert!(unknown.detail().contains("allow_unsafe"), "{}", unknown.detail());
+    let bad_arg = submit(json!({"script": "p.lua", "source": "", "args": [["bad key", "1"]]}));
+    assert_eq!(bad_arg.status, 400, "{}", bad_arg.text());
+    let tiny = submit(json!({"script": "p.lua", "source": "", "limits": {"memory_bytes": 10}}));
+    assert_eq!(tiny.status, 400, "{}", tiny.text());
+    // Nothing was accepted.
+    assert_eq!(server.get("/api/v1/runs").json()["runs"], json!([]));
+    assert_eq!(server.post("/api/v1/runs/run-nope/cancel", "").status, 404);
+}
+
+#[test]
+fn limits_are_capped_by_the_controllers_and_the_sandbox_stays() {
+    let server = Server::start(
+        |c| c.limits.instructions = 5_000_000,
+        Backend::SimPerRun,
+    );
+    let resp = server.post(
+        "/api/v1/runs",
+        &json!({
+            "script": "busy.lua",
+            "source": "assert(io == nil, 'io is sandboxed away')\nwhile true do end",
+            "limits": {"instructions": 1_000_000_000_000u64},
+        })
+        .to_string(),
+    );
+    assert_eq!(resp.status, 201, "{}", resp.text());
+    assert_eq!(resp.json()["limits"]["instructions"], 5_000_000);
+    let id = resp.json()["id"].as_str().unwrap().to_string();
+    let record = server.ended(&id);
+    assert_eq!(record["status"], "failed", "{record}");
+    assert!(
+        record["error"].as_str().unwrap().contains("instruction"),
+        "{record}"
+    );
+}
