@@ -3,11 +3,10 @@
 
 mod common;
 
-use common::{DEADLINE, Reaper, Resp};
+use common::{Reaper, Resp};
 use gpu_fault_injector::backend::sim::SimBackend;
 use gpu_fault_injector::backend::sim::config::SimConfig;
 use gpu_fault_injector::backend::sim::values::NvsConfig;
-use gpu_fault_injector::backend::spec::BackendArgs;
 use gpu_fault_injector::clock::RunClock;
 use gpu_fault_injector::controller::caller::{Caller, Scope};
 use gpu_fault_injector::controller::runs::{
@@ -341,4 +340,162 @@ fn limits_are_capped_by_the_controllers_and_the_sandbox_stays() {
         record["error"].as_str().unwrap().contains("instruction"),
         "{record}"
     );
+}
+
+impl Server {
+    /// Follows a run's live event stream until an entry satisfies `pred` (within the deadline).
+    fn wait_for_entry(&self, id: &str, what: &str, pred: impl Fn(&Value) -> bool) {
+        use http_body_util::BodyExt;
+        let path = format!("/api/v1/runs/{id}/events");
+        self.rt.block_on(common::within(what, async {
+            let mut body = common::stream(self.addr, &path).await.into_body();
+            let mut text = String::new();
+            loop {
+                let frame = body.frame().await.expect("the stream goes on").unwrap();
+                let Ok(data) = frame.into_data() else { continue };
+                text.push_str(&String::from_utf8_lossy(&data));
+                if parse_sse(&text).iter().any(|(_, _, e)| pred(e)) {
+                    return;
+                }
+                assert!(!text.contains("event: end"), "run {id} ended before {what}: {text}");
+            }
+        }));
+    }
+
+    fn status(&self, id: &str) -> String {
+        self.get(&format!("/api/v1/runs/{id}")).json()["status"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+}
+
+fn is_waiting(e: &Value) -> bool {
+    e["message"] == "waiting for a cordon that never comes"
+}
+
+#[test]
+fn ctrl_c_cancels_the_remote_run_mid_wait_and_follows_its_cleanup() {
+    let server = Server::start(|_| {}, Backend::SharedRealTime);
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(dir.path());
+    let url = server.url();
+    let mut child = Reaper::new(
+        Command::new(common::gfi_bin())
+            .args(["run", "tests/remote/wait.lua", "--color", "never"])
+            .args(["--remote", &url, "--token-file", &token])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut out = common::Lines::new(child.stdout.take().unwrap());
+    let mut err = common::Lines::new(child.stderr.take().unwrap());
+    out.until("the plan's wait to start", |l| l.contains("waiting for a cordon"));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let rest = out.rest("the client's output");
+    let errors = err.rest("the client's errors");
+    let status = common::exit_status(&mut child, "the client");
+    assert_eq!(status.code(), Some(130), "{rest}\n{errors}");
+    assert!(errors.contains("cancelling run"), "{errors}");
+    assert!(rest.contains("cleanup ran for gpu-node-001"), "{rest}");
+    assert!(rest.contains("interrupted: "), "{rest}");
+    assert!(!rest.contains("the wait ended"), "the wait was cut short: {rest}");
+    let runs = server.get("/api/v1/runs").json();
+    let id = runs["runs"][0]["id"].as_str().unwrap().to_string();
+    let record = server.ended(&id);
+    assert_eq!(record["status"], "cancelled");
+    assert_eq!(record["cancelled_by"], CALLER);
+    assert_eq!(record["summary"]["outcome"], "cancelled");
+    let kinds: Vec<&str> = record["journal"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    let cancelled = kinds.iter().position(|k| *k == "run.interrupted").unwrap();
+    let cleanup = kinds.iter().position(|k| *k == "cleanup").unwrap();
+    assert!(cancelled < cleanup && kinds.last() == Some(&"run.end"), "{kinds:?}");
+}
+
+#[test]
+fn runs_over_the_limit_queue_then_get_429_and_gfi_runs_lists_shows_and_cancels() {
+    let server = Server::start(
+        |c| {
+            c.max_concurrent = 1;
+            c.max_queued = 1;
+        },
+        Backend::SharedRealTime,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(dir.path());
+    let url = server.url();
+    let remote = ["--remote", url.as_str(), "--token-file", token.as_str()];
+    let detach = || {
+        let mut a = vec!["run", "tests/remote/wait.lua", "--detach"];
+        a.extend(remote);
+        let o = gfi(&a);
+        (o.status.code(), String::from_utf8_lossy(&o.stdout).trim().to_string(), steady(&o.stderr))
+    };
+    let (code, first, _) = detach();
+    assert_eq!(code, Some(0));
+    assert!(first.starts_with("run-"), "{first}");
+    server.wait_for_entry(&first, "the first run's wait", is_waiting);
+    let (_, second, _) = detach();
+    assert_eq!(server.status(&second), "queued");
+    let (code, _, refused) = detach();
+    assert_eq!(code, Some(1));
+    assert!(refused.contains("429") && refused.contains("1 at once, 1 queued"), "{refused}");
+
+    // A queued run cancelled never starts.
+    let mut cancel = vec!["runs", "cancel", second.as_str()];
+    cancel.extend(remote);
+    assert_eq!(gfi(&cancel).status.code(), Some(0));
+    let record = server.ended(&second);
+    assert_eq!(record["status"], "cancelled");
+    assert_eq!(record["journal"], json!([]));
+    assert!(record["error"].as_str().unwrap().contains("while queued"), "{record}");
+
+    // That freed a place in the queue.
+    let (_, third, _) = detach();
+    assert_eq!(server.status(&third), "queued");
+    let mut list = vec!["runs"];
+    list.extend(remote);
+    let listed = steady(&gfi(&list).stdout);
+    for (id, status) in [(&first, "running"), (&second, "cancelled"), (&third, "queued")] {
+        assert!(
+            listed.lines().any(|l| l.starts_with(id.as_str()) && l.contains(status)),
+            "{id} {status}:\n{listed}"
+        );
+    }
+
+    // Cancelling the running one runs its cleanup and lets the queued one start.
+    let mut cancel = vec!["runs", "cancel", first.as_str()];
+    cancel.extend(remote);
+    assert_eq!(gfi(&cancel).status.code(), Some(0));
+    let mut show = vec!["runs", first.as_str(), "--color", "never"];
+    show.truncate(2);
+    show.extend(remote);
+    let shown = gfi(&show);
+    assert_eq!(shown.status.code(), Some(130));
+    let shown_out = steady(&shown.stdout);
+    assert!(shown_out.contains("cleanup ran for gpu-node-001"), "{shown_out}");
+    assert!(
+        steady(&shown.stderr).contains(&format!("the run was cancelled by {CALLER}")),
+        "{}",
+        steady(&shown.stderr)
+    );
+    server.wait_for_entry(&third, "the third run's wait", is_waiting);
+    let again = gfi(&cancel);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(steady(&again.stderr).contains("already cancelled"), "{}", steady(&again.stderr));
+    let resp = server.post(&format!("/api/v1/runs/{third}/cancel"), "");
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    assert_eq!(server.ended(&third)["status"], "cancelled");
 }
