@@ -499,3 +499,87 @@ fn runs_over_the_limit_queue_then_get_429_and_gfi_runs_lists_shows_and_cancels()
     assert_eq!(resp.status, 202, "{}", resp.text());
     assert_eq!(server.ended(&third)["status"], "cancelled");
 }
+
+/// A TCP proxy in front of the server that drops the first event stream through it just
+/// after its third entry, as a flaky network would. Returns its address and the request
+/// lines of the event streams it saw.
+fn dropping_proxy(server: &Server) -> (SocketAddr, Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let upstream = server.addr;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let log = seen.clone();
+    let addr = server.rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let (log, cut) = (log.clone(), cut.clone());
+                tokio::spawn(async move {
+                    let mut server = tokio::net::TcpStream::connect(upstream).await.unwrap();
+                    let mut request = vec![0u8; 64 << 10];
+                    let n = client.read(&mut request).await.unwrap_or(0);
+                    let head = String::from_utf8_lossy(&request[..n]).to_string();
+                    let line = head.lines().next().unwrap_or("").to_string();
+                    let events = line.contains("/events");
+                    if events {
+                        log.lock().unwrap().push(line);
+                    }
+                    // One request per connection, so that every request is seen here.
+                    let request = String::from_utf8_lossy(&request[..n])
+                        .replacen("\r\n", "\r\nconnection: close\r\n", 1);
+                    server.write_all(request.as_bytes()).await.unwrap();
+                    let drop_this = events && !cut.swap(true, std::sync::atomic::Ordering::SeqCst);
+                    if !drop_this {
+                        let (mut cr, mut cw) = client.split();
+                        let (mut sr, mut sw) = server.split();
+                        let _ = tokio::join!(
+                            tokio::io::copy(&mut cr, &mut sw),
+                            tokio::io::copy(&mut sr, &mut cw)
+                        );
+                        return;
+                    }
+                    // Forward up to the end of the third entry event, then hang up.
+                    let mut passed = Vec::new();
+                    let mut buf = vec![0u8; 16 << 10];
+                    loop {
+                        let n = server.read(&mut buf).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        passed.extend_from_slice(&buf[..n]);
+                        let text = String::from_utf8_lossy(&passed).to_string();
+                        if let Some((i, _)) = text.match_indices("event: entry").nth(2)
+                            && let Some(end) = text[i..].find("\n\n")
+                        {
+                            let _ = client.write_all(&passed[..i + end + 2]).await;
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    });
+    (addr, seen)
+}
+
+#[test]
+fn a_dropped_event_stream_is_picked_up_where_it_broke() {
+    let server = Server::start(|_| {}, Backend::SimPerRun);
+    let (proxy, seen) = dropping_proxy(&server);
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(dir.path());
+    let plan = ["run", "tests/remote/plan.lua", "--seed", "9", "--color", "never"];
+    let local = gfi(&plan);
+    let url = format!("http://{proxy}");
+    let mut remote_args = plan.to_vec();
+    remote_args.extend(["--remote", &url, "--token-file", &token]);
+    let remote = gfi(&remote_args);
+    assert_eq!(remote.status.code(), Some(0), "{}", steady(&remote.stderr));
+    assert_eq!(steady(&remote.stdout), steady(&local.stdout));
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(seen[0].contains("?from=0 "), "{seen:?}");
+    assert!(seen[1].contains("?from=3 "), "{seen:?}");
+}

@@ -124,7 +124,11 @@ impl Controller {
             .map_err(|e| format!("cannot build the request {method} {path}: {e}"))?;
         match tokio::time::timeout(REQUEST_TIMEOUT, self.http.request(req)).await {
             Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(e)) => Err(format!("cannot reach the controller at {}: {e}", self.base)),
+            Ok(Err(e)) => Err(format!(
+                "cannot reach the controller at {}: {}",
+                self.base,
+                causes(&e)
+            )),
             Err(_) => Err(format!(
                 "the controller at {} did not answer {method} {path} within {}s",
                 self.base,
@@ -168,6 +172,18 @@ impl Controller {
         }
         Ok(resp)
     }
+}
+
+/// An error with its causes, `outer: inner: innermost` (hyper's own message is only "client
+/// error (Connect)").
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    text
 }
 
 /// The modules a script requires, found as `require` would find them from its directory and
