@@ -383,6 +383,21 @@ pub fn runtime(virtual_time: bool) -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| format!("cannot start the runtime: {e}"))
 }
 
+/// A script argument's name (`--arg NAME=value`, a remote run's `args`): what `args.NAME`
+/// and `param("NAME")` can read.
+pub fn check_arg_name(name: &str) -> Result<(), String> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(format!(
+            "argument name '{name}' must be letters, digits, '_' or '-'"
+        ));
+    }
+    Ok(())
+}
+
 /// A seed from the OS when none was given.
 pub fn random_seed() -> u64 {
     let mut b = [0u8; 8];

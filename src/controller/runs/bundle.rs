@@ -109,8 +109,8 @@ impl RunRequest {
         if self.args.len() > MAX_ARGS {
             return bad(format!("{} args; at most {MAX_ARGS} are allowed", self.args.len()));
         }
-        for (k, v) in &self.args {
-            crate::cli::common::parse_kv(&format!("{k}={v}"))
+        for (k, _) in &self.args {
+            crate::session::check_arg_name(k)
                 .map_err(|e| BundleError::Invalid(format!("args: {e}")))?;
         }
         if let Some(style) = &self.line_style {
