@@ -9,7 +9,6 @@
 //! controller) with 10 runs in flight (waiting on a shared real-time sim, as runs on the
 //! cluster wait on it).
 
-#[allow(dead_code)]
 #[path = "../tests/common/mod.rs"]
 mod common;
 
@@ -36,7 +35,9 @@ fn arg(name: &str, default: usize) -> usize {
 async fn serve(backend: RunBackend, max_concurrent: usize, state: &std::path::Path) -> SocketAddr {
     let mut config = RunManagerConfig::new(backend, state.to_path_buf());
     config.max_concurrent = max_concurrent;
-    let manager = RunManager::new(config).await.expect("the run manager starts");
+    let manager = RunManager::new(config)
+        .await
+        .expect("the run manager starts");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, routes(manager)).await });
@@ -44,8 +45,13 @@ async fn serve(backend: RunBackend, max_concurrent: usize, state: &std::path::Pa
 }
 
 fn shared_sim() -> RunBackend {
-    let sim = SimBackend::start(SimConfig::default(), NvsConfig::default(), 1, RunClock::start(false))
-        .expect("the sim starts");
+    let sim = SimBackend::start(
+        SimConfig::default(),
+        NvsConfig::default(),
+        1,
+        RunClock::start(false),
+    )
+    .expect("the sim starts");
     RunBackend::Shared {
         backend: Arc::new(sim),
         description: "sim (shared, real time)".into(),

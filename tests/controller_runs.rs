@@ -100,7 +100,9 @@ impl Server {
         let auth = common::bearer();
         let mut h = vec![("authorization", auth.as_str())];
         h.extend_from_slice(headers);
-        let resp = self.rt.block_on(common::request(self.addr, "GET", path, &h, b""));
+        let resp = self
+            .rt
+            .block_on(common::request(self.addr, "GET", path, &h, b""));
         assert_eq!(resp.status, 200, "{path}: {}", resp.text());
         parse_sse(&resp.text())
     }
@@ -153,7 +155,11 @@ fn parse_sse(text: &str) -> Vec<(String, Option<u64>, Value)> {
 
 fn token_file(dir: &Path) -> String {
     let path = dir.join("token");
-    std::fs::write(&path, format!("# the controller's run token\n{}\n", common::TOKEN)).unwrap();
+    std::fs::write(
+        &path,
+        format!("# the controller's run token\n{}\n", common::TOKEN),
+    )
+    .unwrap();
     path.display().to_string()
 }
 
@@ -204,9 +210,22 @@ fn a_remote_run_shows_what_the_same_local_run_shows_with_its_exit_status() {
         remote_args.extend(["--remote", &url, "--token-file", &token]);
         let remote = gfi(&remote_args);
         assert_eq!(local.status.code(), Some(code), "{}", steady(&local.stderr));
-        assert_eq!(remote.status.code(), Some(code), "{}", steady(&remote.stderr));
-        assert_eq!(steady(&remote.stdout), steady(&local.stdout), "outcome={outcome}");
-        assert_eq!(steady(&remote.stderr), steady(&local.stderr), "outcome={outcome}");
+        assert_eq!(
+            remote.status.code(),
+            Some(code),
+            "{}",
+            steady(&remote.stderr)
+        );
+        assert_eq!(
+            steady(&remote.stdout),
+            steady(&local.stdout),
+            "outcome={outcome}"
+        );
+        assert_eq!(
+            steady(&remote.stderr),
+            steady(&local.stderr),
+            "outcome={outcome}"
+        );
         // The local modules travelled in the bundle.
         assert!(steady(&remote.stdout).contains("note: cleanup for gpu-node-002"));
     }
@@ -278,9 +297,7 @@ fn bad_bundles_are_refused_with_what_would_be_right() {
         Backend::SimPerRun,
     );
     let submit = |body: Value| server.post("/api/v1/runs", &body.to_string());
-    let with_module = |path: &str| {
-        json!({"script": "plan.lua", "source": "print(1)", "modules": {path: "return {}"}})
-    };
+    let with_module = |path: &str| json!({"script": "plan.lua", "source": "print(1)", "modules": {path: "return {}"}});
     for (path, says) in [
         ("../outside.lua", "'..'"),
         ("lib/../../outside.lua", "'..'"),
@@ -291,22 +308,36 @@ fn bad_bundles_are_refused_with_what_would_be_right() {
         let r = submit(with_module(path));
         assert_eq!(r.status, 400, "{path}: {}", r.text());
         assert!(r.detail().contains(says), "{path}: {}", r.detail());
-        assert!(r.detail().contains("relative to the script"), "{}", r.detail());
+        assert!(
+            r.detail().contains("relative to the script"),
+            "{}",
+            r.detail()
+        );
     }
     let big = submit(json!({"script": "plan.lua", "source": "x".repeat(5000)}));
     assert_eq!(big.status, 413, "{}", big.text());
     assert!(big.detail().contains("at most 4096"), "{}", big.detail());
     let huge = submit(json!({"script": "plan.lua", "source": "x".repeat(200_000)}));
     assert_eq!(huge.status, 413, "{}", huge.text());
-    let many = submit(json!({"script": "p.lua", "source": "", "modules": {"a.lua": "", "b.lua": "", "c.lua": ""}}));
+    let many = submit(
+        json!({"script": "p.lua", "source": "", "modules": {"a.lua": "", "b.lua": "", "c.lua": ""}}),
+    );
     assert_eq!(many.status, 413, "{}", many.text());
     assert!(many.detail().contains("3 modules"), "{}", many.detail());
     let malformed = server.post("/api/v1/runs", "{\"script\": ");
     assert_eq!(malformed.status, 400);
-    assert!(malformed.detail().contains("not a run request"), "{}", malformed.detail());
+    assert!(
+        malformed.detail().contains("not a run request"),
+        "{}",
+        malformed.detail()
+    );
     let unknown = submit(json!({"script": "p.lua", "source": "", "allow_unsafe": true}));
     assert_eq!(unknown.status, 400, "{}", unknown.text());
-    assert!(unknown.detail().contains("allow_unsafe"), "{}", unknown.detail());
+    assert!(
+        unknown.detail().contains("allow_unsafe"),
+        "{}",
+        unknown.detail()
+    );
     let bad_arg = submit(json!({"script": "p.lua", "source": "", "args": [["bad key", "1"]]}));
     assert_eq!(bad_arg.status, 400, "{}", bad_arg.text());
     let tiny = submit(json!({"script": "p.lua", "source": "", "limits": {"memory_bytes": 10}}));
@@ -318,10 +349,7 @@ fn bad_bundles_are_refused_with_what_would_be_right() {
 
 #[test]
 fn limits_are_capped_by_the_controllers_and_the_sandbox_stays() {
-    let server = Server::start(
-        |c| c.limits.instructions = 5_000_000,
-        Backend::SimPerRun,
-    );
+    let server = Server::start(|c| c.limits.instructions = 5_000_000, Backend::SimPerRun);
     let resp = server.post(
         "/api/v1/runs",
         &json!({
@@ -352,12 +380,17 @@ impl Server {
             let mut text = String::new();
             loop {
                 let frame = body.frame().await.expect("the stream goes on").unwrap();
-                let Ok(data) = frame.into_data() else { continue };
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
                 text.push_str(&String::from_utf8_lossy(&data));
                 if parse_sse(&text).iter().any(|(_, _, e)| pred(e)) {
                     return;
                 }
-                assert!(!text.contains("event: end"), "run {id} ended before {what}: {text}");
+                assert!(
+                    !text.contains("event: end"),
+                    "run {id} ended before {what}: {text}"
+                );
             }
         }));
     }
@@ -393,7 +426,9 @@ fn ctrl_c_cancels_the_remote_run_mid_wait_and_follows_its_cleanup() {
     );
     let mut out = common::Lines::new(child.stdout.take().unwrap());
     let mut err = common::Lines::new(child.stderr.take().unwrap());
-    out.until("the plan's wait to start", |l| l.contains("waiting for a cordon"));
+    out.until("the plan's wait to start", |l| {
+        l.contains("waiting for a cordon")
+    });
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGINT,
@@ -406,7 +441,10 @@ fn ctrl_c_cancels_the_remote_run_mid_wait_and_follows_its_cleanup() {
     assert!(errors.contains("cancelling run"), "{errors}");
     assert!(rest.contains("cleanup ran for gpu-node-001"), "{rest}");
     assert!(rest.contains("interrupted: "), "{rest}");
-    assert!(!rest.contains("the wait ended"), "the wait was cut short: {rest}");
+    assert!(
+        !rest.contains("the wait ended"),
+        "the wait was cut short: {rest}"
+    );
     let runs = server.get("/api/v1/runs").json();
     let id = runs["runs"][0]["id"].as_str().unwrap().to_string();
     let record = server.ended(&id);
@@ -421,7 +459,10 @@ fn ctrl_c_cancels_the_remote_run_mid_wait_and_follows_its_cleanup() {
         .collect();
     let cancelled = kinds.iter().position(|k| *k == "run.interrupted").unwrap();
     let cleanup = kinds.iter().position(|k| *k == "cleanup").unwrap();
-    assert!(cancelled < cleanup && kinds.last() == Some(&"run.end"), "{kinds:?}");
+    assert!(
+        cancelled < cleanup && kinds.last() == Some(&"run.end"),
+        "{kinds:?}"
+    );
 }
 
 #[test]
@@ -441,7 +482,11 @@ fn runs_over_the_limit_queue_then_get_429_and_gfi_runs_lists_shows_and_cancels()
         let mut a = vec!["run", "tests/remote/wait.lua", "--detach"];
         a.extend(remote);
         let o = gfi(&a);
-        (o.status.code(), String::from_utf8_lossy(&o.stdout).trim().to_string(), steady(&o.stderr))
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).trim().to_string(),
+            steady(&o.stderr),
+        )
     };
     let (code, first, _) = detach();
     assert_eq!(code, Some(0));
@@ -451,7 +496,10 @@ fn runs_over_the_limit_queue_then_get_429_and_gfi_runs_lists_shows_and_cancels()
     assert_eq!(server.status(&second), "queued");
     let (code, _, refused) = detach();
     assert_eq!(code, Some(1));
-    assert!(refused.contains("429") && refused.contains("1 at once, 1 queued"), "{refused}");
+    assert!(
+        refused.contains("429") && refused.contains("1 at once, 1 queued"),
+        "{refused}"
+    );
 
     // A queued run cancelled never starts.
     let mut cancel = vec!["runs", "cancel", second.as_str()];
@@ -460,7 +508,10 @@ fn runs_over_the_limit_queue_then_get_429_and_gfi_runs_lists_shows_and_cancels()
     let record = server.ended(&second);
     assert_eq!(record["status"], "cancelled");
     assert_eq!(record["journal"], json!([]));
-    assert!(record["error"].as_str().unwrap().contains("while queued"), "{record}");
+    assert!(
+        record["error"].as_str().unwrap().contains("while queued"),
+        "{record}"
+    );
 
     // That freed a place in the queue.
     let (_, third, _) = detach();
@@ -468,9 +519,15 @@ fn runs_over_the_limit_queue_then_get_429_and_gfi_runs_lists_shows_and_cancels()
     let mut list = vec!["runs"];
     list.extend(remote);
     let listed = steady(&gfi(&list).stdout);
-    for (id, status) in [(&first, "running"), (&second, "cancelled"), (&third, "queued")] {
+    for (id, status) in [
+        (&first, "running"),
+        (&second, "cancelled"),
+        (&third, "queued"),
+    ] {
         assert!(
-            listed.lines().any(|l| l.starts_with(id.as_str()) && l.contains(status)),
+            listed
+                .lines()
+                .any(|l| l.starts_with(id.as_str()) && l.contains(status)),
             "{id} {status}:\n{listed}"
         );
     }
@@ -485,7 +542,10 @@ fn runs_over_the_limit_queue_then_get_429_and_gfi_runs_lists_shows_and_cancels()
     let shown = gfi(&show);
     assert_eq!(shown.status.code(), Some(130));
     let shown_out = steady(&shown.stdout);
-    assert!(shown_out.contains("cleanup ran for gpu-node-001"), "{shown_out}");
+    assert!(
+        shown_out.contains("cleanup ran for gpu-node-001"),
+        "{shown_out}"
+    );
     assert!(
         steady(&shown.stderr).contains(&format!("the run was cancelled by {CALLER}")),
         "{}",
@@ -494,7 +554,11 @@ fn runs_over_the_limit_queue_then_get_429_and_gfi_runs_lists_shows_and_cancels()
     server.wait_for_entry(&third, "the third run's wait", is_waiting);
     let again = gfi(&cancel);
     assert_eq!(again.status.code(), Some(1));
-    assert!(steady(&again.stderr).contains("already cancelled"), "{}", steady(&again.stderr));
+    assert!(
+        steady(&again.stderr).contains("already cancelled"),
+        "{}",
+        steady(&again.stderr)
+    );
     let resp = server.post(&format!("/api/v1/runs/{third}/cancel"), "");
     assert_eq!(resp.status, 202, "{}", resp.text());
     assert_eq!(server.ended(&third)["status"], "cancelled");
@@ -526,8 +590,11 @@ fn dropping_proxy(server: &Server) -> (SocketAddr, Arc<std::sync::Mutex<Vec<Stri
                         log.lock().unwrap().push(line);
                     }
                     // One request per connection, so that every request is seen here.
-                    let request = String::from_utf8_lossy(&request[..n])
-                        .replacen("\r\n", "\r\nconnection: close\r\n", 1);
+                    let request = String::from_utf8_lossy(&request[..n]).replacen(
+                        "\r\n",
+                        "\r\nconnection: close\r\n",
+                        1,
+                    );
                     server.write_all(request.as_bytes()).await.unwrap();
                     let drop_this = events && !cut.swap(true, std::sync::atomic::Ordering::SeqCst);
                     if !drop_this {
@@ -570,7 +637,14 @@ fn a_dropped_event_stream_is_picked_up_where_it_broke() {
     let (proxy, seen) = dropping_proxy(&server);
     let dir = tempfile::tempdir().unwrap();
     let token = token_file(dir.path());
-    let plan = ["run", "tests/remote/plan.lua", "--seed", "9", "--color", "never"];
+    let plan = [
+        "run",
+        "tests/remote/plan.lua",
+        "--seed",
+        "9",
+        "--color",
+        "never",
+    ];
     let local = gfi(&plan);
     let url = format!("http://{proxy}");
     let mut remote_args = plan.to_vec();

@@ -63,9 +63,9 @@ pub(crate) struct Controller {
 impl Controller {
     pub(crate) fn new(url: &str, token_file: Option<&Path>) -> Result<Controller, String> {
         let base = url.trim_end_matches('/').to_string();
-        let uri: Uri = base
-            .parse()
-            .map_err(|e| format!("--remote {url} is not a URL ({e}); expected e.g. http://gfi-controller:8080"))?;
+        let uri: Uri = base.parse().map_err(|e| {
+            format!("--remote {url} is not a URL ({e}); expected e.g. http://gfi-controller:8080")
+        })?;
         match uri.scheme_str() {
             Some("http") => {}
             Some("https") => {
@@ -73,26 +73,38 @@ impl Controller {
                     "--remote {url}: this client speaks plain HTTP only; reach the controller over http (e.g. through kubectl port-forward)"
                 ));
             }
-            _ => return Err(format!("--remote {url} needs http:// and a host, e.g. http://gfi-controller:8080")),
+            _ => {
+                return Err(format!(
+                    "--remote {url} needs http:// and a host, e.g. http://gfi-controller:8080"
+                ));
+            }
         }
         if uri.host().is_none() {
-            return Err(format!("--remote {url} has no host; expected e.g. http://gfi-controller:8080"));
+            return Err(format!(
+                "--remote {url} has no host; expected e.g. http://gfi-controller:8080"
+            ));
         }
         let token = match token_file {
             None => None,
             Some(f) => {
                 let text = std::fs::read_to_string(f)
                     .map_err(|e| format!("cannot read the token file {}: {e}", f.display()))?;
-                let token = crate::node::wire::token_lines(&text).next().ok_or_else(|| {
-                    format!("the token file {} holds no token (blank and # lines are skipped)", f.display())
-                })?;
+                let token = crate::node::wire::token_lines(&text)
+                    .next()
+                    .ok_or_else(|| {
+                        format!(
+                            "the token file {} holds no token (blank and # lines are skipped)",
+                            f.display()
+                        )
+                    })?;
                 Some(token.to_string())
             }
         };
         let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
         connector.set_connect_timeout(Some(Duration::from_secs(10)));
-        let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build(connector);
+        let http =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build(connector);
         Ok(Controller { base, token, http })
     }
 
@@ -138,20 +150,36 @@ impl Controller {
     }
 
     /// A JSON request; a non-2xx answer is an error with the controller's `detail`.
-    pub(crate) async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value, String> {
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, String> {
         let resp = self.send(method.clone(), path, body, &[]).await?;
         let status = resp.status();
         let bytes = tokio::time::timeout(REQUEST_TIMEOUT, resp.into_body().collect())
             .await
-            .map_err(|_| format!("the controller's answer to {method} {path} did not arrive within {}s", REQUEST_TIMEOUT.as_secs()))?
+            .map_err(|_| {
+                format!(
+                    "the controller's answer to {method} {path} did not arrive within {}s",
+                    REQUEST_TIMEOUT.as_secs()
+                )
+            })?
             .map_err(|e| format!("cannot read the controller's answer to {method} {path}: {e}"))?
             .to_bytes();
-        let value: Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| json!({"detail": String::from_utf8_lossy(&bytes)}));
+        let value: Value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| json!({"detail": String::from_utf8_lossy(&bytes)}));
         if status.is_success() {
             Ok(value)
         } else {
-            let detail = value.get("detail").map_or_else(|| value.to_string(), |d| d.as_str().map_or_else(|| d.to_string(), str::to_string));
-            Err(format!("the controller refused {method} {path} ({status}): {detail}"))
+            let detail = value.get("detail").map_or_else(
+                || value.to_string(),
+                |d| d.as_str().map_or_else(|| d.to_string(), str::to_string),
+            );
+            Err(format!(
+                "the controller refused {method} {path} ({status}): {detail}"
+            ))
         }
     }
 
@@ -164,7 +192,12 @@ impl Controller {
         let resp = self.send(Method::GET, &path, None, &headers).await?;
         if resp.status() != StatusCode::OK {
             let status = resp.status();
-            let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
             return Err(format!(
                 "the controller refused GET {path} ({status}): {}",
                 String::from_utf8_lossy(&body)
@@ -241,7 +274,10 @@ pub fn run(args: RunArgs) -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("error: cannot start the runtime: {e}");
@@ -260,13 +296,19 @@ pub fn run(args: RunArgs) -> ExitCode {
 /// The request body, or why the command line cannot run remotely.
 fn prepare(args: &RunArgs) -> Result<Value, String> {
     if args.lua.allow_unsafe {
-        return Err("--allow-unsafe is not allowed with --remote: remote runs are always sandboxed".into());
+        return Err(
+            "--allow-unsafe is not allowed with --remote: remote runs are always sandboxed".into(),
+        );
     }
     if args.journal.is_some() {
         return Err("--journal is not available with --remote: the run's record keeps its journal (`gfi runs ID --json`)".into());
     }
     let b = &args.backend;
-    if b.sim_nodes.is_some() || b.sim_gpus.is_some() || b.sim_config.is_some() || b.nvsentinel_values.is_some() {
+    if b.sim_nodes.is_some()
+        || b.sim_gpus.is_some()
+        || b.sim_config.is_some()
+        || b.nvsentinel_values.is_some()
+    {
         return Err("--sim-* and --nvsentinel-values do not apply with --remote: the run uses the controller's cluster".into());
     }
     let script = &args.script;
@@ -299,14 +341,21 @@ async fn submit_and_follow(args: RunArgs, body: Value, mut interrupts: Interrupt
             return ExitCode::from(2);
         }
     };
-    let submitted = match controller.call(Method::POST, "/api/v1/runs", Some(&body)).await {
+    let submitted = match controller
+        .call(Method::POST, "/api/v1/runs", Some(&body))
+        .await
+    {
         Ok(v) => v,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(1);
         }
     };
-    let Some(id) = submitted.get("id").and_then(Value::as_str).map(str::to_string) else {
+    let Some(id) = submitted
+        .get("id")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+    else {
         eprintln!("error: the controller's answer has no run id: {submitted}");
         return ExitCode::from(1);
     };
@@ -410,9 +459,18 @@ pub(crate) async fn follow(
                         sink(&entry);
                     }
                     "end" => {
-                        let record: Value = serde_json::from_str(&event.data)
-                            .map_err(|e| format!("the controller's end event does not read ({e}): {}", event.data))?;
-                        return Ok(Followed { record, seed, signal, left_running: false });
+                        let record: Value = serde_json::from_str(&event.data).map_err(|e| {
+                            format!(
+                                "the controller's end event does not read ({e}): {}",
+                                event.data
+                            )
+                        })?;
+                        return Ok(Followed {
+                            record,
+                            seed,
+                            signal,
+                            left_running: false,
+                        });
                     }
                     _ => {}
                 }
@@ -420,7 +478,9 @@ pub(crate) async fn follow(
         }
         failures += 1;
         if failures > RECONNECTS {
-            return Err(format!("the event stream of run {id} kept dropping; follow it with `gfi runs {id}`"));
+            return Err(format!(
+                "the event stream of run {id} kept dropping; follow it with `gfi runs {id}`"
+            ));
         }
     }
 }
@@ -440,7 +500,10 @@ pub(crate) fn ending(f: &Followed, wall: Duration) -> ExitCode {
     let record = &f.record;
     let status = record.get("status").and_then(Value::as_str).unwrap_or("");
     let Some(summary) = record.get("summary").filter(|s| s.is_object()) else {
-        let why = record.get("error").and_then(Value::as_str).unwrap_or("no reason given");
+        let why = record
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("no reason given");
         eprintln!("error: the run {status}: {why}");
         return ExitCode::from(1);
     };
@@ -448,34 +511,62 @@ pub(crate) fn ending(f: &Followed, wall: Duration) -> ExitCode {
         summary
             .get(k)
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let stopped = match status {
         "cancelled" => {
             if f.signal.is_none() {
-                let who = record.get("cancelled_by").and_then(Value::as_str).unwrap_or("someone");
+                let who = record
+                    .get("cancelled_by")
+                    .and_then(Value::as_str)
+                    .unwrap_or("someone");
                 eprintln!("the run was cancelled by {who}");
             }
-            Some(("interrupted", crate::signals::exit_for(f.signal.unwrap_or(Signal::SIGINT))))
+            Some((
+                "interrupted",
+                crate::signals::exit_for(f.signal.unwrap_or(Signal::SIGINT)),
+            ))
         }
         "interrupted" => Some(("interrupted", 1)),
         _ => None,
     };
-    let seconds = summary.get("run_seconds").and_then(Value::as_f64).unwrap_or(0.0);
+    let seconds = summary
+        .get("run_seconds")
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0);
     conclude(&Ending {
-        error: summary.get("error").and_then(Value::as_str).map(str::to_string),
-        errors: strings("cleanup_errors").into_iter().chain(strings("task_errors")).collect(),
+        error: summary
+            .get("error")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        errors: strings("cleanup_errors")
+            .into_iter()
+            .chain(strings("task_errors"))
+            .collect(),
         stopped,
         checks: summary
             .get("checks")
             .and_then(|c| serde_json::from_value(c.clone()).ok())
             .unwrap_or_default(),
-        injections: summary.get("injections").and_then(Value::as_u64).unwrap_or(0),
+        injections: summary
+            .get("injections")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
         run_time: Duration::from_millis((seconds * 1000.0).round() as u64),
-        virtual_time: record.get("virtual_time").and_then(Value::as_bool).unwrap_or(false),
+        virtual_time: record
+            .get("virtual_time")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         wall,
-        seed: f.seed.or_else(|| record.get("seed").and_then(Value::as_u64)).unwrap_or(0),
+        seed: f
+            .seed
+            .or_else(|| record.get("seed").and_then(Value::as_u64))
+            .unwrap_or(0),
         journal: None,
     })
 }
@@ -495,7 +586,8 @@ struct SseParser {
 
 impl SseParser {
     fn push(&mut self, chunk: &[u8]) -> Vec<SseEvent> {
-        self.buf.push_str(&String::from_utf8_lossy(chunk).replace('\r', ""));
+        self.buf
+            .push_str(&String::from_utf8_lossy(chunk).replace('\r', ""));
         let mut events = Vec::new();
         while let Some(end) = self.buf.find("\n\n") {
             let block: String = self.buf.drain(..end + 2).collect();
@@ -543,8 +635,14 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                SseEvent { kind: "entry".into(), data: "{\"a\":1}".into() },
-                SseEvent { kind: "end".into(), data: "x".into() },
+                SseEvent {
+                    kind: "entry".into(),
+                    data: "{\"a\":1}".into()
+                },
+                SseEvent {
+                    kind: "end".into(),
+                    data: "x".into()
+                },
             ]
         );
     }
@@ -556,7 +654,15 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("util")).unwrap();
         std::fs::write(dir.path().join("util/init.lua"), "return require 'helpers'").unwrap();
         std::fs::write(lib.path().join("helpers.lua"), "return {}").unwrap();
-        let m = bundle_modules("local u = require 'util'\nrequire 'report'", dir.path(), &[lib.path().to_path_buf()]).unwrap();
-        assert_eq!(m.keys().collect::<Vec<_>>(), vec!["helpers.lua", "util/init.lua"]);
+        let m = bundle_modules(
+            "local u = require 'util'\nrequire 'report'",
+            dir.path(),
+            &[lib.path().to_path_buf()],
+        )
+        .unwrap();
+        assert_eq!(
+            m.keys().collect::<Vec<_>>(),
+            vec!["helpers.lua", "util/init.lua"]
+        );
     }
 }

@@ -45,7 +45,10 @@ pub fn run(args: RunsArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -113,10 +116,17 @@ async fn show(controller: &Controller, id: &str) -> ExitCode {
 async fn list(controller: &Controller, json: bool) -> Result<(), String> {
     let body = controller.call(Method::GET, "/api/v1/runs", None).await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&body).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&body).unwrap_or_default()
+        );
         return Ok(());
     }
-    let runs = body.get("runs").and_then(Value::as_array).cloned().unwrap_or_default();
+    let runs = body
+        .get("runs")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     if runs.is_empty() {
         println!("no runs");
         return Ok(());
@@ -140,13 +150,25 @@ async fn list(controller: &Controller, json: bool) -> Result<(), String> {
         .collect();
     let header = ["ID", "STATUS", "SUBMITTED", "BY", "SCRIPT"];
     let widths: Vec<usize> = (0..5)
-        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0).max(header[i].len()))
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].len())
+                .max()
+                .unwrap_or(0)
+                .max(header[i].len())
+        })
         .collect();
     let line = |cells: [&str; 5]| {
         cells
             .iter()
             .enumerate()
-            .map(|(i, c)| if i == 4 { c.to_string() } else { format!("{c:w$}", w = widths[i]) })
+            .map(|(i, c)| {
+                if i == 4 {
+                    c.to_string()
+                } else {
+                    format!("{c:w$}", w = widths[i])
+                }
+            })
             .collect::<Vec<_>>()
             .join("  ")
     };

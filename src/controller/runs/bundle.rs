@@ -107,7 +107,10 @@ impl RunRequest {
             )));
         }
         if self.args.len() > MAX_ARGS {
-            return bad(format!("{} args; at most {MAX_ARGS} are allowed", self.args.len()));
+            return bad(format!(
+                "{} args; at most {MAX_ARGS} are allowed",
+                self.args.len()
+            ));
         }
         for (k, _) in &self.args {
             crate::session::check_arg_name(k)

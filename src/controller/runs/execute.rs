@@ -44,12 +44,18 @@ pub(crate) fn start(
                     Ok(rt) => local.block_on(&rt, drive(&m, &r, req)),
                     Err(e) => fail(&m, &r, e),
                 },
-                RunBackend::Shared { .. } => m.runtime.block_on(local.run_until(drive(&m, &r, req))),
+                RunBackend::Shared { .. } => {
+                    m.runtime.block_on(local.run_until(drive(&m, &r, req)))
+                }
             }
             m.remove_bundle(&r.id);
         });
     if let Err(e) = spawned {
-        fail(&manager, &run, format!("cannot start the run's thread: {e}"));
+        fail(
+            &manager,
+            &run,
+            format!("cannot start the run's thread: {e}"),
+        );
         manager.remove_bundle(&run.id);
     }
 }

@@ -175,7 +175,9 @@ impl RunManager {
                     }
                 ));
                 record.status = RunStatus::Interrupted;
-                let _ = manager.saver.send(serde_json::to_value(&record).unwrap_or_default());
+                let _ = manager
+                    .saver
+                    .send(serde_json::to_value(&record).unwrap_or_default());
             }
             loaded.push(record);
         }
@@ -364,7 +366,10 @@ impl RunManager {
 
     /// Forgets the oldest ended runs beyond `retain`.
     fn prune(&self, runs: &mut Vec<Arc<Run>>) {
-        let ended = runs.iter().filter(|r| r.lock().status.is_terminal()).count();
+        let ended = runs
+            .iter()
+            .filter(|r| r.lock().status.is_terminal())
+            .count();
         let mut excess = ended.saturating_sub(self.config.retain);
         runs.retain(|r| {
             if excess > 0 && r.lock().status.is_terminal() {
@@ -395,5 +400,8 @@ pub(crate) fn now() -> String {
 
 /// A run id: `run-` and 12 random hex digits.
 fn new_id() -> String {
-    format!("run-{:012x}", crate::session::random_seed() & 0xffff_ffff_ffff)
+    format!(
+        "run-{:012x}",
+        crate::session::random_seed() & 0xffff_ffff_ffff
+    )
 }

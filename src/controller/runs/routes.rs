@@ -167,7 +167,11 @@ fn stream(run: Arc<Run>, from: usize) -> impl Stream<Item = Result<Event, Infall
                     )
                 } else if record.status.is_terminal() {
                     c.done = true;
-                    Some(Event::default().event("end").data(record.brief().to_string()))
+                    Some(
+                        Event::default()
+                            .event("end")
+                            .data(record.brief().to_string()),
+                    )
                 } else {
                     None
                 }
