@@ -10,7 +10,7 @@ use gpu_fault_injector::backend::sim::values::NvsConfig;
 use gpu_fault_injector::clock::RunClock;
 use gpu_fault_injector::controller::caller::{Caller, Scope};
 use gpu_fault_injector::controller::runs::{
-    BundleLimits, RunBackend, RunManager, RunManagerConfig, routes,
+    BundleLimits, MemoryRecords, RunBackend, RunManager, RunManagerConfig, RunRecords, routes,
 };
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -656,4 +656,111 @@ fn a_dropped_event_stream_is_picked_up_where_it_broke() {
     assert_eq!(seen.len(), 2, "{seen:?}");
     assert!(seen[0].contains("?from=0 "), "{seen:?}");
     assert!(seen[1].contains("?from=3 "), "{seen:?}");
+}
+
+/// Records in memory that say when a save lands (the manager saves in the background).
+#[derive(Default)]
+struct WatchedRecords {
+    inner: MemoryRecords,
+    saves: tokio::sync::watch::Sender<u64>,
+}
+
+#[async_trait::async_trait]
+impl RunRecords for WatchedRecords {
+    async fn save(&self, record: &Value) -> Result<(), String> {
+        self.inner.save(record).await?;
+        self.saves.send_modify(|n| *n += 1);
+        Ok(())
+    }
+
+    async fn load(&self) -> Result<Vec<Value>, String> {
+        self.inner.load().await
+    }
+}
+
+impl WatchedRecords {
+    /// Waits until the stored record of `id` satisfies `pred`.
+    fn wait_for(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        id: &str,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) {
+        let mut saves = self.saves.subscribe();
+        rt.block_on(common::within(what, async {
+            loop {
+                saves.borrow_and_update();
+                let stored = self.inner.load().await.unwrap();
+                if stored.iter().any(|r| r["id"] == id && pred(r)) {
+                    return;
+                }
+                saves.changed().await.unwrap();
+            }
+        }));
+    }
+}
+
+#[test]
+fn a_restarted_controller_marks_the_run_it_was_running_interrupted_and_keeps_ended_ones() {
+    let records = Arc::new(WatchedRecords::default());
+    let store = records.clone();
+    let first = Server::start(move |c| c.records = store, Backend::SharedRealTime);
+    let submit = |server: &Server, source: &str| {
+        let body = json!({"script": "restart.lua", "source": source}).to_string();
+        let resp = server.post("/api/v1/runs", &body);
+        assert_eq!(resp.status, 201, "{}", resp.text());
+        resp.json()["id"].as_str().unwrap().to_string()
+    };
+    let done = submit(&first, "print('done')");
+    assert_eq!(first.ended(&done)["status"], "finished");
+    let busy = submit(
+        &first,
+        "assert(inject_xid('gpu-node-003', 0, 79))\n\
+         print('waiting for a cordon that never comes')\n\
+         sleep('1h')",
+    );
+    first.wait_for_entry(&busy, "the busy run's wait", is_waiting);
+    records.wait_for(&first.rt, &busy, "the busy run's injection saved", |r| {
+        r["journal"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "inject")
+    });
+    records.wait_for(&first.rt, &done, "the ended run saved", |r| {
+        r["status"] == "finished"
+    });
+
+    // A second controller on the same records, as after a restart.
+    let store = records.clone();
+    let second = Server::start(move |c| c.records = store, Backend::SharedRealTime);
+    let record = second.get(&format!("/api/v1/runs/{busy}")).json();
+    assert_eq!(record["status"], "interrupted", "{record}");
+    let error = record["error"].as_str().unwrap();
+    assert!(error.contains("while the run was running"), "{error}");
+    assert!(
+        error.contains("left these nodes cordoned (heal them): gpu-node-003"),
+        "{error}"
+    );
+    let kept = second.get(&format!("/api/v1/runs/{done}")).json();
+    assert_eq!(kept["status"], "finished");
+    assert_eq!(kept["journal"][1]["message"], "done");
+    records.wait_for(&second.rt, &busy, "the interrupted status saved", |r| {
+        r["status"] == "interrupted"
+    });
+    // The stream of an interrupted run ends.
+    assert_eq!(
+        second.events(&busy, &[]).last().unwrap().2["status"],
+        "interrupted"
+    );
+
+    // The first controller is still running it: stop it there, cleanly.
+    assert_eq!(
+        first
+            .post(&format!("/api/v1/runs/{busy}/cancel"), "")
+            .status,
+        202
+    );
+    assert_eq!(first.ended(&busy)["status"], "cancelled");
 }

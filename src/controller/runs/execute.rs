@@ -68,7 +68,7 @@ fn fail(manager: &RunManager, run: &Run, error: String) {
     });
 }
 
-async fn drive(manager: &RunManager, run: &Arc<Run>, req: RunRequest) {
+async fn drive(manager: &Arc<RunManager>, run: &Arc<Run>, req: RunRequest) {
     let (limits, cancelled_by) = {
         let r = run.lock();
         (r.limits, r.cancelled_by.clone())
@@ -97,8 +97,8 @@ async fn drive(manager: &RunManager, run: &Arc<Run>, req: RunRequest) {
         },
     };
     let sink: Sink = {
-        let run = run.clone();
-        Arc::new(move |e: &Entry| run.push(e))
+        let (manager, run) = (manager.clone(), run.clone());
+        Arc::new(move |e: &Entry| manager.record_entry(&run, e))
     };
     let line_style = req
         .line_style

@@ -7,8 +7,9 @@ use super::record::{RunLimits, RunRecord, RunStatus};
 use super::store::{MemoryRecords, RunRecords};
 use crate::backend::SharedBackend;
 use crate::backend::spec::BackendArgs;
-use crate::journal::Entry;
+use crate::journal::{Entry, EntryKind};
 use serde_json::Value;
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -81,6 +82,8 @@ pub(crate) struct Run {
     pub(crate) cancel: watch::Sender<Option<String>>,
     /// Makes busy Lua code give control back, so a cancel also stops a script computing.
     pub(crate) interrupt: Arc<AtomicBool>,
+    /// Nodes the saved record names already (see [`RunManager::record_entry`]).
+    nodes_saved: Mutex<BTreeSet<String>>,
 }
 
 impl Run {
@@ -88,7 +91,7 @@ impl Run {
         self.record.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn push(&self, entry: &Entry) {
+    fn push(&self, entry: &Entry) {
         self.lock().journal.push(entry.clone());
         self.changed.send_modify(|n| *n += 1);
     }
@@ -359,6 +362,23 @@ impl RunManager {
         self.save(run);
     }
 
+    /// Adds a journal entry to the run and wakes its streams. The record is saved again when
+    /// the run acts on a node it had not acted on before, so a controller that dies mid-run
+    /// leaves a record that names every node the run may have left cordoned.
+    pub(crate) fn record_entry(&self, run: &Run, entry: &Entry) {
+        run.push(entry);
+        if entry.kind != EntryKind::Observe
+            && let Some(node) = &entry.node
+            && run
+                .nodes_saved
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(node.clone())
+        {
+            self.save(run);
+        }
+    }
+
     fn save(&self, run: &Run) {
         let value = serde_json::to_value(&*run.lock()).unwrap_or_default();
         let _ = self.saver.send(value);
@@ -390,6 +410,7 @@ fn new_run(record: RunRecord) -> Run {
         changed: watch::Sender::new(0),
         cancel: watch::Sender::new(cancelled),
         interrupt: Arc::new(AtomicBool::new(false)),
+        nodes_saved: Mutex::new(BTreeSet::new()),
     }
 }
 
