@@ -65,6 +65,9 @@ pub struct SessionOptions {
     pub limits: Limits,
     /// Where `require` looks first.
     pub script_dir: Option<PathBuf>,
+    /// How errors name `script_dir` when it is not where the user keeps the script (a remote
+    /// run's bundle).
+    pub script_dir_shown: Option<PathBuf>,
     pub lib_paths: Vec<PathBuf>,
     pub line_style: LineStyle,
     /// See every journal entry as it is recorded (the progress display).
@@ -84,6 +87,7 @@ impl SessionOptions {
             args: Vec::new(),
             limits: Limits::default(),
             script_dir: None,
+            script_dir_shown: None,
             lib_paths: Vec::new(),
             line_style: LineStyle::Driver,
             sinks: Vec::new(),
@@ -211,6 +215,7 @@ impl Session {
                 run_id,
                 limits: opts.limits,
                 script_dir: opts.script_dir,
+                script_dir_shown: opts.script_dir_shown,
                 lib_paths: opts.lib_paths,
                 args: opts.args,
                 line_style: opts.line_style,

@@ -192,7 +192,7 @@ fn a_remote_run_shows_what_the_same_local_run_shows_with_its_exit_status() {
     let server = Server::start(|_| {}, Backend::SimPerRun);
     let dir = tempfile::tempdir().unwrap();
     let token = token_file(dir.path());
-    for (outcome, code) in [("pass", 0), ("check", 3), ("raise", 1)] {
+    for (outcome, code) in [("pass", 0), ("check", 3), ("raise", 1), ("module", 1)] {
         let arg = format!("outcome={outcome}");
         let plan = [
             "run",
@@ -231,13 +231,14 @@ fn a_remote_run_shows_what_the_same_local_run_shows_with_its_exit_status() {
     }
     let runs = server.get("/api/v1/runs").json();
     let runs = runs["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 3);
+    assert_eq!(runs.len(), 4);
     // Newest first.
     assert_eq!(runs[0]["status"], "failed");
-    assert_eq!(runs[1]["status"], "finished");
+    assert_eq!(runs[1]["status"], "failed");
     assert_eq!(runs[2]["status"], "finished");
+    assert_eq!(runs[3]["status"], "finished");
     assert!(runs.iter().all(|r| r["started_by"] == CALLER), "{runs:?}");
-    let id = runs[1]["id"].as_str().unwrap();
+    let id = runs[2]["id"].as_str().unwrap();
     let record = server.get(&format!("/api/v1/runs/{id}")).json();
     assert_eq!(record["summary"]["checks"]["failed"], 1);
     assert_eq!(record["journal"][0]["kind"], "run.start");

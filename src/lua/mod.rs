@@ -31,6 +31,9 @@ pub struct HostOptions {
     pub limits: Limits,
     /// Where `require` looks first (the script's directory).
     pub script_dir: Option<PathBuf>,
+    /// How chunk names and errors show `script_dir` when the modules are read from elsewhere
+    /// (a remote run's bundle: as the client's directory).
+    pub script_dir_shown: Option<PathBuf>,
     pub lib_paths: Vec<PathBuf>,
     /// `--arg k=v`, in order.
     pub args: Vec<(String, String)>,
@@ -45,6 +48,7 @@ impl Default for HostOptions {
             run_id: "r1".into(),
             limits: Limits::default(),
             script_dir: None,
+            script_dir_shown: None,
             lib_paths: Vec::new(),
             args: Vec::new(),
             line_style: LineStyle::Driver,
@@ -118,7 +122,12 @@ impl Host {
         });
         lua.set_app_data(ctx.clone());
         let setup = || -> mlua::Result<()> {
-            modules::install(&lua, opts.script_dir.clone(), opts.lib_paths.clone())?;
+            modules::install(
+                &lua,
+                opts.script_dir.clone(),
+                opts.script_dir_shown.clone(),
+                opts.lib_paths.clone(),
+            )?;
             let math: Table = lua.globals().get("math")?;
             let randomseed: Function = math.get("randomseed")?;
             randomseed.call::<()>(opts.seed as i64)?;

@@ -1,6 +1,7 @@
 -- A plan for the remote-run tests (tests/controller_runs.rs): a local module that requires
 -- another, args, an injection, a wait, checks and a cleanup. `--arg outcome=check` makes a
--- check fail (exit 3), `--arg outcome=raise` makes the script fail (exit 1).
+-- check fail (exit 3), `--arg outcome=raise` makes the script fail (exit 1), and
+-- `--arg outcome=module` makes it fail inside a module (the traceback names the module).
 local steps = require "lib.steps"
 local check = require "check"
 
@@ -14,4 +15,6 @@ if outcome == "check" then
   check.that("a check asked to fail", false, "outcome=check")
 elseif outcome == "raise" then
   error("asked to fail (outcome=raise)")
+elseif outcome == "module" then
+  steps.fail("asked to fail in a module (outcome=module)")
 end

@@ -9,6 +9,7 @@ use super::record::RunStatus;
 use crate::journal::{Entry, Sink};
 use crate::lua::sandbox::Limits;
 use crate::session::{self, BackendSource, Outcome, Session, SessionOptions};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::sync::{OwnedSemaphorePermit, watch};
@@ -117,6 +118,11 @@ async fn drive(manager: &Arc<RunManager>, run: &Arc<Run>, req: RunRequest) {
             interrupt: Some(run.interrupt.clone()),
         },
         script_dir: Some(manager.bundle_dir(&run.id)),
+        // Module errors name the files as the client has them, as a local run would.
+        script_dir_shown: Some(match Path::new(&req.script).parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        }),
         line_style,
         sinks: vec![sink],
         ..SessionOptions::new(backend)

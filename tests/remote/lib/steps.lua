@@ -12,4 +12,6 @@ function M.inject_and_wait(n, xid)
   return r
 end
 
+function M.fail(why) error(why) end
+
 return M
