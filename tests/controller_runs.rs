@@ -765,3 +765,37 @@ fn a_restarted_controller_marks_the_run_it_was_running_interrupted_and_keeps_end
     );
     assert_eq!(first.ended(&busy)["status"], "cancelled");
 }
+
+#[test]
+fn a_cancel_during_the_cleanups_is_refused_and_a_slow_cleanup_is_abandoned_at_the_timeout() {
+    let server = Server::start(
+        |c| c.cleanup_timeout = std::time::Duration::from_secs(1),
+        Backend::SharedRealTime,
+    );
+    let source = "cleanup(function() print('cleaning up') sleep('1h') end, 'slow cleanup')\n\
+                  print('waiting for a cordon that never comes')\n\
+                  sleep('1h')";
+    let resp = server.post(
+        "/api/v1/runs",
+        &json!({"script": "slow.lua", "source": source}).to_string(),
+    );
+    let id = resp.json()["id"].as_str().unwrap().to_string();
+    server.wait_for_entry(&id, "the run's wait", is_waiting);
+    let cancel = format!("/api/v1/runs/{id}/cancel");
+    assert_eq!(server.post(&cancel, "").status, 202);
+    server.wait_for_entry(&id, "the cleanup", |e| e["message"] == "cleaning up");
+    let again = server.post(&cancel, "");
+    assert_eq!(again.status, 409, "{}", again.text());
+    assert!(
+        again.detail().contains("its cleanups are running"),
+        "{}",
+        again.detail()
+    );
+    let record = server.ended(&id);
+    assert_eq!(record["status"], "cancelled");
+    assert_eq!(record["cancelled_by"], CALLER);
+    assert_eq!(
+        record["summary"]["cleanup_errors"],
+        json!(["cleanups abandoned after 1s (the controller's cleanup timeout)"])
+    );
+}

@@ -136,8 +136,12 @@ async fn drive(manager: &Arc<RunManager>, run: &Arc<Run>, req: RunRequest) {
         o = session.run_source(&req.source, &req.script) => o,
         who = cancelled(&mut cancel) => Outcome::Cancelled(who),
     };
-    // The cleanups are Lua code too: they must not be interrupted.
-    run.interrupt.store(false, Ordering::SeqCst);
+    // The cleanups are Lua code too: they must not be interrupted, by this cancel or a later one.
+    {
+        let mut over = run.script_over.lock().unwrap_or_else(|e| e.into_inner());
+        *over = true;
+        run.interrupt.store(false, Ordering::SeqCst);
+    }
     let timeout = manager.config.cleanup_timeout;
     let abandon = async move {
         tokio::time::sleep(timeout).await;

@@ -82,6 +82,9 @@ pub(crate) struct Run {
     pub(crate) cancel: watch::Sender<Option<String>>,
     /// Makes busy Lua code give control back, so a cancel also stops a script computing.
     pub(crate) interrupt: Arc<AtomicBool>,
+    /// The script's part is over (its cleanups may be running): a cancel no longer
+    /// interrupts anything.
+    pub(crate) script_over: Mutex<bool>,
     /// Nodes the saved record names already (see [`RunManager::record_entry`]).
     nodes_saved: Mutex<BTreeSet<String>>,
 }
@@ -323,19 +326,26 @@ impl RunManager {
                     r.status.as_str()
                 )));
             }
-            if r.cancelled_by.is_none() {
-                r.cancelled_by = Some(by.to_string());
+            let script_over = run.script_over.lock().unwrap_or_else(|e| e.into_inner());
+            if *script_over {
+                return Err(CancelError::Over(match &r.cancelled_by {
+                    Some(who) => {
+                        format!("run {id} was cancelled by {who}; its cleanups are running")
+                    }
+                    None => format!(
+                        "run {id} has finished its script; its cleanups are running and end on their own"
+                    ),
+                }));
             }
+            if r.cancelled_by.is_some() {
+                // Already on its way out.
+                return Ok(r.clone());
+            }
+            r.cancelled_by = Some(by.to_string());
+            // Under both locks, so the run cannot be between its script and its cleanups.
+            run.interrupt.store(true, Ordering::SeqCst);
+            run.cancel.send_replace(Some(by.to_string()));
         }
-        run.cancel.send_if_modified(|who| {
-            if who.is_none() {
-                *who = Some(by.to_string());
-                true
-            } else {
-                false
-            }
-        });
-        run.interrupt.store(true, Ordering::SeqCst);
         run.changed.send_modify(|n| *n += 1);
         self.save(&run);
         let record = run.lock().clone();
@@ -411,6 +421,7 @@ fn new_run(record: RunRecord) -> Run {
         cancel: watch::Sender::new(cancelled),
         interrupt: Arc::new(AtomicBool::new(false)),
         nodes_saved: Mutex::new(BTreeSet::new()),
+        script_over: Mutex::new(false),
     }
 }
 
