@@ -346,6 +346,11 @@ fn bad_bundles_are_refused_with_what_would_be_right() {
     // Nothing was accepted.
     assert_eq!(server.get("/api/v1/runs").json()["runs"], json!([]));
     assert_eq!(server.post("/api/v1/runs/run-nope/cancel", "").status, 404);
+    let url = server.url();
+    let shown = gfi(&["runs", "run-nope", "--remote", &url]);
+    assert_eq!(shown.status.code(), Some(1));
+    let err = steady(&shown.stderr);
+    assert!(err.contains("404") && err.contains("no run with id 'run-nope'"), "{err}");
 }
 
 #[test]

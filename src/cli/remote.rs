@@ -183,24 +183,32 @@ impl Controller {
         }
     }
 
-    async fn events(&self, id: &str, from: u64) -> Result<Response<Incoming>, String> {
+    /// The event stream from event `from`; an error says whether trying again may help (the
+    /// network, the controller's own failure) or not (the controller refused: 4xx).
+    async fn events(&self, id: &str, from: u64) -> Result<Response<Incoming>, (bool, String)> {
         let mut headers = vec![("accept", "text/event-stream".to_string())];
         if from > 0 {
             headers.push(("last-event-id", (from - 1).to_string()));
         }
         let path = format!("/api/v1/runs/{id}/events?from={from}");
-        let resp = self.send(Method::GET, &path, None, &headers).await?;
+        let resp = self
+            .send(Method::GET, &path, None, &headers)
+            .await
+            .map_err(|e| (true, e))?;
         if resp.status() != StatusCode::OK {
             let status = resp.status();
-            let body = resp
-                .into_body()
-                .collect()
+            let body = tokio::time::timeout(REQUEST_TIMEOUT, resp.into_body().collect())
                 .await
+                .ok()
+                .and_then(Result::ok)
                 .map(|b| b.to_bytes())
                 .unwrap_or_default();
-            return Err(format!(
-                "the controller refused GET {path} ({status}): {}",
-                String::from_utf8_lossy(&body)
+            return Err((
+                !status.is_client_error(),
+                format!(
+                    "the controller refused GET {path} ({status}): {}",
+                    String::from_utf8_lossy(&body)
+                ),
             ));
         }
         Ok(resp)
@@ -404,13 +412,13 @@ pub(crate) async fn follow(
     loop {
         let resp = match controller.events(id, next).await {
             Ok(r) => r,
-            Err(e) if failures < RECONNECTS => {
+            Err((true, e)) if failures < RECONNECTS => {
                 failures += 1;
                 tracing::debug!("reconnecting the event stream: {e}");
                 tokio::time::sleep(Duration::from_millis(250 << failures.min(5))).await;
                 continue;
             }
-            Err(e) => return Err(e),
+            Err((_, e)) => return Err(e),
         };
         let mut body = resp.into_body();
         let mut parser = SseParser::default();
