@@ -1,7 +1,16 @@
 //! Remote runs end to end: the runs API (`controller::runs::routes`) served over a real socket
 //! in this process, and the real `gfi` binary as its client (`gfi run --remote`, `gfi runs`).
 
+#[allow(dead_code)]
+#[path = "kube_e2e/cluster.rs"]
+mod cluster;
 mod common;
+#[allow(dead_code)]
+#[path = "kube_double/mod.rs"]
+mod kube_double;
+#[allow(dead_code)]
+#[path = "kube_e2e/reactor.rs"]
+mod reactor;
 
 use common::{Reaper, Resp};
 use gpu_fault_injector::backend::sim::SimBackend;
@@ -53,6 +62,27 @@ impl Server {
                     RunBackend::Shared {
                         backend: Arc::new(sim),
                         description: "sim (shared, real time)".into(),
+                    }
+                }
+                Backend::Kube(flags) => {
+                    #[derive(clap::Parser)]
+                    struct Flags {
+                        #[command(flatten)]
+                        backend: gpu_fault_injector::backend::spec::BackendArgs,
+                    }
+                    let flags = <Flags as clap::Parser>::try_parse_from(
+                        std::iter::once("gfi".to_string()).chain(flags),
+                    )
+                    .unwrap();
+                    let built = gpu_fault_injector::backend::spec::build_backend(
+                        &flags.backend,
+                        1,
+                        RunClock::start(false),
+                    )
+                    .unwrap();
+                    RunBackend::Shared {
+                        backend: built.backend,
+                        description: built.description,
                     }
                 }
             };
@@ -111,6 +141,9 @@ impl Server {
 enum Backend {
     SimPerRun,
     SharedRealTime,
+    /// The kube backend on these flags, built once and shared by every run (as the
+    /// controller's).
+    Kube(Vec<String>),
 }
 
 /// What the controller's auth layer does (h-ctl's, not under test here): a request with the
@@ -350,7 +383,10 @@ fn bad_bundles_are_refused_with_what_would_be_right() {
     let shown = gfi(&["runs", "run-nope", "--remote", &url]);
     assert_eq!(shown.status.code(), Some(1));
     let err = steady(&shown.stderr);
-    assert!(err.contains("404") && err.contains("no run with id 'run-nope'"), "{err}");
+    assert!(
+        err.contains("404") && err.contains("no run with id 'run-nope'"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -803,4 +839,60 @@ fn a_cancel_during_the_cleanups_is_refused_and_a_slow_cleanup_is_abandoned_at_th
         record["summary"]["cleanup_errors"],
         json!(["cleanups abandoned after 1s (the controller's cleanup timeout)"])
     );
+}
+
+#[test]
+fn runs_share_the_controllers_kube_backend_whose_watches_outlive_each_run() {
+    // The cluster (API server double, agents, the reactor playing NVSentinel) on a runtime of
+    // its own, as a real cluster is outside the controller.
+    let cluster_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let c = cluster_rt.block_on(cluster::Cluster::start(2));
+    let flags = vec![
+        "--backend".to_string(),
+        "kube".into(),
+        "--kubeconfig".into(),
+        c.kubeconfig().display().to_string(),
+        "--agent-port".into(),
+        c.port.to_string(),
+        "--agent-access".into(),
+        "direct".into(),
+    ];
+    let server = Server::start(|_| {}, Backend::Kube(flags));
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(dir.path());
+    let url = server.url();
+    // The second run waits on the watches the first one started: they must have outlived it.
+    for node in ["gpu-node-001", "gpu-node-002"] {
+        let arg = format!("node={node}");
+        let o = gfi(&[
+            "run",
+            "examples/02_xid79_recovery.lua",
+            "--arg",
+            &arg,
+            "--color",
+            "never",
+            "--remote",
+            &url,
+            "--token-file",
+            &token,
+        ]);
+        let out = format!("{}{}", steady(&o.stdout), steady(&o.stderr));
+        assert_eq!(o.status.code(), Some(0), "{node}: {out}");
+        assert!(
+            out.contains("✓ check recovered within 15 minutes"),
+            "{node}: {out}"
+        );
+        assert!(
+            out.contains(&format!("inject {node} XID 79")),
+            "{node}: {out}"
+        );
+    }
+    let kmsg = c.kmsg(1);
+    assert!(kmsg.contains("): 79, "), "{kmsg}");
+    drop(server);
+    drop(c);
 }
