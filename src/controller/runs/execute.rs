@@ -39,15 +39,28 @@ pub(crate) fn start(
         .name(format!("gfi-{}", run.id))
         .spawn(move || {
             let _slot = slot;
-            let local = tokio::task::LocalSet::new();
-            match &m.config.backend {
-                RunBackend::SimPerRun(_) => match session::runtime(true) {
-                    Ok(rt) => local.block_on(&rt, drive(&m, &r, req)),
-                    Err(e) => fail(&m, &r, e),
-                },
-                RunBackend::Shared { .. } => {
-                    m.runtime.block_on(local.run_until(drive(&m, &r, req)))
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let local = tokio::task::LocalSet::new();
+                match &m.config.backend {
+                    RunBackend::SimPerRun(_) => match session::runtime(true) {
+                        Ok(rt) => local.block_on(&rt, drive(&m, &r, req)),
+                        Err(e) => fail(&m, &r, e),
+                    },
+                    RunBackend::Shared { .. } => {
+                        m.runtime.block_on(local.run_until(drive(&m, &r, req)))
+                    }
                 }
+            }));
+            // A bug must not leave the run "running" for ever, its followers waiting.
+            if let Err(panic) = ran
+                && !r.lock().status.is_terminal()
+            {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                fail(&m, &r, format!("the run crashed (a bug in gfi): {what}"));
             }
             m.remove_bundle(&r.id);
         });
