@@ -896,3 +896,37 @@ fn runs_share_the_controllers_kube_backend_whose_watches_outlive_each_run() {
     drop(server);
     drop(c);
 }
+
+#[test]
+fn what_cannot_run_remotely_is_refused_before_anything_is_sent() {
+    // Nothing listens there: each refusal comes before a connection.
+    let url = "http://127.0.0.1:9";
+    for (extra, says) in [
+        (
+            vec!["--remote", url, "--allow-unsafe"],
+            "--allow-unsafe is not allowed with --remote",
+        ),
+        (
+            vec!["--remote", url, "--journal", "j.json"],
+            "--journal is not available with --remote",
+        ),
+        (
+            vec!["--remote", url, "--sim-nodes", "3"],
+            "do not apply with --remote",
+        ),
+        (
+            vec!["--remote", "https://controller:8080"],
+            "plain HTTP only",
+        ),
+        (vec!["--remote", "controller:8080"], "needs http://"),
+    ] {
+        let mut args = vec!["run", "tests/remote/plan.lua"];
+        args.extend(extra.iter());
+        let o = gfi(&args);
+        let err = steady(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(err.contains(says), "{extra:?}: {err}");
+    }
+    let o = gfi(&["run", "tests/remote/plan.lua", "--detach"]);
+    assert_eq!(o.status.code(), Some(2), "--detach needs --remote");
+}
