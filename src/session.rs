@@ -67,6 +67,9 @@ pub struct SessionOptions {
     pub limits: Limits,
     /// Where `require` looks first.
     pub script_dir: Option<PathBuf>,
+    /// How errors name `script_dir` when it is not where the user keeps the script (a remote
+    /// run's bundle).
+    pub script_dir_shown: Option<PathBuf>,
     pub lib_paths: Vec<PathBuf>,
     pub line_style: LineStyle,
     /// See every journal entry as it is recorded (the progress display).
@@ -87,6 +90,7 @@ impl SessionOptions {
             args: Vec::new(),
             limits: Limits::default(),
             script_dir: None,
+            script_dir_shown: None,
             lib_paths: Vec::new(),
             line_style: LineStyle::Driver,
             sinks: Vec::new(),
@@ -229,6 +233,7 @@ impl Session {
                 run_id,
                 limits: opts.limits,
                 script_dir: opts.script_dir,
+                script_dir_shown: opts.script_dir_shown,
                 lib_paths: opts.lib_paths,
                 args: opts.args,
                 line_style: opts.line_style,
@@ -285,6 +290,15 @@ impl Session {
     /// Runs a script file (its chunk receives the `args` table as `...`).
     pub async fn run_file(&self, path: &Path) -> Outcome {
         match self.host.run_file(path).await {
+            Ok(_) => Outcome::Finished,
+            Err(e) => Outcome::Failed(crate::lua::describe_error(&e)),
+        }
+    }
+
+    /// Runs a script's source under the name the journal and errors show (a remote run's
+    /// bundle arrives as text).
+    pub async fn run_source(&self, source: &str, name: &str) -> Outcome {
+        match self.host.run_source(source, name).await {
             Ok(_) => Outcome::Finished,
             Err(e) => Outcome::Failed(crate::lua::describe_error(&e)),
         }
@@ -414,6 +428,21 @@ pub fn runtime(virtual_time: bool) -> Result<tokio::runtime::Runtime, String> {
         .start_paused(virtual_time)
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))
+}
+
+/// A script argument's name (`--arg NAME=value`, a remote run's `args`): what `args.NAME`
+/// and `param("NAME")` can read.
+pub fn check_arg_name(name: &str) -> Result<(), String> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(format!(
+            "argument name '{name}' must be letters, digits, '_' or '-'"
+        ));
+    }
+    Ok(())
 }
 
 /// A seed from the OS when none was given.

@@ -60,15 +60,7 @@ pub fn parse_kv(s: &str) -> Result<(String, String), String> {
     let (k, v) = s
         .split_once('=')
         .ok_or_else(|| format!("'{s}' is not key=value"))?;
-    if k.is_empty()
-        || !k
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
-        return Err(format!(
-            "argument name '{k}' must be letters, digits, '_' or '-'"
-        ));
-    }
+    crate::session::check_arg_name(k)?;
     Ok((k.to_string(), v.to_string()))
 }
 

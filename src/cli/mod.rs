@@ -4,9 +4,11 @@ pub(crate) mod agent;
 pub(crate) mod common;
 mod docs;
 pub(crate) mod progress;
+pub(crate) mod remote;
 pub(crate) mod repl;
 mod report;
 pub(crate) mod run;
+pub(crate) mod runs;
 mod xids;
 
 use clap::{Parser, Subcommand};
@@ -38,6 +40,8 @@ pub enum Command {
     Docs(docs::DocsArgs),
     /// Run the node agent: the HTTP API that writes XID lines into this node's kernel log.
     Agent(Box<agent::AgentArgs>),
+    /// The runs on a gfi controller: list them, show one (live while it runs), cancel one.
+    Runs(Box<runs::RunsArgs>),
 }
 
 pub fn main() -> ExitCode {
@@ -49,5 +53,6 @@ pub fn main() -> ExitCode {
         Command::Xids(args) => xids::run(args),
         Command::Docs(args) => docs::run(args),
         Command::Agent(args) => agent::run(*args),
+        Command::Runs(args) => runs::run(*args),
     }
 }

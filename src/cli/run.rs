@@ -59,9 +59,14 @@ pub struct RunArgs {
     /// Colour and status line: auto (when stdout is a terminal), always, never.
     #[arg(long, value_enum, default_value_t)]
     pub color: ColorChoice,
+    #[command(flatten)]
+    pub remote: super::remote::RemoteArgs,
 }
 
 pub fn run(args: RunArgs) -> ExitCode {
+    if args.remote.controller.remote.is_some() {
+        return super::remote::run(args);
+    }
     if !args.script.is_file() {
         eprintln!(
             "error: script {} not found (or not a file)",
@@ -91,26 +96,7 @@ pub fn run(args: RunArgs) -> ExitCode {
 
 async fn run_async(args: RunArgs, mut interrupts: Interrupts) -> ExitCode {
     let wall = std::time::Instant::now();
-    let tty = std::io::stdout().is_terminal();
-    let color = match args.color {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => tty && std::env::var_os("NO_COLOR").is_none(),
-    };
-    let verbosity = if args.quiet {
-        Verbosity::Quiet
-    } else if args.verbose {
-        Verbosity::Verbose
-    } else {
-        Verbosity::Normal
-    };
-    let progress = Progress::new(
-        verbosity,
-        Style {
-            color,
-            status_line: tty,
-        },
-    );
+    let progress = progress_for(&args);
     let script = args.script.display().to_string();
     let script_sha256 = match session::script_sha256(&args.script) {
         Ok(h) => h,
@@ -192,35 +178,100 @@ async fn run_async(args: RunArgs, mut interrupts: Interrupts) -> ExitCode {
         eprintln!("error: {e}");
     }
 
+    let checks = report.checks.clone();
+    conclude(&Ending {
+        error: match &report.outcome {
+            Outcome::Failed(msg) => Some(msg.clone()),
+            _ => None,
+        },
+        errors: report
+            .cleanup_errors
+            .iter()
+            .chain(report.task_errors.iter())
+            .cloned()
+            .collect(),
+        stopped: match report.outcome {
+            Outcome::Interrupted(Some(sig)) => Some(("interrupted", crate::signals::exit_for(sig))),
+            _ => None,
+        },
+        checks,
+        injections: report.injections,
+        run_time: report.run_time,
+        virtual_time,
+        wall: wall.elapsed(),
+        seed,
+        journal: args.journal.clone(),
+    })
+}
+
+/// The progress display `--quiet`, `--verbose` and `--color` ask for.
+pub(crate) fn progress_for(args: &RunArgs) -> std::sync::Arc<Progress> {
+    let tty = std::io::stdout().is_terminal();
+    let color = match args.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => tty && std::env::var_os("NO_COLOR").is_none(),
+    };
+    let verbosity = if args.quiet {
+        Verbosity::Quiet
+    } else if args.verbose {
+        Verbosity::Verbose
+    } else {
+        Verbosity::Normal
+    };
+    Progress::new(
+        verbosity,
+        Style {
+            color,
+            status_line: tty,
+        },
+    )
+}
+
+/// How a run ended, for its last lines (a local run's report, a remote run's record).
+pub(crate) struct Ending {
+    /// The script raised: its message.
+    pub error: Option<String>,
+    /// Cleanups and tasks that failed.
+    pub errors: Vec<String>,
+    /// Stopped before its end (a signal, a cancel): the verdict and the exit status.
+    pub stopped: Option<(&'static str, u8)>,
+    pub checks: crate::lua::Checks,
+    pub injections: u64,
+    pub run_time: std::time::Duration,
+    pub virtual_time: bool,
+    /// How long it took on this machine's clock.
+    pub wall: std::time::Duration,
+    pub seed: u64,
+    pub journal: Option<PathBuf>,
+}
+
+/// Prints a run's errors, verdict line and failed checks; returns its exit status.
+pub(crate) fn conclude(end: &Ending) -> ExitCode {
     let mut code = 0u8;
-    if let Outcome::Failed(msg) = &report.outcome {
+    if let Some(msg) = &end.error {
         eprintln!("\nerror: the script failed:\n{msg}");
         code = 1;
     }
-    for e in report
-        .cleanup_errors
-        .iter()
-        .chain(report.task_errors.iter())
-    {
+    for e in &end.errors {
         eprintln!("error: {e}");
         code = 1;
     }
-    let interrupted = matches!(report.outcome, Outcome::Interrupted(_));
-    if let Outcome::Interrupted(Some(sig)) = report.outcome {
-        code = crate::signals::exit_for(sig);
+    if let Some((_, stopped)) = end.stopped {
+        code = stopped;
     }
-    let checks = &report.checks;
+    let checks = &end.checks;
     if code == 0 && checks.failed > 0 {
         code = EXIT_CHECKS_FAILED;
     }
-    let time_note = if virtual_time {
+    let time_note = if end.virtual_time {
         format!(
             "{} simulated in {:.2}s",
-            crate::duration::format(report.run_time),
-            wall.elapsed().as_secs_f64()
+            crate::duration::format(end.run_time),
+            end.wall.as_secs_f64()
         )
     } else {
-        crate::duration::format(report.run_time)
+        crate::duration::format(end.run_time)
     };
     let checks_note = if checks.passed + checks.failed > 0 {
         format!(
@@ -230,15 +281,15 @@ async fn run_async(args: RunArgs, mut interrupts: Interrupts) -> ExitCode {
     } else {
         String::new()
     };
-    let journal_note = args
+    let journal_note = end
         .journal
         .as_ref()
         .map(|p| format!(", journal {}", p.display()))
         .unwrap_or_default();
-    let verdict = match code {
-        _ if interrupted => "interrupted",
-        0 => "finished",
-        EXIT_CHECKS_FAILED => "finished with failed checks",
+    let verdict = match (end.stopped, code) {
+        (Some((verdict, _)), _) => verdict,
+        (None, 0) => "finished",
+        (None, EXIT_CHECKS_FAILED) => "finished with failed checks",
         _ => "failed",
     };
     // One injection's stages are all on the lines above; the table is for several.
@@ -247,9 +298,10 @@ async fn run_async(args: RunArgs, mut interrupts: Interrupts) -> ExitCode {
         crate::report::text::summary(&run, run.injections.len() > 1)
     );
     println!(
-        "{verdict}: {time_note}, {} injection{}{checks_note}{journal_note} (seed {seed})",
-        report.injections,
-        if report.injections == 1 { "" } else { "s" },
+        "{verdict}: {time_note}, {} injection{}{checks_note}{journal_note} (seed {})",
+        end.injections,
+        if end.injections == 1 { "" } else { "s" },
+        end.seed,
     );
     ExitCode::from(code)
 }

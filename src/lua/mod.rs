@@ -18,7 +18,7 @@ use crate::xid::LineStyle;
 use api::tasks::TaskInner;
 use mlua::{Function, Lua, MultiValue, Table, Value};
 use sandbox::{InstructionCounter, Limits};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -31,6 +31,9 @@ pub struct HostOptions {
     pub limits: Limits,
     /// Where `require` looks first (the script's directory).
     pub script_dir: Option<PathBuf>,
+    /// How chunk names and errors show `script_dir` when the modules are read from elsewhere
+    /// (a remote run's bundle: as the client's directory).
+    pub script_dir_shown: Option<PathBuf>,
     pub lib_paths: Vec<PathBuf>,
     /// `--arg k=v`, in order.
     pub args: Vec<(String, String)>,
@@ -45,6 +48,7 @@ impl Default for HostOptions {
             run_id: "r1".into(),
             limits: Limits::default(),
             script_dir: None,
+            script_dir_shown: None,
             lib_paths: Vec::new(),
             args: Vec::new(),
             line_style: LineStyle::Driver,
@@ -53,7 +57,7 @@ impl Default for HostOptions {
 }
 
 /// Results of `check()` calls.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Checks {
     pub passed: u64,
     pub failed: u64,
@@ -118,7 +122,12 @@ impl Host {
         });
         lua.set_app_data(ctx.clone());
         let setup = || -> mlua::Result<()> {
-            modules::install(&lua, opts.script_dir.clone(), opts.lib_paths.clone())?;
+            modules::install(
+                &lua,
+                opts.script_dir.clone(),
+                opts.script_dir_shown.clone(),
+                opts.lib_paths.clone(),
+            )?;
             let math: Table = lua.globals().get("math")?;
             let randomseed: Function = math.get("randomseed")?;
             randomseed.call::<()>(opts.seed as i64)?;
@@ -159,10 +168,16 @@ impl Host {
     pub async fn run_file(&self, path: &Path) -> mlua::Result<MultiValue> {
         let source = std::fs::read_to_string(path)
             .map_err(|e| convert::err(format!("cannot read {}: {e}", path.display())))?;
+        self.run_source(&source, &path.display().to_string()).await
+    }
+
+    /// Runs a script's source as if read from a file named `name` (a remote run: its errors
+    /// name the file as the client knows it); its chunk receives the `args` table as `...`.
+    pub async fn run_source(&self, source: &str, name: &str) -> mlua::Result<MultiValue> {
         let args: Value = self.lua.globals().get("args")?;
         self.lua
             .load(source)
-            .set_name(format!("@{}", path.display()))
+            .set_name(format!("@{name}"))
             .call_async(args)
             .await
     }

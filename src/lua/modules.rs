@@ -43,16 +43,23 @@ fn valid_module_name(name: &str) -> bool {
 }
 
 /// Replaces `package.searchers` with: preload, then ours.
+/// `script_dir_shown` names `script_dir` in chunk names and messages where the modules are
+/// read from somewhere else than the user knows them (a remote run's bundle).
 pub fn install(
     lua: &Lua,
     script_dir: Option<PathBuf>,
+    script_dir_shown: Option<PathBuf>,
     lib_paths: Vec<PathBuf>,
 ) -> mlua::Result<()> {
     let package: Table = lua.globals().get("package")?;
     let searchers: Table = package.get("searchers")?;
     let preload: Function = searchers.get(1)?;
-    let mut dirs: Vec<PathBuf> = script_dir.into_iter().collect();
-    dirs.extend(lib_paths);
+    // Each directory with the name it is shown by.
+    let mut dirs: Vec<(PathBuf, PathBuf)> = script_dir
+        .map(|d| (d.clone(), script_dir_shown.unwrap_or(d)))
+        .into_iter()
+        .collect();
+    dirs.extend(lib_paths.into_iter().map(|d| (d.clone(), d)));
     let searcher = lua.create_function(move |lua, name: String| {
         if !valid_module_name(&name) {
             return Ok((
@@ -69,19 +76,21 @@ pub fn install(
         let mut tried = Vec::new();
         if !std_only {
             let rel = name.replace('.', "/");
-            for dir in &dirs {
-                for candidate in [dir.join(format!("{rel}.lua")), dir.join(&rel).join("init.lua")] {
+            for (dir, shown) in &dirs {
+                for file in [PathBuf::from(format!("{rel}.lua")), Path::new(&rel).join("init.lua")] {
+                    let candidate = dir.join(&file);
+                    let name = shown.join(&file).display().to_string();
                     if candidate.is_file() {
                         let text = std::fs::read_to_string(&candidate).map_err(|e| {
-                            mlua::Error::runtime(format!("cannot read module {}: {e}", candidate.display()))
+                            mlua::Error::runtime(format!("cannot read module {name}: {e}"))
                         })?;
                         let f = lua
                             .load(text)
-                            .set_name(format!("@{}", candidate.display()))
+                            .set_name(format!("@{name}"))
                             .into_function()?;
-                        return Ok((Value::Function(f), Value::String(lua.create_string(candidate.display().to_string())?)));
+                        return Ok((Value::Function(f), Value::String(lua.create_string(name)?)));
                     }
-                    tried.push(candidate.display().to_string());
+                    tried.push(name);
                 }
             }
         }
