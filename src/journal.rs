@@ -138,7 +138,7 @@ pub type Sink = Arc<dyn Fn(&Entry) + Send + Sync>;
 
 /// Facts about the run, enough to reproduce and audit it. Fields added later default when an
 /// older journal is read back (`gfi report`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Header {
     /// The gfi version that ran it.
     pub gfi: String,

@@ -6,6 +6,7 @@
 use super::progress::Progress;
 use super::run::{Ending, RunArgs, conclude, progress_for};
 use crate::journal::{Entry, EntryKind};
+use crate::report::model::RunBuilder;
 use crate::signals::Interrupts;
 use bytes::Bytes;
 use clap::Args;
@@ -375,7 +376,7 @@ async fn submit_and_follow(args: RunArgs, body: Value, mut interrupts: Interrupt
     let followed = follow(&controller, &id, &progress, Some(&mut interrupts)).await;
     progress.clear_status();
     match followed {
-        Ok(f) => ending(&f, wall.elapsed()),
+        Ok(f) => ending(f, wall.elapsed()),
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(1)
@@ -393,6 +394,8 @@ pub(crate) struct Followed {
     pub signal: Option<Signal>,
     /// It was still going when this client stopped following (a second Ctrl-C).
     pub left_running: bool,
+    /// The run as its entries told it, for the summary a local run prints.
+    pub run: RunBuilder,
 }
 
 /// Shows a run's events from the first one to its end, reconnecting a dropped stream from
@@ -405,6 +408,7 @@ pub(crate) async fn follow(
     mut interrupts: Option<&mut Interrupts>,
 ) -> Result<Followed, String> {
     let sink = progress.sink();
+    let mut run = RunBuilder::default();
     let mut next: u64 = 0;
     let mut seed = None;
     let mut signal: Option<Signal> = None;
@@ -428,7 +432,7 @@ pub(crate) async fn follow(
                 sig = next_signal(&mut interrupts) => {
                     if signal.is_some() {
                         eprintln!("\nstopped following run {id}: its cleanups go on on the controller (see `gfi runs {id}`)");
-                        return Ok(Followed { record: json!({"id": id}), seed, signal, left_running: true });
+                        return Ok(Followed { record: json!({"id": id}), seed, signal, left_running: true, run });
                     }
                     signal = Some(sig);
                     progress.clear_status();
@@ -465,6 +469,7 @@ pub(crate) async fn follow(
                             seed = entry.data.get("seed").and_then(Value::as_u64);
                         }
                         sink(&entry);
+                        run.add(&entry);
                     }
                     "end" => {
                         let record: Value = serde_json::from_str(&event.data).map_err(|e| {
@@ -478,6 +483,7 @@ pub(crate) async fn follow(
                             seed,
                             signal,
                             left_running: false,
+                            run,
                         });
                     }
                     _ => {}
@@ -501,7 +507,7 @@ async fn next_signal(interrupts: &mut Option<&mut Interrupts>) -> Signal {
 }
 
 /// The last lines of a followed run, as a local run prints them; its exit status.
-pub(crate) fn ending(f: &Followed, wall: Duration) -> ExitCode {
+pub(crate) fn ending(f: Followed, wall: Duration) -> ExitCode {
     if f.left_running {
         return ExitCode::from(crate::signals::exit_for(f.signal.unwrap_or(Signal::SIGINT)));
     }
@@ -547,7 +553,9 @@ pub(crate) fn ending(f: &Followed, wall: Duration) -> ExitCode {
         .get("run_seconds")
         .and_then(Value::as_f64)
         .unwrap_or(0.0);
+    let run = f.run.finish(Default::default(), summary.clone());
     conclude(&Ending {
+        summary: crate::report::text::summary(&run, run.injections.len() > 1),
         error: summary
             .get("error")
             .and_then(Value::as_str)

@@ -180,6 +180,8 @@ async fn run_async(args: RunArgs, mut interrupts: Interrupts) -> ExitCode {
 
     let checks = report.checks.clone();
     conclude(&Ending {
+        // One injection's stages are all on the lines above; the table is for several.
+        summary: crate::report::text::summary(&run, run.injections.len() > 1),
         error: match &report.outcome {
             Outcome::Failed(msg) => Some(msg.clone()),
             _ => None,
@@ -230,6 +232,8 @@ pub(crate) fn progress_for(args: &RunArgs) -> std::sync::Arc<Progress> {
 
 /// How a run ended, for its last lines (a local run's report, a remote run's record).
 pub(crate) struct Ending {
+    /// The failures and the stage table, printed before the verdict.
+    pub summary: String,
     /// The script raised: its message.
     pub error: Option<String>,
     /// Cleanups and tasks that failed.
@@ -292,11 +296,7 @@ pub(crate) fn conclude(end: &Ending) -> ExitCode {
         (None, EXIT_CHECKS_FAILED) => "finished with failed checks",
         _ => "failed",
     };
-    // One injection's stages are all on the lines above; the table is for several.
-    print!(
-        "{}",
-        crate::report::text::summary(&run, run.injections.len() > 1)
-    );
+    print!("{}", end.summary);
     println!(
         "{verdict}: {time_note}, {} injection{}{checks_note}{journal_note} (seed {})",
         end.injections,

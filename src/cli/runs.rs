@@ -105,7 +105,7 @@ async fn show(controller: &Controller, id: &str) -> ExitCode {
     let followed = follow(controller, id, &progress, None).await;
     progress.clear_status();
     match followed {
-        Ok(f) => ending(&f, wall.elapsed()),
+        Ok(f) => ending(f, wall.elapsed()),
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(1)
