@@ -468,21 +468,50 @@ pub enum NodePredicate {
     },
 }
 
+/// What a [`NodePredicate`] reads of a node: a [`NodeInfo`], or a backend's own record of the
+/// node, so a wait can test each change without copying the node's every label first.
+pub trait NodeView {
+    fn unschedulable(&self) -> bool;
+    fn ready(&self) -> bool;
+    fn boot_id(&self) -> &str;
+    fn label(&self, key: &str) -> Option<&str>;
+    /// The status of the condition of this type, if the node has one.
+    fn condition_status(&self, type_: &str) -> Option<&str>;
+}
+
+impl NodeView for NodeInfo {
+    fn unschedulable(&self) -> bool {
+        self.unschedulable
+    }
+    fn ready(&self) -> bool {
+        self.ready
+    }
+    fn boot_id(&self) -> &str {
+        &self.boot_id
+    }
+    fn label(&self, key: &str) -> Option<&str> {
+        self.labels.get(key).map(String::as_str)
+    }
+    fn condition_status(&self, type_: &str) -> Option<&str> {
+        self.condition(type_).map(|c| c.status.as_str())
+    }
+}
+
 impl NodePredicate {
-    pub fn holds(&self, n: &NodeInfo) -> bool {
+    pub fn holds(&self, n: &impl NodeView) -> bool {
         match self {
-            NodePredicate::Cordoned => n.unschedulable,
-            NodePredicate::Uncordoned => !n.unschedulable,
+            NodePredicate::Cordoned => n.unschedulable(),
+            NodePredicate::Uncordoned => !n.unschedulable(),
             NodePredicate::Condition { type_, status } => n
-                .condition(type_)
-                .is_some_and(|c| c.status.eq_ignore_ascii_case(status)),
-            NodePredicate::State { value } => n.state() == value.as_deref(),
-            NodePredicate::StateAny { values } => {
-                n.state().is_some_and(|s| values.iter().any(|v| v == s))
-            }
-            NodePredicate::Label { key, value } => n.labels.get(key) == value.as_ref(),
-            NodePredicate::Rebooted { since_boot_id } => &n.boot_id != since_boot_id,
-            NodePredicate::Ready { ready } => n.ready == *ready,
+                .condition_status(type_)
+                .is_some_and(|s| s.eq_ignore_ascii_case(status)),
+            NodePredicate::State { value } => n.label(keys::STATE) == value.as_deref(),
+            NodePredicate::StateAny { values } => n
+                .label(keys::STATE)
+                .is_some_and(|s| values.iter().any(|v| v == s)),
+            NodePredicate::Label { key, value } => n.label(key) == value.as_deref(),
+            NodePredicate::Rebooted { since_boot_id } => n.boot_id() != since_boot_id,
+            NodePredicate::Ready { ready } => n.ready() == *ready,
         }
     }
 

@@ -75,6 +75,10 @@ pub fn new_state(limits: &Limits) -> mlua::Result<(Lua, InstructionCounter)> {
         restrict(&lua)?;
     }
     lua.set_memory_limit(limits.memory_bytes)?;
+    // Plans make many short-lived tables (every wait's result, every node's facts) beside a
+    // large long-lived set (a task per fault): the generational collector leaves the old ones
+    // alone on most cycles.
+    lua.gc_set_mode(mlua::state::GcMode::Generational(Default::default()));
     let counter = InstructionCounter::default();
     let c = counter.clone();
     let budget = limits.instructions;

@@ -518,8 +518,13 @@ impl Backend for SimBackend {
         };
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let info = self.node(node).await?;
-            if predicate.holds(&info) {
+            // Tested on the node itself: a copy of it is made only for the answer.
+            let holds = {
+                let st = self.lock();
+                let n = &st.nodes[Self::node_index(&st, node)?];
+                predicate.holds(n).then(|| n.snapshot())
+            };
+            if let Some(info) = holds {
                 return Ok(WaitOutcome {
                     satisfied: true,
                     node: info,

@@ -180,6 +180,27 @@ pub(crate) struct SimNode {
     pub(crate) tx: watch::Sender<u64>,
 }
 
+impl crate::backend::NodeView for SimNode {
+    fn unschedulable(&self) -> bool {
+        self.unschedulable
+    }
+    fn ready(&self) -> bool {
+        self.ready
+    }
+    fn boot_id(&self) -> &str {
+        &self.boot_id
+    }
+    fn label(&self, key: &str) -> Option<&str> {
+        self.labels.get(key).map(String::as_str)
+    }
+    fn condition_status(&self, type_: &str) -> Option<&str> {
+        self.conditions
+            .iter()
+            .find(|c| c.type_ == type_)
+            .map(|c| c.status.as_str())
+    }
+}
+
 impl SimNode {
     pub(crate) fn snapshot(&self) -> NodeInfo {
         NodeInfo {
