@@ -67,6 +67,8 @@ pub struct SessionOptions {
     pub script_dir: Option<PathBuf>,
     pub lib_paths: Vec<PathBuf>,
     pub line_style: LineStyle,
+    /// The command line's guardrails; they arm the guard.
+    pub guard: crate::guard::GuardConfig,
     /// See every journal entry as it is recorded (the progress display).
     pub sinks: Vec<Sink>,
     /// Where [`Session::finish`] writes the journal.
@@ -86,6 +88,7 @@ impl SessionOptions {
             script_dir: None,
             lib_paths: Vec::new(),
             line_style: LineStyle::Driver,
+            guard: Default::default(),
             sinks: Vec::new(),
             journal_path: None,
         }
@@ -116,6 +119,8 @@ pub enum Outcome {
     Ended,
     /// Someone asked for it to stop (a remote run's cancel); who, as the record shows it.
     Cancelled(String),
+    /// A guardrail or the real-fault tripwire stopped it (the journal has a `guard.stop`).
+    Stopped(Box<crate::guard::Stop>),
 }
 
 impl Outcome {
@@ -126,6 +131,10 @@ impl Outcome {
             Outcome::Interrupted(_) => "interrupted",
             Outcome::Ended => "ended",
             Outcome::Cancelled(_) => "cancelled",
+            Outcome::Stopped(s) => match s.kind {
+                crate::guard::StopKind::Guardrail => "guardrail-stop",
+                crate::guard::StopKind::Tripwire => "tripwire",
+            },
         }
     }
 }
@@ -155,6 +164,7 @@ pub struct Session {
     clock: RunClock,
     journal_path: Option<PathBuf>,
     _events: Subscription,
+    _tripwire: Subscription,
 }
 
 impl Session {
@@ -214,11 +224,13 @@ impl Session {
                 lib_paths: opts.lib_paths,
                 args: opts.args,
                 line_style: opts.line_style,
+                guard: opts.guard,
             },
             backend.clone(),
             journal.clone(),
         )
         .map_err(SessionError::Host)?;
+        let tripwire = backend.subscribe(host.ctx().guard.observer());
         Ok(Session {
             host,
             journal,
@@ -228,6 +240,7 @@ impl Session {
             clock,
             journal_path: opts.journal_path,
             _events: events,
+            _tripwire: tripwire,
         })
     }
 
@@ -265,8 +278,19 @@ impl Session {
     }
 
     /// Runs a script file (its chunk receives the `args` table as `...`).
+    /// A guard's stop ends it at once, whatever the script was doing.
     pub async fn run_file(&self, path: &Path) -> Outcome {
-        match self.host.run_file(path).await {
+        let guard = &self.host.ctx().guard;
+        let result = tokio::select! {
+            biased;
+            stop = guard.wait_stop() => return Outcome::Stopped(Box::new(stop)),
+            r = self.host.run_file(path) => r,
+        };
+        // The script may have caught the refused injection's error: the stop still stands.
+        if let Some(stop) = guard.stopped() {
+            return Outcome::Stopped(Box::new(stop));
+        }
+        match result {
             Ok(_) => Outcome::Finished,
             Err(e) => Outcome::Failed(crate::lua::describe_error(&e)),
         }
@@ -280,6 +304,7 @@ impl Session {
             "error".into(),
             match outcome {
                 Outcome::Failed(m) => json!(m),
+                Outcome::Stopped(s) => json!(s.describe()),
                 _ => Value::Null,
             },
         );
@@ -289,6 +314,13 @@ impl Session {
         );
         s.insert("injections".into(), json!(self.host.ctx().injections.get()));
         s.insert("checks".into(), json!(self.host.checks()));
+        let guard = &self.host.ctx().guard;
+        if guard.armed() {
+            s.insert(
+                "guard".into(),
+                json!({"config": guard.effective(), "stop": guard.stopped(), "checks": guard.stats().checks}),
+            );
+        }
         for (k, v) in extra {
             s.insert(k.clone(), v.clone());
         }
@@ -329,7 +361,8 @@ impl Session {
                 format!("cancelled by {who}"),
                 json!({"cancelled_by": who}),
             ),
-            Outcome::Finished | Outcome::Ended => {}
+            // Recorded when it happened (`guard.stop`).
+            Outcome::Stopped(_) | Outcome::Finished | Outcome::Ended => {}
         }
         let task_errors = self.host.finish_tasks();
         let cleanup_errors = tokio::select! {

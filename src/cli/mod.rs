@@ -2,6 +2,7 @@
 
 pub(crate) mod agent;
 pub(crate) mod common;
+pub(crate) mod guard_args;
 mod docs;
 pub(crate) mod progress;
 pub(crate) mod repl;

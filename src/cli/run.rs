@@ -15,6 +15,10 @@ use std::process::ExitCode;
 
 /// Exit status when the script finished but a check failed.
 pub const EXIT_CHECKS_FAILED: u8 = 3;
+/// Exit status when a guardrail stopped the run (after its cleanups).
+pub const EXIT_GUARDRAIL_STOP: u8 = 4;
+/// Exit status when the tripwire stopped the run: a possible real GPU fault.
+pub const EXIT_TRIPWIRE: u8 = 5;
 
 #[derive(Debug, Clone, Copy, ValueEnum, Default, PartialEq, Eq)]
 pub enum ColorChoice {
@@ -32,6 +36,8 @@ pub struct RunArgs {
     pub backend: BackendArgs,
     #[command(flatten)]
     pub lua: LuaArgs,
+    #[command(flatten)]
+    pub guard: super::guard_args::GuardArgs,
     /// A script argument, readable as args.KEY or param("KEY", default). Repeatable.
     #[arg(long = "arg", value_name = "KEY=VALUE", value_parser = common::parse_kv)]
     pub args: Vec<(String, String)>,
@@ -121,6 +127,7 @@ async fn run_async(args: RunArgs, mut interrupts: Interrupts) -> ExitCode {
         }),
         lib_paths: args.lua.lib_paths.clone(),
         line_style: args.line_style,
+        guard: args.guard.config(),
         sinks: vec![progress.sink()],
         journal_path: args.journal.clone(),
         ..SessionOptions::new(BackendSource::Args(Box::new(args.backend.clone())))
@@ -170,6 +177,13 @@ async fn run_async(args: RunArgs, mut interrupts: Interrupts) -> ExitCode {
         eprintln!("error: {e}");
         code = 1;
     }
+    if let Outcome::Stopped(stop) = &report.outcome {
+        eprintln!("\n{} (cleanups ran)", stop.describe());
+        code = match stop.kind {
+            crate::guard::StopKind::Guardrail => EXIT_GUARDRAIL_STOP,
+            crate::guard::StopKind::Tripwire => EXIT_TRIPWIRE,
+        };
+    }
     let interrupted = matches!(report.outcome, Outcome::Interrupted(_));
     if let Outcome::Interrupted(Some(sig)) = report.outcome {
         code = crate::signals::exit_for(sig);
@@ -204,6 +218,8 @@ async fn run_async(args: RunArgs, mut interrupts: Interrupts) -> ExitCode {
         _ if interrupted => "interrupted",
         0 => "finished",
         EXIT_CHECKS_FAILED => "finished with failed checks",
+        EXIT_GUARDRAIL_STOP => "stopped by a guardrail",
+        EXIT_TRIPWIRE => "stopped by the tripwire (possible real GPU fault)",
         _ => "failed",
     };
     println!(

@@ -36,6 +36,8 @@ pub struct HostOptions {
     pub args: Vec<(String, String)>,
     /// Line style for injections that do not choose one.
     pub line_style: LineStyle,
+    /// The command line's guardrails (`--max-unavailable`, ...): they arm the guard.
+    pub guard: crate::guard::GuardConfig,
 }
 
 impl Default for HostOptions {
@@ -48,6 +50,7 @@ impl Default for HostOptions {
             lib_paths: Vec::new(),
             args: Vec::new(),
             line_style: LineStyle::Driver,
+            guard: Default::default(),
         }
     }
 }
@@ -72,6 +75,8 @@ pub struct Ctx {
     pub injections: Cell<u64>,
     pub tasks: RefCell<Vec<Rc<RefCell<TaskInner>>>>,
     pub checks: RefCell<Checks>,
+    /// Checked before every injection; the tripwire's state.
+    pub guard: crate::guard::Guard,
 }
 
 impl Ctx {
@@ -104,6 +109,11 @@ impl Host {
     ) -> Result<Host, String> {
         let (lua, counter) = sandbox::new_state(&opts.limits)
             .map_err(|e| format!("cannot create the Lua state: {e}"))?;
+        let guard = crate::guard::Guard::new(
+            opts.guard.clone(),
+            journal.clone(),
+            crate::xid::line::provenance_name(&opts.run_id),
+        );
         let ctx = Rc::new(Ctx {
             backend,
             clock: *journal.clock(),
@@ -115,6 +125,7 @@ impl Host {
             injections: Cell::new(0),
             tasks: RefCell::new(Vec::new()),
             checks: RefCell::new(Checks::default()),
+            guard,
         });
         lua.set_app_data(ctx.clone());
         let setup = || -> mlua::Result<()> {

@@ -3,6 +3,7 @@
 //! One small module per area, each with a `register`; this list is the whole API.
 
 pub mod cluster;
+pub mod guard;
 pub mod handles;
 pub mod inject;
 pub mod misc;
@@ -29,6 +30,7 @@ pub fn register(lua: &Lua, _ctx: &Rc<Ctx>) -> mlua::Result<()> {
     waits::register(lua, &gfi)?;
     tasks::register(lua, &gfi)?;
     misc::register(lua, &gfi)?;
+    guard::register(lua, &gfi)?;
     // `require "gfi"` gives the same table.
     let package: Table = lua.globals().get("package")?;
     let loaded: Table = package.get("loaded")?;
