@@ -29,8 +29,11 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
             if !matches!(opts, Value::Nil) {
                 let o = options(F, 1, &opts, OPTIONS)?;
                 let cfg = config(&o)?;
-                if let Some(t) = o.as_ref().map(|t| t.get::<Value>("targets")).transpose()? {
-                    ctx.guard.add_targets(node_list(F, &t)?);
+                if let Some(t) = &o {
+                    let targets: Value = t.get("targets")?;
+                    if !targets.is_nil() {
+                        ctx.guard.add_targets(node_list(F, &targets)?);
+                    }
                 }
                 ctx.guard.configure(cfg);
             }
