@@ -308,3 +308,104 @@ fn an_interrupt_stops_even_a_busy_script_and_runs_its_cleanups() {
         assert!(rest.contains("interrupted: "), "{sig}: {rest}");
     }
 }
+
+#[test]
+fn guard_stops_exit_4_and_5_after_the_cleanups_and_flags_override_the_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("guarded.lua");
+    std::fs::write(
+        &script,
+        r#"guard { max_unavailable = 5 }
+cleanup(function() print("cleanup ran") end, "note")
+local ns = gpu_nodes()
+for i = 1, 3 do assert(inject_xid(ns[i], 0, 79)); assert(wait_cordoned(ns[i])) end
+if args.real then sim.real_xid(ns[1], 2, 79); sleep("10m") end
+print("plan done")
+"#,
+    )
+    .unwrap();
+    let journal = dir.path().join("j.json");
+    let s = script.to_str().unwrap();
+    let o = gfi(&["run", s, "--seed", "2"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = gfi(&[
+        "run",
+        s,
+        "--seed",
+        "2",
+        "--max-unavailable",
+        "20%",
+        "--journal",
+        journal.to_str().unwrap(),
+    ]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(4), "{out}");
+    assert!(out.contains("guardrail stop (max_unavailable)"), "{out}");
+    assert!(out.contains("max_unavailable 20% allows 1"), "{out}");
+    assert!(out.contains("cleanup ran") && !out.contains("plan done"), "{out}");
+    assert!(out.contains("stopped by a guardrail"), "{out}");
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&journal).unwrap()).unwrap();
+    assert_eq!(j["summary"]["outcome"], "guardrail-stop");
+    assert_eq!(j["summary"]["guard"]["stop"]["rule"], "max_unavailable");
+
+    let o = gfi(&["run", s, "--seed", "2", "--arg", "real=1"]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(5), "{out}");
+    assert!(out.contains("tripwire: possible real GPU fault"), "{out}");
+    assert!(out.contains("name=python3") && out.contains("cleanup ran"), "{out}");
+    let o = gfi(&["run", s, "--seed", "2", "--arg", "real=1", "--no-tripwire"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+
+    for (flag, value, needle) in [
+        ("--max-unavailable", "lots", "a percentage of the pool (10%)"),
+        ("--window", "Tue 10:00-16:00 Europe/Berlin", "no named zones"),
+        ("--require-label", "a b", "expected key=value"),
+    ] {
+        let o = gfi(&["run", s, flag, value]);
+        assert_eq!(o.status.code(), Some(2), "{flag}: {}", text(&o));
+        assert!(text(&o).contains(needle), "{flag}: {}", text(&o));
+    }
+}
+
+#[test]
+fn an_interrupt_ends_hundreds_of_tasks_and_runs_every_cleanup() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("many.lua");
+    std::fs::write(
+        &script,
+        r#"local ns = gpu_nodes()
+local tasks = {}
+for i = 1, 300 do
+  cleanup(function() print("cleanup " .. i) end, "task " .. i)
+  tasks[i] = spawn(function()
+    inject_xid(ns[(i - 1) % #ns + 1], i % 8, 13)
+    while true do sleep("1m") end
+  end)
+end
+sleep(1)
+print("tasks running")
+for _, t in ipairs(tasks) do t:wait() end
+"#,
+    )
+    .unwrap();
+    let mut child = common::Reaper::new(
+        Command::new(env!("CARGO_BIN_EXE_gfi"))
+            .args(["run", script.to_str().unwrap(), "--seed", "1", "-q"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut out = common::Lines::new(child.stdout.take().unwrap());
+    out.until("'tasks running'", |l| l.contains("tasks running"));
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+    let rest = out.rest("gfi's output after the signal");
+    let status = common::exit_status(&mut child, "gfi run after the signal");
+    assert_eq!(status.code(), Some(130), "{rest}");
+    let cleanups = rest.lines().filter(|l| l.contains("cleanup ")).count();
+    assert_eq!(cleanups, 300, "{rest}");
+    assert!(rest.contains("300 injections"), "{rest}");
+}
