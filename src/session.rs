@@ -69,6 +69,8 @@ pub struct SessionOptions {
     pub line_style: LineStyle,
     /// The command line's guardrails; they arm the guard.
     pub guard: crate::guard::GuardConfig,
+    /// `--dry-run`: nothing is injected, plans print their schedule.
+    pub dry_run: bool,
     /// See every journal entry as it is recorded (the progress display).
     pub sinks: Vec<Sink>,
     /// Where [`Session::finish`] writes the journal.
@@ -89,6 +91,7 @@ impl SessionOptions {
             lib_paths: Vec::new(),
             line_style: LineStyle::Driver,
             guard: Default::default(),
+            dry_run: false,
             sinks: Vec::new(),
             journal_path: None,
         }
@@ -225,6 +228,7 @@ impl Session {
                 args: opts.args,
                 line_style: opts.line_style,
                 guard: opts.guard,
+                dry_run: opts.dry_run,
             },
             backend.clone(),
             journal.clone(),
@@ -280,11 +284,19 @@ impl Session {
     /// Runs a script file (its chunk receives the `args` table as `...`).
     /// A guard's stop ends it at once, whatever the script was doing.
     pub async fn run_file(&self, path: &Path) -> Outcome {
+        match std::fs::read_to_string(path) {
+            Ok(source) => self.run_source(&source, &path.display().to_string()).await,
+            Err(e) => Outcome::Failed(format!("cannot read {}: {e}", path.display())),
+        }
+    }
+
+    /// Runs a script's source (a file's, a built-in one's); `name` is how errors name it.
+    pub async fn run_source(&self, source: &str, name: &str) -> Outcome {
         let guard = &self.host.ctx().guard;
         let result = tokio::select! {
             biased;
             stop = guard.wait_stop() => return Outcome::Stopped(Box::new(stop)),
-            r = self.host.run_file(path) => r,
+            r = self.host.run_source(source, name) => r,
         };
         // The script may have caught the refused injection's error: the stop still stands.
         if let Some(stop) = guard.stopped() {

@@ -154,4 +154,94 @@ function M.describe(res)
     tostring(res.failed_stage), tostring(res.error))
 end
 
+--- Categories a scenario may declare; others are allowed but should be rare.
+M.CATEGORIES = { "safe", "cordons-node", "drains-node", "reboots-node", "destructive", "randomized", "slow", "probe" }
+
+local function need(cond, msg) if not cond then error(msg, 3) end end
+
+--- Declares a scenario: metadata (name, description, categories, args = { name = { default,
+--- description } }, timeout) and phases (setup, action, verify, cleanup), each a function of a
+--- context { args, state, name }. A script returns it (`return scenario.define { ... }`); `gfi
+--- run` reads the metadata without running anything (`--list`, `--help-args`, `--category`),
+--- then runs the phases in order. cleanup always runs: on error, timeout, Ctrl-C and a
+--- guardrail stop; its own failure is reported.
+function M.define(spec)
+  need(type(spec) == "table", "scenario.define: expected a table")
+  local known = { name = 1, description = 1, categories = 1, args = 1, timeout = 1, setup = 1, action = 1, verify = 1, cleanup = 1 }
+  for k in pairs(spec) do
+    need(known[k], ("scenario.define: unknown field '%s' (name, description, categories, args, timeout, setup, action, verify, cleanup)"):format(tostring(k)))
+  end
+  need(type(spec.name) == "string" and spec.name:match("^[%w][%w_.-]*$"),
+    "scenario.define: name must be a word of letters, digits, '-', '_' or '.'")
+  need(type(spec.description) == "string" and #spec.description > 0, "scenario.define: description must be a non-empty string")
+  local cats = spec.categories or {}
+  need(type(cats) == "table", "scenario.define: categories must be a list of words")
+  for i, c in ipairs(cats) do
+    need(type(c) == "string" and c:match("^[%a][%w-]*$"), ("scenario.define: category %d must be a word like 'safe' or 'reboots-node'"):format(i))
+  end
+  local args = spec.args or {}
+  need(type(args) == "table", "scenario.define: args must be a table { name = { default = ..., description = ... } }")
+  for name, a in pairs(args) do
+    need(type(name) == "string" and name:match("^[%a_][%w_]*$"), ("scenario.define: arg name %s must be an identifier"):format(tostring(name)))
+    need(type(a) == "table" and type(a.description) == "string",
+      ("scenario.define: arg '%s' must be { default = ..., description = \"...\" }"):format(name))
+    local t = type(a.default)
+    need(t == "nil" or t == "string" or t == "number" or t == "boolean",
+      ("scenario.define: arg '%s': default must be a string, number or boolean"):format(name))
+  end
+  need(type(spec.action) == "function", "scenario.define: action must be a function (the phase that injects)")
+  for _, ph in ipairs { "setup", "verify", "cleanup" } do
+    need(spec[ph] == nil or type(spec[ph]) == "function", ("scenario.define: %s must be a function"):format(ph))
+  end
+  spec.categories = cats
+  spec.args = args
+  spec.__scenario = true
+  return spec
+end
+
+-- The --arg values, converted to each default's type; undeclared ones are warned about.
+local function resolve_args(def)
+  local out = {}
+  local names = {}
+  for name in pairs(def.args) do names[#names + 1] = name end
+  table.sort(names)
+  for _, name in ipairs(names) do out[name] = gfi.param(name, def.args[name].default) end
+  for k in pairs(args or {}) do
+    if def.args[k] == nil then
+      gfi.warn(("scenario %s: --arg %s is not one of its args (%s)"):format(def.name, k,
+        #names > 0 and table.concat(names, ", ") or "it declares none"))
+    end
+  end
+  return out
+end
+
+--- Runs a defined scenario's phases (gfi run does, for a script that returns one).
+function M.run_defined(def)
+  local ctx = { args = resolve_args(def), state = {}, name = def.name }
+  if def.cleanup then
+    gfi.cleanup(function() def.cleanup(ctx) end, ("scenario %s: cleanup"):format(def.name))
+  end
+  gfi.log(("scenario %s: %s"):format(def.name, def.description))
+  local function phases()
+    for _, ph in ipairs { "setup", "action", "verify" } do
+      if def[ph] then
+        local ok, err = pcall(def[ph], ctx)
+        if not ok then error(("scenario %s: %s failed: %s"):format(def.name, ph, tostring(err)), 0) end
+      end
+    end
+  end
+  if def.timeout then
+    local limit = gfi.duration(def.timeout)
+    local task = gfi.spawn("scenario " .. def.name, phases)
+    local done, err = task:wait(limit)
+    if done == nil and task:status() == "running" then
+      task:cancel()
+      error(("scenario %s: timed out after %s (%s)"):format(def.name, gfi.fmt_duration(limit), tostring(err)), 0)
+    end
+  else
+    phases()
+  end
+  return ctx
+end
+
 return M

@@ -7,6 +7,7 @@ mod docs;
 pub(crate) mod progress;
 pub(crate) mod repl;
 pub(crate) mod run;
+pub(crate) mod scenario_args;
 mod xids;
 
 use clap::{Parser, Subcommand};

@@ -30,8 +30,10 @@ pub enum ColorChoice {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The Lua fault plan to run.
-    pub script: PathBuf,
+    /// The Lua fault plan to run: a file, builtin:NAME, or a directory with --category.
+    pub script: Option<PathBuf>,
+    #[command(flatten)]
+    pub scenarios: super::scenario_args::ScenarioArgs,
     #[command(flatten)]
     pub backend: BackendArgs,
     #[command(flatten)]
@@ -59,13 +61,10 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> ExitCode {
-    if !args.script.is_file() {
-        eprintln!(
-            "error: script {} not found (or not a file)",
-            args.script.display()
-        );
-        return ExitCode::from(2);
-    }
+    let scripts = match super::scenario_args::resolve(args.script.as_deref(), &args.scenarios) {
+        super::scenario_args::Resolved::Done(code) => return code,
+        super::scenario_args::Resolved::Run(s) => s,
+    };
     // Before the runtime starts threads: they inherit the blocked signal mask.
     let interrupts = match Interrupts::install(&[Signal::SIGINT, Signal::SIGTERM]) {
         Ok(i) => i,
@@ -83,10 +82,14 @@ pub fn run(args: RunArgs) -> ExitCode {
         }
     };
     let local = tokio::task::LocalSet::new();
-    local.block_on(&rt, run_async(args, interrupts))
+    local.block_on(&rt, run_async(args, scripts, interrupts))
 }
 
-async fn run_async(args: RunArgs, mut interrupts: Interrupts) -> ExitCode {
+async fn run_async(
+    args: RunArgs,
+    scripts: Vec<super::scenario_args::Script>,
+    mut interrupts: Interrupts,
+) -> ExitCode {
     let wall = std::time::Instant::now();
     let tty = std::io::stdout().is_terminal();
     let color = match args.color {
@@ -108,7 +111,11 @@ async fn run_async(args: RunArgs, mut interrupts: Interrupts) -> ExitCode {
             status_line: tty,
         },
     );
-    let script = args.script.display().to_string();
+    let script = scripts
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
     let session = match Session::new(SessionOptions {
         seed: args.backend.seed,
         title: format!("gfi run {script}"),
@@ -118,16 +125,11 @@ async fn run_async(args: RunArgs, mut interrupts: Interrupts) -> ExitCode {
             interrupt: Some(interrupts.flag.clone()),
             ..args.lua.limits()
         },
-        script_dir: args.script.parent().map(|p| {
-            if p.as_os_str().is_empty() {
-                PathBuf::from(".")
-            } else {
-                p.to_path_buf()
-            }
-        }),
+        script_dir: scripts.first().and_then(|s| s.dir.clone()),
         lib_paths: args.lua.lib_paths.clone(),
         line_style: args.line_style,
         guard: args.guard.config(),
+        dry_run: args.scenarios.dry_run,
         sinks: vec![progress.sink()],
         journal_path: args.journal.clone(),
         ..SessionOptions::new(BackendSource::Args(Box::new(args.backend.clone())))
@@ -145,9 +147,21 @@ async fn run_async(args: RunArgs, mut interrupts: Interrupts) -> ExitCode {
     let seed = session.seed();
     let virtual_time = session.virtual_time();
 
+    // Several scripts (a directory's scenarios) run one after another until one does not
+    // finish.
+    let run_all = async {
+        let mut outcome = Outcome::Finished;
+        for s in &scripts {
+            outcome = session.run_source(&s.source, &s.name).await;
+            if outcome != Outcome::Finished {
+                break;
+            }
+        }
+        outcome
+    };
     let outcome = tokio::select! {
         biased;
-        o = session.run_file(&args.script) => o,
+        o = run_all => o,
         sig = interrupts.next() => Outcome::Interrupted(Some(sig)),
     };
     progress.clear_status();

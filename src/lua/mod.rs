@@ -8,6 +8,7 @@ pub(crate) mod api;
 pub(crate) mod convert;
 pub mod docs;
 pub(crate) mod error;
+pub mod meta;
 pub(crate) mod modules;
 pub mod sandbox;
 
@@ -38,6 +39,8 @@ pub struct HostOptions {
     pub line_style: LineStyle,
     /// The command line's guardrails (`--max-unavailable`, ...): they arm the guard.
     pub guard: crate::guard::GuardConfig,
+    /// `--dry-run`: plans print their schedule, `inject_xid` refuses.
+    pub dry_run: bool,
 }
 
 impl Default for HostOptions {
@@ -51,6 +54,7 @@ impl Default for HostOptions {
             args: Vec::new(),
             line_style: LineStyle::Driver,
             guard: Default::default(),
+            dry_run: false,
         }
     }
 }
@@ -77,6 +81,7 @@ pub struct Ctx {
     pub checks: RefCell<Checks>,
     /// Checked before every injection; the tripwire's state.
     pub guard: crate::guard::Guard,
+    pub dry_run: bool,
 }
 
 impl Ctx {
@@ -126,6 +131,7 @@ impl Host {
             tasks: RefCell::new(Vec::new()),
             checks: RefCell::new(Checks::default()),
             guard,
+            dry_run: opts.dry_run,
         });
         lua.set_app_data(ctx.clone());
         let setup = || -> mlua::Result<()> {
@@ -170,12 +176,30 @@ impl Host {
     pub async fn run_file(&self, path: &Path) -> mlua::Result<MultiValue> {
         let source = std::fs::read_to_string(path)
             .map_err(|e| convert::err(format!("cannot read {}: {e}", path.display())))?;
+        self.run_source(&source, &path.display().to_string()).await
+    }
+
+    /// Runs a script's source (a file's, or a built-in one's). A script that returns a
+    /// scenario (`return scenario.define {...}`) has its phases run.
+    pub async fn run_source(&self, source: &str, name: &str) -> mlua::Result<MultiValue> {
         let args: Value = self.lua.globals().get("args")?;
-        self.lua
+        let out: MultiValue = self
+            .lua
             .load(source)
-            .set_name(format!("@{}", path.display()))
+            .set_name(format!("@{name}"))
             .call_async(args)
-            .await
+            .await?;
+        match out.front() {
+            Some(Value::Table(t)) if t.raw_get::<bool>("__scenario").unwrap_or(false) => {
+                let run: Function = self
+                    .lua
+                    .load("return require('scenario').run_defined")
+                    .set_name("=scenario")
+                    .eval()?;
+                run.call_async(t.clone()).await
+            }
+            _ => Ok(out),
+        }
     }
 
     /// Runs a chunk of source (the REPL, tests).

@@ -29,13 +29,19 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
             if !matches!(opts, Value::Nil) {
                 let o = options(F, 1, &opts, OPTIONS)?;
                 let cfg = config(&o)?;
+                let mut only_targets = false;
                 if let Some(t) = &o {
                     let targets: Value = t.get("targets")?;
                     if !targets.is_nil() {
                         ctx.guard.add_targets(node_list(F, &targets)?);
+                        only_targets = t.pairs::<Value, Value>().count() == 1;
                     }
                 }
-                ctx.guard.configure(cfg);
+                // `guard { targets = ... }` alone names what the tripwire watches, and arms
+                // nothing: a plan does it for every run, guarded or not.
+                if !only_targets {
+                    ctx.guard.configure(cfg);
+                }
             }
             status(lua, &ctx)
         })?,

@@ -54,6 +54,11 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
                     }
                     None => format!("{}-{seq:04}", ctx.run_id),
                 };
+                if ctx.dry_run {
+                    return Err(err(format!(
+                        "{F}: this is a dry run (--dry-run): nothing is injected; a plan's run() prints its schedule instead"
+                    )));
+                }
                 // The guardrails, here rather than in a stdlib module, so no script reaches
                 // the backend around them.
                 if let Err(stop) = ctx
