@@ -409,3 +409,107 @@ for _, t in ipairs(tasks) do t:wait() end
     assert_eq!(cleanups, 300, "{rest}");
     assert!(rest.contains("300 injections"), "{rest}");
 }
+
+#[test]
+fn list_category_and_help_args_read_metadata_without_running_anything() {
+    let o = gfi(&["run", "--list", "scripts"]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    for f in lua_files("scripts") {
+        let shown = format!("scripts/{}", f.file_name().unwrap().to_string_lossy());
+        assert!(out.contains(&shown), "{shown} missing:\n{out}");
+    }
+    assert!(out.contains("builtin:xid79_recovery  (scenario: xid79-recovery)"), "{out}");
+    assert!(out.contains("categories: cordons-node, drains-node, reboots-node"), "{out}");
+    assert!(out.contains("scripts/random_day.lua  (script: random_day)"), "{out}");
+
+    let dir = tempfile::tempdir().unwrap();
+    // Reading its metadata must not run its actions: this one would fail if it did.
+    std::fs::write(
+        dir.path().join("acts.lua"),
+        "error('ran at list time')\nreturn require('scenario').define { name = 'x', description = 'x', action = print }",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("quiet.lua"),
+        r#"local scenario = require "scenario"
+return scenario.define { name = "quiet", description = "a safe one", categories = { "safe" },
+  args = { n = { default = 2, description = "how many" } },
+  action = function(ctx) print("quiet ran n=" .. ctx.args.n) end }"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("loud.lua"),
+        r#"return require("scenario").define { name = "loud", description = "reboots", categories = { "safe", "reboots-node" },
+  action = function() print("loud ran") end }"#,
+    )
+    .unwrap();
+    let d = dir.path().to_str().unwrap();
+    let o = gfi(&["run", "--list", d, "--category", "safe and not reboots-node"]);
+    let out = text(&o);
+    assert!(out.contains("quiet.lua") && !out.contains("loud.lua"), "{out}");
+    assert!(!out.contains("builtin:xid79"), "{out}");
+    let o = gfi(&["run", "--list", d]);
+    let out = text(&o);
+    assert!(
+        out.contains("acts.lua  (script: acts)") && out.contains("cannot read its metadata: ran at list time"),
+        "{out}"
+    );
+    let o = gfi(&["run", d, "--category", "safe and not reboots-node", "--arg", "n=5"]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains("quiet ran n=5") && !out.contains("loud ran"), "{out}");
+    let o = gfi(&["run", d, "--category", "(safe or"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("category expression '(safe or'"), "{}", text(&o));
+    let o = gfi(&["run", d]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("give --category EXPR"), "{}", text(&o));
+
+    let o = gfi(&["run", "scripts/xid74_stays_cordoned.lua", "--help-args"]);
+    let out = text(&o);
+    assert!(out.contains("hold") && out.contains("how long the node must stay cordoned (default \"15m\")"), "{out}");
+    let o = gfi(&["run", "builtin:random_day", "--help-args"]);
+    assert!(text(&o).contains("faults") && text(&o).contains("(read with param)"), "{}", text(&o));
+    let o = gfi(&["run", "builtin:nope"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("builtin:xid79_recovery"), "{}", text(&o));
+    let o = gfi(&["run", "builtin:xid79_recovery", "--seed", "3", "-q"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
+#[test]
+fn dry_run_prints_the_seeds_schedule_and_injects_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |seed: &str, j: &str| {
+        let journal = dir.path().join(j);
+        let o = gfi(&[
+            "run",
+            "scripts/guarded_soak.lua",
+            "--dry-run",
+            "--seed",
+            seed,
+            "-q",
+            "--journal",
+            journal.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        let j: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(journal).unwrap()).unwrap();
+        assert_eq!(j["summary"]["injections"], 0);
+        let schedule: Vec<String> = text(&o)
+            .lines()
+            .filter(|l| l.contains("gpu-node-"))
+            .map(str::to_string)
+            .collect();
+        schedule
+    };
+    let a = run("7", "a.json");
+    assert!(a.len() >= 8, "{a:?}");
+    assert!(a.iter().all(|l| l.ends_with("followed")), "{a:?}");
+    assert_eq!(a, run("7", "b.json"));
+    assert_ne!(a, run("8", "c.json"));
+    let o = gfi(&["run", "scripts/xid79_recovery.lua", "--dry-run", "-q"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("this is a dry run (--dry-run): nothing is injected"), "{}", text(&o));
+}

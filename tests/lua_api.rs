@@ -478,3 +478,25 @@ fn a_guard_stop_ends_hundreds_of_tasks_and_runs_their_cleanups() {
         .count();
     assert!(cancelled > 300, "{cancelled}");
 }
+
+#[test]
+fn a_scenarios_cleanup_runs_after_a_guard_stop() {
+    let (stop, out) = stopped(
+        r#"--! sim: {nodes: 10}
+        local scenario = require "scenario"
+        return scenario.define {
+          name = "stopped", description = "stopped by its guard",
+          setup = function() guard { max_unavailable = 1 } end,
+          action = function()
+            local ns = gpu_nodes()
+            assert(inject_xid(ns[1], 0, 79)); assert(wait_cordoned(ns[1]))
+            inject_xid(ns[2], 0, 79)
+          end,
+          verify = function() print("verify ran") end,
+          cleanup = function() print("scenario cleanup ran") end,
+        }
+        "#,
+    );
+    assert_eq!(stop.rule, "max_unavailable");
+    assert_eq!(printed(&out), ["scenario cleanup ran"]);
+}

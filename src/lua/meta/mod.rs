@@ -89,7 +89,7 @@ pub fn read(source: &str, origin: &str, script_dir: Option<PathBuf>) -> ScriptMe
         Ok(Some(m)) => m,
         Ok(None) => plain(),
         // A script that declares a scenario must be readable: say why it is not.
-        Err(e) if source.contains("scenario.define") => ScriptMeta {
+        Err(e) if source.contains("scenario") && source.contains(".define") => ScriptMeta {
             problem: Some(e),
             ..plain()
         },
