@@ -452,7 +452,9 @@ return scenario.define { name = "quiet", description = "a safe one", categories 
     let o = gfi(&["run", "--list", d]);
     let out = text(&o);
     assert!(
-        out.contains("acts.lua  (script: acts)") && out.contains("cannot read its metadata: ran at list time"),
+        out.contains("acts.lua  (script: acts)")
+            && out.contains("cannot read its metadata: ")
+            && out.contains("acts.lua:1: ran at list time"),
         "{out}"
     );
     let o = gfi(&["run", d, "--category", "safe and not reboots-node", "--arg", "n=5"]);

@@ -90,7 +90,7 @@ pub fn read(source: &str, origin: &str, script_dir: Option<PathBuf>) -> ScriptMe
         Ok(None) => plain(),
         // A script that declares a scenario must be readable: say why it is not.
         Err(e) if source.contains("scenario") && source.contains(".define") => ScriptMeta {
-            problem: Some(e),
+            problem: Some(e.lines().next().unwrap_or_default().to_string()),
             ..plain()
         },
         Err(_) => plain(),
