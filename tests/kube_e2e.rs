@@ -493,3 +493,57 @@ async fn drain_remediation_and_heal_on_kube() {
         "{out}"
     );
 }
+
+/// The schedule lines of a `--dry-run`'s output.
+fn schedule_of(out: &str) -> Vec<String> {
+    out.lines()
+        .filter(|l| l.contains("gpu-node-") && l.trim_end().ends_with("followed"))
+        .map(|l| l.trim().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_gives_the_same_schedule_on_kube_as_on_the_sim_and_injects_nothing() {
+    let c = Cluster::start(3).await;
+    let args = ["--seed", "7", "scripts/guarded_soak.lua", "--dry-run", "--arg", "duration=1h"];
+    let (code, kube_out) = c.gfi_run(&args);
+    assert_eq!(code, Some(0), "{kube_out}");
+    let sim = std::process::Command::new(env!("CARGO_BIN_EXE_gfi"))
+        .args(["run", "--backend", "sim", "--sim-nodes", "3"])
+        .args(args)
+        .env_remove("GFI_BACKEND")
+        .output()
+        .unwrap();
+    let sim_out = String::from_utf8_lossy(&sim.stdout).to_string();
+    assert!(sim.status.success(), "{sim_out}");
+    let kube_schedule = schedule_of(&kube_out);
+    assert!(kube_schedule.len() >= 3, "{kube_out}");
+    assert_eq!(kube_schedule, schedule_of(&sim_out));
+    assert!(c.kmsg(0).is_empty(), "a dry run wrote to the kernel log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guardrail_stops_a_plan_on_kube_and_its_cleanup_runs() {
+    let c = Cluster::start(2).await;
+    let script = c.dir.path().join("guarded.lua");
+    std::fs::write(
+        &script,
+        r#"guard { max_unavailable = 1 }
+local ns = gpu_nodes()
+cleanup(function()
+  for _, n in ipairs(ns) do if n:cordoned() then uncordon(n) end end
+  print("cleanup ran")
+end, "uncordon")
+assert(inject_xid(ns[1], 0, 79))
+assert(wait_cordoned(ns[1], { timeout = "1m" }))
+inject_xid(ns[2], 0, 79)
+print("not reached")
+"#,
+    )
+    .unwrap();
+    let (code, out) = c.gfi_run(&["--agent-access", "direct", script.to_str().unwrap()]);
+    assert_eq!(code, Some(4), "{out}");
+    assert!(out.contains("guardrail stop (max_unavailable)"), "{out}");
+    assert!(out.contains("cleanup ran") && !out.contains("not reached"), "{out}");
+    assert!(c.kmsg(1).is_empty(), "the refused injection reached the node");
+}
