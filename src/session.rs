@@ -178,9 +178,11 @@ impl Session {
         let seed = opts.seed.unwrap_or_else(random_seed);
         let clock = RunClock::start(virtual_time);
         let journal = Journal::new(clock);
+        let mut values_file = None;
         let (backend, description): (SharedBackend, String) = match opts.backend {
             BackendSource::Args(args) => {
                 let built = build_backend(&args, seed, clock).map_err(SessionError::Backend)?;
+                values_file = args.nvsentinel_values.clone();
                 (built.backend, built.description)
             }
             BackendSource::Sim { config, values } => {
@@ -197,6 +199,16 @@ impl Session {
         for sink in opts.sinks {
             journal.add_sink(sink);
         }
+        // What the run assumes about NVSentinel: the sim's own values, or the values file a
+        // real cluster's run was given (its expectations follow them).
+        let nvsentinel = match backend.as_any().downcast_ref::<SimBackend>() {
+            Some(sim) => Some(sim.values()),
+            None => values_file
+                .as_deref()
+                .map(NvsConfig::load)
+                .transpose()
+                .map_err(SessionError::Backend)?,
+        };
         let events = backend.subscribe(journal.observer());
         let run_id = opts.run_id.unwrap_or_else(|| run_id(seed, virtual_time));
         let header = Header {
@@ -229,6 +241,7 @@ impl Session {
                 line_style: opts.line_style,
                 guard: opts.guard,
                 dry_run: opts.dry_run,
+                nvsentinel,
             },
             backend.clone(),
             journal.clone(),

@@ -23,12 +23,15 @@ local function name_of(node)
   return node.name
 end
 
---- What NVSentinel should do for an XID by default: "recover" (cordon, drain, reboot,
---- uncordon), "stay_cordoned" (cordon, remediation-failed), or "no_cordon" (an Event only).
+--- What NVSentinel should do for an XID: "recover" (cordon, drain, reboot, uncordon),
+--- "stay_cordoned" (cordon, remediation-failed), or "no_cordon" (an Event only). The action
+--- is the catalogue's as the NVSentinel values the run was given change it (their XID
+--- overrides; modules that are off or cannot act), when the run knows them.
 function M.expectation(xid_number)
-  local info = gfi.xid(xid_number)
-  if not info.fatal then return "no_cordon" end
-  if REBOOTING[info.action] then return "recover" end
+  local action, _, fatal = gfi.expected_action(xid_number)
+  local nvs = gfi.nvsentinel()
+  if not fatal or (nvs and (not nvs.acts or not nvs.quarantine or not nvs.monitor)) then return "no_cordon" end
+  if REBOOTING[action] and (nvs == nil or nvs.remediation) then return "recover" end
   return "stay_cordoned"
 end
 
@@ -83,8 +86,10 @@ function M.run(node, gpu, xid_number, opts)
   if expected == "no_cordon" then
     local r, _ = gfi.wait_cordoned(node, { timeout = t.hold })
     if r then return fail(res, "no_cordon", ("%s was cordoned for non-fatal XID %d"):format(res.node, xid_number)) end
+    -- A fatal XID that NVSentinel does not act on sets the condition, not an Event.
+    local fatal = select(3, gfi.expected_action(xid_number))
     local ok, events = pcall(gfi.events, node)
-    if ok then
+    if ok and not fatal then
       local seen = false
       for _, e in ipairs(events) do
         if e.reason == "SysLogsXIDErrorIsNotHealthy" and e.message:find("ErrorCode:" .. xid_number, 1, true) then seen = true end
@@ -128,6 +133,76 @@ function M.run(node, gpu, xid_number, opts)
   if not stage(res, "uncordoned", gfi.wait_uncordoned(node, { timeout = t.uncordoned })) then return res end
   res.outcome = "recovered"
   return res
+end
+
+local function by_name(list)
+  local out = {}
+  for _, p in ipairs(list or {}) do out[p.namespace .. "/" .. p.name] = p end
+  return out
+end
+
+--- Stage assertions with measured latency: runs one fault (scenario.run) and records a check
+--- per stage NVSentinel should reach for this XID (scenario.expectation): detected, cordoned,
+--- draining, drained, remediated, then rebooted, ready, uncordoned for a recovery, or held
+--- cordoned; a non-fatal XID must not cordon within opts.window. After a drain it checks that
+--- only the namespaces NVSentinel drains lost pods and the others kept theirs (where the run
+--- knows NVSentinel's values), and after a recovery that a RebootNode was created and
+--- completed. opts: within = { stage = limit }, window (default 10m), timeouts, line, expect.
+function M.expect(node, gpu, xid_number, opts)
+  opts = opts or {}
+  local t = {}
+  for k, v in pairs(opts.timeouts or {}) do t[k] = v end
+  if opts.window then t.hold = opts.window end
+  local pods_ok, before = pcall(gfi.pods, node)
+  local r = M.run(node, gpu, xid_number, { timeouts = t, line = opts.line, expect = opts.expect })
+  local label = ("XID %d on %s GPU %s"):format(xid_number, r.node, tostring(r.gpu))
+  local function limit_of(stage)
+    local l = opts.within and opts.within[stage]
+    return l and gfi.duration(l)
+  end
+  if r.expected == "no_cordon" then
+    gfi.check(("%s: not cordoned within %s"):format(label, gfi.fmt_duration(gfi.duration(t.hold or M.DEFAULT_TIMEOUTS.hold))), r.ok, r.error)
+    return r
+  end
+  local stages = r.expected == "recover" and M.STAGES or { "detected", "cordoned", "draining", "drained", "remediated" }
+  for _, st in ipairs(stages) do
+    local secs, lim = r.timings[st], limit_of(st)
+    if secs == nil then
+      gfi.check(("%s: %s"):format(label, st), false, r.failed_stage == st and r.error
+        or ("not reached (stopped at %s: %s)"):format(tostring(r.failed_stage), tostring(r.error)))
+      return r
+    end
+    if lim then
+      gfi.check(("%s: %s within %s"):format(label, st, gfi.fmt_duration(lim)), secs <= lim, "after " .. gfi.fmt_duration(secs))
+    else
+      gfi.check(("%s: %s"):format(label, st), true, "after " .. gfi.fmt_duration(secs))
+    end
+  end
+  if r.expected == "stay_cordoned" then gfi.check(label .. ": stays cordoned", r.ok, r.error) end
+  -- The drain: pods left only where NVSentinel drains; DaemonSets and other namespaces stay.
+  if pods_ok and gfi.drains_namespace("default") ~= nil then
+    local d, _, partial = gfi.wait_drained(node, { since = r.at, timeout = "1s" })
+    d = d or partial
+    local left = by_name(d and d.evicted)
+    local wrong, kept, gone = {}, 0, 0
+    for key, p in pairs(by_name(before)) do
+      local drained = gfi.drains_namespace(p.namespace) and p.owner ~= "DaemonSet"
+      if left[key] and not drained then wrong[#wrong + 1] = key
+      elseif left[key] then gone = gone + 1
+      elseif not drained then kept = kept + 1 end
+    end
+    table.sort(wrong)
+    gfi.check(("%s: drained only the drained namespaces (%d pods evicted, %d others untouched)"):format(label, gone, kept),
+      #wrong == 0, #wrong > 0 and ("evicted outside them: " .. table.concat(wrong, ", ")) or nil)
+  end
+  if r.expected == "recover" then
+    local nvs = gfi.nvsentinel()
+    if nvs == nil or nvs.remediation then
+      local cr, err = gfi.wait_remediation(node, { since = r.at, timeout = "2m" })
+      gfi.check(label .. ": RebootNode created and completed", cr and cr.succeeded, cr and cr.name or err)
+    end
+  end
+  return r
 end
 
 --- Shorthand for a fault that must be fully recovered from.

@@ -151,6 +151,7 @@ lua_tests!(
     stdlib_check,
     stdlib_scenario,
     stdlib_plan,
+    stdlib_expect,
     monitor_start,
     guard,
 );
@@ -499,4 +500,38 @@ fn a_scenarios_cleanup_runs_after_a_guard_stop() {
     );
     assert_eq!(stop.rule, "max_unavailable");
     assert_eq!(printed(&out), ["scenario cleanup ran"]);
+}
+
+#[test]
+fn expect_records_a_check_per_stage_and_a_missed_limit_fails_its_check() {
+    let dir = temp_script(
+        r#"
+        local scenario = require "scenario"
+        local r = scenario.expect("gpu-node-002", 1, 79, { within = { detected = "1s", uncordoned = "1h" } })
+        assert(r.ok, "the reaction itself was as expected")
+        scenario.expect("gpu-node-003", 0, 74, { window = "2m" })
+        "#,
+    );
+    let out = run_lua(&dir.path().join("s.lua"), 5, Limits::default());
+    out.result.unwrap();
+    let checks: Vec<(String, bool)> = out
+        .journal
+        .entries()
+        .iter()
+        .filter(|e| e.kind == "check")
+        .map(|e| (e.data["name"].as_str().unwrap().to_string(), e.data["ok"] == true))
+        .collect();
+    let names: Vec<&str> = checks.iter().map(|(n, _)| n.as_str()).collect();
+    for stage in ["detected within 1s", "cordoned", "drained", "remediated", "rebooted", "ready", "uncordoned within 1h"] {
+        assert!(
+            names.iter().any(|n| n.starts_with("XID 79 on gpu-node-002 GPU 1: ") && n.ends_with(stage)),
+            "{stage}: {names:?}"
+        );
+    }
+    let failed: Vec<&str> = checks.iter().filter(|(_, ok)| !ok).map(|(n, _)| n.as_str()).collect();
+    assert_eq!(failed, ["XID 79 on gpu-node-002 GPU 1: detected within 1s"], "{checks:?}");
+    assert!(names.iter().any(|n| n.contains("drained only the drained namespaces")));
+    assert!(names.iter().any(|n| n.contains("RebootNode created and completed")));
+    assert!(names.contains(&"XID 74 on gpu-node-003 GPU 0: stays cordoned"), "{names:?}");
+    assert!(!names.iter().any(|n| n.starts_with("XID 74") && n.ends_with("rebooted")));
 }

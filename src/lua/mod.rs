@@ -41,6 +41,9 @@ pub struct HostOptions {
     pub guard: crate::guard::GuardConfig,
     /// `--dry-run`: plans print their schedule, `inject_xid` refuses.
     pub dry_run: bool,
+    /// The NVSentinel configuration the run assumes (the values the sim reads, or
+    /// `--nvsentinel-values` on another backend); `None`: unknown, the catalogue decides.
+    pub nvsentinel: Option<crate::backend::sim::values::NvsConfig>,
 }
 
 impl Default for HostOptions {
@@ -55,6 +58,7 @@ impl Default for HostOptions {
             line_style: LineStyle::Driver,
             guard: Default::default(),
             dry_run: false,
+            nvsentinel: None,
         }
     }
 }
@@ -82,6 +86,7 @@ pub struct Ctx {
     /// Checked before every injection; the tripwire's state.
     pub guard: crate::guard::Guard,
     pub dry_run: bool,
+    pub nvsentinel: Option<crate::backend::sim::values::NvsConfig>,
 }
 
 impl Ctx {
@@ -132,6 +137,7 @@ impl Host {
             checks: RefCell::new(Checks::default()),
             guard,
             dry_run: opts.dry_run,
+            nvsentinel: opts.nvsentinel.clone(),
         });
         lua.set_app_data(ctx.clone());
         let setup = || -> mlua::Result<()> {

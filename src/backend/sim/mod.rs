@@ -195,15 +195,9 @@ impl SimBackend {
         })
     }
 
-    /// NVSentinel's circuit breaker as configured: trips at this many distinct nodes cordoned
-    /// within this window; `None` when it is off.
-    pub(crate) fn breaker_limits(&self) -> Option<(usize, Duration)> {
-        let st = self.lock();
-        if !st.nvs.breaker_enabled {
-            return None;
-        }
-        let threshold = st.nvs.breaker_threshold(st.gpu_node_count);
-        (threshold > 0).then_some((threshold, st.nvs.breaker_window))
+    /// The NVSentinel values the sim runs with.
+    pub(crate) fn values(&self) -> NvsConfig {
+        self.lock().nvs.clone()
     }
 
     /// A real GPU fault: the driver's own line (no provenance marker, a real process name),

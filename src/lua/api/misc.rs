@@ -200,25 +200,6 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
     gfi.set("seed", ctx.seed)?;
     gfi.set("dry_run", ctx.dry_run)?;
     lua.globals().set("dry_run", ctx.dry_run)?;
-    set_fn(
-        lua,
-        gfi,
-        "breaker_limits",
-        lua.create_function(|lua, ()| {
-            let ctx = Ctx::get(lua)?;
-            // Known where the run was given NVSentinel's values (the sim's); elsewhere nil.
-            let Some(sim) = ctx.backend.as_any().downcast_ref::<SimBackend>() else {
-                return Ok(Value::Nil);
-            };
-            match sim.breaker_limits() {
-                Some((threshold, window)) => Ok(Value::Table(lua.create_table_from([
-                    ("threshold", threshold as f64),
-                    ("window", window.as_secs_f64()),
-                ])?)),
-                None => Ok(Value::Nil),
-            }
-        })?,
-    )?;
     if ctx.backend.as_any().is::<SimBackend>() {
         register_sim(lua, gfi)?;
     }

@@ -7,6 +7,7 @@ pub mod guard;
 pub mod handles;
 pub mod inject;
 pub mod misc;
+pub mod nvsentinel;
 pub mod tasks;
 pub mod waits;
 
@@ -31,6 +32,7 @@ pub fn register(lua: &Lua, _ctx: &Rc<Ctx>) -> mlua::Result<()> {
     tasks::register(lua, &gfi)?;
     misc::register(lua, &gfi)?;
     guard::register(lua, &gfi)?;
+    nvsentinel::register(lua, &gfi)?;
     // `require "gfi"` gives the same table.
     let package: Table = lua.globals().get("package")?;
     let loaded: Table = package.get("loaded")?;
