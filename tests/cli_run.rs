@@ -515,3 +515,33 @@ fn dry_run_prints_the_seeds_schedule_and_injects_nothing() {
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("this is a dry run (--dry-run): nothing is injected"), "{}", text(&o));
 }
+
+#[test]
+fn lua_types_are_valid_lua_and_cover_every_documented_function() {
+    use gpu_fault_injector::lua::docs::DOCS;
+    let dir = tempfile::tempdir().unwrap();
+    let types = dir.path().join("types");
+    let o = gfi(&["docs", "--lua-types", types.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let mut all = String::new();
+    for f in ["gfi", "scenario", "plan", "check", "report", "rand"] {
+        let body = std::fs::read_to_string(types.join(format!("{f}.lua"))).unwrap();
+        assert!(body.starts_with(&format!("---@meta {f}")), "{f}");
+        mlua::Lua::new()
+            .load(&body)
+            .set_name(f)
+            .into_function()
+            .unwrap_or_else(|e| panic!("{f}.lua is not valid Lua: {e}"));
+        all.push_str(&body);
+    }
+    for d in DOCS.iter().filter(|d| !matches!(d.group, "Modules" | "Handles")) {
+        assert!(
+            all.contains(&format!("function {}(", d.name)) || all.contains(&format!("{} = nil", d.name)),
+            "{} has no definition",
+            d.name
+        );
+    }
+    for m in ["function M.run(node, gpu, xid, opts)", "function M.define(spec)", "function M.burst(spec)", "function Node:inject_xid(gpu, xid, o)", "function M.threshold("] {
+        assert!(all.contains(m), "{m}");
+    }
+}

@@ -7,6 +7,7 @@
 pub(crate) mod api;
 pub(crate) mod convert;
 pub mod docs;
+pub mod luals;
 pub(crate) mod error;
 pub mod meta;
 pub(crate) mod modules;
