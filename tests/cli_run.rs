@@ -342,7 +342,10 @@ print("plan done")
     assert_eq!(o.status.code(), Some(4), "{out}");
     assert!(out.contains("guardrail stop (max_unavailable)"), "{out}");
     assert!(out.contains("max_unavailable 20% allows 1"), "{out}");
-    assert!(out.contains("cleanup ran") && !out.contains("plan done"), "{out}");
+    assert!(
+        out.contains("cleanup ran") && !out.contains("plan done"),
+        "{out}"
+    );
     assert!(out.contains("stopped by a guardrail"), "{out}");
     let j: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&journal).unwrap()).unwrap();
@@ -353,13 +356,24 @@ print("plan done")
     let out = text(&o);
     assert_eq!(o.status.code(), Some(5), "{out}");
     assert!(out.contains("tripwire: possible real GPU fault"), "{out}");
-    assert!(out.contains("name=python3") && out.contains("cleanup ran"), "{out}");
+    assert!(
+        out.contains("name=python3") && out.contains("cleanup ran"),
+        "{out}"
+    );
     let o = gfi(&["run", s, "--seed", "2", "--arg", "real=1", "--no-tripwire"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 
     for (flag, value, needle) in [
-        ("--max-unavailable", "lots", "a percentage of the pool (10%)"),
-        ("--window", "Tue 10:00-16:00 Europe/Berlin", "no named zones"),
+        (
+            "--max-unavailable",
+            "lots",
+            "a percentage of the pool (10%)",
+        ),
+        (
+            "--window",
+            "Tue 10:00-16:00 Europe/Berlin",
+            "no named zones",
+        ),
         ("--require-label", "a b", "expected key=value"),
     ] {
         let o = gfi(&["run", s, flag, value]);
@@ -419,9 +433,18 @@ fn list_category_and_help_args_read_metadata_without_running_anything() {
         let shown = format!("scripts/{}", f.file_name().unwrap().to_string_lossy());
         assert!(out.contains(&shown), "{shown} missing:\n{out}");
     }
-    assert!(out.contains("builtin:xid79_recovery  (scenario: xid79-recovery)"), "{out}");
-    assert!(out.contains("categories: cordons-node, drains-node, reboots-node"), "{out}");
-    assert!(out.contains("scripts/random_day.lua  (script: random_day)"), "{out}");
+    assert!(
+        out.contains("builtin:xid79_recovery  (scenario: xid79-recovery)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("categories: cordons-node, drains-node, reboots-node"),
+        "{out}"
+    );
+    assert!(
+        out.contains("scripts/random_day.lua  (script: random_day)"),
+        "{out}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     // Reading its metadata must not run its actions: this one would fail if it did.
@@ -445,9 +468,18 @@ return scenario.define { name = "quiet", description = "a safe one", categories 
     )
     .unwrap();
     let d = dir.path().to_str().unwrap();
-    let o = gfi(&["run", "--list", d, "--category", "safe and not reboots-node"]);
+    let o = gfi(&[
+        "run",
+        "--list",
+        d,
+        "--category",
+        "safe and not reboots-node",
+    ]);
     let out = text(&o);
-    assert!(out.contains("quiet.lua") && !out.contains("loud.lua"), "{out}");
+    assert!(
+        out.contains("quiet.lua") && !out.contains("loud.lua"),
+        "{out}"
+    );
     assert!(!out.contains("builtin:xid79"), "{out}");
     let o = gfi(&["run", "--list", d]);
     let out = text(&o);
@@ -457,22 +489,44 @@ return scenario.define { name = "quiet", description = "a safe one", categories 
             && out.contains("acts.lua:1: ran at list time"),
         "{out}"
     );
-    let o = gfi(&["run", d, "--category", "safe and not reboots-node", "--arg", "n=5"]);
+    let o = gfi(&[
+        "run",
+        d,
+        "--category",
+        "safe and not reboots-node",
+        "--arg",
+        "n=5",
+    ]);
     let out = text(&o);
     assert_eq!(o.status.code(), Some(0), "{out}");
-    assert!(out.contains("quiet ran n=5") && !out.contains("loud ran"), "{out}");
+    assert!(
+        out.contains("quiet ran n=5") && !out.contains("loud ran"),
+        "{out}"
+    );
     let o = gfi(&["run", d, "--category", "(safe or"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o).contains("category expression '(safe or'"), "{}", text(&o));
+    assert!(
+        text(&o).contains("category expression '(safe or'"),
+        "{}",
+        text(&o)
+    );
     let o = gfi(&["run", d]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("give --category EXPR"), "{}", text(&o));
 
     let o = gfi(&["run", "scripts/xid74_stays_cordoned.lua", "--help-args"]);
     let out = text(&o);
-    assert!(out.contains("hold") && out.contains("how long the node must stay cordoned (default \"15m\")"), "{out}");
+    assert!(
+        out.contains("hold")
+            && out.contains("how long the node must stay cordoned (default \"15m\")"),
+        "{out}"
+    );
     let o = gfi(&["run", "builtin:random_day", "--help-args"]);
-    assert!(text(&o).contains("faults") && text(&o).contains("(read with param)"), "{}", text(&o));
+    assert!(
+        text(&o).contains("faults") && text(&o).contains("(read with param)"),
+        "{}",
+        text(&o)
+    );
     let o = gfi(&["run", "builtin:nope"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("builtin:xid79_recovery"), "{}", text(&o));
@@ -513,7 +567,11 @@ fn dry_run_prints_the_seeds_schedule_and_injects_nothing() {
     assert_ne!(a, run("8", "c.json"));
     let o = gfi(&["run", "scripts/xid79_recovery.lua", "--dry-run", "-q"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o).contains("this is a dry run (--dry-run): nothing is injected"), "{}", text(&o));
+    assert!(
+        text(&o).contains("this is a dry run (--dry-run): nothing is injected"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -534,14 +592,24 @@ fn lua_types_are_valid_lua_and_cover_every_documented_function() {
             .unwrap_or_else(|e| panic!("{f}.lua is not valid Lua: {e}"));
         all.push_str(&body);
     }
-    for d in DOCS.iter().filter(|d| !matches!(d.group, "Modules" | "Handles")) {
+    for d in DOCS
+        .iter()
+        .filter(|d| !matches!(d.group, "Modules" | "Handles"))
+    {
         assert!(
-            all.contains(&format!("function {}(", d.name)) || all.contains(&format!("{} = nil", d.name)),
+            all.contains(&format!("function {}(", d.name))
+                || all.contains(&format!("{} = nil", d.name)),
             "{} has no definition",
             d.name
         );
     }
-    for m in ["function M.run(node, gpu, xid, opts)", "function M.define(spec)", "function M.burst(spec)", "function Node:inject_xid(gpu, xid, o)", "function M.threshold("] {
+    for m in [
+        "function M.run(node, gpu, xid, opts)",
+        "function M.define(spec)",
+        "function M.burst(spec)",
+        "function Node:inject_xid(gpu, xid, o)",
+        "function M.threshold(",
+    ] {
         assert!(all.contains(m), "{m}");
     }
 }

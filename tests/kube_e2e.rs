@@ -505,7 +505,14 @@ fn schedule_of(out: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_gives_the_same_schedule_on_kube_as_on_the_sim_and_injects_nothing() {
     let c = Cluster::start(3).await;
-    let args = ["--seed", "7", "scripts/guarded_soak.lua", "--dry-run", "--arg", "duration=1h"];
+    let args = [
+        "--seed",
+        "7",
+        "scripts/guarded_soak.lua",
+        "--dry-run",
+        "--arg",
+        "duration=1h",
+    ];
     let (code, kube_out) = c.gfi_run(&args);
     assert_eq!(code, Some(0), "{kube_out}");
     let sim = std::process::Command::new(env!("CARGO_BIN_EXE_gfi"))
@@ -544,6 +551,12 @@ print("not reached")
     let (code, out) = c.gfi_run(&["--agent-access", "direct", script.to_str().unwrap()]);
     assert_eq!(code, Some(4), "{out}");
     assert!(out.contains("guardrail stop (max_unavailable)"), "{out}");
-    assert!(out.contains("cleanup ran") && !out.contains("not reached"), "{out}");
-    assert!(c.kmsg(1).is_empty(), "the refused injection reached the node");
+    assert!(
+        out.contains("cleanup ran") && !out.contains("not reached"),
+        "{out}"
+    );
+    assert!(
+        c.kmsg(1).is_empty(),
+        "the refused injection reached the node"
+    );
 }

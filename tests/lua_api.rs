@@ -441,8 +441,13 @@ fn the_tripwire_fires_on_a_line_without_the_marker_and_not_on_the_runs_own() {
     assert_eq!(stop.node.as_deref(), Some("gpu-node-001"));
     assert_eq!(stop.detail["xid"], 48);
     let line = stop.detail["line"].as_str().unwrap();
-    assert!(line.contains("name=python3") && !line.contains("gfi:"), "{line}");
-    assert!(stop.reason.contains("possible") || stop.describe().contains("possible real GPU fault"));
+    assert!(
+        line.contains("name=python3") && !line.contains("gfi:"),
+        "{line}"
+    );
+    assert!(
+        stop.reason.contains("possible") || stop.describe().contains("possible real GPU fault")
+    );
     assert_eq!(printed(&out), ["own lines passed", "cleanup ran"]);
     assert!(out.cleanup_errors.is_empty());
 }
@@ -519,19 +524,57 @@ fn expect_records_a_check_per_stage_and_a_missed_limit_fails_its_check() {
         .entries()
         .iter()
         .filter(|e| e.kind == "check")
-        .map(|e| (e.data["name"].as_str().unwrap().to_string(), e.data["ok"] == true))
+        .map(|e| {
+            (
+                e.data["name"].as_str().unwrap().to_string(),
+                e.data["ok"] == true,
+            )
+        })
         .collect();
     let names: Vec<&str> = checks.iter().map(|(n, _)| n.as_str()).collect();
-    for stage in ["detected within 1s", "cordoned", "drained", "remediated", "rebooted", "ready", "uncordoned within 1h"] {
+    for stage in [
+        "detected within 1s",
+        "cordoned",
+        "drained",
+        "remediated",
+        "rebooted",
+        "ready",
+        "uncordoned within 1h",
+    ] {
         assert!(
-            names.iter().any(|n| n.starts_with("XID 79 on gpu-node-002 GPU 1: ") && n.ends_with(stage)),
+            names
+                .iter()
+                .any(|n| n.starts_with("XID 79 on gpu-node-002 GPU 1: ") && n.ends_with(stage)),
             "{stage}: {names:?}"
         );
     }
-    let failed: Vec<&str> = checks.iter().filter(|(_, ok)| !ok).map(|(n, _)| n.as_str()).collect();
-    assert_eq!(failed, ["XID 79 on gpu-node-002 GPU 1: detected within 1s"], "{checks:?}");
-    assert!(names.iter().any(|n| n.contains("drained only the drained namespaces")));
-    assert!(names.iter().any(|n| n.contains("RebootNode created and completed")));
-    assert!(names.contains(&"XID 74 on gpu-node-003 GPU 0: stays cordoned"), "{names:?}");
-    assert!(!names.iter().any(|n| n.starts_with("XID 74") && n.ends_with("rebooted")));
+    let failed: Vec<&str> = checks
+        .iter()
+        .filter(|(_, ok)| !ok)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    assert_eq!(
+        failed,
+        ["XID 79 on gpu-node-002 GPU 1: detected within 1s"],
+        "{checks:?}"
+    );
+    assert!(
+        names
+            .iter()
+            .any(|n| n.contains("drained only the drained namespaces"))
+    );
+    assert!(
+        names
+            .iter()
+            .any(|n| n.contains("RebootNode created and completed"))
+    );
+    assert!(
+        names.contains(&"XID 74 on gpu-node-003 GPU 0: stays cordoned"),
+        "{names:?}"
+    );
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.starts_with("XID 74") && n.ends_with("rebooted"))
+    );
 }

@@ -2,8 +2,8 @@
 
 pub(crate) mod agent;
 pub(crate) mod common;
-pub(crate) mod guard_args;
 mod docs;
+pub(crate) mod guard_args;
 pub(crate) mod progress;
 pub(crate) mod repl;
 pub(crate) mod run;

@@ -328,9 +328,7 @@ impl Guard {
             }
         }
         if let Some(limit) = cfg.max_unavailable {
-            let selector = cfg
-                .pool_selector()
-                .map_err(|e| unreadable("the pool", e))?;
+            let selector = cfg.pool_selector().map_err(|e| unreadable("the pool", e))?;
             let pool = backend
                 .list_nodes(Some(&selector))
                 .await
@@ -341,8 +339,8 @@ impl Guard {
                 .map(|n| n.name.as_str())
                 .collect();
             let allowed = limit.nodes_of(pool.len());
-            let this_adds = catalog::lookup_or_generic(xid).fatal()
-                && !(info.unschedulable || !info.ready);
+            let this_adds =
+                catalog::lookup_or_generic(xid).fatal() && !info.unschedulable && info.ready;
             let after = down.len() + usize::from(this_adds);
             if after > allowed {
                 let mut s = Stop::guardrail(
@@ -386,7 +384,11 @@ impl Guard {
             EventKind::Condition
                 if e.detail.get("type").and_then(Value::as_str) == Some(keys::COND_XID) =>
             {
-                let msg = e.detail.get("message").and_then(Value::as_str).unwrap_or("");
+                let msg = e
+                    .detail
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
                 let mut st = self.lock();
                 let seen = st.seen_entries.entry(e.node.clone()).or_default();
                 msg.split(';')
@@ -411,7 +413,11 @@ impl Guard {
         };
         let Some(line) = foreign else { return };
         let xid = crate::xid::detect::match_xid(&line).map(|m| m.xid);
-        let pci = e.detail.get("pci").and_then(Value::as_str).map(str::to_string);
+        let pci = e
+            .detail
+            .get("pci")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         let mut s = Stop {
             kind: StopKind::Tripwire,
             rule: "real_fault",
@@ -433,7 +439,11 @@ impl Guard {
 /// The per-node rules: NVSentinel's opt-out labels, the opt-in label, the pool.
 fn refusal(cfg: &GuardConfig, node: &NodeInfo) -> Option<Stop> {
     for key in [keys::MANAGED_BY_NVSENTINEL, keys::MANAGED] {
-        if node.labels.get(key).is_some_and(|v| v.eq_ignore_ascii_case("false")) {
+        if node
+            .labels
+            .get(key)
+            .is_some_and(|v| v.eq_ignore_ascii_case("false"))
+        {
             return Some(Stop::guardrail(
                 "opted_out",
                 Some(&node.name),

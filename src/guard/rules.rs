@@ -24,7 +24,9 @@ impl Limit {
     pub fn parse(s: &str) -> Result<Limit, String> {
         let t = s.trim();
         let bad = || {
-            format!("max_unavailable '{s}': expected a node count (3) or a percentage of the pool (10%)")
+            format!(
+                "max_unavailable '{s}': expected a node count (3) or a percentage of the pool (10%)"
+            )
         };
         if let Some(p) = t.strip_suffix('%') {
             let p: f64 = p.trim().parse().map_err(|_| bad())?;
@@ -118,12 +120,18 @@ impl Span {
         let words: Vec<&str> = s.split_whitespace().collect();
         let (mut days, mut range, mut tz) = (None, None, None);
         for w in words {
-            if w.contains(':') && w.contains('-') && w.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+            if w.contains(':')
+                && w.contains('-')
+                && w.chars().next().is_some_and(|c| c.is_ascii_digit())
+            {
                 if range.is_some() {
                     return Err("two time ranges".into());
                 }
                 range = Some(w);
-            } else if w.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '*')
+            } else if w
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '*')
                 && days.is_none()
                 && range.is_none()
             {
@@ -165,7 +173,9 @@ impl Span {
 }
 
 fn minutes(s: &str) -> Result<u32, String> {
-    let (h, m) = s.split_once(':').ok_or_else(|| format!("'{s}' is not HH:MM"))?;
+    let (h, m) = s
+        .split_once(':')
+        .ok_or_else(|| format!("'{s}' is not HH:MM"))?;
     let (h, m): (u32, u32) = (
         h.parse().map_err(|_| format!("'{s}' is not HH:MM"))?,
         m.parse().map_err(|_| format!("'{s}' is not HH:MM"))?,
@@ -178,7 +188,13 @@ fn minutes(s: &str) -> Result<u32, String> {
 
 fn day(s: &str) -> Result<usize, String> {
     const FULL: [&str; 7] = [
-        "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday",
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
     ];
     let l = s.trim().to_ascii_lowercase();
     (0..7)
@@ -231,9 +247,12 @@ fn parse_offset(s: &str) -> Result<FixedOffset, String> {
     };
     match (h, m) {
         (Some(h), Some(m)) if h <= 14 && m < 60 => {
-            FixedOffset::east_opt(sign * (h * 3600 + m * 60)).ok_or_else(|| format!("time zone '{s}' is out of range"))
+            FixedOffset::east_opt(sign * (h * 3600 + m * 60))
+                .ok_or_else(|| format!("time zone '{s}' is out of range"))
         }
-        _ => Err(format!("time zone '{s}': expected UTC or an offset like +01:00")),
+        _ => Err(format!(
+            "time zone '{s}': expected UTC or an offset like +01:00"
+        )),
     }
 }
 

@@ -46,9 +46,13 @@ fn comment(out: &mut String, d: &Doc) {
 
 fn is_ident(s: &str) -> bool {
     let mut c = s.chars();
-    c.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    c.next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && c.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && !matches!(s, "end" | "function" | "local" | "return" | "nil" | "true" | "false")
+        && !matches!(
+            s,
+            "end" | "function" | "local" | "return" | "nil" | "true" | "false"
+        )
 }
 
 /// The parameters of `name(a, b [, opts])`: (name, optional).
@@ -265,7 +269,13 @@ mod tests {
                 ("opts".into(), true)
             ]
         );
-        assert_eq!(params("[{max_unavailable, window}]"), [("opts".to_string(), true)]);
-        assert_eq!(call_of("f(a, (b)) -> x | nil"), Some(("f", "a, (b)", "x | nil")));
+        assert_eq!(
+            params("[{max_unavailable, window}]"),
+            [("opts".to_string(), true)]
+        );
+        assert_eq!(
+            call_of("f(a, (b)) -> x | nil"),
+            Some(("f", "a, (b)", "x | nil"))
+        );
     }
 }

@@ -7,8 +7,8 @@
 pub(crate) mod api;
 pub(crate) mod convert;
 pub mod docs;
-pub mod luals;
 pub(crate) mod error;
+pub mod luals;
 pub mod meta;
 pub(crate) mod modules;
 pub mod sandbox;

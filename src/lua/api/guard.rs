@@ -172,7 +172,10 @@ fn status(lua: &Lua, ctx: &Ctx) -> mlua::Result<Table> {
     let cfg = g.effective();
     let t = lua.create_table()?;
     t.set("armed", g.armed())?;
-    t.set("max_unavailable", cfg.max_unavailable.map(|l| l.to_string()))?;
+    t.set(
+        "max_unavailable",
+        cfg.max_unavailable.map(|l| l.to_string()),
+    )?;
     t.set(
         "require_label",
         cfg.require_label.map(|(k, v)| format!("{k}={v}")),

@@ -396,7 +396,10 @@ fn register_sim(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
             ctx.journal.record(
                 EntryKind::SimAction,
                 Some(&name),
-                format!("a real XID {xid} on GPU {} (the driver's line, no marker)", rec.gpu),
+                format!(
+                    "a real XID {xid} on GPU {} (the driver's line, no marker)",
+                    rec.gpu
+                ),
                 json!({"action": "real_xid", "line": rec.line}),
             );
             one(lua, rec.line)

@@ -54,7 +54,14 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
             let (action, from) = match &ctx.nvsentinel {
                 Some(n) => {
                     let a = n.action_for(xid, catalogue);
-                    (a, if a == catalogue { "catalogue" } else { "values" })
+                    (
+                        a,
+                        if a == catalogue {
+                            "catalogue"
+                        } else {
+                            "values"
+                        },
+                    )
                 }
                 None => (catalogue, "catalogue"),
             };

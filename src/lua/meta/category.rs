@@ -149,9 +149,7 @@ impl Parser<'_> {
                 self.pos += 1;
                 Ok(Expr::Category(w))
             }
-            Some(t) => Err(self.error(&format!(
-                "expected a category, 'not' or '(' but found {t}"
-            ))),
+            Some(t) => Err(self.error(&format!("expected a category, 'not' or '(' but found {t}"))),
             None => Err(self.error("ends where a category was expected")),
         }
     }

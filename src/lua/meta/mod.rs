@@ -18,14 +18,38 @@ use std::path::{Path, PathBuf};
 
 /// The ready plans, by name: `gfi run builtin:NAME`.
 pub const BUILTIN: &[(&str, &str)] = &[
-    ("xid79_recovery", include_str!("../../../scripts/xid79_recovery.lua")),
-    ("xid48_component_reset", include_str!("../../../scripts/xid48_component_reset.lua")),
-    ("xid74_stays_cordoned", include_str!("../../../scripts/xid74_stays_cordoned.lua")),
-    ("non_fatal_no_cordon", include_str!("../../../scripts/non_fatal_no_cordon.lua")),
-    ("every_gpu_of_a_node", include_str!("../../../scripts/every_gpu_of_a_node.lua")),
-    ("guarded_soak", include_str!("../../../scripts/guarded_soak.lua")),
-    ("burst_probe", include_str!("../../../scripts/burst_probe.lua")),
-    ("random_day", include_str!("../../../scripts/random_day.lua")),
+    (
+        "xid79_recovery",
+        include_str!("../../../scripts/xid79_recovery.lua"),
+    ),
+    (
+        "xid48_component_reset",
+        include_str!("../../../scripts/xid48_component_reset.lua"),
+    ),
+    (
+        "xid74_stays_cordoned",
+        include_str!("../../../scripts/xid74_stays_cordoned.lua"),
+    ),
+    (
+        "non_fatal_no_cordon",
+        include_str!("../../../scripts/non_fatal_no_cordon.lua"),
+    ),
+    (
+        "every_gpu_of_a_node",
+        include_str!("../../../scripts/every_gpu_of_a_node.lua"),
+    ),
+    (
+        "guarded_soak",
+        include_str!("../../../scripts/guarded_soak.lua"),
+    ),
+    (
+        "burst_probe",
+        include_str!("../../../scripts/burst_probe.lua"),
+    ),
+    (
+        "random_day",
+        include_str!("../../../scripts/random_day.lua"),
+    ),
     ("xid_sweep", include_str!("../../../scripts/xid_sweep.lua")),
 ];
 
@@ -147,7 +171,10 @@ fn no_api(lua: &Lua) -> mlua::Result<()> {
     g.set("param", gfi.get::<Value>("param")?)?;
     g.set("gfi", gfi.clone())?;
     g.set("args", lua.create_table()?)?;
-    g.set("print", lua.create_function(|_, _: mlua::MultiValue| Ok(()))?)?;
+    g.set(
+        "print",
+        lua.create_function(|_, _: mlua::MultiValue| Ok(()))?,
+    )?;
     let package: Table = g.get("package")?;
     let loaded: Table = package.get("loaded")?;
     loaded.set("gfi", gfi)?;
@@ -271,8 +298,12 @@ pub fn list(dir: Option<&Path>) -> Result<Vec<ScriptMeta>, String> {
 
 /// The `.lua` files of a directory (not those starting with `_`), sorted.
 pub fn lua_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| format!("cannot list {}: {e} (expected a directory of .lua scripts)", dir.display()))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        format!(
+            "cannot list {}: {e} (expected a directory of .lua scripts)",
+            dir.display()
+        )
+    })?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
