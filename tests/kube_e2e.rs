@@ -560,3 +560,57 @@ print("not reached")
         "the refused injection reached the node"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tripwire_stops_a_plan_on_kube_when_a_real_xid_appears_on_a_target() {
+    use std::time::Duration;
+    let c = std::sync::Arc::new(Cluster::start(2).await);
+    let script = c.dir.path().join("watched.lua");
+    std::fs::write(
+        &script,
+        r#"guard {}
+cleanup(function() print("cleanup ran") end, "note")
+local n = node("gpu-node-001")
+assert(inject_xid(n, 0, 13))
+-- The node's condition turns True only for the real fault written beside the run's own line.
+wait_condition(n, "SysLogsXIDError", { timeout = "60s" })
+print("not reached")
+"#,
+    )
+    .unwrap();
+    let run = c.gfi_run_in_background(&["--agent-access", "direct", script.to_str().unwrap()]);
+    // The reactor (NVSentinel's stand-in) has read the run's own line.
+    let mut seen = c.reactor.as_ref().unwrap().seen.clone();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        seen.wait_for(|v| v.iter().any(|r| r.xid == 13)),
+    )
+    .await
+    .expect("the run's own line never landed")
+    .unwrap();
+    assert!(c.kmsg(0).contains("name=gfi:"));
+    // What the driver itself writes: no provenance marker.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(c.kmsg_path(0))
+        .unwrap();
+    std::io::Write::write_all(
+        &mut f,
+        b"<3>NVRM: NVRM: Xid (PCI:0000:3b:00): 79, pid=4242, name=python3, GPU has fallen off the bus.\n",
+    )
+    .unwrap();
+    let (code, out) = tokio::time::timeout(Duration::from_secs(90), run)
+        .await
+        .expect("gfi run ended")
+        .unwrap();
+    assert_eq!(code, Some(5), "{out}");
+    assert!(
+        out.contains("tripwire: possible real GPU fault: gpu-node-001: XID 79"),
+        "{out}"
+    );
+    assert!(
+        out.contains("name=python3") && out.contains("cleanup ran"),
+        "{out}"
+    );
+    assert!(!out.contains("not reached"), "{out}");
+}
