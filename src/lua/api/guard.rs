@@ -64,8 +64,15 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
                     ));
                 }
             };
-            let kept = lua.create_table()?;
             let refused = lua.create_table()?;
+            // Unarmed, every node is a target: no need to ask the cluster about each.
+            if !ctx.guard.armed() {
+                for v in list.sequence_values::<Value>() {
+                    node_name(F, 1, &v?)?;
+                }
+                return Ok((list, refused));
+            }
+            let kept = lua.create_table()?;
             for v in list.sequence_values::<Value>() {
                 let v = v?;
                 let name = node_name(F, 1, &v)?;
