@@ -614,3 +614,38 @@ print("not reached")
     );
     assert!(!out.contains("not reached"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_scripts_run_unchanged_on_kube() {
+    let (_c, out) = runs_on_kube(
+        2,
+        &[
+            "--agent-access",
+            "direct",
+            "scripts/xid79_recovery.lua",
+            "--arg",
+            "within=5m",
+        ],
+    )
+    .await;
+    assert!(out.contains("✓ check XID 79 fully recovered"), "{out}");
+    let (_c, out) = runs_on_kube(
+        2,
+        &[
+            "--agent-access",
+            "direct",
+            "scripts/burst_probe.lua",
+            "--arg",
+            "count=3",
+            "--arg",
+            "within=2s",
+            "--arg",
+            "hold=2s",
+        ],
+    )
+    .await;
+    assert!(
+        out.contains("3 lines within 2s did not cordon; 2 lines did not cordon"),
+        "{out}"
+    );
+}
