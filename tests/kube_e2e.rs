@@ -649,3 +649,47 @@ async fn scenario_scripts_run_unchanged_on_kube() {
         "{out}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tripwire_also_sees_a_real_xid_on_a_node_already_held_for_the_runs_own() {
+    use k8s_openapi::api::core::v1::Node;
+    use std::time::Duration;
+    let c = std::sync::Arc::new(Cluster::start(2).await);
+    let script = c.dir.path().join("held.lua");
+    std::fs::write(
+        &script,
+        r#"guard {}
+local n = node("gpu-node-001")
+assert(inject_xid(n, 0, 79))
+assert(wait_cordoned(n, { timeout = "60s" }))
+wait_label(n, "never-set", "x", { timeout = "60s" })
+print("not reached")
+"#,
+    )
+    .unwrap();
+    let run = c.gfi_run_in_background(&["--agent-access", "direct", script.to_str().unwrap()]);
+    // The run's own XID holds the node: its condition is True before the real one lands.
+    c.double
+        .wait_for("gpu-node-001 cordoned", Duration::from_secs(30), |v| {
+            v.list::<Node>().iter().any(|n| {
+                n.metadata.name.as_deref() == Some("gpu-node-001")
+                    && n.spec.as_ref().and_then(|s| s.unschedulable) == Some(true)
+            })
+        })
+        .await;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(c.kmsg_path(0))
+        .unwrap();
+    std::io::Write::write_all(
+        &mut f,
+        b"<3>NVRM: NVRM: Xid (PCI:0000:3b:00): 48, pid=4242, name=python3, DBE (Double Bit Error) ECC Error.\n",
+    )
+    .unwrap();
+    let (code, out) = tokio::time::timeout(Duration::from_secs(90), run)
+        .await
+        .expect("gfi run ended")
+        .unwrap();
+    assert_eq!(code, Some(5), "{out}");
+    assert!(out.contains("gpu-node-001: XID 48"), "{out}");
+}
