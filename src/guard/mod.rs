@@ -329,16 +329,11 @@ impl Guard {
         }
         if let Some(limit) = cfg.max_unavailable {
             let selector = cfg.pool_selector().map_err(|e| unreadable("the pool", e))?;
-            let pool = backend
-                .list_nodes(Some(&selector))
+            let (pool, down) = backend
+                .unavailable(Some(&selector))
                 .await
                 .map_err(|e| unreadable("the pool's nodes", e))?;
-            let down: Vec<&str> = pool
-                .iter()
-                .filter(|n| n.unschedulable || !n.ready)
-                .map(|n| n.name.as_str())
-                .collect();
-            let allowed = limit.nodes_of(pool.len());
+            let allowed = limit.nodes_of(pool);
             let this_adds =
                 catalog::lookup_or_generic(xid).fatal() && !info.unschedulable && info.ready;
             let after = down.len() + usize::from(this_adds);
@@ -349,7 +344,7 @@ impl Guard {
                     format!(
                         "{} of {} pool nodes are unavailable (cordoned or not Ready){}; max_unavailable {limit} allows {allowed}",
                         down.len(),
-                        pool.len(),
+                        pool,
                         if this_adds {
                             format!(", and XID {xid} on {node} would make it {after}")
                         } else {
@@ -357,7 +352,7 @@ impl Guard {
                         }
                     ),
                 );
-                s.detail = json!({"unavailable": down, "pool": pool.len(), "allowed": allowed});
+                s.detail = json!({"unavailable": down, "pool": pool, "allowed": allowed});
                 return Err(s);
             }
         }

@@ -495,6 +495,26 @@ impl Backend for SimBackend {
             .collect())
     }
 
+    async fn unavailable(
+        &self,
+        selector: Option<&LabelSelector>,
+    ) -> BackendResult<(usize, Vec<String>)> {
+        let st = self.lock();
+        let mut pool = 0;
+        let mut down = Vec::new();
+        for n in st
+            .nodes
+            .iter()
+            .filter(|n| selector.is_none_or(|s| s.matches(&n.labels)))
+        {
+            pool += 1;
+            if n.unschedulable || !n.ready {
+                down.push(n.name.clone());
+            }
+        }
+        Ok((pool, down))
+    }
+
     async fn node(&self, name: &str) -> BackendResult<NodeInfo> {
         let st = self.lock();
         let i = Self::node_index(&st, name)?;
