@@ -141,13 +141,19 @@ struct Inner {
 pub struct Guard(Arc<Inner>);
 
 impl Guard {
-    /// `cli`: the command line's settings (arms the guard when any is set); `marker`: this
-    /// run's provenance marker (`gfi:<run-id>`).
+    /// `cli`: the command line's settings (arms the guard when any is set, except
+    /// `--no-tripwire`, which only switches something off); `marker`: this run's provenance
+    /// marker (`gfi:<run-id>`).
     pub fn new(cli: GuardConfig, journal: Journal, marker: String) -> Guard {
         let (stopped, _) = watch::channel(None);
+        let arms = !GuardConfig {
+            tripwire: None,
+            ..cli.clone()
+        }
+        .is_empty();
         Guard(Arc::new(Inner {
             state: Mutex::new(State {
-                armed: !cli.is_empty(),
+                armed: arms,
                 script: GuardConfig::default(),
                 cli,
                 stop: None,
@@ -520,5 +526,20 @@ mod tests {
         let e = script.overlay(&cli);
         assert_eq!(e.max_unavailable, Some(Limit::Percent(10.0)));
         assert_eq!(e.tripwire, Some(false));
+    }
+
+    #[test]
+    fn only_a_setting_that_guards_arms_the_guard() {
+        let journal = Journal::new(crate::clock::RunClock::start(true));
+        let quiet = GuardConfig {
+            tripwire: Some(false),
+            ..Default::default()
+        };
+        assert!(!Guard::new(quiet, journal.clone(), "gfi:r1".into()).armed());
+        let limit = GuardConfig {
+            max_unavailable: Some(Limit::Nodes(1)),
+            ..Default::default()
+        };
+        assert!(Guard::new(limit, journal, "gfi:r1".into()).armed());
     }
 }

@@ -168,7 +168,7 @@ pub const DOCS: &[Doc] = &[
             "window: inject only within it, e.g. \"Tue 10:00-16:00 +01:00\", \"Mon-Fri 09:00-17:00 UTC\", \"22:00-06:00\"; several separated by ';'. UTC or a fixed offset (no named zones). On the sim the clock starts on Thursday 2026-01-01 00:00 UTC.",
             "breaker (default true): NVSentinel's circuit breaker TRIPPED stops the run. tripwire (default true): an XID line on a target node without this run's marker (`name=gfi:<run-id>`) and unlike every line the run wrote stops it as a possible real GPU fault.",
             "targets: nodes the tripwire watches from now (a plan adds its own); `guard{targets = ...}` alone arms nothing.",
-            "The command line overrides each setting: --max-unavailable, --require-label, --window, --guard-pool, --no-tripwire. Unarmed (the default), nothing is checked.",
+            "The command line overrides each setting: --max-unavailable, --require-label, --window, --guard-pool, --no-tripwire (which alone arms nothing). Unarmed (the default), nothing is checked.",
             "Returns { armed, max_unavailable, require_label, window, pool, tripwire, breaker, checks, stop }.",
         ],
         example: "guard { max_unavailable = \"10%\", require_label = true, window = \"Tue 10:00-16:00 +01:00\" }",
