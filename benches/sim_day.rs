@@ -6,12 +6,19 @@
 //!   cargo bench --bench sim_day
 //!   cargo bench --bench sim_day -- --nodes 200 --faults 300
 //!   cargo bench --bench sim_day -- --no-scaling --no-calls
+//!   cargo bench --bench sim_day -- --guard-only
+//!
+//! The 1,000-node day runs twice: as it always has, then with guardrails armed (max 10 %
+//! unavailable, a window, the breaker check) and the real-fault tripwire on, which prints
+//! the wall time and what the checks before each injection cost.
 //!
 //! Targets: the 1,000-node day under 2 s wall with at least 1,000 injections (issue 2); time
 //! linear in nodes x faults, 10,000 nodes under 5 s and 250 MB (issue 12).
 
 use gpu_fault_injector::backend::sim::SimBackend;
 use gpu_fault_injector::backend::sim::config::SimConfig;
+use gpu_fault_injector::guard::GuardConfig;
+use gpu_fault_injector::guard::rules::{Limit, Window};
 use gpu_fault_injector::session::{BackendSource, Outcome, Session, SessionOptions};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -53,7 +60,21 @@ struct DayFigures {
     steps: u64,
 }
 
+/// The guardrails of the guarded day: what a careful soak on a real cluster would set.
+fn guardrails() -> GuardConfig {
+    GuardConfig {
+        max_unavailable: Some(Limit::Percent(10.0)),
+        window: Some(Window::parse("Mon-Sun 00:00-24:00 UTC").expect("window")),
+        ..Default::default()
+    }
+}
+
 fn day(nodes: usize, faults: usize, seed: u64, quiet: bool) -> DayFigures {
+    day_with(nodes, faults, seed, quiet, GuardConfig::default())
+}
+
+fn day_with(nodes: usize, faults: usize, seed: u64, quiet: bool, guard: GuardConfig) -> DayFigures {
+    let guarded = !guard.is_empty();
     let rt = runtime();
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async {
@@ -68,6 +89,7 @@ fn day(nodes: usize, faults: usize, seed: u64, quiet: bool) -> DayFigures {
                 ("duration".into(), "24h".into()),
             ],
             script_dir: Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts")),
+            guard,
             ..SessionOptions::new(BackendSource::Sim {
                 config: Box::new(SimConfig {
                     nodes,
@@ -91,12 +113,15 @@ fn day(nodes: usize, faults: usize, seed: u64, quiet: bool) -> DayFigures {
             session.journal().len(),
             *session.clock(),
         );
+        let guard_stats = session.host().ctx().guard.stats();
         let report = session
             .finish(outcome, Default::default(), std::future::pending())
             .await;
         let wall = wall.elapsed();
-        if let Outcome::Failed(e) = &report.outcome {
-            println!("script failed: {e}");
+        match &report.outcome {
+            Outcome::Failed(e) => println!("script failed: {e}"),
+            Outcome::Stopped(s) => println!("the guard stopped the day: {}", s.describe()),
+            _ => {}
         }
         assert!(
             report.cleanup_errors.is_empty(),
@@ -112,7 +137,23 @@ fn day(nodes: usize, faults: usize, seed: u64, quiet: bool) -> DayFigures {
         if quiet {
             return figures;
         }
-        println!("sim_day: {nodes} nodes x 8 GPUs, 24h plan, {faults} faults planned, seed {seed}");
+        println!(
+            "sim_day: {nodes} nodes x 8 GPUs, 24h plan, {faults} faults planned, seed {seed}{}",
+            if guarded {
+                ", guardrails (max 10% unavailable, a window, the breaker) and the tripwire on"
+            } else {
+                ""
+            }
+        );
+        if guarded {
+            println!(
+                "  guard checks         {:>10}   {:.1} us per injection ({:.3} s in all, {:.1} % of the wall time)",
+                guard_stats.checks,
+                guard_stats.check_seconds * 1e6 / guard_stats.checks.max(1) as f64,
+                guard_stats.check_seconds,
+                guard_stats.check_seconds * 100.0 / wall.as_secs_f64()
+            );
+        }
         println!(
             "  wall time            {:>10.3} s   (cluster set-up {:.3} s)",
             wall.as_secs_f64(),
@@ -261,8 +302,13 @@ fn main() {
         );
         return;
     }
+    if flag("--guard-only") {
+        day_with(nodes, faults, seed, false, guardrails());
+        return;
+    }
     if !flag("--calls-only") {
         day(nodes, faults, seed, false);
+        day_with(nodes, faults, seed, false, guardrails());
         if !flag("--no-scaling") {
             scaling(seed);
         }

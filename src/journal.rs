@@ -62,6 +62,9 @@ pub enum EntryKind {
     CleanupFailed,
     #[serde(rename = "task.failed")]
     TaskFailed,
+    /// A guardrail or the real-fault tripwire stopped the run; `data` is the stop.
+    #[serde(rename = "guard.stop")]
+    GuardStop,
     #[serde(rename = "task.cancelled")]
     TaskCancelled,
     #[serde(rename = "repl.input")]
@@ -98,6 +101,7 @@ impl EntryKind {
             EntryKind::Cleanup => "cleanup",
             EntryKind::CleanupFailed => "cleanup.failed",
             EntryKind::TaskFailed => "task.failed",
+            EntryKind::GuardStop => "guard.stop",
             EntryKind::TaskCancelled => "task.cancelled",
             EntryKind::ReplInput => "repl.input",
             EntryKind::ReplError => "repl.error",

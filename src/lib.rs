@@ -26,6 +26,7 @@ pub mod cli;
 pub mod clock;
 pub mod controller;
 pub mod duration;
+pub mod guard;
 pub mod journal;
 pub mod kmsg;
 pub mod lua;

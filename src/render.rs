@@ -109,7 +109,8 @@ pub fn view(e: &Entry) -> View<'_> {
         EntryKind::InjectFailed
         | EntryKind::CallFailed
         | EntryKind::CleanupFailed
-        | EntryKind::TaskFailed => Class::Problem,
+        | EntryKind::TaskFailed
+        | EntryKind::GuardStop => Class::Problem,
         EntryKind::TaskCancelled => Class::Notice,
         EntryKind::RunError
         | EntryKind::RunInterrupted

@@ -72,6 +72,10 @@ pub struct SessionOptions {
     pub script_dir_shown: Option<PathBuf>,
     pub lib_paths: Vec<PathBuf>,
     pub line_style: LineStyle,
+    /// The command line's guardrails; they arm the guard.
+    pub guard: crate::guard::GuardConfig,
+    /// `--dry-run`: nothing is injected, plans print their schedule.
+    pub dry_run: bool,
     /// See every journal entry as it is recorded (the progress display).
     pub sinks: Vec<Sink>,
     /// Where [`Session::finish`] writes the journal.
@@ -93,6 +97,8 @@ impl SessionOptions {
             script_dir_shown: None,
             lib_paths: Vec::new(),
             line_style: LineStyle::Driver,
+            guard: Default::default(),
+            dry_run: false,
             sinks: Vec::new(),
             journal_path: None,
         }
@@ -123,6 +129,8 @@ pub enum Outcome {
     Ended,
     /// Someone asked for it to stop (a remote run's cancel); who, as the record shows it.
     Cancelled(String),
+    /// A guardrail or the real-fault tripwire stopped it (the journal has a `guard.stop`).
+    Stopped(Box<crate::guard::Stop>),
 }
 
 impl Outcome {
@@ -133,6 +141,10 @@ impl Outcome {
             Outcome::Interrupted(_) => "interrupted",
             Outcome::Ended => "ended",
             Outcome::Cancelled(_) => "cancelled",
+            Outcome::Stopped(s) => match s.kind {
+                crate::guard::StopKind::Guardrail => "guardrail-stop",
+                crate::guard::StopKind::Tripwire => "tripwire",
+            },
         }
     }
 }
@@ -165,6 +177,7 @@ pub struct Session {
     clock: RunClock,
     journal_path: Option<PathBuf>,
     _events: Subscription,
+    _tripwire: Subscription,
 }
 
 impl Session {
@@ -176,11 +189,12 @@ impl Session {
         let clock = RunClock::start(virtual_time);
         let journal = Journal::new(clock);
         let mut context = None;
-        let (backend, description, nvsentinel): (SharedBackend, String, Value) = match opts.backend
-        {
+        let mut values_file = None;
+        let (backend, description, assumed): (SharedBackend, String, Value) = match opts.backend {
             BackendSource::Args(args) => {
                 let built = build_backend(&args, seed, clock).map_err(SessionError::Backend)?;
                 context = args.context.clone();
+                values_file = args.nvsentinel_values.clone();
                 (built.backend, built.description, built.nvsentinel)
             }
             BackendSource::Sim { config, values } => {
@@ -199,6 +213,16 @@ impl Session {
         for sink in opts.sinks {
             journal.add_sink(sink);
         }
+        // What the run assumes about NVSentinel: the sim's own values, or the values file a
+        // real cluster's run was given (its expectations follow them).
+        let nvsentinel = match backend.as_any().downcast_ref::<SimBackend>() {
+            Some(sim) => Some(sim.values()),
+            None => values_file
+                .as_deref()
+                .map(NvsConfig::load)
+                .transpose()
+                .map_err(SessionError::Backend)?,
+        };
         let events = backend.subscribe(journal.observer());
         let run_id = opts.run_id.unwrap_or_else(|| run_id(seed, virtual_time));
         let header = Header {
@@ -216,7 +240,7 @@ impl Session {
                 context,
                 nodes: None,
             },
-            nvsentinel,
+            nvsentinel: assumed,
         };
         journal.record(
             EntryKind::RunStart,
@@ -237,11 +261,15 @@ impl Session {
                 lib_paths: opts.lib_paths,
                 args: opts.args,
                 line_style: opts.line_style,
+                guard: opts.guard,
+                dry_run: opts.dry_run,
+                nvsentinel,
             },
             backend.clone(),
             journal.clone(),
         )
         .map_err(SessionError::Host)?;
+        let tripwire = backend.subscribe(host.ctx().guard.observer());
         Ok(Session {
             host,
             journal,
@@ -251,6 +279,7 @@ impl Session {
             clock,
             journal_path: opts.journal_path,
             _events: events,
+            _tripwire: tripwire,
         })
     }
 
@@ -288,17 +317,28 @@ impl Session {
     }
 
     /// Runs a script file (its chunk receives the `args` table as `...`).
+    /// A guard's stop ends it at once, whatever the script was doing.
     pub async fn run_file(&self, path: &Path) -> Outcome {
-        match self.host.run_file(path).await {
-            Ok(_) => Outcome::Finished,
-            Err(e) => Outcome::Failed(crate::lua::describe_error(&e)),
+        match std::fs::read_to_string(path) {
+            Ok(source) => self.run_source(&source, &path.display().to_string()).await,
+            Err(e) => Outcome::Failed(format!("cannot read {}: {e}", path.display())),
         }
     }
 
-    /// Runs a script's source under the name the journal and errors show (a remote run's
-    /// bundle arrives as text).
+    /// Runs a script's source (a file's, a built-in one's, a remote run's bundle); `name` is
+    /// how the journal and errors name it.
     pub async fn run_source(&self, source: &str, name: &str) -> Outcome {
-        match self.host.run_source(source, name).await {
+        let guard = &self.host.ctx().guard;
+        let result = tokio::select! {
+            biased;
+            stop = guard.wait_stop() => return Outcome::Stopped(Box::new(stop)),
+            r = self.host.run_source(source, name) => r,
+        };
+        // The script may have caught the refused injection's error: the stop still stands.
+        if let Some(stop) = guard.stopped() {
+            return Outcome::Stopped(Box::new(stop));
+        }
+        match result {
             Ok(_) => Outcome::Finished,
             Err(e) => Outcome::Failed(crate::lua::describe_error(&e)),
         }
@@ -312,6 +352,7 @@ impl Session {
             "error".into(),
             match outcome {
                 Outcome::Failed(m) => json!(m),
+                Outcome::Stopped(s) => json!(s.describe()),
                 _ => Value::Null,
             },
         );
@@ -321,6 +362,13 @@ impl Session {
         );
         s.insert("injections".into(), json!(self.host.ctx().injections.get()));
         s.insert("checks".into(), json!(self.host.checks()));
+        let guard = &self.host.ctx().guard;
+        if guard.armed() {
+            s.insert(
+                "guard".into(),
+                json!({"config": guard.effective(), "stop": guard.stopped(), "checks": guard.stats().checks}),
+            );
+        }
         for (k, v) in extra {
             s.insert(k.clone(), v.clone());
         }
@@ -366,7 +414,8 @@ impl Session {
                 format!("cancelled by {who}"),
                 json!({"cancelled_by": who}),
             ),
-            Outcome::Finished | Outcome::Ended => {}
+            // Recorded when it happened (`guard.stop`).
+            Outcome::Stopped(_) | Outcome::Finished | Outcome::Ended => {}
         }
         let task_errors = self.host.finish_tasks();
         let cleanup_errors = tokio::select! {

@@ -493,3 +493,203 @@ async fn drain_remediation_and_heal_on_kube() {
         "{out}"
     );
 }
+
+/// The schedule lines of a `--dry-run`'s output.
+fn schedule_of(out: &str) -> Vec<String> {
+    out.lines()
+        .filter(|l| l.contains("gpu-node-") && l.trim_end().ends_with("followed"))
+        .map(|l| l.trim().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_gives_the_same_schedule_on_kube_as_on_the_sim_and_injects_nothing() {
+    let c = Cluster::start(3).await;
+    let args = [
+        "--seed",
+        "7",
+        "scripts/guarded_soak.lua",
+        "--dry-run",
+        "--arg",
+        "duration=1h",
+    ];
+    let (code, kube_out) = c.gfi_run(&args);
+    assert_eq!(code, Some(0), "{kube_out}");
+    let sim = std::process::Command::new(env!("CARGO_BIN_EXE_gfi"))
+        .args(["run", "--backend", "sim", "--sim-nodes", "3"])
+        .args(args)
+        .env_remove("GFI_BACKEND")
+        .output()
+        .unwrap();
+    let sim_out = String::from_utf8_lossy(&sim.stdout).to_string();
+    assert!(sim.status.success(), "{sim_out}");
+    let kube_schedule = schedule_of(&kube_out);
+    assert!(kube_schedule.len() >= 3, "{kube_out}");
+    assert_eq!(kube_schedule, schedule_of(&sim_out));
+    assert!(c.kmsg(0).is_empty(), "a dry run wrote to the kernel log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guardrail_stops_a_plan_on_kube_and_its_cleanup_runs() {
+    let c = Cluster::start(2).await;
+    let script = c.dir.path().join("guarded.lua");
+    std::fs::write(
+        &script,
+        r#"guard { max_unavailable = 1 }
+local ns = gpu_nodes()
+cleanup(function()
+  for _, n in ipairs(ns) do if n:cordoned() then uncordon(n) end end
+  print("cleanup ran")
+end, "uncordon")
+assert(inject_xid(ns[1], 0, 79))
+assert(wait_cordoned(ns[1], { timeout = "1m" }))
+inject_xid(ns[2], 0, 79)
+print("not reached")
+"#,
+    )
+    .unwrap();
+    let (code, out) = c.gfi_run(&["--agent-access", "direct", script.to_str().unwrap()]);
+    assert_eq!(code, Some(4), "{out}");
+    assert!(out.contains("guardrail stop (max_unavailable)"), "{out}");
+    assert!(
+        out.contains("cleanup ran") && !out.contains("not reached"),
+        "{out}"
+    );
+    assert!(
+        c.kmsg(1).is_empty(),
+        "the refused injection reached the node"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tripwire_stops_a_plan_on_kube_when_a_real_xid_appears_on_a_target() {
+    use std::time::Duration;
+    let c = std::sync::Arc::new(Cluster::start(2).await);
+    let script = c.dir.path().join("watched.lua");
+    std::fs::write(
+        &script,
+        r#"guard {}
+cleanup(function() print("cleanup ran") end, "note")
+local n = node("gpu-node-001")
+assert(inject_xid(n, 0, 13))
+-- The node's condition turns True only for the real fault written beside the run's own line.
+wait_condition(n, "SysLogsXIDError", { timeout = "60s" })
+print("not reached")
+"#,
+    )
+    .unwrap();
+    let run = c.gfi_run_in_background(&["--agent-access", "direct", script.to_str().unwrap()]);
+    // The reactor (NVSentinel's stand-in) has read the run's own line.
+    let mut seen = c.reactor.as_ref().unwrap().seen.clone();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        seen.wait_for(|v| v.iter().any(|r| r.xid == 13)),
+    )
+    .await
+    .expect("the run's own line never landed")
+    .unwrap();
+    assert!(c.kmsg(0).contains("name=gfi:"));
+    // What the driver itself writes: no provenance marker.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(c.kmsg_path(0))
+        .unwrap();
+    std::io::Write::write_all(
+        &mut f,
+        b"<3>NVRM: NVRM: Xid (PCI:0000:3b:00): 79, pid=4242, name=python3, GPU has fallen off the bus.\n",
+    )
+    .unwrap();
+    let (code, out) = tokio::time::timeout(Duration::from_secs(90), run)
+        .await
+        .expect("gfi run ended")
+        .unwrap();
+    assert_eq!(code, Some(5), "{out}");
+    assert!(
+        out.contains("tripwire: possible real GPU fault: gpu-node-001: XID 79"),
+        "{out}"
+    );
+    assert!(
+        out.contains("name=python3") && out.contains("cleanup ran"),
+        "{out}"
+    );
+    assert!(!out.contains("not reached"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_scripts_run_unchanged_on_kube() {
+    let (_c, out) = runs_on_kube(
+        2,
+        &[
+            "--agent-access",
+            "direct",
+            "scripts/xid79_recovery.lua",
+            "--arg",
+            "within=5m",
+        ],
+    )
+    .await;
+    assert!(out.contains("✓ check XID 79 fully recovered"), "{out}");
+    let (_c, out) = runs_on_kube(
+        2,
+        &[
+            "--agent-access",
+            "direct",
+            "scripts/burst_probe.lua",
+            "--arg",
+            "count=3",
+            "--arg",
+            "within=2s",
+            "--arg",
+            "hold=2s",
+        ],
+    )
+    .await;
+    assert!(
+        out.contains("3 lines within 2s did not cordon; 2 lines did not cordon"),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tripwire_also_sees_a_real_xid_on_a_node_already_held_for_the_runs_own() {
+    use k8s_openapi::api::core::v1::Node;
+    use std::time::Duration;
+    let c = std::sync::Arc::new(Cluster::start(2).await);
+    let script = c.dir.path().join("held.lua");
+    std::fs::write(
+        &script,
+        r#"guard {}
+local n = node("gpu-node-001")
+assert(inject_xid(n, 0, 79))
+assert(wait_cordoned(n, { timeout = "60s" }))
+wait_label(n, "never-set", "x", { timeout = "60s" })
+print("not reached")
+"#,
+    )
+    .unwrap();
+    let run = c.gfi_run_in_background(&["--agent-access", "direct", script.to_str().unwrap()]);
+    // The run's own XID holds the node: its condition is True before the real one lands.
+    c.double
+        .wait_for("gpu-node-001 cordoned", Duration::from_secs(30), |v| {
+            v.list::<Node>().iter().any(|n| {
+                n.metadata.name.as_deref() == Some("gpu-node-001")
+                    && n.spec.as_ref().and_then(|s| s.unschedulable) == Some(true)
+            })
+        })
+        .await;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(c.kmsg_path(0))
+        .unwrap();
+    std::io::Write::write_all(
+        &mut f,
+        b"<3>NVRM: NVRM: Xid (PCI:0000:3b:00): 48, pid=4242, name=python3, DBE (Double Bit Error) ECC Error.\n",
+    )
+    .unwrap();
+    let (code, out) = tokio::time::timeout(Duration::from_secs(90), run)
+        .await
+        .expect("gfi run ended")
+        .unwrap();
+    assert_eq!(code, Some(5), "{out}");
+    assert!(out.contains("gpu-node-001: XID 48"), "{out}");
+}

@@ -121,7 +121,12 @@ pub fn changes(old: &NodeInfo, new: &NodeInfo) -> Vec<ClusterEvent> {
     }
     for c in &new.conditions {
         let before = old.condition(&c.type_);
-        if before.is_none_or(|b| b.status != c.status) && c.type_ != "Ready" {
+        // A new entry in the XID condition's message is news too: another XID on a node
+        // already held (the real-fault tripwire reads the entries).
+        let changed = before.is_none_or(|b| {
+            b.status != c.status || (c.type_ == keys::COND_XID && b.message != c.message)
+        });
+        if changed && c.type_ != "Ready" {
             let mut e = ClusterEvent::new(
                 n,
                 EventKind::Condition,
@@ -669,6 +674,19 @@ mod tests {
             assert!(!e.message.starts_with("n "), "{}", e.message);
         }
         assert!(changes(&after, &after).is_empty());
+        let mut again = after.clone();
+        for c in again
+            .conditions
+            .iter_mut()
+            .filter(|c| c.type_ == keys::COND_XID)
+        {
+            c.message = "ErrorCode:79 NVRM: Xid (PCI:0000:3b:00): 79, ...".into();
+        }
+        let kinds: Vec<_> = changes(&after, &again)
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(kinds, [EventKind::Condition]);
     }
 
     #[test]

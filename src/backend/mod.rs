@@ -45,6 +45,22 @@ pub trait Backend: Send + Sync {
     /// Fresh facts about one node.
     async fn node(&self, name: &str) -> BackendResult<NodeInfo>;
 
+    /// How many nodes match `selector`, and the names of those unavailable (cordoned or not
+    /// Ready): what a guard counts before every injection. The default lists the nodes; a
+    /// backend that holds them counts without copying each.
+    async fn unavailable(
+        &self,
+        selector: Option<&LabelSelector>,
+    ) -> BackendResult<(usize, Vec<String>)> {
+        let nodes = self.list_nodes(selector).await?;
+        let down = nodes
+            .iter()
+            .filter(|n| n.unschedulable || !n.ready)
+            .map(|n| n.name.clone())
+            .collect();
+        Ok((nodes.len(), down))
+    }
+
     /// The GPUs of a node, by index.
     async fn gpus(&self, node: &str) -> BackendResult<Vec<GpuInfo>>;
 

@@ -52,7 +52,8 @@ pub struct BackendArgs {
     /// sim: cluster shape and timings from a YAML file (flags above override it).
     #[arg(long, value_name = "FILE")]
     pub sim_config: Option<PathBuf>,
-    /// sim: NVSentinel's Helm values (chart keys, or the seed's simplified form).
+    /// NVSentinel's Helm values (chart keys, or the seed's simplified form): the sim's
+    /// configuration; on another backend, what the run's expectations and breaker warning assume.
     #[arg(long, value_name = "FILE")]
     pub nvsentinel_values: Option<PathBuf>,
     /// local: this node's name (default: the host name).

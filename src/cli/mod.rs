@@ -3,12 +3,14 @@
 pub(crate) mod agent;
 pub(crate) mod common;
 mod docs;
+pub(crate) mod guard_args;
 pub(crate) mod progress;
 pub(crate) mod remote;
 pub(crate) mod repl;
 mod report;
 pub(crate) mod run;
 pub(crate) mod runs;
+pub(crate) mod scenario_args;
 mod xids;
 
 use clap::{Parser, Subcommand};

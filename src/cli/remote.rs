@@ -320,7 +320,9 @@ fn prepare(args: &RunArgs) -> Result<Value, String> {
     {
         return Err("--sim-* and --nvsentinel-values do not apply with --remote: the run uses the controller's cluster".into());
     }
-    let script = &args.script;
+    let Some(script) = &args.script else {
+        return Err("--remote needs the plan to run: gfi run --remote URL PLAN.lua".into());
+    };
     let source = std::fs::read_to_string(script)
         .map_err(|e| format!("script {} cannot be read: {e}", script.display()))?;
     let dir = match script.parent() {
@@ -547,6 +549,15 @@ pub(crate) fn ending(f: Followed, wall: Duration) -> ExitCode {
             ))
         }
         "interrupted" => Some(("interrupted", 1)),
+        "stopped" => {
+            let why = record.get("error").and_then(Value::as_str).unwrap_or("");
+            eprintln!("\n{why} (cleanups ran)");
+            let kind = match summary.get("outcome").and_then(Value::as_str) {
+                Some("tripwire") => crate::guard::StopKind::Tripwire,
+                _ => crate::guard::StopKind::Guardrail,
+            };
+            Some(super::run::stopped_by(kind))
+        }
         _ => None,
     };
     let seconds = summary

@@ -18,6 +18,10 @@ use std::sync::{Arc, Mutex};
 
 /// Exit status when the script finished but a check failed.
 pub const EXIT_CHECKS_FAILED: u8 = 3;
+/// Exit status when a guardrail stopped the run (after its cleanups).
+pub const EXIT_GUARDRAIL_STOP: u8 = 4;
+/// Exit status when the tripwire stopped the run: a possible real GPU fault.
+pub const EXIT_TRIPWIRE: u8 = 5;
 
 #[derive(Debug, Clone, Copy, ValueEnum, Default, PartialEq, Eq)]
 pub enum ColorChoice {
@@ -29,12 +33,16 @@ pub enum ColorChoice {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The Lua fault plan to run.
-    pub script: PathBuf,
+    /// The Lua fault plan to run: a file, builtin:NAME, or a directory with --category.
+    pub script: Option<PathBuf>,
+    #[command(flatten)]
+    pub scenarios: super::scenario_args::ScenarioArgs,
     #[command(flatten)]
     pub backend: BackendArgs,
     #[command(flatten)]
     pub lua: LuaArgs,
+    #[command(flatten)]
+    pub guard: super::guard_args::GuardArgs,
     /// A script argument, readable as args.KEY or param("KEY", default). Repeatable.
     #[arg(long = "arg", value_name = "KEY=VALUE", value_parser = common::parse_kv)]
     pub args: Vec<(String, String)>,
@@ -67,13 +75,10 @@ pub fn run(args: RunArgs) -> ExitCode {
     if args.remote.controller.remote.is_some() {
         return super::remote::run(args);
     }
-    if !args.script.is_file() {
-        eprintln!(
-            "error: script {} not found (or not a file)",
-            args.script.display()
-        );
-        return ExitCode::from(2);
-    }
+    let scripts = match super::scenario_args::resolve(args.script.as_deref(), &args.scenarios) {
+        super::scenario_args::Resolved::Done(code) => return code,
+        super::scenario_args::Resolved::Run(s) => s,
+    };
     // Before the runtime starts threads: they inherit the blocked signal mask.
     let interrupts = match Interrupts::install(&[Signal::SIGINT, Signal::SIGTERM]) {
         Ok(i) => i,
@@ -91,18 +96,32 @@ pub fn run(args: RunArgs) -> ExitCode {
         }
     };
     let local = tokio::task::LocalSet::new();
-    local.block_on(&rt, run_async(args, interrupts))
+    local.block_on(&rt, run_async(args, scripts, interrupts))
 }
 
-async fn run_async(args: RunArgs, mut interrupts: Interrupts) -> ExitCode {
+async fn run_async(
+    args: RunArgs,
+    scripts: Vec<super::scenario_args::Script>,
+    mut interrupts: Interrupts,
+) -> ExitCode {
     let wall = std::time::Instant::now();
     let progress = progress_for(&args);
-    let script = args.script.display().to_string();
-    let script_sha256 = match session::script_sha256(&args.script) {
-        Ok(h) => h,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
+    let script = scripts
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    // One script: its file's sha256. Several (a directory's scenarios): of their sources in
+    // order, each followed by a NUL.
+    let script_sha256 = match scripts.as_slice() {
+        [one] => crate::journal::sha256_hex(one.source.as_bytes()),
+        many => {
+            let mut all = Vec::new();
+            for s in many {
+                all.extend_from_slice(s.source.as_bytes());
+                all.push(0);
+            }
+            crate::journal::sha256_hex(&all)
         }
     };
     // The reports are built as the run records, so the journal is kept only to be written.
@@ -121,15 +140,11 @@ async fn run_async(args: RunArgs, mut interrupts: Interrupts) -> ExitCode {
             interrupt: Some(interrupts.flag.clone()),
             ..args.lua.limits()
         },
-        script_dir: args.script.parent().map(|p| {
-            if p.as_os_str().is_empty() {
-                PathBuf::from(".")
-            } else {
-                p.to_path_buf()
-            }
-        }),
+        script_dir: scripts.first().and_then(|s| s.dir.clone()),
         lib_paths: args.lua.lib_paths.clone(),
         line_style: args.line_style,
+        guard: args.guard.config(),
+        dry_run: args.scenarios.dry_run,
         sinks: vec![progress.sink(), run_sink.clone()],
         journal_path: args.journal.clone(),
         ..SessionOptions::new(BackendSource::Args(Box::new(args.backend.clone())))
@@ -150,9 +165,21 @@ async fn run_async(args: RunArgs, mut interrupts: Interrupts) -> ExitCode {
     let seed = session.seed();
     let virtual_time = session.virtual_time();
 
+    // Several scripts (a directory's scenarios) run one after another until one does not
+    // finish.
+    let run_all = async {
+        let mut outcome = Outcome::Finished;
+        for s in &scripts {
+            outcome = session.run_source(&s.source, &s.name).await;
+            if outcome != Outcome::Finished {
+                break;
+            }
+        }
+        outcome
+    };
     let outcome = tokio::select! {
         biased;
-        o = session.run_file(&args.script) => o,
+        o = run_all => o,
         sig = interrupts.next() => Outcome::Interrupted(Some(sig)),
     };
     progress.clear_status();
@@ -192,8 +219,14 @@ async fn run_async(args: RunArgs, mut interrupts: Interrupts) -> ExitCode {
             .chain(report.task_errors.iter())
             .cloned()
             .collect(),
-        stopped: match report.outcome {
-            Outcome::Interrupted(Some(sig)) => Some(("interrupted", crate::signals::exit_for(sig))),
+        stopped: match &report.outcome {
+            Outcome::Interrupted(Some(sig)) => {
+                Some(("interrupted", crate::signals::exit_for(*sig)))
+            }
+            Outcome::Stopped(stop) => {
+                eprintln!("\n{} (cleanups ran)", stop.describe());
+                Some(stopped_by(stop.kind))
+            }
             _ => None,
         },
         checks,
@@ -204,6 +237,17 @@ async fn run_async(args: RunArgs, mut interrupts: Interrupts) -> ExitCode {
         seed,
         journal: args.journal.clone(),
     })
+}
+
+/// A guard's stop as the last line words it, and its exit status.
+pub(crate) fn stopped_by(kind: crate::guard::StopKind) -> (&'static str, u8) {
+    match kind {
+        crate::guard::StopKind::Guardrail => ("stopped by a guardrail", EXIT_GUARDRAIL_STOP),
+        crate::guard::StopKind::Tripwire => (
+            "stopped by the tripwire (possible real GPU fault)",
+            EXIT_TRIPWIRE,
+        ),
+    }
 }
 
 /// The progress display `--quiet`, `--verbose` and `--color` ask for.

@@ -8,6 +8,8 @@ pub(crate) mod api;
 pub(crate) mod convert;
 pub mod docs;
 pub(crate) mod error;
+pub mod luals;
+pub mod meta;
 pub(crate) mod modules;
 pub mod sandbox;
 
@@ -39,6 +41,13 @@ pub struct HostOptions {
     pub args: Vec<(String, String)>,
     /// Line style for injections that do not choose one.
     pub line_style: LineStyle,
+    /// The command line's guardrails (`--max-unavailable`, ...): they arm the guard.
+    pub guard: crate::guard::GuardConfig,
+    /// `--dry-run`: plans print their schedule, `inject_xid` refuses.
+    pub dry_run: bool,
+    /// The NVSentinel configuration the run assumes (the values the sim reads, or
+    /// `--nvsentinel-values` on another backend); `None`: unknown, the catalogue decides.
+    pub nvsentinel: Option<crate::backend::sim::values::NvsConfig>,
 }
 
 impl Default for HostOptions {
@@ -52,6 +61,9 @@ impl Default for HostOptions {
             lib_paths: Vec::new(),
             args: Vec::new(),
             line_style: LineStyle::Driver,
+            guard: Default::default(),
+            dry_run: false,
+            nvsentinel: None,
         }
     }
 }
@@ -76,6 +88,10 @@ pub struct Ctx {
     pub injections: Cell<u64>,
     pub tasks: RefCell<Vec<Rc<RefCell<TaskInner>>>>,
     pub checks: RefCell<Checks>,
+    /// Checked before every injection; the tripwire's state.
+    pub guard: crate::guard::Guard,
+    pub dry_run: bool,
+    pub nvsentinel: Option<crate::backend::sim::values::NvsConfig>,
 }
 
 impl Ctx {
@@ -108,6 +124,11 @@ impl Host {
     ) -> Result<Host, String> {
         let (lua, counter) = sandbox::new_state(&opts.limits)
             .map_err(|e| format!("cannot create the Lua state: {e}"))?;
+        let guard = crate::guard::Guard::new(
+            opts.guard.clone(),
+            journal.clone(),
+            crate::xid::line::provenance_name(&opts.run_id),
+        );
         let ctx = Rc::new(Ctx {
             backend,
             clock: *journal.clock(),
@@ -119,6 +140,9 @@ impl Host {
             injections: Cell::new(0),
             tasks: RefCell::new(Vec::new()),
             checks: RefCell::new(Checks::default()),
+            guard,
+            dry_run: opts.dry_run,
+            nvsentinel: opts.nvsentinel.clone(),
         });
         lua.set_app_data(ctx.clone());
         let setup = || -> mlua::Result<()> {
@@ -171,15 +195,29 @@ impl Host {
         self.run_source(&source, &path.display().to_string()).await
     }
 
-    /// Runs a script's source as if read from a file named `name` (a remote run: its errors
-    /// name the file as the client knows it); its chunk receives the `args` table as `...`.
+    /// Runs a script's source (a file's, a built-in one's, or a remote run's, named as the
+    /// client knows it) as if read from a file named `name`; its chunk receives the `args`
+    /// table as `...`. A script that returns a scenario (`return scenario.define {...}`) has
+    /// its phases run.
     pub async fn run_source(&self, source: &str, name: &str) -> mlua::Result<MultiValue> {
         let args: Value = self.lua.globals().get("args")?;
-        self.lua
+        let out: MultiValue = self
+            .lua
             .load(source)
             .set_name(format!("@{name}"))
             .call_async(args)
-            .await
+            .await?;
+        match out.front() {
+            Some(Value::Table(t)) if t.raw_get::<bool>("__scenario").unwrap_or(false) => {
+                let run: Function = self
+                    .lua
+                    .load("return require('scenario').run_defined")
+                    .set_name("=scenario")
+                    .eval()?;
+                run.call_async(t.clone()).await
+            }
+            _ => Ok(out),
+        }
     }
 
     /// Runs a chunk of source (the REPL, tests).

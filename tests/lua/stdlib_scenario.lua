@@ -31,3 +31,45 @@ assert(scenario.describe(missed):find("UNEXPECTED at detected", 1, true))
 local wrong = scenario.recovery("gpu-node-005", 0, 74)
 assert(not wrong.ok and wrong.failed_stage == "remediated")
 expect_error(function() scenario.run("gpu-node-006", 0, 79, { timeouts = { bogus = 1 } }) end, "unknown timeout 'bogus'")
+
+-- Declared scenarios: metadata checked, phases in order, cleanup always.
+local order = {}
+local def = scenario.define {
+  name = "demo", description = "a demo", categories = { "safe" },
+  args = { answer = { default = 1, description = "a number" }, colour = { default = "red", description = "text" } },
+  setup = function(ctx) order[#order + 1] = "setup:" .. ctx.args.answer end,
+  action = function(ctx) order[#order + 1] = "action:" .. ctx.args.colour; ctx.state.x = 1 end,
+  verify = function(ctx) order[#order + 1] = "verify:" .. ctx.state.x end,
+  cleanup = function() order[#order + 1] = "cleanup" end,
+}
+assert(def.__scenario and def.categories[1] == "safe")
+local ctx = scenario.run_defined(def)
+-- --arg answer=42 (the test harness passes it) is converted to the default's type.
+assert(table.concat(order, ",") == "setup:42,action:red,verify:1", table.concat(order, ","))
+assert(ctx.args.answer == 42)
+
+local failing = scenario.define {
+  name = "fails", description = "fails in verify",
+  action = function() end,
+  verify = function() error("the node is still cordoned") end,
+}
+expect_error(function() scenario.run_defined(failing) end, "scenario fails: verify failed: ")
+local slow = scenario.define {
+  name = "slow", description = "too slow", timeout = "10m",
+  action = function() sleep("1h") end,
+}
+expect_error(function() scenario.run_defined(slow) end, "scenario slow: timed out after 10m")
+
+for _, case in ipairs {
+  { { description = "x", action = print }, "name must be a word" },
+  { { name = "a b", description = "x", action = print }, "name must be a word" },
+  { { name = "a", action = print }, "description must be" },
+  { { name = "a", description = "x" }, "action must be a function" },
+  { { name = "a", description = "x", action = print, categories = { "Not OK" } }, "category 1 must be a word" },
+  { { name = "a", description = "x", action = print, args = { n = 3 } }, "arg 'n' must be" },
+  { { name = "a", description = "x", action = print, args = { n = { description = "n", default = {} } } }, "default must be" },
+  { { name = "a", description = "x", action = print, teardown = print }, "unknown field 'teardown'" },
+  { { name = "a", description = "x", action = print, verify = 3 }, "verify must be a function" },
+} do
+  expect_error(function() scenario.define(case[1]) end, case[2])
+end

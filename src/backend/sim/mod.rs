@@ -148,6 +148,81 @@ impl SimBackend {
     }
 
     /// Cordons a node by hand (`kubectl cordon`), as a person or a tool does before a test.
+    /// Writes an XID line into a node's kernel log, as an injection does; `real_xid` writes
+    /// one the way the driver would, which is not counted as an injection.
+    fn write_xid(&self, req: &InjectRequest) -> BackendResult<FaultRecord> {
+        let now = self.now();
+        let mut st = self.lock();
+        let i = Self::node_index(&st, &req.node)?;
+        if st.nodes[i].down {
+            return Err(BackendError::node_unavailable(
+                &req.node,
+                "injection",
+                "the node is rebooting: its agent is down and its kernel log cannot be written until it is back",
+            ));
+        }
+        let gpu = req.gpu.resolve(&req.node, &st.nodes[i].gpus)?.clone();
+        let line = format_line(&gpu.pci, req.xid, &req.line, &req.provenance)
+            .map_err(|e| BackendError::invalid("line", e.to_string()))?;
+        let written = kmsg::kernel_write(line.as_bytes())
+            .map_err(|e| BackendError::failed(Some(&req.node), "kmsg write", e))?;
+        let seq = st.nodes[i].push_kmsg(written.facility, written.level, written.text.clone(), now);
+        let entry = detect::journal_entry(written.facility, written.level, &written.text);
+        st.journal_append(
+            i,
+            JournalLine {
+                message: entry.message,
+                transport_kernel: entry.transport == "kernel",
+                facility: entry.facility,
+            },
+            now,
+        );
+        let time = st.time(now);
+        drop(st);
+        self.shared.wake.notify_one();
+        Ok(FaultRecord {
+            id: req.fault_id.clone(),
+            node: req.node.clone(),
+            gpu: gpu.index,
+            pci: gpu.pci,
+            uuid: gpu.uuid,
+            xid: req.xid,
+            line: line.trim_end_matches('\n').to_string(),
+            time,
+            seq: Some(seq),
+            write_path: "sim: one write() to the node's /dev/kmsg".into(),
+            warnings: Vec::new(),
+        })
+    }
+
+    /// The NVSentinel values the sim runs with.
+    pub(crate) fn values(&self) -> NvsConfig {
+        self.lock().nvs.clone()
+    }
+
+    /// A real GPU fault: the driver's own line (no provenance marker, a real process name),
+    /// for testing what a plan does when the cluster fails by itself.
+    pub(crate) fn real_xid(
+        &self,
+        node: &str,
+        gpu: crate::backend::GpuSelector,
+        xid: u32,
+    ) -> BackendResult<FaultRecord> {
+        self.write_xid(&InjectRequest {
+            node: node.to_string(),
+            gpu,
+            xid,
+            line: crate::xid::LineOptions {
+                pid: Some(48_213),
+                process_name: Some("python3".into()),
+                ..Default::default()
+            },
+            fault_id: format!("real-{xid}"),
+            provenance: String::new(),
+            preflight: false,
+        })
+    }
+
     pub(crate) fn cordon(&self, node: &str) -> BackendResult<NodeInfo> {
         let mut st = self.lock();
         let i = Self::node_index(&st, node)?;
@@ -420,6 +495,26 @@ impl Backend for SimBackend {
             .collect())
     }
 
+    async fn unavailable(
+        &self,
+        selector: Option<&LabelSelector>,
+    ) -> BackendResult<(usize, Vec<String>)> {
+        let st = self.lock();
+        let mut pool = 0;
+        let mut down = Vec::new();
+        for n in st
+            .nodes
+            .iter()
+            .filter(|n| selector.is_none_or(|s| s.matches(&n.labels)))
+        {
+            pool += 1;
+            if n.unschedulable || !n.ready {
+                down.push(n.name.clone());
+            }
+        }
+        Ok((pool, down))
+    }
+
     async fn node(&self, name: &str) -> BackendResult<NodeInfo> {
         let st = self.lock();
         let i = Self::node_index(&st, name)?;
@@ -433,49 +528,9 @@ impl Backend for SimBackend {
     }
 
     async fn inject_xid(&self, req: &InjectRequest) -> BackendResult<FaultRecord> {
-        let now = self.now();
-        let mut st = self.lock();
-        let i = Self::node_index(&st, &req.node)?;
-        if st.nodes[i].down {
-            return Err(BackendError::node_unavailable(
-                &req.node,
-                "injection",
-                "the node is rebooting: its agent is down and its kernel log cannot be written until it is back",
-            ));
-        }
-        let gpu = req.gpu.resolve(&req.node, &st.nodes[i].gpus)?.clone();
-        let line = format_line(&gpu.pci, req.xid, &req.line, &req.provenance)
-            .map_err(|e| BackendError::invalid("line", e.to_string()))?;
-        let written = kmsg::kernel_write(line.as_bytes())
-            .map_err(|e| BackendError::failed(Some(&req.node), "kmsg write", e))?;
-        let seq = st.nodes[i].push_kmsg(written.facility, written.level, written.text.clone(), now);
-        let entry = detect::journal_entry(written.facility, written.level, &written.text);
-        st.journal_append(
-            i,
-            JournalLine {
-                message: entry.message,
-                transport_kernel: entry.transport == "kernel",
-                facility: entry.facility,
-            },
-            now,
-        );
-        st.stats.injections += 1;
-        let time = st.time(now);
-        drop(st);
-        self.shared.wake.notify_one();
-        Ok(FaultRecord {
-            id: req.fault_id.clone(),
-            node: req.node.clone(),
-            gpu: gpu.index,
-            pci: gpu.pci,
-            uuid: gpu.uuid,
-            xid: req.xid,
-            line: line.trim_end_matches('\n').to_string(),
-            time,
-            seq: Some(seq),
-            write_path: "sim: one write() to the node's /dev/kmsg".into(),
-            warnings: Vec::new(),
-        })
+        let rec = self.write_xid(req)?;
+        self.lock().stats.injections += 1;
+        Ok(rec)
     }
 
     async fn kmsg_tail(&self, node: &str, opts: &TailOptions) -> BackendResult<Vec<KmsgRecord>> {

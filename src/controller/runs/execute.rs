@@ -170,9 +170,12 @@ async fn drive(manager: &Arc<RunManager>, run: &Arc<Run>, req: RunRequest) {
             Outcome::Failed(_) => RunStatus::Failed,
             Outcome::Cancelled(_) => RunStatus::Cancelled,
             Outcome::Interrupted(_) => RunStatus::Interrupted,
+            Outcome::Stopped(_) => RunStatus::Stopped,
         };
-        if let Outcome::Failed(m) = &report.outcome {
-            r.error = Some(m.clone());
+        match &report.outcome {
+            Outcome::Failed(m) => r.error = Some(m.clone()),
+            Outcome::Stopped(stop) => r.error = Some(stop.describe()),
+            _ => {}
         }
         r.summary = Some(report.summary.clone());
         r.ended_at = Some(now());

@@ -19,6 +19,9 @@ pub enum RunStatus {
     Cancelled,
     /// The controller stopped while it ran: it may have left nodes cordoned.
     Interrupted,
+    /// A guardrail or the real-fault tripwire stopped it (`error` says which and why); its
+    /// cleanups ran.
+    Stopped,
 }
 
 impl RunStatus {
@@ -30,6 +33,7 @@ impl RunStatus {
             RunStatus::Failed => "failed",
             RunStatus::Cancelled => "cancelled",
             RunStatus::Interrupted => "interrupted",
+            RunStatus::Stopped => "stopped",
         }
     }
 

@@ -54,6 +54,20 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
                     }
                     None => format!("{}-{seq:04}", ctx.run_id),
                 };
+                if ctx.dry_run {
+                    return Err(err(format!(
+                        "{F}: this is a dry run (--dry-run): nothing is injected; a plan's run() prints its schedule instead"
+                    )));
+                }
+                // The guardrails, here rather than in a stdlib module, so no script reaches
+                // the backend around them.
+                if let Err(stop) = ctx
+                    .guard
+                    .check_injection(&*ctx.backend, &node, xid, ctx.clock.now())
+                    .await
+                {
+                    return Err(err(format!("{F}: {}", stop.describe())));
+                }
                 let req = InjectRequest {
                     node: node.clone(),
                     gpu,
@@ -66,6 +80,7 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
                 match ctx.backend.inject_xid(&req).await {
                     Ok(rec) => {
                         ctx.injections.set(ctx.injections.get() + 1);
+                        ctx.guard.injected(&node, &rec.line);
                         let info = catalog::lookup_or_generic(xid);
                         ctx.journal.record(
                             crate::journal::EntryKind::Inject,

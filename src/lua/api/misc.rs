@@ -198,6 +198,8 @@ pub fn register(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
     let ctx = Ctx::get(lua)?;
     gfi.set("run_id", ctx.run_id.as_str())?;
     gfi.set("seed", ctx.seed)?;
+    gfi.set("dry_run", ctx.dry_run)?;
+    lua.globals().set("dry_run", ctx.dry_run)?;
     if ctx.backend.as_any().is::<SimBackend>() {
         register_sim(lua, gfi)?;
     }
@@ -379,6 +381,28 @@ fn register_sim(lua: &Lua, gfi: &Table) -> mlua::Result<()> {
                 json!({"action": "taint", "taint": taint}),
             );
             one(lua, super::handles::node_facts(lua, info)?)
+        })?,
+    )?;
+    sim.set(
+        "real_xid",
+        lua.create_function(|lua, (node, gpu, xid): (Value, Value, Value)| {
+            const F: &str = "sim.real_xid";
+            let ctx = Ctx::get(lua)?;
+            let name = node_name(F, 1, &node)?;
+            let gpu = gpu_selector(F, 2, &name, &gpu)?;
+            let xid = catalog::validate_xid(integer(F, 3, "xid", &xid)?)
+                .map_err(|e| arg_err(F, 3, "xid", e))?;
+            let rec = ask!(lua, F, Some(&name), sim_of(&ctx)?.real_xid(&name, gpu, xid));
+            ctx.journal.record(
+                EntryKind::SimAction,
+                Some(&name),
+                format!(
+                    "a real XID {xid} on GPU {} (the driver's line, no marker)",
+                    rec.gpu
+                ),
+                json!({"action": "real_xid", "line": rec.line}),
+            );
+            one(lua, rec.line)
         })?,
     )?;
     sim.set(

@@ -3,9 +3,11 @@
 //! One small module per area, each with a `register`; this list is the whole API.
 
 pub mod cluster;
+pub mod guard;
 pub mod handles;
 pub mod inject;
 pub mod misc;
+pub mod nvsentinel;
 pub mod tasks;
 pub mod waits;
 
@@ -29,6 +31,8 @@ pub fn register(lua: &Lua, _ctx: &Rc<Ctx>) -> mlua::Result<()> {
     waits::register(lua, &gfi)?;
     tasks::register(lua, &gfi)?;
     misc::register(lua, &gfi)?;
+    guard::register(lua, &gfi)?;
+    nvsentinel::register(lua, &gfi)?;
     // `require "gfi"` gives the same table.
     let package: Table = lua.globals().get("package")?;
     let loaded: Table = package.get("loaded")?;

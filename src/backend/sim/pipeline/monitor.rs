@@ -107,7 +107,7 @@ impl SimState {
                     event.action,
                     if event.fatal { "" } else { " (non-fatal)" }
                 ),
-                json!({"xid": event.xid, "pci": event.pci, "gpu_uuid": event.gpu_uuid, "action": event.action, "fatal": event.fatal, "event_id": event.id}),
+                json!({"xid": event.xid, "pci": event.pci, "gpu_uuid": event.gpu_uuid, "action": event.action, "fatal": event.fatal, "event_id": event.id, "line": event.message}),
             );
             let at = now + self.latency(self.cfg.timings.platform_connector);
             self.schedule(

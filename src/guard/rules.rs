@@ -1,0 +1,314 @@
+//! What a guard is configured with, and how each setting is read from text: the same words in
+//! a script's `guard{...}` and on the command line (`--max-unavailable 10%`).
+
+use chrono::{DateTime, Datelike, FixedOffset, Timelike, Utc};
+use serde::Serialize;
+use std::fmt;
+
+/// The label that opts a node in, when the guard asks for one and names none.
+pub const DEFAULT_OPT_IN: &str = "gfi.dev/fault-target=true";
+
+/// The pool the percentages count: every GPU node, unless the guard names another.
+pub const DEFAULT_POOL: &str = "nvidia.com/gpu.present=true";
+
+/// How many nodes of the pool may be unavailable (cordoned or not Ready) at once, counting
+/// the node an injection is about to make unavailable.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "kind", content = "value", rename_all = "lowercase")]
+pub enum Limit {
+    Nodes(usize),
+    Percent(f64),
+}
+
+impl Limit {
+    pub fn parse(s: &str) -> Result<Limit, String> {
+        let t = s.trim();
+        let bad = || {
+            format!(
+                "max_unavailable '{s}': expected a node count (3) or a percentage of the pool (10%)"
+            )
+        };
+        if let Some(p) = t.strip_suffix('%') {
+            let p: f64 = p.trim().parse().map_err(|_| bad())?;
+            if !(0.0..=100.0).contains(&p) {
+                return Err(format!(
+                    "max_unavailable '{s}': a percentage must be within 0%..100%"
+                ));
+            }
+            return Ok(Limit::Percent(p));
+        }
+        t.parse::<usize>().map(Limit::Nodes).map_err(|_| bad())
+    }
+
+    /// The most nodes of a pool of `pool` that may be unavailable. A percentage rounds down,
+    /// as Kubernetes rounds a Deployment's maxUnavailable: the guard never allows more than
+    /// was asked for.
+    pub fn nodes_of(&self, pool: usize) -> usize {
+        match *self {
+            Limit::Nodes(n) => n,
+            Limit::Percent(p) => (pool as f64 * p / 100.0 + 1e-9).floor() as usize,
+        }
+    }
+}
+
+impl fmt::Display for Limit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Limit::Nodes(n) => write!(f, "{n}"),
+            Limit::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+/// `key=value`, the label a node must carry to be a target.
+pub fn parse_label(s: &str) -> Result<(String, String), String> {
+    let t = s.trim();
+    let (k, v) = t.split_once('=').unwrap_or((t, "true"));
+    let (k, v) = (k.trim(), v.trim());
+    if k.is_empty() || k.contains(char::is_whitespace) || v.contains(char::is_whitespace) {
+        return Err(format!(
+            "require_label '{s}': expected key=value, e.g. {DEFAULT_OPT_IN}"
+        ));
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
+const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+/// Times when injections are allowed: `Tue 10:00-16:00 +01:00`, `Mon-Fri 09:00-17:00 UTC`,
+/// `22:00-06:00` (every day, across midnight, UTC); several separated by `;`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Window {
+    pub text: String,
+    #[serde(skip)]
+    spans: Vec<Span>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Span {
+    /// Monday first.
+    days: [bool; 7],
+    start: u32,
+    end: u32,
+    offset: FixedOffset,
+}
+
+impl Window {
+    pub fn parse(s: &str) -> Result<Window, String> {
+        let mut spans = Vec::new();
+        for part in s.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+            spans.push(Span::parse(part).map_err(|e| {
+                format!("window '{part}': {e} (expected e.g. \"Tue 10:00-16:00 +01:00\" or \"Mon-Fri 09:00-17:00 UTC\")")
+            })?);
+        }
+        if spans.is_empty() {
+            return Err("window: empty (expected e.g. \"Tue 10:00-16:00 +01:00\")".into());
+        }
+        Ok(Window {
+            text: s.trim().to_string(),
+            spans,
+        })
+    }
+
+    pub fn contains(&self, t: DateTime<Utc>) -> bool {
+        self.spans.iter().any(|s| s.contains(t))
+    }
+}
+
+impl Span {
+    fn parse(s: &str) -> Result<Span, String> {
+        let words: Vec<&str> = s.split_whitespace().collect();
+        let (mut days, mut range, mut tz) = (None, None, None);
+        for w in words {
+            if w.contains(':')
+                && w.contains('-')
+                && w.chars().next().is_some_and(|c| c.is_ascii_digit())
+            {
+                if range.is_some() {
+                    return Err("two time ranges".into());
+                }
+                range = Some(w);
+            } else if w
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '*')
+                && days.is_none()
+                && range.is_none()
+            {
+                days = Some(w);
+            } else if tz.is_none() && range.is_some() {
+                tz = Some(w);
+            } else {
+                return Err(format!("unexpected '{w}'"));
+            }
+        }
+        let range = range.ok_or("no time range like 10:00-16:00")?;
+        let (a, b) = range.split_once('-').ok_or("no time range")?;
+        let (start, end) = (minutes(a)?, minutes(b)?);
+        if start == end {
+            return Err("the time range is empty".into());
+        }
+        Ok(Span {
+            days: match days {
+                None | Some("*") => [true; 7],
+                Some(d) => parse_days(d)?,
+            },
+            start,
+            end,
+            offset: parse_offset(tz.unwrap_or("UTC"))?,
+        })
+    }
+
+    fn contains(&self, t: DateTime<Utc>) -> bool {
+        let local = t.with_timezone(&self.offset);
+        let m = local.hour() * 60 + local.minute();
+        let today = local.weekday().num_days_from_monday() as usize;
+        if self.start < self.end {
+            self.days[today] && m >= self.start && m < self.end
+        } else {
+            // Across midnight: the evening belongs to today, the morning to yesterday's span.
+            (self.days[today] && m >= self.start) || (self.days[(today + 6) % 7] && m < self.end)
+        }
+    }
+}
+
+fn minutes(s: &str) -> Result<u32, String> {
+    let (h, m) = s
+        .split_once(':')
+        .ok_or_else(|| format!("'{s}' is not HH:MM"))?;
+    let (h, m): (u32, u32) = (
+        h.parse().map_err(|_| format!("'{s}' is not HH:MM"))?,
+        m.parse().map_err(|_| format!("'{s}' is not HH:MM"))?,
+    );
+    if h > 24 || m > 59 || (h == 24 && m != 0) {
+        return Err(format!("'{s}' is not a time of day"));
+    }
+    Ok(h * 60 + m)
+}
+
+fn day(s: &str) -> Result<usize, String> {
+    const FULL: [&str; 7] = [
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+    ];
+    let l = s.trim().to_ascii_lowercase();
+    (0..7)
+        .find(|&i| l == DAYS[i] || l == FULL[i])
+        .ok_or_else(|| format!("'{s}' is not a day (Mon, Tue, ..., Sun)"))
+}
+
+fn parse_days(s: &str) -> Result<[bool; 7], String> {
+    let mut out = [false; 7];
+    for item in s.split(',') {
+        if let Some((a, b)) = item.split_once('-') {
+            let (a, b) = (day(a)?, day(b)?);
+            let mut d = a;
+            loop {
+                out[d] = true;
+                if d == b {
+                    break;
+                }
+                d = (d + 1) % 7;
+            }
+        } else {
+            out[day(item)?] = true;
+        }
+    }
+    Ok(out)
+}
+
+/// `UTC`, `Z`, `+01:00`, `-0530`, `+2`. Named zones need a tz database this build does not
+/// carry; a fixed offset says the same for a window that does not cross a DST change.
+fn parse_offset(s: &str) -> Result<FixedOffset, String> {
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("utc") || t == "Z" || t.eq_ignore_ascii_case("gmt") {
+        return Ok(FixedOffset::east_opt(0).expect("zero offset"));
+    }
+    let t2 = t.strip_prefix("UTC").unwrap_or(t);
+    let (sign, rest) = match t2.chars().next() {
+        Some('+') => (1, &t2[1..]),
+        Some('-') => (-1, &t2[1..]),
+        _ => {
+            return Err(format!(
+                "time zone '{s}': only UTC and fixed offsets such as +01:00 or -05:00 are supported (no named zones)"
+            ));
+        }
+    };
+    let digits: String = rest.chars().filter(|c| *c != ':').collect();
+    let (h, m) = match digits.len() {
+        1 | 2 => (digits.parse::<i32>().ok(), Some(0)),
+        4 => (digits[..2].parse().ok(), digits[2..].parse().ok()),
+        _ => (None, None),
+    };
+    match (h, m) {
+        (Some(h), Some(m)) if h <= 14 && m < 60 => {
+            FixedOffset::east_opt(sign * (h * 3600 + m * 60))
+                .ok_or_else(|| format!("time zone '{s}' is out of range"))
+        }
+        _ => Err(format!(
+            "time zone '{s}': expected UTC or an offset like +01:00"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn limits_read_counts_and_percentages_and_round_down() {
+        assert_eq!(Limit::parse("3").unwrap(), Limit::Nodes(3));
+        assert_eq!(Limit::parse(" 10% ").unwrap(), Limit::Percent(10.0));
+        assert_eq!(Limit::Percent(10.0).nodes_of(8), 0);
+        assert_eq!(Limit::Percent(10.0).nodes_of(100), 10);
+        assert_eq!(Limit::Percent(25.0).nodes_of(10), 2);
+        assert!(Limit::parse("ten").unwrap_err().contains("10%"));
+        assert!(Limit::parse("150%").unwrap_err().contains("0%..100%"));
+    }
+
+    #[test]
+    fn labels_default_to_true() {
+        assert_eq!(
+            parse_label("gfi.dev/fault-target").unwrap(),
+            ("gfi.dev/fault-target".into(), "true".into())
+        );
+        assert!(parse_label("a b=c").is_err());
+    }
+
+    #[test]
+    fn windows_honour_days_offsets_and_midnight() {
+        // 2026-01-06 is a Tuesday.
+        let w = Window::parse("Tue 10:00-16:00 +01:00").unwrap();
+        assert!(w.contains(at("2026-01-06T09:00:00Z")));
+        assert!(!w.contains(at("2026-01-06T08:59:00Z")));
+        assert!(!w.contains(at("2026-01-06T15:00:00Z")));
+        assert!(!w.contains(at("2026-01-07T09:00:00Z")));
+        let w = Window::parse("Mon-Fri 22:00-06:00 UTC").unwrap();
+        assert!(w.contains(at("2026-01-09T23:00:00Z"))); // Friday night
+        assert!(w.contains(at("2026-01-10T05:00:00Z"))); // Saturday morning, Friday's span
+        assert!(!w.contains(at("2026-01-10T23:00:00Z"))); // Saturday night
+        let w = Window::parse("Sat 00:00-24:00; Sun 00:00-01:00").unwrap();
+        assert!(w.contains(Utc.with_ymd_and_hms(2026, 1, 11, 0, 30, 0).unwrap()));
+        assert!(!w.contains(Utc.with_ymd_and_hms(2026, 1, 11, 1, 30, 0).unwrap()));
+        for (bad, why) in [
+            ("Tue", "no time range"),
+            ("Tue 10:00-16:00 Europe/Berlin", "no named zones"),
+            ("Tus 10:00-16:00", "not a day"),
+            ("10:00-25:00", "not a time of day"),
+            ("", "empty"),
+        ] {
+            let e = Window::parse(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+}
