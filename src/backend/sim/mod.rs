@@ -474,6 +474,7 @@ impl Backend for SimBackend {
             time,
             seq: Some(seq),
             write_path: "sim: one write() to the node's /dev/kmsg".into(),
+            agent_pod: None,
             warnings: Vec::new(),
         })
     }
