@@ -111,7 +111,11 @@ pub(crate) fn int_field(v: &Value) -> Result<i128, &'static str> {
     }
 }
 
-pub(crate) fn string_field<'a>(v: &'a Value, field: &str, errs: &mut Vec<FieldError>) -> Option<&'a str> {
+pub(crate) fn string_field<'a>(
+    v: &'a Value,
+    field: &str,
+    errs: &mut Vec<FieldError>,
+) -> Option<&'a str> {
     match v {
         Value::String(s) => Some(s),
         Value::Null => None,

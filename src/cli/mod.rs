@@ -2,6 +2,7 @@
 
 pub(crate) mod agent;
 pub(crate) mod common;
+pub(crate) mod controller;
 mod docs;
 pub(crate) mod progress;
 pub(crate) mod repl;
@@ -35,6 +36,8 @@ pub enum Command {
     Docs(docs::DocsArgs),
     /// Run the node agent: the HTTP API that writes XID lines into this node's kernel log.
     Agent(Box<agent::AgentArgs>),
+    /// Run the controller: the seed's central API and remote runs, in the cluster.
+    Controller(Box<controller::ControllerArgs>),
 }
 
 pub fn main() -> ExitCode {
@@ -45,5 +48,6 @@ pub fn main() -> ExitCode {
         Command::Xids(args) => xids::run(args),
         Command::Docs(args) => docs::run(args),
         Command::Agent(args) => agent::run(*args),
+        Command::Controller(args) => controller::run(*args),
     }
 }
