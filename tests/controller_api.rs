@@ -648,3 +648,130 @@ async fn records_survive_a_restart_and_a_run_in_flight_is_marked_interrupted() {
         "{m}"
     );
 }
+
+fn rules_of(file: &str) -> Vec<(Option<String>, Vec<k8s_openapi::api::rbac::v1::PolicyRule>)> {
+    let text = std::fs::read_to_string(file).unwrap();
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|d| <serde_yaml::Value as serde::Deserialize>::deserialize(d).unwrap())
+        .filter(|d| d["kind"] == "ClusterRole" || d["kind"] == "Role")
+        .map(|d| {
+            let ns = d["metadata"]["namespace"].as_str().map(str::to_string);
+            let rules = serde_yaml::from_value(d["rules"].clone()).unwrap();
+            (ns, rules)
+        })
+        .collect()
+}
+
+/// What deploy/controller.yaml grants covers every call the controller makes, and grants
+/// nothing else but what its plans' kube backend calls (deploy/rbac.yaml, checked against
+/// those calls by tests/kube_e2e.rs): no pod proxy, no Secrets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_role_covers_exactly_its_calls() {
+    let granted = rules_of("deploy/controller.yaml");
+    let operator = rules_of("deploy/rbac.yaml");
+    let c = Cluster::start(1).await;
+    let node = node_name(0);
+    let run_cm: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "gfi-run-r1", "namespace": AGENT_NS,
+            "labels": {"gfi.dev/record": "run", "gfi.dev/status": "running"}},
+        "data": {"record.json": json!({"id": "r1", "status": "running",
+            "journal": [{"kind": "inject", "node": node}]}).to_string()}
+    }))
+    .unwrap();
+    c.double.create(&run_cm).unwrap();
+    c.double.clear_requests();
+    let token = c.dir.path().join("token");
+    let ctl = start_controller(
+        &c,
+        &[
+            "--retention",
+            "1",
+            "--agent-token-file",
+            token.to_str().unwrap(),
+        ],
+    );
+    let mut ids = Vec::new();
+    for gpu in 0..2 {
+        let r = ctl
+            .post(
+                "/api/v1/faults/gpu/inject/xid-79",
+                RUN_TOKEN,
+                &format!(r#"{{"node_name": "{node}", "gpu_id": {gpu}}}"#),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        ids.push(r.json()["fault_id"].as_str().unwrap().to_string());
+    }
+    for body in ["", r#"{"heal": true}"#] {
+        let r = ctl
+            .post(
+                &format!("/api/v1/faults/{}/recover", ids[1]),
+                RUN_TOKEN,
+                body,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    // The controller's requests, not the reactor's (it plays NVSentinel with its own rights).
+    let made: Vec<kube_double::RequestRecord> = c
+        .double
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            !(r.subresource == "status"
+                || r.resource == "rebootnodes" && r.verb == "create"
+                || r.verb == "patch" && r.body.contains("nvsentinel-state")
+                || r.verb == "create" && r.resource == "events" && !r.body.contains("XidInjected"))
+        })
+        .collect();
+    let allows = |rules: &[(Option<String>, Vec<k8s_openapi::api::rbac::v1::PolicyRule>)],
+                  r: &kube_double::RequestRecord| {
+        rules.iter().any(|(ns, rules)| {
+            ns.as_deref().is_none_or(|n| n == r.namespace)
+                && kube_double::access::rbac_allows(rules, r, false)
+        })
+    };
+    for r in &made {
+        assert!(
+            allows(&granted, r),
+            "deploy/controller.yaml does not allow a call the controller makes: {} {} {}/{}",
+            r.verb,
+            r.resource_path(),
+            r.namespace,
+            r.name
+        );
+    }
+    for verb in ["list", "create", "update", "delete"] {
+        assert!(
+            made.iter()
+                .any(|r| r.resource == "configmaps" && r.verb == verb && r.namespace == AGENT_NS),
+            "the records need {verb} on configmaps: {made:?}"
+        );
+    }
+    // Nothing more than its own calls and its plans' (the operator's, less proxy and Secrets).
+    for (ns, rules) in &granted {
+        for rule in rules {
+            for res in rule.resources.clone().unwrap_or_default() {
+                assert!(res != "pods/proxy" && res != "secrets", "{res} granted");
+                for verb in &rule.verbs {
+                    let used = made.iter().any(|r| {
+                        &r.verb == verb
+                            && r.resource_path() == res
+                            && ns.as_deref().is_none_or(|n| n == r.namespace)
+                    });
+                    let plans_need = operator.iter().any(|(ons, orules)| {
+                        ons == ns
+                            && orules.iter().any(|o| {
+                                o.verbs.contains(verb)
+                                    && o.resources.clone().unwrap_or_default().contains(&res)
+                            })
+                    });
+                    assert!(
+                        used || plans_need,
+                        "deploy/controller.yaml grants {verb} {res} in {ns:?}, which no call uses"
+                    );
+                }
+            }
+        }
+    }
+}
