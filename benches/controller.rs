@@ -12,7 +12,6 @@
 #[allow(dead_code)]
 #[path = "../tests/kube_e2e/cluster.rs"]
 mod cluster;
-#[allow(dead_code)]
 #[path = "../tests/common/mod.rs"]
 mod common;
 #[allow(dead_code)]

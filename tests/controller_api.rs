@@ -7,7 +7,6 @@
 #[allow(dead_code)]
 #[path = "kube_e2e/cluster.rs"]
 mod cluster;
-#[allow(dead_code)]
 mod common;
 #[allow(dead_code)]
 #[path = "kube_double/mod.rs"]

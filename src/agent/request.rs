@@ -224,13 +224,13 @@ impl<'de> serde::Deserialize<'de> for TopLevel {
     }
 }
 
+/// A body's top-level object and the errors found in it so far.
+pub(crate) type BodyObject = (Map<String, Value>, Vec<FieldError>);
+
 /// A JSON body's top-level object, with an error for each name given more than once; or the
 /// 422 that says the body is not JSON, or not an object (`example` shows a right one). Shared
 /// with the controller's decoder.
-pub(crate) fn body_object(
-    bytes: &[u8],
-    example: &str,
-) -> Result<(Map<String, Value>, Vec<FieldError>), Vec<FieldError>> {
+pub(crate) fn body_object(bytes: &[u8], example: &str) -> Result<BodyObject, Vec<FieldError>> {
     let top: TopLevel = serde_json::from_slice(bytes).map_err(|e| {
         vec![FieldError {
             kind: "json_invalid".into(),

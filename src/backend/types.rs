@@ -761,6 +761,81 @@ mod tests {
     }
 
     #[test]
+    fn each_kind_has_its_http_status() {
+        let agent = |status| BackendError::Agent {
+            node: "n1".into(),
+            what: "injecting".into(),
+            pod: "ns/agent-1".into(),
+            status,
+            detail: "fault_id x was already used".into(),
+        };
+        let cases = [
+            (BackendError::node_not_found("x", &[]), 404),
+            (
+                BackendError::GpuNotFound {
+                    node: "n1".into(),
+                    gpu: "9".into(),
+                    available: "0-7".into(),
+                },
+                404,
+            ),
+            (BackendError::invalid("line", "empty"), 400),
+            (agent(409), 409),
+            (agent(503), 503),
+            (
+                BackendError::Unsupported {
+                    backend: "local",
+                    what: "pods".into(),
+                    why: "no API".into(),
+                },
+                501,
+            ),
+            (
+                BackendError::node_unavailable("n1", "injection", "rebooting"),
+                503,
+            ),
+            (
+                BackendError::Throttled {
+                    node: None,
+                    what: "x".into(),
+                    reason: "y".into(),
+                    retry_after: None,
+                },
+                429,
+            ),
+            (
+                BackendError::Unreachable {
+                    node: None,
+                    what: "x".into(),
+                    target: "t".into(),
+                    reason: "r".into(),
+                },
+                502,
+            ),
+            (
+                BackendError::Forbidden {
+                    node: None,
+                    what: "x".into(),
+                    reason: "r".into(),
+                    needs: "n".into(),
+                },
+                502,
+            ),
+            (BackendError::failed(None, "x", "y"), 500),
+        ];
+        for (e, status) in cases {
+            assert_eq!(e.http_status(), status, "{e}");
+        }
+        // An agent's refusal is the script's mistake; its own failure is the world's.
+        assert!(agent(409).is_script_error());
+        assert!(!agent(500).is_script_error());
+        assert_eq!(
+            agent(409).to_string(),
+            "node n1: injecting failed: gfi agent pod ns/agent-1 answered 409: fault_id x was already used"
+        );
+    }
+
+    #[test]
     fn summaries() {
         let names: Vec<String> = (1..=20).map(|i| format!("n{i}")).collect();
         assert_eq!(summarize(&names, 4), "n1, n2, n3, ..., n20 (20 in all)");

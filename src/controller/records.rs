@@ -112,6 +112,8 @@ pub fn bounded(mut record: Value, max: usize) -> Option<(Value, String)> {
     Some((record, text))
 }
 
+type RecordKey = (RecordKind, String);
+
 struct Entry {
     seq: u64,
     record: Value,
@@ -128,7 +130,7 @@ struct Table {
 pub enum Backing {
     Memory,
     ConfigMaps {
-        api: kube::Api<ConfigMap>,
+        api: Box<kube::Api<ConfigMap>>,
         namespace: String,
     },
 }
@@ -139,7 +141,7 @@ pub struct RecordStore {
     max_bytes: usize,
     table: Mutex<Table>,
     /// Writes of one record happen in order; of different records, at once.
-    write_locks: Mutex<HashMap<(RecordKind, String), Arc<tokio::sync::Mutex<()>>>>,
+    write_locks: Mutex<HashMap<RecordKey, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -202,11 +204,16 @@ impl RecordStore {
                 .map(|t| serde_json::from_str::<Value>(t));
             match (kind, parsed) {
                 (Some(kind), Some(Ok(v))) if v.get("id").and_then(Value::as_str).is_some() => {
-                    let created = cm
-                        .metadata
-                        .creation_timestamp
-                        .as_ref()
-                        .map(|t| t.0.to_string())
+                    // The record's own time has milliseconds; creationTimestamp only seconds.
+                    let created = ["created_at", "submitted_at"]
+                        .iter()
+                        .find_map(|k| v.get(*k).and_then(Value::as_str).map(str::to_string))
+                        .or_else(|| {
+                            cm.metadata
+                                .creation_timestamp
+                                .as_ref()
+                                .map(|t| t.0.to_string())
+                        })
                         .unwrap_or_default();
                     found.push((created, name, kind, v));
                 }
@@ -219,6 +226,7 @@ impl RecordStore {
             }
         }
         found.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        // Older first, so the retention prunes the oldest.
         let n = found.len();
         let mut t = self.table();
         for (_, _, kind, v) in found {

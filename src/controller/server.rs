@@ -391,12 +391,15 @@ impl RunningController {
     }
 }
 
+/// Builds the remote-run routes over the controller's shared state.
+pub type RunRoutes = dyn Fn(&Arc<ControllerState>) -> Router;
+
 /// Loads the records, binds and serves in the background. `runs`: builds the remote-run
 /// routes from the shared state (the run manager's records are [`ClusterRunRecords`]).
 pub async fn start(
     config: ControllerConfig,
     cluster: ControllerBackend,
-    runs: Option<&dyn Fn(&Arc<ControllerState>) -> Router>,
+    runs: Option<&RunRoutes>,
 ) -> Result<RunningController, StartError> {
     if config.token_file.is_none()
         && config.read_token_file.is_none()
@@ -417,7 +420,7 @@ pub async fn start(
     }
     let backing = match cluster.kube {
         Some(client) => Backing::ConfigMaps {
-            api: kube::Api::namespaced(client, &config.namespace),
+            api: Box::new(kube::Api::namespaced(client, &config.namespace)),
             namespace: config.namespace.clone(),
         },
         None => Backing::Memory,
