@@ -64,31 +64,13 @@ impl Controller {
     }
 }
 
-/// `gfi controller --backend kube` against the cluster, its tokens in files, on a free port.
-fn start_controller(c: &Cluster, extra: &[&str]) -> Controller {
-    let run = c.dir.path().join("run-tokens");
-    let read = c.dir.path().join("read-tokens");
-    std::fs::write(&run, format!("{RUN_TOKEN}\n")).unwrap();
-    std::fs::write(&read, format!("{READ_TOKEN}\n")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gfi"))
-        .arg("controller")
-        .args(["--backend", "kube", "--kubeconfig"])
-        .arg(c.kubeconfig())
-        .args([
-            "--agent-access",
-            "direct",
-            "--agent-port",
-            &c.port.to_string(),
-        ])
-        .args(["--listen", "127.0.0.1:0", "--namespace", AGENT_NS])
-        .arg("--token-file")
-        .arg(&run)
-        .arg("--read-token-file")
-        .arg(&read)
-        .args(extra)
+/// A started `gfi controller`, its address read from its listening line.
+fn spawn_controller(mut cmd: Command) -> Controller {
+    let mut child = cmd
         .env_remove("KUBECONFIG")
         .env_remove("KUBERNETES_SERVICE_HOST")
         .env_remove("POD_NAMESPACE")
+        .env_remove("GFI_BACKEND")
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -110,6 +92,31 @@ fn start_controller(c: &Cluster, extra: &[&str]) -> Controller {
         addr,
         logs,
     }
+}
+
+/// `gfi controller --backend kube` against the cluster, its tokens in files, on a free port.
+fn start_controller(c: &Cluster, extra: &[&str]) -> Controller {
+    let run = c.dir.path().join("run-tokens");
+    let read = c.dir.path().join("read-tokens");
+    std::fs::write(&run, format!("{RUN_TOKEN}\n")).unwrap();
+    std::fs::write(&read, format!("{READ_TOKEN}\n")).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gfi"));
+    cmd.arg("controller")
+        .args(["--backend", "kube", "--kubeconfig"])
+        .arg(c.kubeconfig())
+        .args([
+            "--agent-access",
+            "direct",
+            "--agent-port",
+            &c.port.to_string(),
+        ])
+        .args(["--listen", "127.0.0.1:0", "--namespace", AGENT_NS])
+        .arg("--token-file")
+        .arg(&run)
+        .arg("--read-token-file")
+        .arg(&read)
+        .args(extra);
+    spawn_controller(cmd)
 }
 
 /// One request written to the socket exactly as given; the answer's status and body.
@@ -773,4 +780,71 @@ async fn the_controller_role_covers_exactly_its_calls() {
             }
         }
     }
+}
+
+/// `--backend sim`: the same API over the simulated cluster (a demo without a cluster), its
+/// records in memory, its NVSentinel on the wall clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sim_backend_serves_the_same_api() {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gfi"));
+    cmd.args([
+        "controller",
+        "--backend",
+        "sim",
+        "--sim-nodes",
+        "2",
+        "--seed",
+        "3",
+        "--seed-compat-anonymous",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    let ctl = spawn_controller(cmd);
+    let body = r#"{"node_name": "gpu-node-002", "gpu_id": 5}"#;
+    let r = request(
+        ctl.addr,
+        "POST",
+        "/api/v1/faults/gpu/inject/xid-48",
+        &[("content-type", "application/json")],
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let a = r.json();
+    assert_eq!(a["target"], "gpu-node-002/gpu5");
+    assert!(a["line"].as_str().unwrap().contains("): 48, "), "{a}");
+    let id = a["fault_id"].as_str().unwrap();
+    let health = request(ctl.addr, "GET", "/health", &[], b"").await.json();
+    assert!(
+        health["records"].as_str().unwrap().contains("memory"),
+        "{health}"
+    );
+    let r = request(ctl.addr, "GET", "/api/v1/faults", &[], b"").await;
+    assert_eq!(r.json()["count"], 1);
+    let r = request(
+        ctl.addr,
+        "POST",
+        &format!("/api/v1/faults/{id}/recover"),
+        &[("content-type", "application/json")],
+        br#"{"heal": true}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["status"], "recovered");
+    // The run routes are not the seed's: no anonymous caller there.
+    assert_eq!(
+        request(ctl.addr, "GET", "/api/v1/runs", &[], b"")
+            .await
+            .status,
+        401
+    );
+    let r = request(
+        ctl.addr,
+        "POST",
+        "/api/v1/faults/gpu/inject/xid-48",
+        &[("content-type", "application/json")],
+        br#"{"node_name": "gpu-node-002", "gpu_id": 8}"#,
+    )
+    .await;
+    assert_eq!(r.status, 404, "{}", r.text());
 }
