@@ -543,8 +543,11 @@ async fn tokens_scopes_and_bad_requests_get_clear_4xx() {
         )
         .await;
     assert_eq!(r.status, 422, "{}", r.text());
-    // An unknown route.
+    // An unknown route, a known one with the wrong method.
     assert_eq!(ctl.get("/api/v2/nothing", READ_TOKEN).await.status, 404);
+    let r = ctl.get(inject, READ_TOKEN).await;
+    assert_eq!(r.status, 405);
+    assert!(r.detail().contains("GET"), "{}", r.text());
     // A rotated token works at once, and the old one stops.
     let run = c.dir.path().join("run-tokens");
     let tmp = c.dir.path().join("run-tokens.new");

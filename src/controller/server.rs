@@ -137,6 +137,12 @@ pub fn router(st: Arc<ControllerState>, runs: Option<Router>) -> Router {
                 "Not Found (the controller serves /api/v1/faults..., /api/v1/runs..., /health and /metrics)",
             )
         })
+        .method_not_allowed_fallback(|method: Method| async move {
+            detail(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("Method Not Allowed: {method} is not one of this route's methods (see docs/controller.md)"),
+            )
+        })
         .with_state(st.clone());
     if let Some(runs) = runs {
         app = app.merge(runs);
