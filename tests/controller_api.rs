@@ -851,3 +851,119 @@ async fn the_sim_backend_serves_the_same_api() {
     .await;
     assert_eq!(r.status, 404, "{}", r.text());
 }
+
+/// A GET over HTTPS, trusting only `ca_pem`, to the name `host`.
+async fn https_get(addr: SocketAddr, ca_pem: &str, host: &str, path: &str) -> Result<Resp, String> {
+    use http_body_util::BodyExt;
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg));
+    common::within("an HTTPS exchange", async {
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        let name = rustls_pki_types::ServerName::try_from(host.to_string()).unwrap();
+        let tls = connector
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("handshake: {e}"))?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+                .await
+                .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        let req = hyper::Request::get(path)
+            .header("host", host)
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        Ok(Resp {
+            status,
+            headers,
+            body,
+        })
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_serves_https_with_tls_cert_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let pair = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&cert, pair.cert.pem()).unwrap();
+    std::fs::write(&key, pair.key_pair.serialize_pem()).unwrap();
+    let run = dir.path().join("run");
+    std::fs::write(&run, format!("{RUN_TOKEN}\n")).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gfi"));
+    cmd.args(["controller", "--backend", "sim", "--listen", "127.0.0.1:0"])
+        .arg("--token-file")
+        .arg(&run)
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key);
+    let ctl = spawn_controller(cmd);
+    let r = https_get(ctl.addr, &pair.cert.pem(), "localhost", "/health")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["service"], "fault-injection-api");
+    // Tokens still apply over TLS.
+    let r = https_get(ctl.addr, &pair.cert.pem(), "localhost", "/api/v1/faults")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401);
+    // A client that trusts another certificate refuses the server; plain HTTP gets no answer.
+    let Err(e) = https_get(ctl.addr, &other.cert.pem(), "localhost", "/health").await else {
+        panic!("a client that trusts another certificate was answered");
+    };
+    assert!(e.contains("handshake"), "{e}");
+    let mut s = tokio::net::TcpStream::connect(ctl.addr).await.unwrap();
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = common::within("the plain-HTTP connection to end", s.read_to_end(&mut buf)).await;
+    assert!(
+        !String::from_utf8_lossy(&buf).contains("200 OK"),
+        "plain HTTP was answered: {}",
+        String::from_utf8_lossy(&buf)
+    );
+    // Files that do not make a pair stop the controller at start, saying why.
+    std::fs::write(&key, other.key_pair.serialize_pem()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_gfi"))
+        .args(["controller", "--backend", "sim", "--listen", "127.0.0.1:0"])
+        .arg("--token-file")
+        .arg(&run)
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .env_remove("GFI_BACKEND")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--tls-cert and --tls-key"), "{err}");
+}

@@ -61,6 +61,12 @@ pub struct ControllerArgs {
     /// Style of the lines the central API injects: driver, seed or unguarded.
     #[arg(long, default_value = "driver", value_parser = |s: &str| s.parse::<LineStyle>())]
     pub line_style: LineStyle,
+    /// Serve HTTPS: the PEM certificate chain (with --tls-key; e.g. a kubernetes.io/tls Secret's tls.crt).
+    #[arg(long, env = "GFI_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's PEM private key.
+    #[arg(long, env = "GFI_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Log format.
     #[arg(long, env = "GFI_LOG_FORMAT", value_enum, default_value_t)]
     pub log_format: LogFormat,
@@ -96,6 +102,7 @@ pub fn config(args: &ControllerArgs) -> Result<ControllerConfig, String> {
     c.retention = args.retention as usize;
     c.line_style = args.line_style;
     c.shutdown_grace = Duration::from_secs(args.shutdown_grace);
+    c.tls = args.tls_cert.clone().zip(args.tls_key.clone());
     Ok(c)
 }
 

@@ -9,6 +9,7 @@
 //! - [`records`]: durable records (faults and runs) as ConfigMaps, bounded by a retention.
 //! - [`metrics`]: the Prometheus metrics; [`metered`]: the backend that feeds them.
 //! - [`api`]: the seed's central API handlers.
+//! - [`tls`]: HTTPS, handshakes off the accept loop.
 //! - [`server`]: the configuration, the router and its gate, start and stop.
 
 pub mod api;
@@ -20,6 +21,7 @@ pub mod metrics;
 pub mod records;
 pub mod request;
 pub mod server;
+pub mod tls;
 
 pub use server::{
     ClusterRunRecords, ControllerBackend, ControllerConfig, ControllerState, RunningController,

@@ -44,6 +44,8 @@ pub struct ControllerConfig {
     /// The style of the lines the central API injects.
     pub line_style: LineStyle,
     pub shutdown_grace: Duration,
+    /// Serve HTTPS with this PEM certificate chain and key (plain HTTP when `None`).
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl ControllerConfig {
@@ -60,6 +62,7 @@ impl ControllerConfig {
             max_body_bytes: super::request::MAX_BODY_BYTES,
             line_style: LineStyle::Driver,
             shutdown_grace: Duration::from_secs(10),
+            tls: None,
         }
     }
 }
@@ -92,6 +95,8 @@ pub enum StartError {
     Token(#[from] crate::agent::auth::TokenError),
     #[error("{0}")]
     Records(#[from] super::records::RecordError),
+    #[error("{0}")]
+    Tls(String),
     #[error("cannot listen on {addr}: {reason}")]
     Listen { addr: SocketAddr, reason: String },
     #[error(
@@ -413,6 +418,10 @@ pub async fn start(
     {
         return Err(StartError::NoAuth);
     }
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(super::tls::server_config(cert, key).map_err(StartError::Tls)?),
+        None => None,
+    };
     let auth = ControllerAuth::open(
         config.token_file.as_deref(),
         config.read_token_file.as_deref(),
@@ -463,18 +472,35 @@ pub async fn start(
     })?;
     let app = router(state.clone(), runs.map(|f| f(&state)));
     let (shutdown_tx, mut shutdown_rx) = watch::channel(false);
-    let task = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = shutdown_rx.wait_for(|s| *s).await;
-        })
-        .await
-    });
+    let stopped = async move {
+        let _ = shutdown_rx.wait_for(|s| *s).await;
+    };
+    let service = app.into_make_service_with_connect_info::<SocketAddr>();
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let task = match tls {
+        Some(tls) => {
+            let listener =
+                super::tls::TlsListener::new(listener, tls).map_err(|e| StartError::Listen {
+                    addr: config.listen,
+                    reason: e.to_string(),
+                })?;
+            // tap_io: axum knows the peer address of a listener wrapped so, not of any other.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |_| {});
+            tokio::spawn(async move {
+                axum::serve(listener, service)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            })
+        }
+        None => tokio::spawn(async move {
+            axum::serve(listener, service)
+                .with_graceful_shutdown(stopped)
+                .await
+        }),
+    };
     tracing::info!(
         listen = %addr,
+        scheme,
         backend = %state.description,
         records = %state.records.describe(),
         records_loaded = loaded,
