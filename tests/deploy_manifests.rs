@@ -4,8 +4,9 @@
 //! rendering them.
 
 use gpu_fault_injector::backend::kube_agents::{TOKEN_KEY, TOKEN_SECRET};
-use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, Role};
 use serde::Deserialize;
 use std::path::Path;
@@ -150,6 +151,10 @@ fn kustomize_renders_every_manifest() {
     for kind in [
         "Namespace",
         "DaemonSet",
+        "Deployment",
+        "Service",
+        "ServiceAccount",
+        "NetworkPolicy",
         "ClusterRole",
         "Role",
         "ClusterRoleBinding",
@@ -182,4 +187,142 @@ fn the_simulator_reads_the_test_clusters_nvsentinel_values_and_a_node_recovers()
         text.contains("✓ check recovered within 15 minutes"),
         "{text}"
     );
+}
+
+#[test]
+fn the_controller_serves_the_seeds_service_and_reads_its_mounted_tokens() {
+    let d: Vec<Deployment> = of_kind("controller.yaml", "Deployment");
+    assert_eq!(d.len(), 1);
+    let spec = &d[0].spec;
+    assert_eq!(
+        spec.replicas,
+        Some(1),
+        "one controller: see the file's comment"
+    );
+    assert_eq!(
+        spec.strategy.as_ref().and_then(|s| s.type_.as_deref()),
+        Some("Recreate"),
+        "never two controllers at once, even during a rollout"
+    );
+    let labels = spec
+        .template
+        .metadata
+        .as_ref()
+        .unwrap()
+        .labels
+        .clone()
+        .unwrap();
+    for (k, v) in spec.selector.match_labels.as_ref().unwrap() {
+        assert_eq!(labels.get(k), Some(v));
+    }
+    // The Service keeps the seed's name and port, and reaches these pods.
+    let svc: Vec<Service> = of_kind("controller.yaml", "Service");
+    assert_eq!(svc[0].metadata.name.as_deref(), Some("fault-injection-api"));
+    let sspec = svc[0].spec.as_ref().unwrap();
+    assert_eq!(sspec.ports.as_ref().unwrap()[0].port, 8080);
+    for (k, v) in sspec.selector.as_ref().unwrap() {
+        assert_eq!(
+            labels.get(k),
+            Some(v),
+            "the Service selects the controller pods"
+        );
+    }
+    let pod = spec.template.spec.as_ref().unwrap();
+    assert_eq!(pod.service_account_name.as_deref(), Some("gfi-controller"));
+    let c = &pod.containers[0];
+    let args = c.args.clone().unwrap();
+    assert_eq!(args[0], "controller");
+    assert!(
+        args.contains(&"--listen=0.0.0.0:8080".to_string()),
+        "{args:?}"
+    );
+    assert_eq!(c.ports.as_ref().unwrap()[0].container_port, 8080);
+    // Every file an argument names is in a mounted Secret, under a key the Secret has.
+    let mounts = c.volume_mounts.clone().unwrap();
+    let volumes = pod.volumes.clone().unwrap();
+    let secret_file = |flag: &str| {
+        let path = args
+            .iter()
+            .find_map(|a| a.strip_prefix(&format!("{flag}=")))
+            .unwrap_or_else(|| panic!("{flag} missing from {args:?}"));
+        let m = mounts
+            .iter()
+            .find(|m| path.starts_with(&format!("{}/", m.mount_path)))
+            .unwrap_or_else(|| panic!("{path} is not under a mount"));
+        let key = &path[m.mount_path.len() + 1..];
+        let secret = volumes
+            .iter()
+            .find(|v| v.name == m.name)
+            .and_then(|v| v.secret.as_ref())
+            .and_then(|s| s.secret_name.clone())
+            .unwrap_or_else(|| panic!("{} is not a Secret volume", m.name));
+        (secret, key.to_string())
+    };
+    assert_eq!(
+        secret_file("--token-file"),
+        ("gfi-controller-tokens".into(), "run".into())
+    );
+    assert_eq!(
+        secret_file("--read-token-file"),
+        ("gfi-controller-tokens".into(), "read".into())
+    );
+    assert_eq!(
+        secret_file("--agent-token-file"),
+        (TOKEN_SECRET.into(), TOKEN_KEY.into())
+    );
+    // The root filesystem is read-only: remote runs' bundles go to a writable emptyDir.
+    let state = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--state-dir="))
+        .unwrap_or_else(|| panic!("--state-dir missing from {args:?}"));
+    let m = mounts
+        .iter()
+        .find(|m| m.mount_path == state)
+        .unwrap_or_else(|| panic!("--state-dir {state} is not a mount"));
+    assert!(m.read_only != Some(true), "{m:?}");
+    assert!(
+        volumes
+            .iter()
+            .any(|v| v.name == m.name && v.empty_dir.is_some()),
+        "the state dir is an emptyDir"
+    );
+    assert!(
+        !args.iter().any(|a| a == "--seed-compat-anonymous"),
+        "anonymous callers are an explicit opt-in, off by default"
+    );
+    let env = c.env.clone().unwrap();
+    assert!(
+        env.iter().any(|e| e.name == "POD_NAMESPACE"),
+        "records go in its own namespace"
+    );
+    for probe in [&c.liveness_probe, &c.readiness_probe] {
+        let get = probe.as_ref().unwrap().http_get.as_ref().unwrap();
+        assert_eq!(
+            get.path.as_deref(),
+            Some("/health"),
+            "the one route without a token"
+        );
+    }
+    let sc = c.security_context.as_ref().unwrap();
+    assert_eq!(sc.read_only_root_filesystem, Some(true));
+    assert_eq!(sc.allow_privilege_escalation, Some(false));
+    // The NetworkPolicy covers the controller's pods and its port.
+    let np: Vec<NetworkPolicy> = of_kind("controller.yaml", "NetworkPolicy");
+    let nspec = np[0].spec.as_ref().unwrap();
+    for (k, v) in nspec
+        .pod_selector
+        .as_ref()
+        .unwrap()
+        .match_labels
+        .as_ref()
+        .unwrap()
+    {
+        assert_eq!(labels.get(k), Some(v));
+    }
+    let ingress = nspec.ingress.as_ref().unwrap();
+    assert!(ingress.iter().all(|r| {
+        r.ports.as_ref().unwrap().iter().all(|p| {
+            p.port == Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(8080))
+        })
+    }));
 }

@@ -87,7 +87,7 @@ pub(crate) fn check_fault_id(id: &str) -> Result<(), String> {
 }
 
 /// An integer field, from a JSON integer or a string of digits.
-fn int_field(v: &Value) -> Result<i128, &'static str> {
+pub(crate) fn int_field(v: &Value) -> Result<i128, &'static str> {
     match v {
         Value::Number(n) => {
             if let Some(i) = n.as_i64() {
@@ -111,7 +111,11 @@ fn int_field(v: &Value) -> Result<i128, &'static str> {
     }
 }
 
-fn string_field<'a>(v: &'a Value, field: &str, errs: &mut Vec<FieldError>) -> Option<&'a str> {
+pub(crate) fn string_field<'a>(
+    v: &'a Value,
+    field: &str,
+    errs: &mut Vec<FieldError>,
+) -> Option<&'a str> {
     match v {
         Value::String(s) => Some(s),
         Value::Null => None,
@@ -126,7 +130,7 @@ fn string_field<'a>(v: &'a Value, field: &str, errs: &mut Vec<FieldError>) -> Op
     }
 }
 
-fn u32_field(
+pub(crate) fn u32_field(
     obj: &Map<String, Value>,
     field: &str,
     range: std::ops::RangeInclusive<i128>,
@@ -220,28 +224,32 @@ impl<'de> serde::Deserialize<'de> for TopLevel {
     }
 }
 
-/// Decodes and checks a body. Line options are checked again (with the GPU's address) when
-/// the line is built; here only their types and ranges.
-pub(crate) fn decode(bytes: &[u8]) -> Result<InjectBody, BodyError> {
+/// A body's top-level object and the errors found in it so far.
+pub(crate) type BodyObject = (Map<String, Value>, Vec<FieldError>);
+
+/// A JSON body's top-level object, with an error for each name given more than once; or the
+/// 422 that says the body is not JSON, or not an object (`example` shows a right one). Shared
+/// with the controller's decoder.
+pub(crate) fn body_object(bytes: &[u8], example: &str) -> Result<BodyObject, Vec<FieldError>> {
     let top: TopLevel = serde_json::from_slice(bytes).map_err(|e| {
-        BodyError::Invalid(vec![FieldError {
+        vec![FieldError {
             kind: "json_invalid".into(),
             loc: vec![json!("body"), json!(e.column())],
             msg: format!(
-                "JSON decode error at line {} column {}: {e}; expected an object such as {{\"fault_id\": \"test-001\", \"xid_type\": 79, \"gpu_id\": 0}}",
+                "JSON decode error at line {} column {}: {e}; expected an object such as {example}",
                 e.line(),
                 e.column()
             ),
-        }])
+        }]
     })?;
     let TopLevel::Object { obj, repeated } = top else {
-        return Err(BodyError::Invalid(vec![FieldError {
+        return Err(vec![FieldError {
             kind: "model_attributes_type".into(),
             loc: vec![json!("body")],
-            msg: "the body must be a JSON object such as {\"fault_id\": \"test-001\", \"xid_type\": 79, \"gpu_id\": 0}".into(),
-        }]));
+            msg: format!("the body must be a JSON object such as {example}"),
+        }]);
     };
-    let mut errs: Vec<FieldError> = repeated
+    let errs = repeated
         .iter()
         .map(|k| {
             FieldError::new(
@@ -251,6 +259,17 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<InjectBody, BodyError> {
             )
         })
         .collect();
+    Ok((obj, errs))
+}
+
+/// Decodes and checks a body. Line options are checked again (with the GPU's address) when
+/// the line is built; here only their types and ranges.
+pub(crate) fn decode(bytes: &[u8]) -> Result<InjectBody, BodyError> {
+    let (obj, mut errs) = body_object(
+        bytes,
+        r#"{"fault_id": "test-001", "xid_type": 79, "gpu_id": 0}"#,
+    )
+    .map_err(BodyError::Invalid)?;
     if let (Some(a), Some(b)) = (obj.get("xid_type"), obj.get("xid"))
         && int_field(a).ok() != int_field(b).ok()
     {

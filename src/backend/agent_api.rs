@@ -38,6 +38,7 @@ impl From<InjectXidResponse> for FaultRecord {
             time: r.timestamp,
             seq: r.kmsg_seq,
             write_path: r.write_path,
+            agent_pod: None,
             warnings: r.warnings,
         }
     }
@@ -91,6 +92,7 @@ mod tests {
                 time: "2026-11-28T10:26:54.202831+00:00".into(),
                 seq: Some(12),
                 write_path: "/dev/kmsg via mount ns of pid 1".into(),
+                agent_pod: None,
                 warnings: vec![],
             }
         );

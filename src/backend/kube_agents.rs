@@ -109,6 +109,8 @@ pub struct KubeAgents {
 /// One agent answer.
 struct Answer {
     status: StatusCode,
+    /// The `Retry-After` of a 429 or 503, in whole seconds as HTTP gives it.
+    retry_after: Option<Duration>,
     body: Bytes,
     pod: String,
 }
@@ -427,7 +429,7 @@ impl KubeAgents {
             builder
         };
         let payload = Bytes::from(body.unwrap_or_default());
-        let (status, collected) = match self.access {
+        let (status, retry_after, collected) = match self.access {
             AgentAccess::Proxy => {
                 let k = self
                     .api
@@ -475,6 +477,7 @@ impl KubeAgents {
         };
         Ok(Answer {
             status,
+            retry_after,
             body: collected,
             pod: pod.name.clone(),
         })
@@ -569,20 +572,20 @@ impl KubeAgents {
                 ),
             },
             404 => not_found(detail),
-            400 | 409 | 413 | 415 | 422 => BackendError::Invalid {
-                what: format!("request to {agent}"),
-                reason: detail,
-            },
             429 => BackendError::Throttled {
                 node: node_s,
                 what: what.into(),
                 reason: format!("{agent}: {detail}"),
-                retry_after: None,
+                retry_after: a.retry_after,
             },
-            _ => BackendError::Failed {
-                node: node_s,
+            // Passed on with the agent's status and words: the caller of a server over this
+            // backend (the controller) answers with them.
+            _ => BackendError::Agent {
+                node: node.to_string(),
                 what: what.into(),
-                reason: format!("{agent} answered {code}: {detail}"),
+                pod: format!("{}/{}", self.opts.namespace, a.pod),
+                status: code,
+                detail,
             },
         };
         Err(Failure {
@@ -593,18 +596,26 @@ impl KubeAgents {
     }
 }
 
-/// An answer's status and body, the body cut off at [`MAX_ANSWER`].
-async fn read_answer<B>(resp: http::Response<B>) -> Result<(StatusCode, Bytes), String>
+/// An answer's status, `Retry-After` (seconds) and body, the body cut off at [`MAX_ANSWER`].
+async fn read_answer<B>(
+    resp: http::Response<B>,
+) -> Result<(StatusCode, Option<Duration>, Bytes), String>
 where
     B: hyper::body::Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let status = resp.status();
+    let retry_after = resp
+        .headers()
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
     let body = Limited::new(resp.into_body(), MAX_ANSWER)
         .collect()
         .await
         .map_err(|e| format!("reading the answer: {e}"))?;
-    Ok((status, body.to_bytes()))
+    Ok((status, retry_after, body.to_bytes()))
 }
 
 /// A 404 where the route should exist: an agent of another version.
@@ -695,6 +706,7 @@ impl NodeAgent for KubeAgents {
         }
         let mut rec = FaultRecord::from(r);
         rec.write_path = format!("{} (agent pod {})", rec.write_path, a.pod);
+        rec.agent_pod = Some(format!("{}/{}", self.opts.namespace, a.pod));
         Ok(rec)
     }
 

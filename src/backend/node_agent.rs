@@ -146,6 +146,7 @@ impl NodeAgent for LocalAgent {
             time: inj.time.to_rfc3339(),
             seq: inj.landed.seq,
             write_path: inj.write_path.clone(),
+            agent_pod: None,
             warnings: Vec::new(),
         })
     }

@@ -117,6 +117,17 @@ pub enum BackendError {
         reason: String,
         retry_after: Option<Duration>,
     },
+    /// A node's gfi agent answered with an error status of its own (other than 401, 404 and
+    /// 429, which have their kinds): a malformed or conflicting request, a body too large, a
+    /// failed write, an agent not ready. Its status and detail are passed on unchanged.
+    #[error("node {node}: {what} failed: gfi agent pod {pod} answered {status}: {detail}")]
+    Agent {
+        node: String,
+        what: String,
+        pod: String,
+        status: u16,
+        detail: String,
+    },
     /// Anything else the far side did wrong.
     #[error("{}{what} failed: {reason}", node_prefix(node))]
     Failed {
@@ -168,6 +179,8 @@ impl BackendError {
             | BackendError::GpuNotFound { .. }
             | BackendError::Invalid { .. }
             | BackendError::Unsupported { .. } => true,
+            // The agent found the request wrong (4xx), or failed itself (5xx).
+            BackendError::Agent { status, .. } => *status < 500,
             BackendError::NodeUnavailable { .. }
             | BackendError::Unreachable { .. }
             | BackendError::Unauthorized { .. }
@@ -189,7 +202,27 @@ impl BackendError {
             BackendError::Unauthorized { .. } => "unauthorized",
             BackendError::Forbidden { .. } => "forbidden",
             BackendError::Throttled { .. } => "throttled",
+            BackendError::Agent { .. } => "agent",
             BackendError::Failed { .. } => "failed",
+        }
+    }
+
+    /// The HTTP status a server (the controller) answers with when a call failed this way:
+    /// the caller's mistakes are 4xx (an agent's own 4xx passes through as it was), the far
+    /// side's failures 5xx (502 where the controller could not reach or was refused by the
+    /// API server or an agent).
+    pub fn http_status(&self) -> u16 {
+        match self {
+            BackendError::NodeNotFound { .. } | BackendError::GpuNotFound { .. } => 404,
+            BackendError::Invalid { .. } => 400,
+            BackendError::Agent { status, .. } => *status,
+            BackendError::Unsupported { .. } => 501,
+            BackendError::NodeUnavailable { .. } => 503,
+            BackendError::Throttled { .. } => 429,
+            BackendError::Unreachable { .. }
+            | BackendError::Unauthorized { .. }
+            | BackendError::Forbidden { .. } => 502,
+            BackendError::Failed { .. } => 500,
         }
     }
 
@@ -346,6 +379,9 @@ pub struct FaultRecord {
     pub seq: Option<u64>,
     /// How the record was written (`sim`, `/dev/kmsg via mount ns of pid 1`, ...).
     pub write_path: String,
+    /// The gfi agent pod that wrote it (`namespace/name`), on the `kube` backend.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_pod: Option<String>,
     /// What went wrong around a successful injection (the Node Event could not be recorded).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
@@ -750,6 +786,81 @@ mod tests {
         assert_eq!(
             world[0].to_string(),
             "node n1: injection is not possible now: rebooting"
+        );
+    }
+
+    #[test]
+    fn each_kind_has_its_http_status() {
+        let agent = |status| BackendError::Agent {
+            node: "n1".into(),
+            what: "injecting".into(),
+            pod: "ns/agent-1".into(),
+            status,
+            detail: "fault_id x was already used".into(),
+        };
+        let cases = [
+            (BackendError::node_not_found("x", &[]), 404),
+            (
+                BackendError::GpuNotFound {
+                    node: "n1".into(),
+                    gpu: "9".into(),
+                    available: "0-7".into(),
+                },
+                404,
+            ),
+            (BackendError::invalid("line", "empty"), 400),
+            (agent(409), 409),
+            (agent(503), 503),
+            (
+                BackendError::Unsupported {
+                    backend: "local",
+                    what: "pods".into(),
+                    why: "no API".into(),
+                },
+                501,
+            ),
+            (
+                BackendError::node_unavailable("n1", "injection", "rebooting"),
+                503,
+            ),
+            (
+                BackendError::Throttled {
+                    node: None,
+                    what: "x".into(),
+                    reason: "y".into(),
+                    retry_after: None,
+                },
+                429,
+            ),
+            (
+                BackendError::Unreachable {
+                    node: None,
+                    what: "x".into(),
+                    target: "t".into(),
+                    reason: "r".into(),
+                },
+                502,
+            ),
+            (
+                BackendError::Forbidden {
+                    node: None,
+                    what: "x".into(),
+                    reason: "r".into(),
+                    needs: "n".into(),
+                },
+                502,
+            ),
+            (BackendError::failed(None, "x", "y"), 500),
+        ];
+        for (e, status) in cases {
+            assert_eq!(e.http_status(), status, "{e}");
+        }
+        // An agent's refusal is the script's mistake; its own failure is the world's.
+        assert!(agent(409).is_script_error());
+        assert!(!agent(500).is_script_error());
+        assert_eq!(
+            agent(409).to_string(),
+            "node n1: injecting failed: gfi agent pod ns/agent-1 answered 409: fault_id x was already used"
         );
     }
 

@@ -161,7 +161,7 @@ pub fn config(args: &AgentArgs) -> Result<AgentConfig, String> {
     Ok(cfg)
 }
 
-fn init_logging(format: LogFormat) {
+pub(crate) fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // Colour only for a person at a terminal: container logs and files get plain text.

@@ -2,6 +2,7 @@
 
 pub(crate) mod agent;
 pub(crate) mod common;
+pub(crate) mod controller;
 mod docs;
 pub(crate) mod guard_args;
 pub(crate) mod progress;
@@ -44,6 +45,8 @@ pub enum Command {
     Agent(Box<agent::AgentArgs>),
     /// The runs on a gfi controller: list them, show one (live while it runs), cancel one.
     Runs(Box<runs::RunsArgs>),
+    /// Run the controller: the seed's central API and remote runs, in the cluster.
+    Controller(Box<controller::ControllerArgs>),
 }
 
 pub fn main() -> ExitCode {
@@ -56,5 +59,6 @@ pub fn main() -> ExitCode {
         Command::Docs(args) => docs::run(args),
         Command::Agent(args) => agent::run(*args),
         Command::Runs(args) => runs::run(*args),
+        Command::Controller(args) => controller::run(*args),
     }
 }

@@ -191,6 +191,7 @@ impl SimBackend {
             time,
             seq: Some(seq),
             write_path: "sim: one write() to the node's /dev/kmsg".into(),
+            agent_pod: None,
             warnings: Vec::new(),
         })
     }

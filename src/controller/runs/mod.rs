@@ -20,5 +20,5 @@ pub mod store;
 pub use bundle::{BundleLimits, RunRequest};
 pub use manager::{RunBackend, RunManager, RunManagerConfig};
 pub use record::{RunLimits, RunRecord, RunStatus};
-pub use routes::routes;
+pub use routes::{body_limit, routes};
 pub use store::{MemoryRecords, RunRecords};

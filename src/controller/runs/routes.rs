@@ -17,10 +17,15 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The largest submission body for bundles within `limits`: JSON escaping can double a
+/// source's size; the bundle's own check is exact.
+pub fn body_limit(limits: &super::bundle::BundleLimits) -> usize {
+    limits.max_bytes * 2 + (64 << 10)
+}
+
 /// The runs API with its state applied, at absolute paths (`/api/v1/runs...`).
 pub fn routes(manager: Arc<RunManager>) -> Router {
-    // JSON escaping can double a source's size; the bundle's own check is exact.
-    let body_limit = manager.config.bundle.max_bytes * 2 + (64 << 10);
+    let body_limit = body_limit(&manager.config.bundle);
     Router::new()
         .route("/api/v1/runs", post(submit).get(list))
         .route("/api/v1/runs/{id}", get(show))
