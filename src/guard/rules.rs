@@ -264,9 +264,11 @@ fn parse_zone(s: &str) -> Result<Zone, String> {
         _ => (None, None),
     };
     match (h, m) {
-        (Some(h), Some(m)) if h <= 14 && m < 60 => FixedOffset::east_opt(sign * (h * 3600 + m * 60))
-            .map(Zone::Fixed)
-            .ok_or_else(|| format!("time zone '{s}' is out of range")),
+        (Some(h), Some(m)) if h <= 14 && m < 60 => {
+            FixedOffset::east_opt(sign * (h * 3600 + m * 60))
+                .map(Zone::Fixed)
+                .ok_or_else(|| format!("time zone '{s}' is out of range"))
+        }
         _ => Err(format!(
             "time zone '{s}': expected UTC, an offset like +01:00, or a zone name like Europe/Berlin"
         )),
@@ -368,7 +370,10 @@ mod tests {
         assert!(w.contains(at("2026-07-06T08:30:00Z"))); // 10:30 CEST
         assert!(w.contains(at("2026-01-05T14:30:00Z"))); // 15:30 CET
         assert!(!w.contains(at("2026-07-06T14:30:00Z"))); // 16:30 CEST
-        assert_eq!(minutes_inside(&w, "2026-07-06T00:00:00Z", "2026-07-07T00:00:00Z"), 360);
+        assert_eq!(
+            minutes_inside(&w, "2026-07-06T00:00:00Z", "2026-07-07T00:00:00Z"),
+            360
+        );
         // A fixed offset does not follow the summer: +01:00 at 08:30 UTC is still 09:30.
         let fixed = Window::parse("Mon 10:00-16:00 +01:00").unwrap();
         assert!(!fixed.contains(at("2026-07-06T08:30:00Z")));
@@ -385,16 +390,25 @@ mod tests {
     fn spring_forward_skips_the_hour_that_does_not_exist() {
         // Berlin, Sunday 2026-03-29: at 01:00 UTC the clock jumps from 02:00 CET to 03:00 CEST.
         let gone = Window::parse("Sun 02:00-02:30 Europe/Berlin").unwrap();
-        assert_eq!(minutes_inside(&gone, "2026-03-28T12:00:00Z", "2026-03-30T00:00:00Z"), 0);
+        assert_eq!(
+            minutes_inside(&gone, "2026-03-28T12:00:00Z", "2026-03-30T00:00:00Z"),
+            0
+        );
         // The week before, the same span is half an hour of real time.
-        assert_eq!(minutes_inside(&gone, "2026-03-21T12:00:00Z", "2026-03-23T00:00:00Z"), 30);
+        assert_eq!(
+            minutes_inside(&gone, "2026-03-21T12:00:00Z", "2026-03-23T00:00:00Z"),
+            30
+        );
         // A span that starts inside the gap opens at the first time that exists.
         let w = Window::parse("Sun 02:30-04:00 Europe/Berlin").unwrap();
         assert!(!w.contains(at("2026-03-29T00:59:00Z"))); // 01:59 CET
         assert!(w.contains(at("2026-03-29T01:00:00Z"))); // 03:00 CEST
         assert!(w.contains(at("2026-03-29T01:59:00Z"))); // 03:59 CEST
         assert!(!w.contains(at("2026-03-29T02:00:00Z"))); // 04:00 CEST
-        assert_eq!(minutes_inside(&w, "2026-03-28T12:00:00Z", "2026-03-30T00:00:00Z"), 60);
+        assert_eq!(
+            minutes_inside(&w, "2026-03-28T12:00:00Z", "2026-03-30T00:00:00Z"),
+            60
+        );
     }
 
     #[test]
@@ -408,7 +422,10 @@ mod tests {
         assert!(w.contains(at("2026-10-25T01:00:00Z"))); // 02:00 CET
         assert!(w.contains(at("2026-10-25T01:59:00Z"))); // 02:59 CET
         assert!(!w.contains(at("2026-10-25T02:00:00Z"))); // 03:00 CET
-        assert_eq!(minutes_inside(&w, "2026-10-24T12:00:00Z", "2026-10-26T00:00:00Z"), 120);
+        assert_eq!(
+            minutes_inside(&w, "2026-10-24T12:00:00Z", "2026-10-26T00:00:00Z"),
+            120
+        );
     }
 
     #[test]
@@ -423,7 +440,10 @@ mod tests {
         // Across midnight and the spring-forward change: Saturday 22:00 CET (21:00 UTC) to
         // Sunday 06:00 CEST (04:00 UTC) is seven hours of real time, not eight.
         let w = Window::parse("Sat 22:00-06:00 Europe/Berlin").unwrap();
-        assert_eq!(minutes_inside(&w, "2026-03-28T12:00:00Z", "2026-03-29T12:00:00Z"), 420);
+        assert_eq!(
+            minutes_inside(&w, "2026-03-28T12:00:00Z", "2026-03-29T12:00:00Z"),
+            420
+        );
         assert!(w.contains(at("2026-03-29T03:59:00Z")));
         assert!(!w.contains(at("2026-03-29T04:00:00Z")));
     }
@@ -431,7 +451,13 @@ mod tests {
     #[test]
     fn unknown_zones_say_what_a_zone_looks_like() {
         let e = Window::parse("Tue 10:00-16:00 Europe/Berln").unwrap_err();
-        for want in ["Europe/Berln", "Europe/Berlin", "America/New_York", "UTC", "+01:00"] {
+        for want in [
+            "Europe/Berln",
+            "Europe/Berlin",
+            "America/New_York",
+            "UTC",
+            "+01:00",
+        ] {
             assert!(e.contains(want), "{want}: {e}");
         }
         assert!(!e.contains("did you mean"), "{e}");
