@@ -371,8 +371,8 @@ print("plan done")
         ),
         (
             "--window",
-            "Tue 10:00-16:00 Europe/Berlin",
-            "no named zones",
+            "Tue 10:00-16:00 Europe/Berln",
+            "not a known IANA zone name",
         ),
         ("--require-label", "a b", "expected key=value"),
     ] {

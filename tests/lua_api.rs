@@ -386,6 +386,15 @@ fn per_node_rules_stop_before_touching_a_node_outside_them() {
             "window",
             "gpu-node-001",
         ),
+        // In New York that is Wednesday 19:00 EST: a named zone's window is its local day.
+        (
+            r#"guard { window = "Wed 18:00-20:00 America/New_York" }
+            assert(inject_xid("gpu-node-001", 0, 13))
+            sleep("1h")
+            inject_xid("gpu-node-001", 0, 13)"#,
+            "window",
+            "gpu-node-001",
+        ),
     ];
     for (script, rule, node) in cases {
         let (stop, out) = stopped(script);

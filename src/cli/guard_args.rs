@@ -14,8 +14,9 @@ pub struct GuardArgs {
     /// Only nodes with this label are targets, e.g. gfi.dev/fault-target=true.
     #[arg(long, value_name = "KEY=VALUE", value_parser = parse_label)]
     pub require_label: Option<(String, String)>,
-    /// Inject only within this window, e.g. "Tue 10:00-16:00 +01:00" (UTC or a fixed offset;
-    /// several separated by ';').
+    /// Inject only within this window, e.g. "Tue 10:00-16:00 Europe/Berlin" (local time in an
+    /// IANA zone, following daylight saving time), "Mon-Fri 09:00-17:00 UTC" or
+    /// "22:00-06:00 +01:00"; several separated by ';'.
     #[arg(long, value_name = "WINDOW", value_parser = Window::parse)]
     pub window: Option<Window>,
     /// The pool max-unavailable counts, as a label selector (default nvidia.com/gpu.present=true).

@@ -1,7 +1,8 @@
 //! What a guard is configured with, and how each setting is read from text: the same words in
 //! a script's `guard{...}` and on the command line (`--max-unavailable 10%`).
 
-use chrono::{DateTime, Datelike, FixedOffset, Timelike, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDateTime, Timelike, Utc};
+use chrono_tz::Tz;
 use serde::Serialize;
 use std::fmt;
 
@@ -76,7 +77,13 @@ pub fn parse_label(s: &str) -> Result<(String, String), String> {
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 /// Times when injections are allowed: `Tue 10:00-16:00 +01:00`, `Mon-Fri 09:00-17:00 UTC`,
-/// `22:00-06:00` (every day, across midnight, UTC); several separated by `;`.
+/// `Tue 10:00-16:00 Europe/Berlin`, `22:00-06:00` (every day, across midnight, UTC); several
+/// separated by `;`.
+///
+/// A span is wall-clock time where it is read: in a named zone the clock follows daylight saving
+/// time, so on a spring-forward day the hour that does not exist is never inside (a span starting
+/// within it opens at the first time that exists), and on a fall-back day the repeated hour is
+/// inside both times the clock shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Window {
     pub text: String,
@@ -90,7 +97,23 @@ struct Span {
     days: [bool; 7],
     start: u32,
     end: u32,
-    offset: FixedOffset,
+    zone: Zone,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Zone {
+    Fixed(FixedOffset),
+    Named(Tz),
+}
+
+impl Zone {
+    /// What a clock on the wall in this zone reads at `t`.
+    fn wall_clock(&self, t: DateTime<Utc>) -> NaiveDateTime {
+        match self {
+            Zone::Fixed(o) => t.with_timezone(o).naive_local(),
+            Zone::Named(z) => t.with_timezone(z).naive_local(),
+        }
+    }
 }
 
 impl Window {
@@ -98,7 +121,7 @@ impl Window {
         let mut spans = Vec::new();
         for part in s.split(';').map(str::trim).filter(|p| !p.is_empty()) {
             spans.push(Span::parse(part).map_err(|e| {
-                format!("window '{part}': {e} (expected e.g. \"Tue 10:00-16:00 +01:00\" or \"Mon-Fri 09:00-17:00 UTC\")")
+                format!("window '{part}': {e} (expected e.g. \"Tue 10:00-16:00 Europe/Berlin\", \"Tue 10:00-16:00 +01:00\" or \"Mon-Fri 09:00-17:00 UTC\")")
             })?);
         }
         if spans.is_empty() {
@@ -155,12 +178,12 @@ impl Span {
             },
             start,
             end,
-            offset: parse_offset(tz.unwrap_or("UTC"))?,
+            zone: parse_zone(tz.unwrap_or("UTC"))?,
         })
     }
 
     fn contains(&self, t: DateTime<Utc>) -> bool {
-        let local = t.with_timezone(&self.offset);
+        let local = self.zone.wall_clock(t);
         let m = local.hour() * 60 + local.minute();
         let today = local.weekday().num_days_from_monday() as usize;
         if self.start < self.end {
@@ -222,22 +245,17 @@ fn parse_days(s: &str) -> Result<[bool; 7], String> {
     Ok(out)
 }
 
-/// `UTC`, `Z`, `+01:00`, `-0530`, `+2`. Named zones need a tz database this build does not
-/// carry; a fixed offset says the same for a window that does not cross a DST change.
-fn parse_offset(s: &str) -> Result<FixedOffset, String> {
+/// `UTC`, `Z`, `+01:00`, `-0530`, `+2`, or an IANA zone name such as `Europe/Berlin`.
+fn parse_zone(s: &str) -> Result<Zone, String> {
     let t = s.trim();
     if t.eq_ignore_ascii_case("utc") || t == "Z" || t.eq_ignore_ascii_case("gmt") {
-        return Ok(FixedOffset::east_opt(0).expect("zero offset"));
+        return Ok(Zone::Fixed(FixedOffset::east_opt(0).expect("zero offset")));
     }
     let t2 = t.strip_prefix("UTC").unwrap_or(t);
     let (sign, rest) = match t2.chars().next() {
         Some('+') => (1, &t2[1..]),
         Some('-') => (-1, &t2[1..]),
-        _ => {
-            return Err(format!(
-                "time zone '{s}': only UTC and fixed offsets such as +01:00 or -05:00 are supported (no named zones)"
-            ));
-        }
+        _ => return named_zone(t),
     };
     let digits: String = rest.chars().filter(|c| *c != ':').collect();
     let (h, m) = match digits.len() {
@@ -248,12 +266,29 @@ fn parse_offset(s: &str) -> Result<FixedOffset, String> {
     match (h, m) {
         (Some(h), Some(m)) if h <= 14 && m < 60 => {
             FixedOffset::east_opt(sign * (h * 3600 + m * 60))
+                .map(Zone::Fixed)
                 .ok_or_else(|| format!("time zone '{s}' is out of range"))
         }
         _ => Err(format!(
-            "time zone '{s}': expected UTC or an offset like +01:00"
+            "time zone '{s}': expected UTC, an offset like +01:00, or a zone name like Europe/Berlin"
         )),
     }
+}
+
+fn named_zone(s: &str) -> Result<Zone, String> {
+    if let Ok(z) = s.parse::<Tz>() {
+        return Ok(Zone::Named(z));
+    }
+    // The database's names are case-sensitive; a name that differs only in case is a typo
+    // worth naming rather than a zone to guess at.
+    let hint = chrono_tz::TZ_VARIANTS
+        .iter()
+        .find(|z| z.name().eq_ignore_ascii_case(s))
+        .map(|z| format!("; did you mean {}?", z.name()))
+        .unwrap_or_default();
+    Err(format!(
+        "time zone '{s}' is not a known IANA zone name (a zone looks like Europe/Berlin, America/New_York or UTC; or give an offset like +01:00){hint}"
+    ))
 }
 
 #[cfg(test)]
@@ -302,7 +337,7 @@ mod tests {
         assert!(!w.contains(Utc.with_ymd_and_hms(2026, 1, 11, 1, 30, 0).unwrap()));
         for (bad, why) in [
             ("Tue", "no time range"),
-            ("Tue 10:00-16:00 Europe/Berlin", "no named zones"),
+            ("Tue 10:00-16:00 Europe/Berln", "not a known IANA zone name"),
             ("Tus 10:00-16:00", "not a day"),
             ("10:00-25:00", "not a time of day"),
             ("", "empty"),
@@ -310,5 +345,129 @@ mod tests {
             let e = Window::parse(bad).unwrap_err();
             assert!(e.contains(why), "{bad}: {e}");
         }
+    }
+
+    /// Minutes from `from` (inclusive) to `to` (exclusive) that `w` contains.
+    fn minutes_inside(w: &Window, from: &str, to: &str) -> i64 {
+        let (mut t, to) = (at(from), at(to));
+        let mut n = 0;
+        while t < to {
+            n += w.contains(t) as i64;
+            t += chrono::Duration::minutes(1);
+        }
+        n
+    }
+
+    #[test]
+    fn named_zones_follow_daylight_saving_time() {
+        // 2026-01-05 and 2026-07-06 are Mondays; Berlin is UTC+1 (CET) on the first and
+        // UTC+2 (CEST) on the second. At 09:30 UTC both are inside (10:30 and 11:30 local); the
+        // instants that tell the seasons apart are at either end of the window.
+        let w = Window::parse("Mon 10:00-16:00 Europe/Berlin").unwrap();
+        assert!(w.contains(at("2026-01-05T09:30:00Z")));
+        assert!(w.contains(at("2026-07-06T09:30:00Z")));
+        assert!(!w.contains(at("2026-01-05T08:30:00Z"))); // 09:30 CET
+        assert!(w.contains(at("2026-07-06T08:30:00Z"))); // 10:30 CEST
+        assert!(w.contains(at("2026-01-05T14:30:00Z"))); // 15:30 CET
+        assert!(!w.contains(at("2026-07-06T14:30:00Z"))); // 16:30 CEST
+        assert_eq!(
+            minutes_inside(&w, "2026-07-06T00:00:00Z", "2026-07-07T00:00:00Z"),
+            360
+        );
+        // A fixed offset does not follow the summer: +01:00 at 08:30 UTC is still 09:30.
+        let fixed = Window::parse("Mon 10:00-16:00 +01:00").unwrap();
+        assert!(!fixed.contains(at("2026-07-06T08:30:00Z")));
+        // The other hemisphere and the other side: New York is UTC-5 in January, UTC-4 in July.
+        let ny = Window::parse("Mon-Fri 09:00-17:00 America/New_York").unwrap();
+        assert!(!ny.contains(at("2026-01-05T13:30:00Z"))); // 08:30 EST
+        assert!(ny.contains(at("2026-07-06T13:30:00Z"))); // 09:30 EDT
+        let sydney = Window::parse("Mon 10:00-16:00 Australia/Sydney").unwrap();
+        assert!(sydney.contains(at("2026-01-04T23:30:00Z"))); // Mon 10:30 AEDT (UTC+11)
+        assert!(!sydney.contains(at("2026-07-05T23:30:00Z"))); // Mon 09:30 AEST (UTC+10)
+    }
+
+    #[test]
+    fn spring_forward_skips_the_hour_that_does_not_exist() {
+        // Berlin, Sunday 2026-03-29: at 01:00 UTC the clock jumps from 02:00 CET to 03:00 CEST.
+        let gone = Window::parse("Sun 02:00-02:30 Europe/Berlin").unwrap();
+        assert_eq!(
+            minutes_inside(&gone, "2026-03-28T12:00:00Z", "2026-03-30T00:00:00Z"),
+            0
+        );
+        // The week before, the same span is half an hour of real time.
+        assert_eq!(
+            minutes_inside(&gone, "2026-03-21T12:00:00Z", "2026-03-23T00:00:00Z"),
+            30
+        );
+        // A span that starts inside the gap opens at the first time that exists.
+        let w = Window::parse("Sun 02:30-04:00 Europe/Berlin").unwrap();
+        assert!(!w.contains(at("2026-03-29T00:59:00Z"))); // 01:59 CET
+        assert!(w.contains(at("2026-03-29T01:00:00Z"))); // 03:00 CEST
+        assert!(w.contains(at("2026-03-29T01:59:00Z"))); // 03:59 CEST
+        assert!(!w.contains(at("2026-03-29T02:00:00Z"))); // 04:00 CEST
+        assert_eq!(
+            minutes_inside(&w, "2026-03-28T12:00:00Z", "2026-03-30T00:00:00Z"),
+            60
+        );
+    }
+
+    #[test]
+    fn fall_back_holds_the_repeated_hour_twice() {
+        // Berlin, Sunday 2026-10-25: at 01:00 UTC the clock goes back from 03:00 CEST to 02:00
+        // CET, so 02:00-03:00 is on the wall twice.
+        let w = Window::parse("Sun 02:00-03:00 Europe/Berlin").unwrap();
+        assert!(!w.contains(at("2026-10-24T23:59:00Z"))); // 01:59 CEST
+        assert!(w.contains(at("2026-10-25T00:00:00Z"))); // 02:00 CEST
+        assert!(w.contains(at("2026-10-25T00:59:00Z"))); // 02:59 CEST
+        assert!(w.contains(at("2026-10-25T01:00:00Z"))); // 02:00 CET
+        assert!(w.contains(at("2026-10-25T01:59:00Z"))); // 02:59 CET
+        assert!(!w.contains(at("2026-10-25T02:00:00Z"))); // 03:00 CET
+        assert_eq!(
+            minutes_inside(&w, "2026-10-24T12:00:00Z", "2026-10-26T00:00:00Z"),
+            120
+        );
+    }
+
+    #[test]
+    fn named_zone_windows_cross_midnight_on_the_local_day() {
+        // New York, winter (UTC-5): Friday 22:00 EST is Saturday 03:00 UTC.
+        let w = Window::parse("Fri 22:00-06:00 America/New_York").unwrap();
+        assert!(!w.contains(at("2026-01-10T02:59:00Z"))); // Fri 21:59 EST
+        assert!(w.contains(at("2026-01-10T03:00:00Z"))); // Fri 22:00 EST
+        assert!(w.contains(at("2026-01-10T10:59:00Z"))); // Sat 05:59 EST, Friday's span
+        assert!(!w.contains(at("2026-01-10T11:00:00Z"))); // Sat 06:00 EST
+        assert!(!w.contains(at("2026-01-11T03:00:00Z"))); // Sat 22:00 EST
+        // Across midnight and the spring-forward change: Saturday 22:00 CET (21:00 UTC) to
+        // Sunday 06:00 CEST (04:00 UTC) is seven hours of real time, not eight.
+        let w = Window::parse("Sat 22:00-06:00 Europe/Berlin").unwrap();
+        assert_eq!(
+            minutes_inside(&w, "2026-03-28T12:00:00Z", "2026-03-29T12:00:00Z"),
+            420
+        );
+        assert!(w.contains(at("2026-03-29T03:59:00Z")));
+        assert!(!w.contains(at("2026-03-29T04:00:00Z")));
+    }
+
+    #[test]
+    fn unknown_zones_say_what_a_zone_looks_like() {
+        let e = Window::parse("Tue 10:00-16:00 Europe/Berln").unwrap_err();
+        for want in [
+            "Europe/Berln",
+            "Europe/Berlin",
+            "America/New_York",
+            "UTC",
+            "+01:00",
+        ] {
+            assert!(e.contains(want), "{want}: {e}");
+        }
+        assert!(!e.contains("did you mean"), "{e}");
+        let e = Window::parse("Tue 10:00-16:00 europe/berlin").unwrap_err();
+        assert!(e.contains("did you mean Europe/Berlin?"), "{e}");
+        assert!(Window::parse("Tue 10:00-16:00 Berlin").is_err());
+        // Offsets and UTC are read as before, and both kinds mix in one window.
+        let w = Window::parse("Tue 10:00-16:00 UTC+01:00; Wed 10:00-16:00 Asia/Kolkata").unwrap();
+        assert!(w.contains(at("2026-01-06T09:00:00Z")));
+        assert!(w.contains(at("2026-01-07T04:30:00Z"))); // Wed 10:00 IST (UTC+5:30)
+        assert!(!w.contains(at("2026-01-07T04:29:00Z")));
     }
 }
