@@ -2,8 +2,12 @@
 //! and stdlib, generated from the same entries as `help()` and docs/api.md ([`super::docs`]),
 //! so an editor completes and type-checks plans. `DIR/gfi.lua` holds the globals, the `gfi`
 //! table, `sim` and the handle classes; `DIR/<module>.lua` each stdlib module, so that
-//! `require "scenario"` resolves. The signatures are read as written in the reference:
-//! parameters by name (an optional one in `[...]`), types left to the prose.
+//! `require "scenario"` resolves. The types are read from the signatures' notation: `{Node}`
+//! is `Node[]`, `[x]` is `x?`, `A | nil, err` is `A|nil, string?`; a handle (`Node`, `Gpu`),
+//! a record whose fields the entry lists (`fault`, `result`, `summary`) and a `{a, b}` or
+//! `opts.x` table of options become `---@class`es; a parameter's type comes from its name
+//! where the reference gives the name one meaning (`node`, `gpu`, `xid`, `duration`, ...).
+//! What the notation does not say is `any`, never a guess.
 
 use super::docs::{DOCS, Doc};
 use std::fmt::Write;
@@ -393,7 +397,10 @@ impl Gen {
             if let Some(m) = quoted.strip_prefix(':') {
                 methods.push(m.to_string());
             } else if is_ident(quoted) {
-                fields.push((quoted.to_string(), word_type(quoted).unwrap_or("any").to_string()));
+                fields.push((
+                    quoted.to_string(),
+                    word_type(quoted).unwrap_or("any").to_string(),
+                ));
             }
         }
         for item in d.signature.split(';') {
@@ -464,13 +471,7 @@ impl Gen {
         let _ = writeln!(out, "function {qualified}({}) end\n", names.join(", "));
     }
 
-    fn param_types(
-        &mut self,
-        d: &Doc,
-        qualified: &str,
-        args: &str,
-        ps: &[Param],
-    ) -> Vec<String> {
+    fn param_types(&mut self, d: &Doc, qualified: &str, args: &str, ps: &[Param]) -> Vec<String> {
         // `spawn([name,] fn)`, `parallel(fn, ...) or parallel({...})`: the positions shift
         // between the forms, so no position has one type.
         let shifting = d.signature.contains(" or ")
@@ -580,13 +581,17 @@ fn api_file(g: &mut Gen) -> String {
             "Modules" => {}
             "Handles" => handle_class(g, &mut out, d),
             _ => {
-                if let Some((name, args, ret)) = call_of(d.signature)
+                if let Some((name, _, _)) = call_of(d.signature)
                     && name == d.name
                 {
                     comment(&mut out, d);
-                    g.function(&mut out, d, name, args, ret, false);
-                    if !name.contains('.') {
-                        let _ = writeln!(out, "gfi.{name} = {name}\n");
+                    // `log(...) / info(...) / warn(...)`: one entry for several functions.
+                    let alike = d.signature.split(" / ").filter_map(call_of);
+                    for (name, args, ret) in alike {
+                        g.function(&mut out, d, name, args, ret, false);
+                        if !name.contains('.') {
+                            let _ = writeln!(out, "gfi.{name} = {name}\n");
+                        }
                     }
                 } else if let Some((name, ty)) = d.signature.split_once(" -> ") {
                     comment(&mut out, d);
@@ -629,8 +634,7 @@ fn handle_class(g: &mut Gen, out: &mut String, d: &Doc) {
             !matches!(e.group, "Handles" | "Modules") && (e.name == name || e.name == node_name)
         });
         let qualified = format!("{}:{name}", d.name);
-        let Some((e, (_, gargs, gret))) =
-            global.and_then(|e| call_of(e.signature).map(|c| (e, c)))
+        let Some((e, (_, gargs, gret))) = global.and_then(|e| call_of(e.signature).map(|c| (e, c)))
         else {
             g.function(out, d, &qualified, args, "", true);
             continue;
@@ -730,10 +734,18 @@ fn module_file(g: &mut Gen, module: &str, d: &Doc) -> String {
 mod tests {
     use super::*;
 
+    fn names(args: &str) -> Vec<(String, bool)> {
+        params(args)
+            .0
+            .into_iter()
+            .map(|p| (p.name, p.optional))
+            .collect()
+    }
+
     #[test]
     fn signatures_become_parameters() {
         assert_eq!(
-            params("node, gpu, xid [, opts]"),
+            names("node, gpu, xid [, opts]"),
             [
                 ("node".to_string(), false),
                 ("gpu".into(), false),
@@ -742,12 +754,132 @@ mod tests {
             ]
         );
         assert_eq!(
-            params("[{max_unavailable, window}]"),
+            names("[{max_unavailable, window}]"),
             [("opts".to_string(), true)]
         );
+        assert_eq!(
+            names("node, key, value | nil"),
+            [
+                ("node".to_string(), false),
+                ("key".into(), false),
+                ("value".into(), false)
+            ]
+        );
+        assert_eq!(params("fn, ...").1, true);
         assert_eq!(
             call_of("f(a, (b)) -> x | nil"),
             Some(("f", "a, (b)", "x | nil"))
         );
+        assert_eq!(
+            call_of("parallel(fn, fn, ...) or parallel({fn, ...}) -> {result}"),
+            Some(("parallel", "fn, fn, ...", "{result}"))
+        );
+    }
+
+    /// The annotations of a function: its `---@` lines up to and including `function NAME(`.
+    fn annotations(files: &[(String, String)], file: &str, function: &str) -> String {
+        let text = &files.iter().find(|(n, _)| n == file).unwrap().1;
+        let at = text
+            .find(&format!("\nfunction {function}("))
+            .unwrap_or_else(|| panic!("no {function} in {file}"));
+        // Back over the `---@` lines just above.
+        let mut start = at;
+        while let Some(p) = text[..start].rfind('\n') {
+            if !text[p + 1..start].starts_with("---@") {
+                break;
+            }
+            start = p;
+        }
+        let end = text[at + 1..].find('\n').map_or(text.len(), |e| at + 1 + e);
+        text[start + 1..end].to_string()
+    }
+
+    fn class(files: &[(String, String)], name: &str) -> String {
+        let all: String = files.iter().map(|(_, t)| t.as_str()).collect();
+        let at = all
+            .find(&format!("---@class {name}\n"))
+            .unwrap_or_else(|| panic!("no class {name}"));
+        let end = all[at..].find("local ").unwrap() + at;
+        all[at..end].to_string()
+    }
+
+    #[test]
+    fn the_notation_becomes_luals_types() {
+        let f = files();
+        assert_eq!(
+            annotations(&f, "gfi.lua", "nodes"),
+            "---@param selector? string\n---@return Node[]|nil # {Node} | nil\n---@return string? # err\nfunction nodes(selector) end"
+        );
+        assert_eq!(
+            annotations(&f, "gfi.lua", "inject_xid"),
+            "---@param node Node|string\n---@param gpu Gpu|integer|string\n---@param xid integer\n---@param opts? InjectXidOpts\n---@return Fault|nil # fault | nil\n---@return string? # err\nfunction inject_xid(node, gpu, xid, opts) end"
+        );
+        assert_eq!(
+            annotations(&f, "gfi.lua", "wait_cordoned"),
+            "---@param node Node|string\n---@param opts? WaitCordonedOpts\n---@return Result|nil # result | nil\n---@return string? # err\n---@return Result? # result\nfunction wait_cordoned(node, opts) end"
+        );
+        // A handle's method is the function of its name without the node.
+        assert_eq!(
+            annotations(&f, "gfi.lua", "Node:wait_state"),
+            "---@param v any\n---@param o? WaitStateOpts\n---@return Result|nil # result | nil\n---@return string? # err\n---@return Result? # result\nfunction Node:wait_state(v, o) end"
+        );
+        assert_eq!(
+            annotations(&f, "gfi.lua", "sleep"),
+            "---@param duration number|string\nfunction sleep(duration) end"
+        );
+        assert_eq!(
+            annotations(&f, "gfi.lua", "print"),
+            "---@param ... any\nfunction print(...) end"
+        );
+        assert!(annotations(&f, "gfi.lua", "warn").ends_with("function warn(...) end"));
+        assert_eq!(
+            annotations(&f, "plan.lua", "Plan:run"),
+            "---@param opts? table\n---@return Summary # summary\nfunction Plan:run(opts) end"
+        );
+        assert_eq!(
+            annotations(&f, "scenario.lua", "M.run"),
+            "---@param node Node|string\n---@param gpu Gpu|integer|string\n---@param xid integer\n---@param opts? ScenarioRunOpts\n---@return ScenarioResult # result\nfunction M.run(node, gpu, xid, opts) end"
+        );
+        assert_eq!(
+            class(&f, "Fault"),
+            "---@class Fault\n---@field id any\n---@field node Node|string\n---@field gpu Gpu|integer|string\n---@field pci any\n---@field uuid any\n---@field xid integer\n---@field line string\n---@field time any\n---@field at any\n---@field seq any\n---@field write_path any\n"
+        );
+        assert_eq!(
+            class(&f, "KmsgTailOpts"),
+            "---@class KmsgTailOpts\n---@field grep? any\n---@field since? any\n---@field limit? any\n"
+        );
+        assert!(class(&f, "Node").contains("---@field name string\n"));
+        // Every class is declared once, across all the files.
+        let all: String = f.iter().map(|(_, t)| t.as_str()).collect();
+        for line in all.lines().filter(|l| l.starts_with("---@class ")) {
+            assert_eq!(all.matches(&format!("{line}\n")).count(), 1, "{line}");
+        }
+        // Every type named is declared or built in.
+        let builtin = [
+            "any", "nil", "string", "number", "integer", "boolean", "table", "function",
+        ];
+        for line in all.lines().filter(|l| {
+            l.starts_with("---@param") || l.starts_with("---@return") || l.starts_with("---@field")
+        }) {
+            let ty = line
+                .split(" # ")
+                .next()
+                .unwrap()
+                .split(' ')
+                .next_back()
+                .unwrap();
+            for t in ty
+                .split(['|', '(', ')'])
+                .map(|t| t.trim_end_matches("[]").trim_end_matches('?'))
+            {
+                if t.is_empty() || builtin.contains(&t) || t == "..." {
+                    continue;
+                }
+                assert!(
+                    all.contains(&format!("---@class {t}\n")),
+                    "{t} in `{line}` is not declared"
+                );
+            }
+        }
     }
 }
