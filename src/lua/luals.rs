@@ -765,7 +765,7 @@ mod tests {
                 ("value".into(), false)
             ]
         );
-        assert_eq!(params("fn, ...").1, true);
+        assert!(params("fn, ...").1);
         assert_eq!(
             call_of("f(a, (b)) -> x | nil"),
             Some(("f", "a, (b)", "x | nil"))
