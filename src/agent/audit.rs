@@ -2,10 +2,9 @@
 //! request metrics and one audit line per request.
 
 use super::auth::{self, Verdict};
-use super::http::{detail, route_label};
+use super::http::route_label;
 use super::state::AgentState;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use std::net::SocketAddr;
@@ -40,18 +39,8 @@ pub(crate) async fn gate(
     req: Request,
     next: Next,
 ) -> Response {
-    let is_read = matches!(*req.method(), Method::GET | Method::HEAD);
-    let audited = authenticate_run_and_audit(st, peer, req, next);
-    if is_read {
-        return audited.await;
-    }
-    match tokio::spawn(audited).await {
-        Ok(resp) => resp,
-        Err(e) => detail(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("the request's task failed: {e}"),
-        ),
-    }
+    let method = req.method().clone();
+    super::http::despite_hangup(&method, authenticate_run_and_audit(st, peer, req, next)).await
 }
 
 async fn authenticate_run_and_audit(

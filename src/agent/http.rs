@@ -50,6 +50,26 @@ pub(crate) fn json_text(status: StatusCode, body: String) -> Response {
         .into_response()
 }
 
+/// Runs one request's handling to its end even if the client hangs up: hyper drops a
+/// request's future when its connection closes, so anything but a read (GET, HEAD) runs as a
+/// task of its own that this awaits, and a write that reached a node still reaches its record
+/// and the audit log. The agent's gate and the controller's share it.
+pub(crate) async fn despite_hangup(
+    method: &axum::http::Method,
+    handling: impl std::future::Future<Output = Response> + Send + 'static,
+) -> Response {
+    if matches!(*method, axum::http::Method::GET | axum::http::Method::HEAD) {
+        return handling.await;
+    }
+    match tokio::spawn(handling).await {
+        Ok(resp) => resp,
+        Err(e) => detail(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the request's task failed: {e}"),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

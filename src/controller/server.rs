@@ -189,18 +189,8 @@ async fn gate(
     req: Request,
     next: Next,
 ) -> Response {
-    let is_read = matches!(*req.method(), Method::GET | Method::HEAD);
-    let checked = check_run_and_audit(st, peer, req, next);
-    if is_read {
-        return checked.await;
-    }
-    match tokio::spawn(checked).await {
-        Ok(resp) => resp,
-        Err(e) => detail(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("the request's task failed: {e}"),
-        ),
-    }
+    let method = req.method().clone();
+    crate::agent::http::despite_hangup(&method, check_run_and_audit(st, peer, req, next)).await
 }
 
 async fn check_run_and_audit(
