@@ -16,15 +16,6 @@ pub use stage::Stage;
 
 use std::path::{Path, PathBuf};
 
-impl Run {
-    /// The run a finished session recorded.
-    pub fn of_session(report: &crate::session::Report) -> Run {
-        report.journal.with_entries(|entries| {
-            Run::from_entries(report.header.clone(), entries, report.summary.clone())
-        })
-    }
-}
-
 /// Which files to write.
 #[derive(Debug, Clone, Default)]
 pub struct Outputs {
