@@ -6,6 +6,8 @@
 //!   them, the run clock (virtual on `sim`), SIGINT/SIGTERM handling.
 //! - [`kmsg`]: kernel log records (`/dev/kmsg` format) and how the kernel writes them.
 //! - [`xid`]: the XID catalogue, NVSentinel's detection model and the exact line format.
+//! - [`tls`], [`serve`]: HTTPS for servers (renewed certificates taken up) and clients (a CA
+//!   bundle to trust); serving an HTTP API and stopping it gracefully.
 //! - [`node`]: what acts on one node: GPU discovery, the kmsg writer, read-back, injection,
 //!   and the agent's wire types.
 //! - [`agent`]: `gfi agent`, the per-node HTTP server over [`node`].
@@ -34,6 +36,8 @@ pub mod node;
 pub(crate) mod render;
 pub(crate) mod repl;
 pub mod report;
+pub mod serve;
 pub mod session;
 pub mod signals;
+pub mod tls;
 pub mod xid;

@@ -693,3 +693,106 @@ print("not reached")
     assert_eq!(code, Some(5), "{out}");
     assert!(out.contains("gpu-node-001: XID 48"), "{out}");
 }
+
+/// Asks gpu-node-001's agent for its GPUs: prints `GPUS n` or `ERR: <the error>`.
+fn ask_gpus(c: &Cluster, extra: &[&str]) -> (Option<i32>, String) {
+    let script = c.dir.path().join("gpus.lua");
+    std::fs::write(
+        &script,
+        "local g, err = gpus('gpu-node-001')\nif g then print('GPUS ' .. #g) else print('ERR: ' .. err) end\n",
+    )
+    .unwrap();
+    let mut args = vec![script.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    c.gfi_run(&args)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_serving_https_are_verified_against_the_agent_ca() {
+    let c = Cluster::start_tls(1).await;
+    let tls = c.tls.as_ref().unwrap();
+    let (ca, other) = (tls.ca.to_str().unwrap(), tls.other_ca.to_str().unwrap());
+    // Directly, verified: the whole chain runs as over HTTP.
+    let (code, out) = c.gfi_run(&[
+        "examples/01_first_injection.lua",
+        "--agent-access",
+        "direct",
+        "--agent-ca",
+        ca,
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("cordoned after"), "{out}");
+    assert!(
+        out.contains(
+            "reached directly at their pod IPs over HTTPS, verified as gfi-agent.fault-injection-system.svc"
+        ),
+        "{out}"
+    );
+    // A certificate from another CA, or for another name, is refused, and nothing is asked.
+    let (_, out) = ask_gpus(&c, &["--agent-access", "direct", "--agent-ca", other]);
+    assert!(out.contains("ERR: gpus: node gpu-node-001"), "{out}");
+    assert!(
+        out.contains("invalid peer certificate")
+            && out.contains("its certificate is not trusted for the name gfi-agent.fault-injection-system.svc (check --agent-ca"),
+        "{out}"
+    );
+    let (_, out) = ask_gpus(
+        &c,
+        &[
+            "--agent-access",
+            "direct",
+            "--agent-ca",
+            ca,
+            "--agent-server-name",
+            "agent.example.com",
+        ],
+    );
+    assert!(
+        out.contains("certificate not valid for name") && out.contains("not trusted for the name agent.example.com"),
+        "{out}"
+    );
+    // Plain HTTP to an agent that serves HTTPS gets no answer, and the error says what to do.
+    let (_, out) = ask_gpus(&c, &["--agent-access", "direct"]);
+    assert!(
+        out.contains("ERR: gpus: node gpu-node-001")
+            && out.contains("if the agents serve HTTPS (gfi agent --tls-cert), give --agent-ca"),
+        "{out}"
+    );
+    // Through the pod proxy the API server speaks TLS to the agent, and the banner says it
+    // does not verify the agent.
+    let (code, out) = ask_gpus(&c, &["--agent-access", "proxy", "--agent-ca", ca]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("GPUS 8"), "{out}");
+    assert!(
+        out.contains("the API server does not verify the agents' certificate"),
+        "{out}"
+    );
+    // A CA file that holds no certificate stops the run before it starts.
+    std::fs::write(c.dir.path().join("empty.crt"), "").unwrap();
+    let (code, out) = ask_gpus(
+        &c,
+        &[
+            "--agent-ca",
+            c.dir.path().join("empty.crt").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("--agent-ca") && out.contains("no PEM certificate"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_to_agents_that_serve_plain_http_says_so() {
+    let c = Cluster::start(1).await;
+    let ca = c.dir.path().join("ca.crt");
+    let pair = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    std::fs::write(&ca, pair.cert.pem()).unwrap();
+    let (_, out) = ask_gpus(
+        &c,
+        &["--agent-access", "direct", "--agent-ca", ca.to_str().unwrap()],
+    );
+    assert!(
+        out.contains("ERR: gpus: node gpu-node-001")
+            && out.contains("the agent does not speak HTTPS (is it started with --tls-cert and --tls-key?)"),
+        "{out}"
+    );
+}

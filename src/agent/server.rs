@@ -11,6 +11,7 @@ use super::routes;
 use super::state::AgentState;
 use crate::node::inject::{GpuCache, Injector};
 use crate::node::writer::{KmsgWriter, WriterConfig};
+use crate::serve::Serving;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -46,6 +47,8 @@ pub struct AgentConfig {
     pub max_concurrent_injections: usize,
     /// How long shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
+    /// Serve HTTPS with this PEM certificate chain and key (`--tls-cert`, `--tls-key`).
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl AgentConfig {
@@ -77,6 +80,7 @@ impl AgentConfig {
             max_body_bytes: 16 * 1024,
             max_concurrent_injections: 32,
             shutdown_grace: Duration::from_secs(10),
+            tls: None,
         }
     }
 }
@@ -89,59 +93,32 @@ pub enum StartError {
     Token(#[from] super::auth::TokenError),
     #[error("{0}")]
     Writer(#[from] crate::node::writer::StartError),
-    #[error("cannot listen on {addr}: {reason}")]
-    Listen { addr: SocketAddr, reason: String },
+    #[error("{0}")]
+    Listen(#[from] crate::serve::ListenError),
+    #[error("{0}")]
+    Tls(String),
 }
 
 /// A started agent.
 pub struct RunningAgent {
-    addr: SocketAddr,
-    shutdown: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-    grace: Duration,
+    serving: Serving,
 }
 
 impl RunningAgent {
     /// The bound address (the real port when the config said port 0).
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.serving.addr()
     }
 
     /// Stops accepting, lets requests in flight finish (up to the grace period), ends
     /// streams, and returns when the server is down.
     pub async fn stop(self) -> std::io::Result<()> {
-        let _ = self.shutdown.send(true);
-        self.wait_stopped().await
-    }
-
-    async fn wait_stopped(self) -> std::io::Result<()> {
-        let RunningAgent {
-            mut task, grace, ..
-        } = self;
-        match tokio::time::timeout(grace, &mut task).await {
-            Ok(joined) => joined.unwrap_or_else(|e| Err(std::io::Error::other(e))),
-            Err(_) => {
-                tracing::warn!(
-                    "requests still running after the {grace:?} shutdown grace period: closing them"
-                );
-                task.abort();
-                Ok(())
-            }
-        }
+        self.serving.stop().await
     }
 
     /// Serves until SIGTERM or SIGINT, then stops gracefully.
     pub(crate) async fn serve_until_signal(self) -> std::io::Result<()> {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
-        }
-        self.stop().await?;
-        tracing::info!("stopped");
-        Ok(())
+        self.serving.serve_until_signal().await
     }
 }
 
@@ -185,16 +162,11 @@ pub async fn start(mut config: AgentConfig) -> Result<RunningAgent, StartError> 
                 reason: e.to_string(),
             })??
     };
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| StartError::Listen {
-            addr: config.listen,
-            reason: e.to_string(),
-        })?;
-    let addr = listener.local_addr().map_err(|e| StartError::Listen {
-        addr: config.listen,
-        reason: e.to_string(),
-    })?;
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(crate::tls::server_config(cert, key).map_err(StartError::Tls)?),
+        None => None,
+    };
+    let listener = crate::serve::bind(config.listen).await?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let injector = Injector::new(
         config.node_name.clone(),
@@ -219,7 +191,7 @@ pub async fn start(mut config: AgentConfig) -> Result<RunningAgent, StartError> 
         inflight: Mutex::new(HashMap::new()),
         max_body_bytes: config.max_body_bytes,
         injection_slots: tokio::sync::Semaphore::new(slots),
-        shutdown: shutdown_rx.clone(),
+        shutdown: shutdown_rx,
     });
     let first = state.check_health().await;
     if !first.healthy {
@@ -228,19 +200,10 @@ pub async fn start(mut config: AgentConfig) -> Result<RunningAgent, StartError> 
     *state.health.write().expect("health lock") = Arc::new(first);
     spawn_health_refresher(state.clone());
     let app = routes::router(state.clone());
-    let mut stop = shutdown_rx;
-    let task = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-        .await
-    });
+    let serving = Serving::start(listener, tls, app, shutdown_tx, config.shutdown_grace)?;
     tracing::info!(
-        listen = %addr,
+        listen = %serving.addr(),
+        scheme = serving.scheme(),
         node = %config.node_name,
         write_path = %state.injector.writer().describe(),
         proc_root = %config.proc_root.display(),
@@ -248,12 +211,7 @@ pub async fn start(mut config: AgentConfig) -> Result<RunningAgent, StartError> 
         faults_loaded = report.loaded,
         "gfi agent listening"
     );
-    Ok(RunningAgent {
-        addr,
-        shutdown: shutdown_tx,
-        task,
-        grace: config.shutdown_grace,
-    })
+    Ok(RunningAgent { serving })
 }
 
 /// Refreshes the health snapshot every [`health::REFRESH`] until shutdown.

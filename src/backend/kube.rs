@@ -79,10 +79,7 @@ impl ClusterBackend<KubeAgents> {
                 .unwrap_or_else(|| "no API server".into()),
             o.selector,
             o.namespace,
-            match self.agent().access() {
-                super::kube_agents::AgentAccess::Proxy => "through the API server's pod proxy",
-                super::kube_agents::AgentAccess::Direct => "directly at their pod IPs",
-            }
+            self.agent().describe_access()
         )
     }
 }

@@ -8,6 +8,13 @@
 //! errors are `kind: Status`, the agent's are `{"detail": ...}`; a 401 from the agent is a
 //! wrong agent token, not a failed cluster login.
 //!
+//! With `--agent-ca` the agents are reached over HTTPS (`gfi agent --tls-cert/--tls-key`).
+//! Directly, their certificate is verified against that CA bundle, for the name
+//! `--agent-server-name` (default `gfi-agent.<namespace>.svc`: one certificate serves the whole
+//! DaemonSet, and pod IPs change). Through the pod proxy the API server makes the TLS
+//! connection, and kube-apiserver does not verify a pod's certificate: the traffic is encrypted,
+//! the agent is not authenticated, and the description of the backend says so.
+//!
 //! Connections are kept alive (the kube client's pool, or one pool for direct calls) and the
 //! number of calls in flight is bounded, so a `parallel` over 1,000 nodes neither opens 1,000
 //! connections nor floods the API server. A failed call that may be retried (a 5xx, a dropped
@@ -76,6 +83,19 @@ pub struct KubeAgentOptions {
     pub token_file: Option<PathBuf>,
     /// Calls to agents in flight at once.
     pub max_concurrency: usize,
+    /// Reach the agents over HTTPS, trusting this PEM CA bundle (`--agent-ca`).
+    pub ca: Option<PathBuf>,
+    /// The name the agents' certificate must carry; `None`: `gfi-agent.<namespace>.svc`.
+    pub server_name: Option<String>,
+}
+
+impl KubeAgentOptions {
+    /// The name an agent's certificate is checked for.
+    pub fn server_name(&self) -> String {
+        self.server_name
+            .clone()
+            .unwrap_or_else(|| format!("gfi-agent.{}.svc", self.namespace))
+    }
 }
 
 impl Default for KubeAgentOptions {
@@ -87,12 +107,14 @@ impl Default for KubeAgentOptions {
             port: 8083,
             token_file: None,
             max_concurrency: 64,
+            ca: None,
+            server_name: None,
         }
     }
 }
 
 type DirectClient = hyper_util::client::legacy::Client<
-    hyper_util::client::legacy::connect::HttpConnector,
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
     Full<Bytes>,
 >;
 
@@ -145,10 +167,37 @@ impl KubeAgents {
         let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
         http.set_nodelay(true);
         http.set_connect_timeout(Some(Duration::from_secs(5)));
+        http.enforce_http(false);
+        let tls = match &opts.ca {
+            Some(ca) => crate::tls::client_config(Some(ca), "--agent-ca", false)
+                .map_err(|e| BackendError::invalid("--agent-ca", e))?,
+            // Never used for a connection: without --agent-ca the scheme is http.
+            None => rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| BackendError::invalid("--agent-ca", e.to_string()))?
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth(),
+        };
+        let name = rustls_pki_types::ServerName::try_from(opts.server_name())
+            .map_err(|e| {
+                BackendError::invalid(
+                    "--agent-server-name",
+                    format!("{e}: give a DNS name, e.g. gfi-agent.fault-injection-system.svc"),
+                )
+            })?
+            .to_owned();
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name))
+            .enable_http1()
+            .wrap_connector(http);
         let direct =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(60))
-                .build(http);
+                .build(https);
         Ok(KubeAgents {
             api,
             limit: Semaphore::new(opts.max_concurrency),
@@ -166,6 +215,28 @@ impl KubeAgents {
 
     pub fn options(&self) -> &KubeAgentOptions {
         &self.opts
+    }
+
+    /// `https` with `--agent-ca`, else `http`.
+    fn scheme(&self) -> &'static str {
+        if self.opts.ca.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// How the agents are reached, for the backend's description.
+    pub fn describe_access(&self) -> String {
+        match (self.access, self.opts.ca.is_some()) {
+            (AgentAccess::Proxy, false) => "through the API server's pod proxy".into(),
+            (AgentAccess::Proxy, true) => "through the API server's pod proxy over HTTPS (the API server does not verify the agents' certificate; --agent-access direct does)".into(),
+            (AgentAccess::Direct, false) => "directly at their pod IPs".into(),
+            (AgentAccess::Direct, true) => format!(
+                "directly at their pod IPs over HTTPS, verified as {}",
+                self.opts.server_name()
+            ),
+        }
     }
 
     async fn pods(&self, what: &str) -> BackendResult<&PodsByNode> {
@@ -439,9 +510,15 @@ impl KubeAgents {
                         error,
                         retry: false,
                     })?;
+                // `https:name:port` has the API server connect over TLS; plain `name:port`
+                // means http.
+                let target = match self.scheme() {
+                    "https" => format!("https:{}:{}", pod.name, self.opts.port),
+                    _ => format!("{}:{}", pod.name, self.opts.port),
+                };
                 let uri = format!(
-                    "/api/v1/namespaces/{}/pods/{}:{}/proxy{path_and_query}",
-                    self.opts.namespace, pod.name, self.opts.port
+                    "/api/v1/namespaces/{}/pods/{target}/proxy{path_and_query}",
+                    self.opts.namespace
                 );
                 let req = builder
                     .uri(uri)
@@ -463,15 +540,25 @@ impl KubeAgents {
                     ip.to_string()
                 };
                 let req = builder
-                    .uri(format!("http://{host}:{}{path_and_query}", self.opts.port))
+                    .uri(format!(
+                        "{}://{host}:{}{path_and_query}",
+                        self.scheme(),
+                        self.opts.port
+                    ))
                     .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
                     .body(Full::new(payload))
                     .map_err(|e| unreachable(e.to_string()))?;
-                let resp = self
-                    .direct
-                    .request(req)
-                    .await
-                    .map_err(|e| unreachable(super::kube_nodes::error_chain(&e)))?;
+                let resp = self.direct.request(req).await.map_err(|e| {
+                    let chain = super::kube_nodes::error_chain(&e);
+                    match self.tls_refusal(&chain) {
+                        // Trying again would meet the same certificate.
+                        Some(reason) => Failure {
+                            retry: false,
+                            ..unreachable(reason)
+                        },
+                        None => unreachable(chain),
+                    }
+                })?;
                 read_answer(resp).await.map_err(unreachable)?
             }
         };
@@ -481,6 +568,28 @@ impl KubeAgents {
             body: collected,
             pod: pod.name.clone(),
         })
+    }
+
+    /// A failed connection explained, when the cause is TLS: the agent's certificate refused,
+    /// or an agent that does not speak the scheme used.
+    fn tls_refusal(&self, chain: &str) -> Option<String> {
+        if chain.contains("invalid peer certificate") {
+            return Some(format!(
+                "{chain}: its certificate is not trusted for the name {} (check --agent-ca, the CA that signed the agents' certificate, and --agent-server-name, a name the certificate carries)",
+                self.opts.server_name()
+            ));
+        }
+        if self.opts.ca.is_none() && chain.contains("invalid HTTP version parsed") {
+            return Some(format!(
+                "{chain}: the agent did not answer in plain HTTP; if the agents serve HTTPS (gfi agent --tls-cert), give --agent-ca"
+            ));
+        }
+        if self.opts.ca.is_some() && chain.contains("InvalidContentType") {
+            return Some(format!(
+                "{chain}: the agent does not speak HTTPS (is it started with --tls-cert and --tls-key?); without --agent-ca gfi uses plain HTTP"
+            ));
+        }
+        None
     }
 
     /// Tells the API server's answers from the agent's, and errors from answers.

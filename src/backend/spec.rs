@@ -109,6 +109,13 @@ pub struct BackendArgs {
     /// kube: the agent token (default: the Secret gfi-agent-token in the agents' namespace).
     #[arg(long, env = "GFI_AGENT_TOKEN_FILE", value_name = "FILE")]
     pub agent_token_file: Option<PathBuf>,
+    /// kube: reach the agents over HTTPS (`gfi agent --tls-cert`), trusting this PEM CA bundle.
+    #[arg(long, env = "GFI_AGENT_CA", value_name = "FILE")]
+    pub agent_ca: Option<PathBuf>,
+    /// kube: the name the agents' certificate must carry (default gfi-agent.<agent
+    /// namespace>.svc).
+    #[arg(long, env = "GFI_AGENT_SERVER_NAME", value_name = "NAME", requires = "agent_ca")]
+    pub agent_server_name: Option<String>,
     /// kube: calls to agents in flight at once.
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub max_concurrency: usize,
@@ -235,6 +242,8 @@ pub fn build_backend(
                     port: args.agent_port,
                     token_file: args.agent_token_file.clone(),
                     max_concurrency: args.max_concurrency,
+                    ca: args.agent_ca.clone(),
+                    server_name: args.agent_server_name.clone(),
                 },
                 nvsentinel_namespace: args.nvsentinel_namespace.clone(),
                 node_selector: args.node_selector.clone(),

@@ -3,6 +3,7 @@
 use crate::agent::fault_store::FaultStoreOptions;
 use crate::agent::ratelimit::Limit;
 use crate::agent::{AgentConfig, AuthMode};
+use crate::cli::common::TlsArgs;
 use crate::node::discovery::resolve_proc_root;
 use crate::node::writer::WriterConfig;
 use clap::{Args, ValueEnum};
@@ -28,6 +29,8 @@ Authentication: every route but /health (and /metrics with --public-metrics) nee
 'Authorization: Bearer <token>', the token read from --token-file (reloaded when it changes; \
 several tokens may be given one per line). Without a token file the agent refuses to start unless \
 --insecure-no-auth is given.
+
+HTTPS: --tls-cert and --tls-key (PEM; e.g. a kubernetes.io/tls Secret mounted as files) serve HTTPS instead of HTTP on the same port; a renewed certificate is taken up at the next connection. The kube backend verifies it with --agent-ca.
 
 Logs go to stderr; RUST_LOG sets the filter (default info; audit lines have target gfi::audit).")]
 pub struct AgentArgs {
@@ -77,6 +80,8 @@ pub struct AgentArgs {
     /// Serve /metrics without authentication.
     #[arg(long, env = "GFI_PUBLIC_METRICS")]
     pub public_metrics: bool,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// Log format.
     #[arg(long, env = "GFI_LOG_FORMAT", value_enum, default_value_t)]
     pub log_format: LogFormat,
@@ -158,6 +163,7 @@ pub fn config(args: &AgentArgs) -> Result<AgentConfig, String> {
     cfg.public_metrics = args.public_metrics;
     cfg.max_concurrent_injections = args.max_concurrent_injections as usize;
     cfg.shutdown_grace = Duration::from_secs(args.shutdown_grace);
+    cfg.tls = args.tls.files();
     Ok(cfg)
 }
 

@@ -1,5 +1,6 @@
-//! What `gfi run` and `gfi repl` share on the command line: the Lua limits and `--arg`.
-//! (The backend's flags are [`crate::backend::spec::BackendArgs`].)
+//! What subcommands share on the command line: the Lua limits and `--arg` (`gfi run`, `gfi
+//! repl`), and HTTPS for a server (`gfi agent`, `gfi controller`). (The backend's flags are
+//! [`crate::backend::spec::BackendArgs`].)
 
 use crate::lua::sandbox::Limits;
 use clap::Args;
@@ -85,5 +86,24 @@ mod tests {
         assert_eq!(parse_kv("x=a=b").unwrap().1, "a=b");
         assert!(parse_kv("novalue").is_err());
         assert!(parse_kv("bad key=1").is_err());
+    }
+}
+
+/// HTTPS for a server.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TlsArgs {
+    /// Serve HTTPS: the PEM certificate chain (with --tls-key; e.g. a kubernetes.io/tls Secret's
+    /// tls.crt). A renewed certificate is taken up without a restart.
+    #[arg(long, env = "GFI_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's PEM private key.
+    #[arg(long, env = "GFI_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// The certificate and key files, when HTTPS was asked for.
+    pub fn files(&self) -> Option<(PathBuf, PathBuf)> {
+        self.tls_cert.clone().zip(self.tls_key.clone())
     }
 }

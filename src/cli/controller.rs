@@ -1,6 +1,7 @@
 //! `gfi controller`: the in-cluster server (see [`crate::controller`]).
 
 use super::agent::{LogFormat, init_logging};
+use super::common::TlsArgs;
 use crate::backend::kube::KubeBackend;
 use crate::backend::spec::{BackendArgs, BackendKind, build_backend};
 use crate::clock::RunClock;
@@ -61,12 +62,8 @@ pub struct ControllerArgs {
     /// Style of the lines the central API injects: driver, seed or unguarded.
     #[arg(long, default_value = "driver", value_parser = |s: &str| s.parse::<LineStyle>())]
     pub line_style: LineStyle,
-    /// Serve HTTPS: the PEM certificate chain (with --tls-key; e.g. a kubernetes.io/tls Secret's tls.crt).
-    #[arg(long, env = "GFI_TLS_CERT", value_name = "FILE", requires = "tls_key")]
-    pub tls_cert: Option<PathBuf>,
-    /// The certificate's PEM private key.
-    #[arg(long, env = "GFI_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// Log format.
     #[arg(long, env = "GFI_LOG_FORMAT", value_enum, default_value_t)]
     pub log_format: LogFormat,
@@ -119,7 +116,7 @@ pub fn config(args: &ControllerArgs) -> Result<ControllerConfig, String> {
     c.retention = args.retention as usize;
     c.line_style = args.line_style;
     c.shutdown_grace = Duration::from_secs(args.shutdown_grace);
-    c.tls = args.tls_cert.clone().zip(args.tls_key.clone());
+    c.tls = args.tls.files();
     if !args.no_runs {
         c.runs = Some(RunsSettings {
             state_dir: args.state_dir.clone(),

@@ -10,7 +10,6 @@
 //! - [`records`]: durable records (faults and runs) as ConfigMaps, bounded by a retention.
 //! - [`metrics`]: the Prometheus metrics; [`metered`]: the backend that feeds them.
 //! - [`api`]: the seed's central API handlers.
-//! - [`tls`]: HTTPS, handshakes off the accept loop.
 //! - [`server`]: the configuration, the router and its gate, start and stop.
 
 pub mod api;
@@ -23,7 +22,6 @@ pub mod records;
 pub mod request;
 pub mod runs;
 pub mod server;
-pub mod tls;
 
 pub use server::{
     ClusterRunRecords, ControllerBackend, ControllerConfig, ControllerState, RunningController,

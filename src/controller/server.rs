@@ -10,6 +10,7 @@ use super::metrics::Metrics;
 use super::records::{Backing, RecordKind, RecordStore, nodes_touched};
 use crate::agent::http::detail;
 use crate::backend::SharedBackend;
+use crate::serve::Serving;
 use crate::xid::LineStyle;
 use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
@@ -117,8 +118,8 @@ pub enum StartError {
     Tls(String),
     #[error("remote runs: {0}")]
     Runs(String),
-    #[error("cannot listen on {addr}: {reason}")]
-    Listen { addr: SocketAddr, reason: String },
+    #[error("{0}")]
+    Listen(#[from] crate::serve::ListenError),
     #[error(
         "no way to authenticate callers: give --token-file (run tokens) and/or --read-token-file (read tokens), or --seed-compat-anonymous for the seed's unauthenticated callers"
     )]
@@ -367,16 +368,13 @@ async fn mark_interrupted(st: &ControllerState) -> usize {
 
 /// A started controller.
 pub struct RunningController {
-    addr: SocketAddr,
     state: Arc<ControllerState>,
-    shutdown: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-    grace: Duration,
+    serving: Serving,
 }
 
 impl RunningController {
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.serving.addr()
     }
 
     pub fn state(&self) -> &Arc<ControllerState> {
@@ -385,34 +383,12 @@ impl RunningController {
 
     /// Stops accepting, lets requests in flight finish (up to the grace period).
     pub async fn stop(self) -> std::io::Result<()> {
-        let _ = self.shutdown.send(true);
-        let RunningController {
-            mut task, grace, ..
-        } = self;
-        match tokio::time::timeout(grace, &mut task).await {
-            Ok(joined) => joined.unwrap_or_else(|e| Err(std::io::Error::other(e))),
-            Err(_) => {
-                tracing::warn!(
-                    "requests still running after the {grace:?} shutdown grace period: closing them"
-                );
-                task.abort();
-                Ok(())
-            }
-        }
+        self.serving.stop().await
     }
 
     /// Serves until SIGTERM or SIGINT, then stops gracefully.
     pub async fn serve_until_signal(self) -> std::io::Result<()> {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
-        }
-        self.stop().await?;
-        tracing::info!("stopped");
-        Ok(())
+        self.serving.serve_until_signal().await
     }
 }
 
@@ -463,7 +439,7 @@ pub async fn start(
         return Err(StartError::NoAuth);
     }
     let tls = match &config.tls {
-        Some((cert, key)) => Some(super::tls::server_config(cert, key).map_err(StartError::Tls)?),
+        Some((cert, key)) => Some(crate::tls::server_config(cert, key).map_err(StartError::Tls)?),
         None => None,
     };
     let auth = ControllerAuth::open(
@@ -505,64 +481,24 @@ pub async fn start(
         line_style: config.line_style,
     });
     let interrupted = mark_interrupted(&state).await;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| StartError::Listen {
-            addr: config.listen,
-            reason: e.to_string(),
-        })?;
-    let addr = listener.local_addr().map_err(|e| StartError::Listen {
-        addr: config.listen,
-        reason: e.to_string(),
-    })?;
+    let listener = crate::serve::bind(config.listen).await?;
     let runs = match config.runs {
         Some(settings) => Some(super::runs::routes(run_manager(&state, settings).await?)),
         None => None,
     };
     let app = router(state.clone(), runs);
-    let (shutdown_tx, mut shutdown_rx) = watch::channel(false);
-    let stopped = async move {
-        let _ = shutdown_rx.wait_for(|s| *s).await;
-    };
-    let service = app.into_make_service_with_connect_info::<SocketAddr>();
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    let task = match tls {
-        Some(tls) => {
-            let listener =
-                super::tls::TlsListener::new(listener, tls).map_err(|e| StartError::Listen {
-                    addr: config.listen,
-                    reason: e.to_string(),
-                })?;
-            // tap_io: axum knows the peer address of a listener wrapped so, not of any other.
-            let listener = axum::serve::ListenerExt::tap_io(listener, |_| {});
-            tokio::spawn(async move {
-                axum::serve(listener, service)
-                    .with_graceful_shutdown(stopped)
-                    .await
-            })
-        }
-        None => tokio::spawn(async move {
-            axum::serve(listener, service)
-                .with_graceful_shutdown(stopped)
-                .await
-        }),
-    };
+    let (shutdown, _) = watch::channel(false);
+    let serving = Serving::start(listener, tls, app, shutdown, config.shutdown_grace)?;
     tracing::info!(
-        listen = %addr,
-        scheme,
+        listen = %serving.addr(),
+        scheme = serving.scheme(),
         backend = %state.description,
         records = %state.records.describe(),
         records_loaded = loaded,
         runs_interrupted = interrupted,
         "gfi controller listening"
     );
-    Ok(RunningController {
-        addr,
-        state,
-        shutdown: shutdown_tx,
-        task,
-        grace: config.shutdown_grace,
-    })
+    Ok(RunningController { state, serving })
 }
 
 #[cfg(test)]

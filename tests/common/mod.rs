@@ -34,6 +34,7 @@ pub async fn within<T>(
     }
 }
 
+#[derive(Debug)]
 pub struct Resp {
     pub status: u16,
     pub headers: hyper::HeaderMap,
@@ -158,6 +159,59 @@ pub async fn post(addr: SocketAddr, path: &str, body: &str) -> Resp {
 pub async fn stream(addr: SocketAddr, path: &str) -> hyper::Response<Incoming> {
     let auth = bearer();
     send_raw(addr, "GET", path, &[("authorization", &auth)], Vec::new()).await
+}
+
+/// A GET over HTTPS, trusting only `ca_pem`, to the name `host`.
+pub async fn https_get(addr: SocketAddr, ca_pem: &str, host: &str, path: &str) -> Result<Resp, String> {
+    use http_body_util::BodyExt;
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg));
+    within("an HTTPS exchange", async {
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        let name = rustls_pki_types::ServerName::try_from(host.to_string()).unwrap();
+        let tls = connector
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("handshake: {e}"))?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+                .await
+                .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        let req = hyper::Request::get(path)
+            .header("host", host)
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        Ok(Resp {
+            status,
+            headers,
+            body,
+        })
+    })
+    .await
 }
 
 /// A node's worth of fakes in a temporary directory.

@@ -26,7 +26,8 @@
 //! Event validation: an Event about a Node must live in `default` (or `kube-system` when it
 //! has an `eventTime`), and a new-style Event needs its reporting fields. The pods/proxy
 //! subresource forwards over real TCP, dropping `Authorization`, `Proxy-Authorization` and
-//! `X-Remote-*` (see [`proxy`]). Bearer-token authentication (401), 403s with the
+//! `X-Remote-*` (see [`proxy`]); `https:` targets are reached over TLS without verifying
+//! the pod's certificate, as kube-apiserver does. Bearer-token authentication (401), 403s with the
 //! authorizer's wording, an RBAC mode fed `PolicyRule`s, injected 500s and 429s, and a log
 //! of every request with its Kubernetes verb.
 //!
@@ -38,7 +39,7 @@
 //! writes there), no admission beyond the namespace lifecycle (no ServiceAccount admission:
 //! a bare API server without the controller-manager refuses Pods whose `default`
 //! ServiceAccount does not exist), no pods/eviction or binding, no HTML link rewriting in
-//! proxied answers, no https to pods.
+//! proxied answers.
 //!
 //! **Where it differs on purpose.** The pods/proxy reaches loopback pod IPs (the real one
 //! only reaches global unicast addresses and answers 400 "address not allowed"); it opens

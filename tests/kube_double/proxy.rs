@@ -1,7 +1,9 @@
 //! The pods/proxy subresource: `/api/v1/namespaces/NS/pods/[SCHEME:]POD[:PORT]/proxy/REST`
 //! forwarded to `http://<status.podIP>:PORT/REST` over a real TCP connection, the answer
 //! streamed back. Like kube-apiserver, it drops `Authorization`, `Proxy-Authorization` and
-//! every `X-Remote-*` header and passes the rest, the query and the body unchanged.
+//! every `X-Remote-*` header and passes the rest, the query and the body unchanged. With the
+//! `https` scheme it speaks TLS to the pod and, like kube-apiserver's proxy transport, does not
+//! verify the pod's certificate.
 
 use super::resources;
 use super::status::ApiError;
@@ -46,8 +48,8 @@ fn split_target(id: &str) -> Result<(&str, &str, &str), ApiError> {
     }
 }
 
-/// Where the request goes: the pod's IP and port, from the stored Pod.
-fn location(store: &Mutex<Store>, ns: &str, id: &str) -> Result<SocketAddr, ApiError> {
+/// Where the request goes: the pod's IP and port, from the stored Pod, and whether over TLS.
+fn location(store: &Mutex<Store>, ns: &str, id: &str) -> Result<(SocketAddr, bool), ApiError> {
     let (scheme, name, port) = split_target(id)?;
     let pod = store
         .lock()
@@ -75,11 +77,6 @@ fn location(store: &Mutex<Store>, ns: &str, id: &str) -> Result<SocketAddr, ApiE
     if ip.is_unspecified() || ip.is_multicast() {
         return Err(ApiError::bad_request("address not allowed"));
     }
-    if scheme == "https" {
-        return Err(ApiError::service_unavailable(
-            "error trying to reach service: the Kubernetes API server double proxies only http",
-        ));
-    }
     let port: u16 = match port.parse() {
         Ok(p) => p,
         // The real server's request crashed on a named port; the double refuses it.
@@ -90,7 +87,86 @@ fn location(store: &Mutex<Store>, ns: &str, id: &str) -> Result<SocketAddr, ApiE
             )));
         }
     };
-    Ok(SocketAddr::new(ip, port))
+    Ok((SocketAddr::new(ip, port), scheme == "https"))
+}
+
+/// kube-apiserver's proxy transport skips verification of pod certificates
+/// (`InsecureSkipVerify`); so does the double, with the signatures still checked.
+#[derive(Debug)]
+struct AnyCertificate(std::sync::Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls_pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls_pki_types::CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+fn tls_to_pods() -> tokio_rustls::TlsConnector {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+}
+
+/// One request on a fresh HTTP/1.1 connection over `io`.
+async fn exchange<IO>(
+    io: IO,
+    req: hyper::Request<Full<Bytes>>,
+) -> Result<hyper::Response<hyper::body::Incoming>, ApiError>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let reach = |e: &dyn std::fmt::Display| {
+        ApiError::service_unavailable(format!("error trying to reach service: {e}"))
+    };
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| reach(&e))?;
+    tokio::spawn(conn);
+    sender.send_request(req).await.map_err(|e| reach(&e))
 }
 
 fn unreachable(addr: SocketAddr, e: &std::io::Error) -> ApiError {
@@ -116,7 +192,7 @@ pub struct Forward<'a> {
 }
 
 pub async fn forward(store: &Mutex<Store>, f: Forward<'_>) -> Result<Response<Body>, ApiError> {
-    let addr = location(store, f.namespace, f.target)?;
+    let (addr, tls) = location(store, f.namespace, f.target)?;
     let stream = tokio::time::timeout(
         Duration::from_secs(30),
         tokio::net::TcpStream::connect(addr),
@@ -124,12 +200,6 @@ pub async fn forward(store: &Mutex<Store>, f: Forward<'_>) -> Result<Response<Bo
     .await
     .map_err(|_| unreachable(addr, &std::io::ErrorKind::TimedOut.into()))?
     .map_err(|e| unreachable(addr, &e))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| {
-            ApiError::service_unavailable(format!("error trying to reach service: {e}"))
-        })?;
-    tokio::spawn(conn);
     let uri = match f.query {
         Some(q) => format!("/{}?{q}", f.rest),
         None => format!("/{}", f.rest),
@@ -146,9 +216,15 @@ pub async fn forward(store: &Mutex<Store>, f: Forward<'_>) -> Result<Response<Bo
     let req = req
         .body(Full::new(f.body))
         .map_err(|e| ApiError::bad_request(format!("cannot forward the request: {e}")))?;
-    let resp = sender.send_request(req).await.map_err(|e| {
-        ApiError::service_unavailable(format!("error trying to reach service: {e}"))
-    })?;
+    let resp = if tls {
+        let name = rustls_pki_types::ServerName::IpAddress(addr.ip().into());
+        let stream = tls_to_pods().connect(name, stream).await.map_err(|e| {
+            ApiError::service_unavailable(format!("error trying to reach service: {e}"))
+        })?;
+        exchange(stream, req).await?
+    } else {
+        exchange(stream, req).await?
+    };
     let (parts, body) = resp.into_parts();
     let mut out = Response::builder().status(parts.status);
     for (name, value) in &parts.headers {

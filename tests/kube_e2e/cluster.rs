@@ -37,6 +37,50 @@ pub struct Cluster {
     pub nodes: Vec<String>,
     pub agents: Vec<Killed>,
     pub reactor: Option<Reactor>,
+    /// The agents serve HTTPS (`Cluster::start_tls`).
+    pub tls: Option<AgentTls>,
+}
+
+/// HTTPS for the agents: one certificate for the whole DaemonSet, as one Secret would give,
+/// for `gfi-agent.fault-injection-system.svc`, signed by a CA of the test's own.
+pub struct AgentTls {
+    /// The CA that signed the agents' certificate (`--agent-ca`).
+    pub ca: PathBuf,
+    /// Another CA, which signed nothing the agents present.
+    pub other_ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl AgentTls {
+    fn create(dir: &Path) -> AgentTls {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+        let ca_of = || {
+            let mut params = CertificateParams::new(Vec::new()).unwrap();
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            let key = KeyPair::generate().unwrap();
+            let cert = params.self_signed(&key).unwrap();
+            (cert, key)
+        };
+        let (ca, ca_key) = ca_of();
+        let (other, _) = ca_of();
+        let leaf_key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec![format!("gfi-agent.{AGENT_NS}.svc")])
+            .unwrap()
+            .signed_by(&leaf_key, &ca, &ca_key)
+            .unwrap();
+        let tls = AgentTls {
+            ca: dir.join("agent-ca.crt"),
+            other_ca: dir.join("other-ca.crt"),
+            cert: dir.join("agent-tls.crt"),
+            key: dir.join("agent-tls.key"),
+        };
+        std::fs::write(&tls.ca, ca.pem()).unwrap();
+        std::fs::write(&tls.other_ca, other.pem()).unwrap();
+        std::fs::write(&tls.cert, leaf.pem()).unwrap();
+        std::fs::write(&tls.key, leaf_key.serialize_pem()).unwrap();
+        tls
+    }
 }
 
 pub fn node_name(i: usize) -> String {
@@ -73,8 +117,19 @@ impl Cluster {
     /// `n` GPU nodes with 8 GPUs each (as the simulator's default cluster, which the examples
     /// name), an agent and a Ready syslog monitor on each.
     pub async fn start(n: usize) -> Cluster {
+        Cluster::start_with(n, false).await
+    }
+
+    /// [`Cluster::start`] with agents that serve HTTPS (see [`AgentTls`]).
+    #[allow(dead_code)]
+    pub async fn start_tls(n: usize) -> Cluster {
+        Cluster::start_with(n, true).await
+    }
+
+    async fn start_with(n: usize, tls: bool) -> Cluster {
         let double = KubeDouble::start().await;
         let dir = tempfile::tempdir().unwrap();
+        let tls = tls.then(|| AgentTls::create(dir.path()));
         for ns in [AGENT_NS, NVSENTINEL_NS] {
             double.ensure_namespace(ns);
         }
@@ -93,6 +148,7 @@ impl Cluster {
             nodes: Vec::new(),
             agents: Vec::new(),
             reactor: None,
+            tls,
         };
         for i in 0..n {
             cluster.add_node(i).await;
@@ -172,8 +228,8 @@ impl Cluster {
 
     fn spawn_agent(&self, i: usize) -> Killed {
         let d = self.node_dir(i);
-        let child = Command::new(env!("CARGO_BIN_EXE_gfi"))
-            .arg("agent")
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gfi"));
+        cmd.arg("agent")
             .env_clear()
             .env("GFI_LISTEN", format!("{}:{}", node_ip(i), self.port))
             .env("NODE_NAME", node_name(i))
@@ -185,10 +241,12 @@ impl Cluster {
             .env("GFI_RATE_NODE", "0")
             .env("GFI_RATE_GPU", "0")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawning gfi agent");
-        Killed(child)
+            .stderr(Stdio::null());
+        if let Some(tls) = &self.tls {
+            cmd.env("GFI_TLS_CERT", &tls.cert)
+                .env("GFI_TLS_KEY", &tls.key);
+        }
+        Killed(cmd.spawn().expect("spawning gfi agent"))
     }
 
     /// A pod bound to `node`, as a tester without a scheduler and kubelet makes one: created,
