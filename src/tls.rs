@@ -121,7 +121,9 @@ impl ReloadingCert {
                 }
                 Err(e) => {
                     // Halfway through a Secret update the two files may not match yet.
-                    tracing::warn!("TLS certificate not reloaded, the previous one stays in use: {e}");
+                    tracing::warn!(
+                        "TLS certificate not reloaded, the previous one stays in use: {e}"
+                    );
                     loaded.failed = Some(now);
                 }
             }
@@ -153,11 +155,16 @@ pub fn client_config(
     }
     if let Some(ca) = ca {
         let mut added = 0;
-        for c in CertificateDer::pem_file_iter(ca).map_err(|e| format!("{flag} {}: {e}", ca.display()))? {
+        for c in CertificateDer::pem_file_iter(ca)
+            .map_err(|e| format!("{flag} {}: {e}", ca.display()))?
+        {
             let c = c.map_err(|e| format!("{flag} {}: {e}", ca.display()))?;
-            roots
-                .add(c)
-                .map_err(|e| format!("{flag} {}: a certificate rustls cannot use: {e}", ca.display()))?;
+            roots.add(c).map_err(|e| {
+                format!(
+                    "{flag} {}: a certificate rustls cannot use: {e}",
+                    ca.display()
+                )
+            })?;
             added += 1;
         }
         if added == 0 {
@@ -177,6 +184,16 @@ pub fn client_config(
         .map_err(|e| format!("TLS settings: {e}"))?
         .with_root_certificates(roots)
         .with_no_client_auth())
+}
+
+/// A client configuration for a connector that will only ever make plain HTTP connections
+/// (its URLs are `http://`), which trusts no certificate.
+pub fn client_config_trusting_nothing() -> ClientConfig {
+    ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_root_certificates(RootCertStore::empty())
+        .with_no_client_auth()
 }
 
 /// A listener whose connections have completed a TLS handshake.

@@ -853,6 +853,98 @@ async fn the_sim_backend_serves_the_same_api() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gfi_run_remote_and_gfi_runs_reach_an_https_controller_trusting_remote_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let pair = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (cert, key, other_ca) = (
+        dir.path().join("tls.crt"),
+        dir.path().join("tls.key"),
+        dir.path().join("other.crt"),
+    );
+    std::fs::write(&cert, pair.cert.pem()).unwrap();
+    std::fs::write(&key, pair.key_pair.serialize_pem()).unwrap();
+    std::fs::write(&other_ca, other.cert.pem()).unwrap();
+    let run = dir.path().join("run");
+    std::fs::write(&run, format!("{RUN_TOKEN}\n")).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gfi"));
+    cmd.args(["controller", "--backend", "sim", "--listen", "127.0.0.1:0"])
+        .arg("--token-file")
+        .arg(&run)
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key);
+    let ctl = spawn_controller(cmd);
+    let url = format!("https://localhost:{}", ctl.addr.port());
+    let gfi = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_gfi"))
+            .args(args)
+            .arg("--token-file")
+            .arg(&run)
+            .env_remove("GFI_REMOTE")
+            .env_remove("GFI_REMOTE_CA")
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("running gfi");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let plan = "examples/01_first_injection.lua";
+    let ca = cert.to_str().unwrap();
+    let (code, out) = tokio::task::block_in_place(|| {
+        gfi(&[
+            "run",
+            "--remote",
+            &url,
+            "--remote-ca",
+            ca,
+            plan,
+            "--seed",
+            "3",
+        ])
+    });
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("cordoned after"), "{out}");
+    let (code, out) =
+        tokio::task::block_in_place(|| gfi(&["runs", "--remote", &url, "--remote-ca", ca]));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("finished"), "{out}");
+    // A controller whose certificate is not trusted is refused before anything is sent.
+    let (code, out) = tokio::task::block_in_place(|| {
+        gfi(&[
+            "run",
+            "--remote",
+            &url,
+            "--remote-ca",
+            other_ca.to_str().unwrap(),
+            plan,
+        ])
+    });
+    assert_ne!(code, Some(0), "{out}");
+    assert!(out.contains("invalid peer certificate"), "{out}");
+    // --remote-ca with a plain http URL is a mistake, said at once.
+    let (code, out) = tokio::task::block_in_place(|| {
+        gfi(&[
+            "run",
+            "--remote",
+            "http://127.0.0.1:9",
+            "--remote-ca",
+            ca,
+            plan,
+        ])
+    });
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("--remote-ca is for an https:// controller"),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_controller_serves_https_with_tls_cert_and_key() {
     let dir = tempfile::tempdir().unwrap();
     let pair = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();

@@ -915,8 +915,17 @@ fn what_cannot_run_remotely_is_refused_before_anything_is_sent() {
             "do not apply with --remote",
         ),
         (
-            vec!["--remote", "https://controller:8080"],
-            "plain HTTP only",
+            vec!["--remote", url, "--remote-ca", "ca.crt"],
+            "--remote-ca is for an https:// controller",
+        ),
+        (
+            vec![
+                "--remote",
+                "https://127.0.0.1:9",
+                "--remote-ca",
+                "missing.crt",
+            ],
+            "--remote-ca missing.crt",
         ),
         (vec!["--remote", "controller:8080"], "needs http://"),
     ] {

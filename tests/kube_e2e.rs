@@ -748,7 +748,8 @@ async fn agents_serving_https_are_verified_against_the_agent_ca() {
         ],
     );
     assert!(
-        out.contains("certificate not valid for name") && out.contains("not trusted for the name agent.example.com"),
+        out.contains("certificate not valid for name")
+            && out.contains("not trusted for the name agent.example.com"),
         "{out}"
     );
     // Plain HTTP to an agent that serves HTTPS gets no answer, and the error says what to do.
@@ -777,7 +778,10 @@ async fn agents_serving_https_are_verified_against_the_agent_ca() {
         ],
     );
     assert_eq!(code, Some(2), "{out}");
-    assert!(out.contains("--agent-ca") && out.contains("no PEM certificate"), "{out}");
+    assert!(
+        out.contains("--agent-ca") && out.contains("no PEM certificate"),
+        "{out}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -788,11 +792,18 @@ async fn https_to_agents_that_serve_plain_http_says_so() {
     std::fs::write(&ca, pair.cert.pem()).unwrap();
     let (_, out) = ask_gpus(
         &c,
-        &["--agent-access", "direct", "--agent-ca", ca.to_str().unwrap()],
+        &[
+            "--agent-access",
+            "direct",
+            "--agent-ca",
+            ca.to_str().unwrap(),
+        ],
     );
     assert!(
         out.contains("ERR: gpus: node gpu-node-001")
-            && out.contains("the agent does not speak HTTPS (is it started with --tls-cert and --tls-key?)"),
+            && out.contains(
+                "the agent does not speak HTTPS (is it started with --tls-cert and --tls-key?)"
+            ),
         "{out}"
     );
 }

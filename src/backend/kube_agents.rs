@@ -171,14 +171,8 @@ impl KubeAgents {
         let tls = match &opts.ca {
             Some(ca) => crate::tls::client_config(Some(ca), "--agent-ca", false)
                 .map_err(|e| BackendError::invalid("--agent-ca", e))?,
-            // Never used for a connection: without --agent-ca the scheme is http.
-            None => rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| BackendError::invalid("--agent-ca", e.to_string()))?
-            .with_root_certificates(rustls::RootCertStore::empty())
-            .with_no_client_auth(),
+            // Without --agent-ca the scheme is http.
+            None => crate::tls::client_config_trusting_nothing(),
         };
         let name = rustls_pki_types::ServerName::try_from(opts.server_name())
             .map_err(|e| {

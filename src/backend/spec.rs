@@ -114,7 +114,12 @@ pub struct BackendArgs {
     pub agent_ca: Option<PathBuf>,
     /// kube: the name the agents' certificate must carry (default gfi-agent.<agent
     /// namespace>.svc).
-    #[arg(long, env = "GFI_AGENT_SERVER_NAME", value_name = "NAME", requires = "agent_ca")]
+    #[arg(
+        long,
+        env = "GFI_AGENT_SERVER_NAME",
+        value_name = "NAME",
+        requires = "agent_ca"
+    )]
     pub agent_server_name: Option<String>,
     /// kube: calls to agents in flight at once.
     #[arg(long, value_name = "N", default_value_t = 64)]

@@ -33,12 +33,15 @@ pub struct RemoteArgs {
 /// Which controller, and the token for it.
 #[derive(Debug, Clone, Default, Args)]
 pub struct ControllerArgs {
-    /// Run on (or ask) a gfi controller at this URL (http://host:8080).
+    /// Run on (or ask) a gfi controller at this URL (http://host:8080 or https://...).
     #[arg(long, value_name = "URL", env = "GFI_REMOTE", global = true)]
     pub remote: Option<String>,
     /// The controller's bearer token: the file's first token line.
     #[arg(long, value_name = "FILE", env = "GFI_TOKEN_FILE", global = true)]
     pub token_file: Option<PathBuf>,
+    /// With an https:// URL: also trust this PEM CA bundle (the system's CAs are trusted too).
+    #[arg(long, value_name = "FILE", env = "GFI_REMOTE_CA", global = true)]
+    pub remote_ca: Option<PathBuf>,
 }
 
 /// How long one request (not an event stream) may take.
@@ -50,7 +53,7 @@ const STREAM_SILENCE: Duration = Duration::from_secs(45);
 const RECONNECTS: u32 = 8;
 
 type HttpClient = hyper_util::client::legacy::Client<
-    hyper_util::client::legacy::connect::HttpConnector,
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
     Full<Bytes>,
 >;
 
@@ -62,23 +65,26 @@ pub(crate) struct Controller {
 }
 
 impl Controller {
-    pub(crate) fn new(url: &str, token_file: Option<&Path>) -> Result<Controller, String> {
+    pub(crate) fn new(args: &ControllerArgs) -> Result<Controller, String> {
+        let url = args.remote.as_deref().unwrap_or_default();
+        let token_file = args.token_file.as_deref();
         let base = url.trim_end_matches('/').to_string();
         let uri: Uri = base.parse().map_err(|e| {
             format!("--remote {url} is not a URL ({e}); expected e.g. http://gfi-controller:8080")
         })?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err(format!(
-                    "--remote {url}: this client speaks plain HTTP only; reach the controller over http (e.g. through kubectl port-forward)"
-                ));
-            }
+        let https = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
             _ => {
                 return Err(format!(
-                    "--remote {url} needs http:// and a host, e.g. http://gfi-controller:8080"
+                    "--remote {url} needs http:// or https:// and a host, e.g. http://gfi-controller:8080"
                 ));
             }
+        };
+        if args.remote_ca.is_some() && !https {
+            return Err(format!(
+                "--remote-ca is for an https:// controller, and --remote {url} is plain http"
+            ));
         }
         if uri.host().is_none() {
             return Err(format!(
@@ -103,6 +109,18 @@ impl Controller {
         };
         let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
         connector.set_connect_timeout(Some(Duration::from_secs(10)));
+        connector.enforce_http(false);
+        let tls = if https {
+            crate::tls::client_config(args.remote_ca.as_deref(), "--remote-ca", true)?
+        } else {
+            // Never used: the URL is plain http.
+            crate::tls::client_config_trusting_nothing()
+        };
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let http =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .build(connector);
@@ -344,8 +362,7 @@ fn prepare(args: &RunArgs) -> Result<Value, String> {
 
 async fn submit_and_follow(args: RunArgs, body: Value, mut interrupts: Interrupts) -> ExitCode {
     let wall = Instant::now();
-    let url = args.remote.controller.remote.clone().unwrap_or_default();
-    let controller = match Controller::new(&url, args.remote.controller.token_file.as_deref()) {
+    let controller = match Controller::new(&args.remote.controller) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");

@@ -34,11 +34,11 @@ pub enum RunsAction {
 }
 
 pub fn run(args: RunsArgs) -> ExitCode {
-    let Some(url) = args.controller.remote.clone() else {
+    if args.controller.remote.is_none() {
         eprintln!("error: gfi runs needs the controller: --remote URL (or GFI_REMOTE)");
         return ExitCode::from(2);
-    };
-    let controller = match Controller::new(&url, args.controller.token_file.as_deref()) {
+    }
+    let controller = match Controller::new(&args.controller) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");

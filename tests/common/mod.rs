@@ -162,7 +162,12 @@ pub async fn stream(addr: SocketAddr, path: &str) -> hyper::Response<Incoming> {
 }
 
 /// A GET over HTTPS, trusting only `ca_pem`, to the name `host`.
-pub async fn https_get(addr: SocketAddr, ca_pem: &str, host: &str, path: &str) -> Result<Resp, String> {
+pub async fn https_get(
+    addr: SocketAddr,
+    ca_pem: &str,
+    host: &str,
+    path: &str,
+) -> Result<Resp, String> {
     use http_body_util::BodyExt;
     use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
