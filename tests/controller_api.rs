@@ -671,13 +671,13 @@ fn rules_of(file: &str) -> Vec<(Option<String>, Vec<k8s_openapi::api::rbac::v1::
         .collect()
 }
 
-/// What deploy/controller.yaml grants covers every call the controller makes, and grants
-/// nothing else but what its plans' kube backend calls (deploy/rbac.yaml, checked against
+/// What deploy/base/controller.yaml grants covers every call the controller makes, and grants
+/// nothing else but what its plans' kube backend calls (deploy/base/rbac.yaml, checked against
 /// those calls by tests/kube_e2e.rs): no pod proxy, no Secrets.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_controller_role_covers_exactly_its_calls() {
-    let granted = rules_of("deploy/controller.yaml");
-    let operator = rules_of("deploy/rbac.yaml");
+    let granted = rules_of("deploy/base/controller.yaml");
+    let operator = rules_of("deploy/base/rbac.yaml");
     let c = Cluster::start(1).await;
     let node = node_name(0);
     let run_cm: ConfigMap = serde_json::from_value(json!({
@@ -743,7 +743,7 @@ async fn the_controller_role_covers_exactly_its_calls() {
     for r in &made {
         assert!(
             allows(&granted, r),
-            "deploy/controller.yaml does not allow a call the controller makes: {} {} {}/{}",
+            "deploy/base/controller.yaml does not allow a call the controller makes: {} {} {}/{}",
             r.verb,
             r.resource_path(),
             r.namespace,
@@ -777,7 +777,7 @@ async fn the_controller_role_covers_exactly_its_calls() {
                     });
                     assert!(
                         used || plans_need,
-                        "deploy/controller.yaml grants {verb} {res} in {ns:?}, which no call uses"
+                        "deploy/base/controller.yaml grants {verb} {res} in {ns:?}, which no call uses"
                     );
                 }
             }

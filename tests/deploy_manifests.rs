@@ -1,4 +1,4 @@
-//! The manifests in `deploy/`, parsed into k8s-openapi types: the invariants a typo would
+//! The manifests in `deploy/` (`deploy/base/`, and the HTTPS overlay `deploy/tls/`), parsed into k8s-openapi types: the invariants a typo would
 //! break without any YAML error (selectors that match nothing, a token mounted where the agent
 //! does not read it, a namespace Pod Security would refuse the agent in), and kustomize
 //! rendering them.
@@ -12,7 +12,7 @@ use serde::Deserialize;
 use std::path::Path;
 
 fn docs(file: &str) -> Vec<serde_yaml::Value> {
-    let text = std::fs::read_to_string(Path::new("deploy").join(file)).unwrap();
+    let text = std::fs::read_to_string(Path::new("deploy/base").join(file)).unwrap();
     serde_yaml::Deserializer::from_str(&text)
         .map(|d| serde_yaml::Value::deserialize(d).unwrap())
         .filter(|v| !v.is_null())
@@ -130,24 +130,31 @@ fn the_operator_roles_parse_and_are_namespaced_where_they_grant_injection() {
     }));
 }
 
-#[test]
-fn kustomize_renders_every_manifest() {
+/// `kubectl kustomize DIR`, or `None` (after saying so) where kubectl is missing outside CI.
+fn kustomize(dir: &str, test: &str) -> Option<String> {
     let Ok(out) = std::process::Command::new("kubectl")
-        .args(["kustomize", "deploy/"])
+        .args(["kustomize", dir])
         .output()
     else {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("kubectl is not on this machine, and CI must render deploy/");
+            panic!("kubectl is not on this machine, and CI must render {dir}");
         }
-        eprintln!("SKIP kustomize_renders_every_manifest: kubectl is not installed");
-        return;
+        eprintln!("SKIP {test}: kubectl is not installed");
+        return None;
     };
     assert!(
         out.status.success(),
-        "kubectl kustomize deploy/: {}",
+        "kubectl kustomize {dir}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let text = String::from_utf8(out.stdout).unwrap();
+    Some(String::from_utf8(out.stdout).unwrap())
+}
+
+#[test]
+fn kustomize_renders_every_manifest() {
+    let Some(text) = kustomize("deploy/", "kustomize_renders_every_manifest") else {
+        return;
+    };
     for kind in [
         "Namespace",
         "DaemonSet",
@@ -325,4 +332,104 @@ fn the_controller_serves_the_seeds_service_and_reads_its_mounted_tokens() {
             p.port == Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(8080))
         })
     }));
+}
+
+/// The one object of `kind` named `name` in a rendered stream.
+fn rendered<T: serde::de::DeserializeOwned>(text: &str, kind: &str, name: &str) -> T {
+    let doc = serde_yaml::Deserializer::from_str(text)
+        .map(|d| serde_yaml::Value::deserialize(d).unwrap())
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name} in the render"));
+    serde_yaml::from_value(doc).unwrap()
+}
+
+/// Where the file at `path` comes from: (Secret, key), through the container's mounts.
+fn secret_of(pod: &k8s_openapi::api::core::v1::PodSpec, path: &str) -> (String, String) {
+    let c = &pod.containers[0];
+    let m = c
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| path.starts_with(&format!("{}/", m.mount_path)))
+        .unwrap_or_else(|| panic!("{path} is not under a mount"));
+    let key = path[m.mount_path.len() + 1..].to_string();
+    let secret = pod
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == m.name)
+        .and_then(|v| v.secret.as_ref())
+        .unwrap_or_else(|| panic!("{} is not a Secret volume", m.name));
+    // A volume that lists items holds those keys only.
+    if let Some(items) = &secret.items {
+        assert!(
+            items.iter().any(|i| i.path == key),
+            "{path}: the volume {} does not project {key}",
+            m.name
+        );
+    }
+    (secret.secret_name.clone().unwrap(), key)
+}
+
+/// The value of the container's environment variable `name`, which the `gfi` subcommand
+/// `sub` must read (its `--help` lists it).
+fn env_read_by_gfi(pod: &k8s_openapi::api::core::v1::PodSpec, name: &str, sub: &str) -> String {
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_gfi"))
+        .args([sub, "--help"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&help.stdout).contains(&format!("[env: {name}=")),
+        "gfi {sub} does not read {name}"
+    );
+    pod.containers[0]
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == name)
+        .and_then(|e| e.value.clone())
+        .unwrap_or_else(|| panic!("{name} is not set"))
+}
+
+#[test]
+fn the_tls_overlay_gives_agents_and_controller_their_certificates_and_probes_https() {
+    let Some(text) = kustomize(
+        "deploy/tls/",
+        "the_tls_overlay_gives_agents_and_controller_their_certificates_and_probes_https",
+    ) else {
+        return;
+    };
+    let ds: DaemonSet = rendered(&text, "DaemonSet", "gpu-fault-injector-kernel");
+    let agent = ds.spec.template.spec.unwrap();
+    let d: Deployment = rendered(&text, "Deployment", "gfi-controller");
+    let controller = d.spec.template.spec.unwrap();
+    for (pod, sub, secret) in [
+        (&agent, "agent", "gfi-agent-tls"),
+        (&controller, "controller", "gfi-controller-tls"),
+    ] {
+        let cert = env_read_by_gfi(pod, "GFI_TLS_CERT", sub);
+        let key = env_read_by_gfi(pod, "GFI_TLS_KEY", sub);
+        assert_eq!(secret_of(pod, &cert), (secret.into(), "tls.crt".into()));
+        assert_eq!(secret_of(pod, &key), (secret.into(), "tls.key".into()));
+        let c = &pod.containers[0];
+        for probe in [&c.liveness_probe, &c.readiness_probe] {
+            let get = probe.as_ref().unwrap().http_get.as_ref().unwrap();
+            assert_eq!(get.scheme.as_deref(), Some("HTTPS"), "gfi {sub}'s probes");
+            assert!(get.path.as_deref().unwrap().starts_with("/health"));
+        }
+        // Everything of the base stays: the token files are still mounted.
+        assert!(
+            c.args
+                .as_ref()
+                .unwrap()
+                .iter()
+                .any(|a| a.starts_with("--token-file="))
+        );
+    }
+    // The controller trusts the CA that signed the agents' certificate, and not their key.
+    let ca = env_read_by_gfi(&controller, "GFI_AGENT_CA", "controller");
+    assert_eq!(
+        secret_of(&controller, &ca),
+        ("gfi-agent-tls".into(), "ca.crt".into())
+    );
 }

@@ -211,7 +211,7 @@ fn allowed(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_roles_cover_exactly_the_calls_the_backend_makes() {
     use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule, Role};
-    let text = std::fs::read_to_string("deploy/rbac.yaml").unwrap();
+    let text = std::fs::read_to_string("deploy/base/rbac.yaml").unwrap();
     let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&text)
         .map(|d| serde::Deserialize::deserialize(d).unwrap())
         .collect();
@@ -251,7 +251,7 @@ async fn the_operator_roles_cover_exactly_the_calls_the_backend_makes() {
     for r in &made {
         assert!(
             allowed(&cluster_rules, &roles, r),
-            "deploy/rbac.yaml does not allow a call the kube backend makes: {} {} {}/{} {:?}",
+            "deploy/base/rbac.yaml does not allow a call the kube backend makes: {} {} {}/{} {:?}",
             r.verb,
             r.resource_path(),
             r.namespace,
@@ -288,7 +288,7 @@ async fn the_operator_roles_cover_exactly_the_calls_the_backend_makes() {
     }
     assert!(
         extra.is_empty(),
-        "deploy/rbac.yaml grants what no call uses: {extra:?}"
+        "deploy/base/rbac.yaml grants what no call uses: {extra:?}"
     );
 }
 

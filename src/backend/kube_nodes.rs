@@ -702,7 +702,7 @@ mod tests {
         assert!(matches!(&e, BackendError::Forbidden { needs, .. } if needs == "get on nodes"));
         assert_eq!(
             e.to_string(),
-            "node n: reading failed: forbidden: said 403 (grant get on nodes; the roles gfi needs are in deploy/rbac.yaml)"
+            "node n: reading failed: forbidden: said 403 (grant get on nodes; the roles gfi needs are in deploy/base/rbac.yaml)"
         );
         let e = api_error_needing("S", None, "listing nodes", "list", status(401));
         assert!(matches!(e, BackendError::Unauthorized { .. }), "{e}");

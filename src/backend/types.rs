@@ -100,7 +100,7 @@ pub enum BackendError {
     },
     /// A permission is missing (HTTP 403); `needs` is what to grant.
     #[error(
-        "{}{what} failed: forbidden: {reason} (grant {needs}; the roles gfi needs are in deploy/rbac.yaml)",
+        "{}{what} failed: forbidden: {reason} (grant {needs}; the roles gfi needs are in deploy/base/rbac.yaml)",
         node_prefix(node)
     )]
     Forbidden {

@@ -184,7 +184,7 @@ impl RecordStore {
             .await
             .map_err(|e| {
                 RecordError(format!(
-                    "listing the record ConfigMaps in namespace {namespace}: {} (the controller's ServiceAccount needs list on configmaps there; see deploy/controller.yaml)",
+                    "listing the record ConfigMaps in namespace {namespace}: {} (the controller's ServiceAccount needs list on configmaps there; see deploy/base/controller.yaml)",
                     crate::backend::kube_nodes::error_chain(&e)
                 ))
             })?;
