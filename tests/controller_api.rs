@@ -450,6 +450,76 @@ async fn every_central_api_route_against_real_agents() {
     }
 }
 
+/// The stage histograms' counts in a `/metrics` text: stage -> count.
+fn stage_counts(metrics: &str) -> std::collections::BTreeMap<String, u64> {
+    let re =
+        regex::Regex::new(r#"gfi_controller_stage_seconds_count\{stage="(\w+)"\} (\d+)"#).unwrap();
+    re.captures_iter(metrics)
+        .map(|c| (c[1].to_string(), c[2].parse().unwrap()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stage_latencies_follow_a_central_api_injection_through_nvsentinels_reaction() {
+    let c = Cluster::start(1).await;
+    let ctl = start_controller(&c, &[]);
+    let before = stage_counts(&ctl.get("/metrics", READ_TOKEN).await.text());
+    assert!(before.values().all(|n| *n == 0), "{before:?}");
+    let r = ctl
+        .post(
+            "/api/v1/faults/gpu/inject/xid-79",
+            RUN_TOKEN,
+            r#"{"node_name": "gpu-node-001", "gpu_id": 0}"#,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // The reactor plays NVSentinel's whole chain (condition, cordon, drain, reboot, uncordon)
+    // with no wait running: the controller's one watcher over the node it injected on sees it.
+    let want: std::collections::BTreeMap<String, u64> = [
+        "cordoned",
+        "detected",
+        "drained",
+        "remediated",
+        "uncordoned",
+    ]
+    .iter()
+    .map(|s| (s.to_string(), 1))
+    .collect();
+    let deadline = std::time::Instant::now() + common::DEADLINE;
+    let (counts, text) = loop {
+        let text = ctl.get("/metrics", READ_TOKEN).await.text();
+        let counts = stage_counts(&text);
+        if counts == want || std::time::Instant::now() > deadline {
+            break (counts, text);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(counts, want, "{text}");
+    // Each stage came after the injection and in NVSentinel's order: the sums grow.
+    let sum = |stage: &str| -> f64 {
+        let re = regex::Regex::new(&format!(
+            r#"gfi_controller_stage_seconds_sum\{{stage="{stage}"\}} ([0-9.e+-]+)"#
+        ))
+        .unwrap();
+        re.captures(&text).unwrap()[1].parse().unwrap()
+    };
+    let order = [
+        "detected",
+        "cordoned",
+        "drained",
+        "remediated",
+        "uncordoned",
+    ];
+    for pair in order.windows(2) {
+        assert!(
+            sum(pair[0]) > 0.0 && sum(pair[0]) <= sum(pair[1]),
+            "{} then {}:\n{text}",
+            pair[0],
+            pair[1]
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_scopes_and_bad_requests_get_clear_4xx() {
     let c = Cluster::start(1).await;
