@@ -160,6 +160,12 @@ async fn raw(addr: SocketAddr, bytes: &[u8]) -> (u16, Value) {
 /// A node whose "agent" is a stand-in that answers every call with `status` and `detail`, as
 /// a gfi agent that refuses a request would.
 async fn add_refusing_node(c: &Cluster, name: &str, ip: &str, status: u16, detail: &str) {
+    add_stand_in_node(c, name, ip, Some((status, detail))).await
+}
+
+/// A node whose "agent" is a stand-in that answers every call with `answer` (status, detail),
+/// or never answers at all.
+async fn add_stand_in_node(c: &Cluster, name: &str, ip: &str, answer: Option<(u16, &str)>) {
     use axum::http::StatusCode;
     let node: Node = serde_json::from_value(json!({
         "metadata": {"name": name, "labels": {"nvidia.com/gpu.present": "true",
@@ -182,11 +188,20 @@ async fn add_refusing_node(c: &Cluster, name: &str, ip: &str, status: u16, detai
         )
         .unwrap();
     let listener = tokio::net::TcpListener::bind((ip, c.port)).await.unwrap();
-    let body = json!({ "detail": detail }).to_string();
-    let code = StatusCode::from_u16(status).unwrap();
+    let answer = answer.map(|(status, detail)| {
+        (
+            StatusCode::from_u16(status).unwrap(),
+            json!({ "detail": detail }).to_string(),
+        )
+    });
     let app = axum::Router::new().fallback(move || {
-        let body = body.clone();
-        async move { (code, [("content-type", "application/json")], body) }
+        let answer = answer.clone();
+        async move {
+            match answer {
+                Some((code, body)) => (code, [("content-type", "application/json")], body),
+                None => std::future::pending().await,
+            }
+        }
     });
     tokio::spawn(async move { axum::serve(listener, app).await });
     c.add_pod(
@@ -691,9 +706,61 @@ async fn records_survive_a_restart_and_a_run_in_flight_is_marked_interrupted() {
                 == Some(true)
         })
         .await;
+    // An injection under way: its node's agent never answers.
+    add_stand_in_node(&c, "gpu-node-hang", "127.0.1.201", None).await;
+    let addr = ctl.addr;
+    let hanging = tokio::spawn(async move {
+        request(
+            addr,
+            "POST",
+            "/api/v1/faults/gpu/inject/xid-48",
+            &[
+                ("authorization", &format!("Bearer {RUN_TOKEN}")),
+                ("content-type", "application/json"),
+            ],
+            br#"{"node_name": "gpu-node-hang", "gpu_id": 1}"#,
+        )
+        .await
+    });
+    let injecting = |maps: Vec<ConfigMap>| {
+        maps.into_iter().find(|cm| {
+            cm.metadata
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.get("gfi.dev/status").map(String::as_str) == Some("injecting"))
+        })
+    };
+    c.double
+        .wait_for(
+            "the record of the injection under way",
+            common::DEADLINE,
+            |d| injecting(d.list()).is_some(),
+        )
+        .await;
+    let hung_id = injecting(c.double.list())
+        .unwrap()
+        .metadata
+        .annotations
+        .unwrap()["gfi.dev/id"]
+        .clone();
+    hanging.abort();
     drop(ctl); // killed: a crash, not a graceful stop
 
     let ctl = start_controller(&c, &["--retention", "2"]);
+    // The injection under way is on record, interrupted, saying where to look.
+    let r = ctl
+        .get(&format!("/api/v1/faults/{hung_id}"), READ_TOKEN)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let f = r.json();
+    assert_eq!(f["status"], "interrupted", "{f}");
+    assert_eq!(f["node_name"], "gpu-node-hang");
+    assert!(
+        f["error"].as_str().unwrap().contains(&format!(
+            "whether the line was written is unknown: look for fault_id {hung_id} in the kernel log of gpu-node-hang"
+        )),
+        "{f}"
+    );
     let all = ctl.get("/api/v1/faults", READ_TOKEN).await.json();
     let kept: Vec<&str> = all["faults"]
         .as_array()
@@ -701,7 +768,8 @@ async fn records_survive_a_restart_and_a_run_in_flight_is_marked_interrupted() {
         .iter()
         .map(|f| f["id"].as_str().unwrap())
         .collect();
-    assert_eq!(kept, [ids[1].as_str(), &ids[2]]);
+    // The retention (2) kept the newest two, counting the injection under way.
+    assert_eq!(kept, [ids[2].as_str(), &hung_id]);
     let r = ctl
         .get(&format!("/api/v1/faults/{}", ids[2]), READ_TOKEN)
         .await;

@@ -131,7 +131,17 @@ pub async fn inject(
         provenance: format!("gfi:{id}"),
         preflight: true,
     };
-    let result = st.backend.inject_xid(&req).await;
+    // On record while the agent is called, so a controller that dies before the answer leaves
+    // a trace (marked interrupted at its next start). Side by side rather than first: an
+    // injection costs one API round trip more in writes, not in latency.
+    let under_way = serde_json::to_value(&fault).unwrap_or_default();
+    let (kept, result) = tokio::join!(
+        st.records.save(RecordKind::Fault, &under_way),
+        st.backend.inject_xid(&req)
+    );
+    if let Err(e) = kept {
+        tracing::warn!(fault_id = %id, "the record of an injection under way was not kept: {e}");
+    }
     let mut note = AuditNote {
         fault_id: Some(id.clone()),
         xid: Some(xid),
@@ -304,6 +314,16 @@ pub async fn recover(
                     "fault {id} was never injected ({}); there is nothing to recover",
                     fault.error.as_deref().unwrap_or("it failed")
                 ),
+            ),
+            note,
+        );
+    }
+    if fault.status == FaultStatus::Injecting {
+        note.outcome = "still injecting".into();
+        return noted(
+            detail(
+                StatusCode::CONFLICT,
+                format!("fault {id} is still being injected; recover it once it is answered"),
             ),
             note,
         );

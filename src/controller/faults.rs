@@ -12,6 +12,12 @@ use serde_json::Value;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FaultStatus {
+    /// Asked of the node's agent, no answer yet. Kept before the call, so a controller that
+    /// dies mid-injection leaves a record of it.
+    Injecting,
+    /// The controller stopped while the injection was `injecting`: whether the line was
+    /// written is unknown (`error` says where to look).
+    Interrupted,
     /// The line is in the node's kernel log.
     Injected,
     /// The injection failed (`error` says why); nothing was written.
@@ -23,6 +29,8 @@ pub enum FaultStatus {
 impl FaultStatus {
     pub fn as_str(self) -> &'static str {
         match self {
+            FaultStatus::Injecting => "injecting",
+            FaultStatus::Interrupted => "interrupted",
             FaultStatus::Injected => "injected",
             FaultStatus::Failed => "failed",
             FaultStatus::Recovered => "recovered",
@@ -31,7 +39,7 @@ impl FaultStatus {
 
     /// What `?active_only=true` lists (the seed: pending, injected, active).
     pub fn is_active(self) -> bool {
-        self == FaultStatus::Injected
+        matches!(self, FaultStatus::Injecting | FaultStatus::Injected)
     }
 }
 
@@ -128,7 +136,7 @@ impl Fault {
             kind: format!("gpu_xid_{xid}"),
             fault_type: format!("gpu_xid_{xid}"),
             target: format!("{node}/gpu{gpu_id}"),
-            status: FaultStatus::Failed,
+            status: FaultStatus::Injecting,
             created_at: now,
             injected_at: None,
             recovered_at: None,
@@ -138,7 +146,7 @@ impl Fault {
                 gpu_id,
                 duration,
             },
-            message: String::new(),
+            message: format!("XID {xid} injection under way on {node} GPU {gpu_id}"),
             node_name: node.to_string(),
             gpu_id,
             xid,
@@ -170,6 +178,19 @@ impl Fault {
         self.agent_pod = rec.agent_pod.clone();
         self.write_path = Some(rec.write_path.clone());
         self.warnings.extend(rec.warnings.iter().cloned());
+    }
+
+    /// Found `injecting` by a controller starting up: its predecessor stopped mid-call.
+    pub fn interrupted(&mut self, at: &str) {
+        self.status = FaultStatus::Interrupted;
+        self.message = format!(
+            "XID {} injection interrupted: the controller stopped before the agent answered",
+            self.xid
+        );
+        self.error = Some(format!(
+            "the controller stopped while this injection was under way and was started again at {at}; whether the line was written is unknown: look for fault_id {} in the kernel log of {} (kmsg_tail in a plan), or ask its gfi agent (GET /faults/{})",
+            self.id, self.node_name, self.id
+        ));
     }
 
     pub fn failed(&mut self, status: u16, error: &str) {
@@ -251,7 +272,7 @@ mod tests {
         );
         let text = serde_json::to_string(&f.answer()).unwrap();
         assert!(
-            text.starts_with(r#"{"fault_id":"gpu_xid_79-00000000","status":"failed","fault_type":"gpu_xid_79","target":"gpu-node-001/gpu0","injected_at":null,"message":"#),
+            text.starts_with(r#"{"fault_id":"gpu_xid_79-00000000","status":"injecting","fault_type":"gpu_xid_79","target":"gpu-node-001/gpu0","injected_at":null,"message":"#),
             "{text}"
         );
         let a: Value = serde_json::from_str(&text).unwrap();

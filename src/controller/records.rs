@@ -47,13 +47,18 @@ impl RecordKind {
 
 /// Run statuses whose record still changes: never pruned, and `interrupted` after a restart.
 const LIVE_RUN_STATUSES: [&str; 2] = ["queued", "running"];
+/// The fault status whose record still changes, the same way.
+const LIVE_FAULT_STATUS: &str = "injecting";
 
 fn status_of(record: &Value) -> &str {
     record.get("status").and_then(Value::as_str).unwrap_or("")
 }
 
 fn is_live(kind: RecordKind, record: &Value) -> bool {
-    kind == RecordKind::Run && LIVE_RUN_STATUSES.contains(&status_of(record))
+    match kind {
+        RecordKind::Run => LIVE_RUN_STATUSES.contains(&status_of(record)),
+        RecordKind::Fault => status_of(record) == LIVE_FAULT_STATUS,
+    }
 }
 
 /// `gfi-run-r1a2b3c`, `gfi-fault-gpu-xid-79-1a2b3c4d`: a DNS subdomain made from the id (the id
@@ -417,12 +422,12 @@ impl RecordStore {
         }
     }
 
-    /// Run records still `queued` or `running`: the runs a previous controller was running
-    /// when it stopped.
-    pub fn live_runs(&self) -> Vec<Value> {
-        self.list(RecordKind::Run)
+    /// Records a previous controller was still changing when it stopped: runs `queued` or
+    /// `running`, faults `injecting`.
+    pub fn live(&self, kind: RecordKind) -> Vec<Value> {
+        self.list(kind)
             .into_iter()
-            .filter(|r| is_live(RecordKind::Run, r))
+            .filter(|r| is_live(kind, r))
             .collect()
     }
 
@@ -513,7 +518,7 @@ mod tests {
         // The running one stays, whatever its age; of the finished, the newest.
         assert_eq!(ids, ["a", "d"]);
         assert_eq!(s.list(RecordKind::Fault).len(), 1);
-        assert_eq!(s.live_runs().len(), 1);
+        assert_eq!(s.live(RecordKind::Run).len(), 1);
         // An update keeps the record's place.
         s.save(RecordKind::Run, &json!({"id": "a", "status": "finished"}))
             .await

@@ -323,7 +323,24 @@ impl ClusterRunRecords {
 /// Marks the runs a previous controller left queued or running as `interrupted`, with the
 /// nodes each touched and whether each is cordoned now, so a person can heal them.
 async fn mark_interrupted(st: &ControllerState) -> usize {
-    let live = st.records.live_runs();
+    for fault in st.records.live(RecordKind::Fault) {
+        let Ok(mut fault) = serde_json::from_value::<super::faults::Fault>(fault) else {
+            continue;
+        };
+        fault.interrupted(&crate::clock::rfc3339(chrono::Utc::now()));
+        tracing::warn!(fault_id = %fault.id, node = %fault.node_name, "an injection was interrupted by the controller's restart");
+        if let Err(e) = st
+            .records
+            .save(
+                RecordKind::Fault,
+                &serde_json::to_value(&fault).unwrap_or_default(),
+            )
+            .await
+        {
+            tracing::error!("marking an interrupted injection: {e}");
+        }
+    }
+    let live = st.records.live(RecordKind::Run);
     let n = live.len();
     for mut run in live {
         let was = run["status"].as_str().unwrap_or("running").to_string();
