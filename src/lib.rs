@@ -2,8 +2,9 @@
 //! measures every stage of NVSentinel's reaction.
 //!
 //! The rooms, from the bottom up (each imports only those above it in this list):
-//! - [`duration`], [`clock`], [`signals`]: small shared pieces: durations as people write
-//!   them, the run clock (virtual on `sim`), SIGINT/SIGTERM handling.
+//! - [`duration`], [`clock`], [`signals`], [`alloc`]: small shared pieces: durations as
+//!   people write them, the run clock (virtual on `sim`), SIGINT/SIGTERM handling, the
+//!   allocator chosen by role.
 //! - [`kmsg`]: kernel log records (`/dev/kmsg` format) and how the kernel writes them.
 //! - [`xid`]: the XID catalogue, NVSentinel's detection model and the exact line format.
 //! - [`tls`], [`serve`]: HTTPS for servers (renewed certificates taken up) and clients (a CA
@@ -23,6 +24,7 @@
 //! - [`cli`]: the `gfi` command and its subcommands.
 
 pub mod agent;
+pub mod alloc;
 pub mod backend;
 pub mod cli;
 pub mod clock;

@@ -263,9 +263,17 @@ function Plan:run(opts)
       end)
     end
   else
-    for _, f in ipairs(self.faults) do
-      tasks[#tasks + 1] = gfi.spawn("fault-" .. f.index, function() run_fault(f) end)
-    end
+    -- Each fault's task starts when its time comes (the faults are in time order), so only the
+    -- faults under way hold a task: a day of 12,000 faults has a few hundred at once, not 12,000
+    -- sleeping from the start.
+    local dispatch = gfi.spawn("plan-dispatch", function()
+      for _, f in ipairs(self.faults) do
+        local delay = t0 + f.at - gfi.now()
+        if delay > 0 then gfi.sleep(delay) end
+        tasks[#tasks + 1] = gfi.spawn("fault-" .. f.index, function() run_fault(f) end)
+      end
+    end)
+    dispatch:wait()
   end
   for _, t in ipairs(tasks) do t:wait() end
   table.sort(results, function(a, b) return a.index < b.index end)
