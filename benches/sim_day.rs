@@ -283,7 +283,12 @@ fn primitive_cost() {
     });
 }
 
+/// The shipped binary's allocator (src/alloc.rs), so the figures are the shipped binary's.
+#[global_allocator]
+static ALLOCATOR: gpu_fault_injector::alloc::ByRole = gpu_fault_injector::alloc::ByRole;
+
 fn main() {
+    gpu_fault_injector::alloc::use_mimalloc();
     if std::env::args().any(|a| a == "--list") {
         return;
     }
