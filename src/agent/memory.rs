@@ -1,5 +1,6 @@
 //! The agent's allocator tuning. The agent is one role of a large binary and must stay small
-//! on every GPU node: one glibc arena, trimmed when the agent is idle.
+//! on every GPU node: it keeps glibc's allocator ([`crate::alloc`]), with one arena, trimmed
+//! when the agent is idle.
 
 /// Hands memory freed by bursts of requests back to the kernel. glibc keeps freed memory in
 /// per-thread arenas; an agent that idles between test runs should not sit on it.

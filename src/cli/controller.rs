@@ -156,7 +156,6 @@ async fn cluster(args: &BackendArgs) -> Result<ControllerBackend, String> {
 }
 
 pub fn run(args: ControllerArgs) -> ExitCode {
-    crate::agent::memory::limit_allocator_arenas();
     init_logging(args.log_format);
     let cfg = match config(&args) {
         Ok(c) => c,
