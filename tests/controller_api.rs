@@ -990,20 +990,23 @@ async fn the_sim_backend_serves_the_same_api() {
     assert_eq!(r.status, 404, "{}", r.text());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gfi_run_remote_and_gfi_runs_reach_an_https_controller_trusting_remote_ca() {
-    let dir = tempfile::tempdir().unwrap();
+/// `gfi controller --backend sim` serving HTTPS with a fresh self-signed certificate for
+/// `localhost`, and a run token: (controller, the certificate and key, the files in `dir`:
+/// cert, key, run-token file).
+fn https_controller(
+    dir: &std::path::Path,
+) -> (
+    Controller,
+    rcgen::CertifiedKey,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    std::path::PathBuf,
+) {
     let pair = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    let other = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    let (cert, key, other_ca) = (
-        dir.path().join("tls.crt"),
-        dir.path().join("tls.key"),
-        dir.path().join("other.crt"),
-    );
+    let (cert, key) = (dir.join("tls.crt"), dir.join("tls.key"));
     std::fs::write(&cert, pair.cert.pem()).unwrap();
     std::fs::write(&key, pair.key_pair.serialize_pem()).unwrap();
-    std::fs::write(&other_ca, other.cert.pem()).unwrap();
-    let run = dir.path().join("run");
+    let run = dir.join("run");
     std::fs::write(&run, format!("{RUN_TOKEN}\n")).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_gfi"));
     cmd.args(["controller", "--backend", "sim", "--listen", "127.0.0.1:0"])
@@ -1013,7 +1016,16 @@ async fn gfi_run_remote_and_gfi_runs_reach_an_https_controller_trusting_remote_c
         .arg(&cert)
         .arg("--tls-key")
         .arg(&key);
-    let ctl = spawn_controller(cmd);
+    (spawn_controller(cmd), pair, cert, key, run)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gfi_run_remote_and_gfi_runs_reach_an_https_controller_trusting_remote_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ctl, _, cert, _, run) = https_controller(dir.path());
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let other_ca = dir.path().join("other.crt");
+    std::fs::write(&other_ca, other.cert.pem()).unwrap();
     let url = format!("https://localhost:{}", ctl.addr.port());
     let gfi = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_gfi"))
@@ -1085,22 +1097,8 @@ async fn gfi_run_remote_and_gfi_runs_reach_an_https_controller_trusting_remote_c
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_controller_serves_https_with_tls_cert_and_key() {
     let dir = tempfile::tempdir().unwrap();
-    let pair = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (ctl, pair, cert, key, run) = https_controller(dir.path());
     let other = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
-    std::fs::write(&cert, pair.cert.pem()).unwrap();
-    std::fs::write(&key, pair.key_pair.serialize_pem()).unwrap();
-    let run = dir.path().join("run");
-    std::fs::write(&run, format!("{RUN_TOKEN}\n")).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gfi"));
-    cmd.args(["controller", "--backend", "sim", "--listen", "127.0.0.1:0"])
-        .arg("--token-file")
-        .arg(&run)
-        .arg("--tls-cert")
-        .arg(&cert)
-        .arg("--tls-key")
-        .arg(&key);
-    let ctl = spawn_controller(cmd);
     let r = https_get(ctl.addr, &pair.cert.pem(), "localhost", "/health")
         .await
         .unwrap();

@@ -134,11 +134,7 @@ pub async fn inject(
     // On record while the agent is called, so a controller that dies before the answer leaves
     // a trace (marked interrupted at its next start). Side by side rather than first: an
     // injection costs one API round trip more in writes, not in latency.
-    let under_way = serde_json::to_value(&fault).unwrap_or_default();
-    let (kept, result) = tokio::join!(
-        st.records.save(RecordKind::Fault, &under_way),
-        st.backend.inject_xid(&req)
-    );
+    let (kept, result) = tokio::join!(st.records.save_fault(&fault), st.backend.inject_xid(&req));
     if let Err(e) = kept {
         tracing::warn!(fault_id = %id, "the record of an injection under way was not kept: {e}");
     }
@@ -158,14 +154,7 @@ pub async fn inject(
             Some(e.clone())
         }
     };
-    if let Err(e) = st
-        .records
-        .save(
-            RecordKind::Fault,
-            &serde_json::to_value(&fault).unwrap_or_default(),
-        )
-        .await
-    {
+    if let Err(e) = st.records.save_fault(&fault).await {
         tracing::error!(fault_id = %id, "{e}");
         fault
             .warnings
@@ -382,14 +371,7 @@ pub async fn recover(
         "node": node_report(&node_info),
         "heal": report,
     }));
-    if let Err(e) = st
-        .records
-        .save(
-            RecordKind::Fault,
-            &serde_json::to_value(&fault).unwrap_or_default(),
-        )
-        .await
-    {
+    if let Err(e) = st.records.save_fault(&fault).await {
         tracing::error!(fault_id = %id, "{e}");
     }
     note.outcome = if healed {

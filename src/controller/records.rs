@@ -263,6 +263,13 @@ impl RecordStore {
             .map(|e| e.record.clone())
     }
 
+    /// [`RecordStore::save`] of a fault record.
+    pub async fn save_fault(&self, fault: &super::faults::Fault) -> Result<(), RecordError> {
+        // A struct of strings, numbers and string-keyed maps: it always serialises.
+        let record = serde_json::to_value(fault).unwrap_or_default();
+        self.save(RecordKind::Fault, &record).await
+    }
+
     /// Keeps `record` (its `id` field names it), in memory and in the cluster, and prunes the
     /// oldest finished records beyond the retention.
     pub async fn save(&self, kind: RecordKind, record: &Value) -> Result<(), RecordError> {

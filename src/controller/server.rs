@@ -329,14 +329,7 @@ async fn mark_interrupted(st: &ControllerState) -> usize {
         };
         fault.interrupted(&crate::clock::rfc3339(chrono::Utc::now()));
         tracing::warn!(fault_id = %fault.id, node = %fault.node_name, "an injection was interrupted by the controller's restart");
-        if let Err(e) = st
-            .records
-            .save(
-                RecordKind::Fault,
-                &serde_json::to_value(&fault).unwrap_or_default(),
-            )
-            .await
-        {
+        if let Err(e) = st.records.save_fault(&fault).await {
             tracing::error!("marking an interrupted injection: {e}");
         }
     }
