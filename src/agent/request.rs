@@ -95,8 +95,10 @@ pub(crate) fn int_field(v: &Value) -> Result<i128, &'static str> {
             } else if let Some(u) = n.as_u64() {
                 Ok(u as i128)
             } else {
+                // `as` saturates: a whole number too large for i128 is still a whole number,
+                // out of every range, not "not a whole number".
                 match n.as_f64() {
-                    Some(f) if f.fract() == 0.0 && f.abs() < 1e30 => Ok(f as i128),
+                    Some(f) if f.fract() == 0.0 => Ok(f as i128),
                     _ => Err("must be a whole number"),
                 }
             }
@@ -471,6 +473,8 @@ mod tests {
             br#"{"fault_id":"a","xid_type":1001}"#,
             br#"{"fault_id":"a","xid_type":-5}"#,
             br#"{"fault_id":"a","xid_type":99999999999999999999999}"#,
+            br#"{"fault_id":"a","xid_type":1e30}"#,
+            br#"{"fault_id":"a","xid_type":-1e300}"#,
         ] {
             match decode(body) {
                 Err(BodyError::XidOutOfRange(m)) => assert!(m.contains("1..1000"), "{m}"),
