@@ -4,6 +4,7 @@ use super::*;
 use crate::xid::LineOptions;
 use crate::xid::catalog;
 use crate::xid::line::LineStyle;
+use config::SimTimings;
 use std::sync::Mutex as StdMutex;
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -823,7 +824,7 @@ fn a_manual_uncordon_removes_only_the_taint_fault_quarantine_added() {
                 .await
                 .unwrap();
             assert!(w.satisfied, "{node}");
-            assert_eq!(w.node.taints, [taint.clone()], "{node}");
+            assert_eq!(w.node.taints, std::slice::from_ref(&taint), "{node}");
         }
         assert_eq!(sim.uncordon(NODE).await.unwrap().taints, []);
         assert_eq!(sim.uncordon(other).await.unwrap().taints, [taint]);
@@ -836,9 +837,14 @@ fn a_manual_uncordon_removes_only_the_taint_fault_quarantine_added() {
 #[test]
 fn a_cancelled_quarantines_pending_drain_does_not_start_in_the_next_one() {
     runtime().block_on(async {
-        let mut cfg = SimConfig::default();
-        cfg.timings.drain_start = Duration::from_secs(300);
-        cfg.timings.jitter = 0.0;
+        let cfg = SimConfig {
+            timings: SimTimings {
+                drain_start: Duration::from_secs(300),
+                jitter: 0.0,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
         let (sim, _) = start(cfg, NvsConfig::default());
         let quarantined = NodePredicate::State {
             value: Some("quarantined".into()),
@@ -882,10 +888,15 @@ fn a_cancelled_quarantines_pending_drain_does_not_start_in_the_next_one() {
 #[test]
 fn a_finished_quarantines_drain_timeout_does_not_fail_the_next_drain() {
     runtime().block_on(async {
-        let mut cfg = SimConfig::default();
-        cfg.pods = Vec::new();
-        cfg.timings.drain_start = Duration::from_secs(600);
-        cfg.timings.jitter = 0.0;
+        let cfg = SimConfig {
+            pods: Vec::new(),
+            timings: SimTimings {
+                drain_start: Duration::from_secs(600),
+                jitter: 0.0,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
         let nvs = NvsConfig::from_yaml("node-drainer: {drainTimeout: 900}").unwrap();
         let (sim, _) = start(cfg, nvs);
         sim.inject_xid(&req(NODE, 0, 79, LineStyle::Driver))
