@@ -218,11 +218,22 @@ impl TokenFile {
     /// Tokens shorter than this are easy to guess; the agent warns about them.
     pub(crate) const MIN_RECOMMENDED_LEN: usize = 16;
 
-    pub(crate) fn shortest_token(&self) -> Option<usize> {
+    fn shortest_token(&self) -> Option<usize> {
         match &*self.loaded.lock().expect("token lock") {
             Ok(l) => l.tokens.iter().map(Vec::len).min(),
             Err(_) => None,
         }
+    }
+
+    /// The warning a server logs at start when a token of the file is easy to guess, or
+    /// `None` when every token is at least [`Self::MIN_RECOMMENDED_LEN`] long.
+    pub(crate) fn short_token_warning(&self) -> Option<String> {
+        (self.shortest_token().unwrap_or(0) < Self::MIN_RECOMMENDED_LEN).then(|| {
+            format!(
+                "a token is shorter than {} characters: easy to guess",
+                Self::MIN_RECOMMENDED_LEN
+            )
+        })
     }
 
     /// Re-reads the file when it changed. Returns the current error, if any.
@@ -520,6 +531,25 @@ mod tests {
             gate.check("/faults", &h),
             Some(Verdict::Allowed { token: 1 })
         );
+    }
+
+    #[test]
+    fn a_token_shorter_than_16_characters_is_warned_about() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        let warning = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            TokenFile::open(&path).unwrap().short_token_warning()
+        };
+        assert_eq!(warning("0123456789abcdef\n"), None);
+        assert_eq!(
+            warning("0123456789abcdef-and-longer\n0123456789abcdef\n"),
+            None
+        );
+        let short = Some("a token is shorter than 16 characters: easy to guess".to_string());
+        assert_eq!(warning("0123456789abcde\n"), short);
+        // Any one short token is enough, wherever it is in the file.
+        assert_eq!(warning("0123456789abcdef-and-longer\nshort\n"), short);
     }
 
     #[test]

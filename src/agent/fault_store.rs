@@ -208,10 +208,7 @@ impl FaultStore {
                         continue;
                     }
                     match StoredFault::from_line(&line) {
-                        Ok(f) => {
-                            index.insert(Arc::new(f));
-                            report.loaded += 1;
-                        }
+                        Ok(f) => index.insert(Arc::new(f)),
                         Err(e) => report.skipped.push(format!("line {}: {e}", n + 1)),
                     }
                 }
@@ -581,5 +578,75 @@ mod tests {
             .lines()
             .count();
         assert_eq!(lines, 40);
+    }
+
+    #[tokio::test]
+    async fn lines_found_at_open_count_toward_the_next_compaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = FaultStoreOptions {
+            retention: 5,
+            sync: false,
+            queue: 64,
+        };
+        let (j, _) = FaultStore::open(dir.path(), opts.clone()).unwrap();
+        for i in 0..9 {
+            j.append(fault(&format!("f{i}"))).await.unwrap();
+        }
+        assert_eq!(ids_in_file(dir.path()), ids(0..9));
+        drop(j);
+        let j = reopen(dir.path(), opts);
+        // 9 lines found and 1 appended make twice the retention: rewritten with the newest 5.
+        j.append(fault("f9")).await.unwrap();
+        assert_eq!(ids_in_file(dir.path()), ids(5..10));
+    }
+
+    #[test]
+    fn a_store_file_that_cannot_be_opened_is_an_error_not_an_empty_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(STORE_FILE);
+        // A link to itself: open fails with ELOOP, not NotFound (root reads any mode bits).
+        std::os::unix::fs::symlink(STORE_FILE, &path).unwrap();
+        match FaultStore::open(dir.path(), FaultStoreOptions::default()).unwrap_err() {
+            FaultStoreError::Io { path: p, reason } => {
+                assert_eq!(p, path.display().to_string());
+                assert!(
+                    reason.starts_with("open: Too many levels of symbolic links"),
+                    "{reason}"
+                );
+            }
+            other => panic!("{other}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_is_reported_and_cleared_by_the_next_good_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = FaultStoreOptions {
+            retention: 1,
+            sync: false,
+            queue: 4,
+        };
+        let (j, _) = FaultStore::open(dir.path(), opts).unwrap();
+        assert_eq!(j.path(), dir.path().join(STORE_FILE));
+        assert_eq!(j.last_error(), None);
+        // The compaction's temporary file cannot be created while a directory has its name.
+        let tmp = dir.path().join("faults.jsonl.tmp");
+        fs::create_dir(&tmp).unwrap();
+        j.append(fault("a")).await.unwrap();
+        let reason = "compaction: Is a directory (os error 21)";
+        assert_eq!(
+            j.append(fault("b")).await.unwrap_err(),
+            FaultStoreError::Io {
+                path: j.path().display().to_string(),
+                reason: reason.into()
+            }
+        );
+        assert_eq!(j.last_error().as_deref(), Some(reason));
+        // Visible all the same: its line is in the kernel log, so a retry must be a repeat.
+        assert_eq!(j.get("b").unwrap().fault_id, "b");
+        fs::remove_dir(&tmp).unwrap();
+        j.append(fault("c")).await.unwrap();
+        assert_eq!(j.last_error(), None);
+        assert_eq!(ids_in_file(dir.path()), ["c"]);
     }
 }

@@ -95,8 +95,10 @@ pub(crate) fn int_field(v: &Value) -> Result<i128, &'static str> {
             } else if let Some(u) = n.as_u64() {
                 Ok(u as i128)
             } else {
+                // `as` saturates: a whole number too large for i128 is still a whole number,
+                // out of every range, not "not a whole number".
                 match n.as_f64() {
-                    Some(f) if f.fract() == 0.0 && f.abs() < 1e30 => Ok(f as i128),
+                    Some(f) if f.fract() == 0.0 => Ok(f as i128),
                     _ => Err("must be a whole number"),
                 }
             }
@@ -471,6 +473,8 @@ mod tests {
             br#"{"fault_id":"a","xid_type":1001}"#,
             br#"{"fault_id":"a","xid_type":-5}"#,
             br#"{"fault_id":"a","xid_type":99999999999999999999999}"#,
+            br#"{"fault_id":"a","xid_type":1e30}"#,
+            br#"{"fault_id":"a","xid_type":-1e300}"#,
         ] {
             match decode(body) {
                 Err(BodyError::XidOutOfRange(m)) => assert!(m.contains("1..1000"), "{m}"),
@@ -587,6 +591,73 @@ mod tests {
         assert_eq!(a.fingerprint(), b.fingerprint());
         let c = decode(br#"{"fault_id":"a","xid_type":48}"#).unwrap();
         assert_ne!(a.fingerprint(), c.fingerprint());
+    }
+
+    #[test]
+    fn a_fault_id_is_1_to_60_characters() {
+        let id60 = "a".repeat(60);
+        assert_eq!(check_fault_id(&id60), Ok(()));
+        assert_eq!(
+            check_fault_id(&format!("{id60}b")),
+            Err("fault_id must be 1-60 characters, got 61".to_string())
+        );
+        assert_eq!(
+            check_fault_id(""),
+            Err("fault_id must be 1-60 characters, got 0".to_string())
+        );
+    }
+
+    #[test]
+    fn each_gpu_selector_decodes_to_its_own_kind() {
+        let gpu = |body: &[u8]| decode(body).unwrap().gpu;
+        assert_eq!(
+            gpu(br#"{"xid_type":79,"gpu_uuid":"GPU-abc"}"#),
+            GpuSelector::Uuid("GPU-abc".into())
+        );
+        assert_eq!(
+            gpu(br#"{"xid_type":79,"gpu_pci":"0000:3b:00.0"}"#),
+            GpuSelector::Pci("0000:3b:00.0".parse().unwrap())
+        );
+        assert_eq!(gpu(br#"{"xid_type":79,"gpu_id":5}"#), GpuSelector::Index(5));
+        assert_eq!(gpu(br#"{"xid_type":79}"#), GpuSelector::Index(0));
+        assert_eq!(
+            invalid(br#"{"xid_type":79,"gpu_id":1,"gpu_uuid":"GPU-x","gpu_pci":"3b:00.0"}"#),
+            [(
+                "gpu_id".to_string(),
+                "give only one of gpu_id, gpu_uuid and gpu_pci".to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn whole_numbers_may_come_as_floats_and_wrong_types_are_named() {
+        assert_eq!(decode(br#"{"xid_type":79.0}"#).unwrap().xid, 79);
+        assert_eq!(
+            decode(br#"{"xid_type":79,"duration":30}"#)
+                .unwrap()
+                .duration,
+            Some(30.0)
+        );
+        assert_eq!(
+            invalid(br#"{"xid_type":true}"#),
+            [(
+                "xid_type".to_string(),
+                "xid_type must be a whole number, not true/false".to_string()
+            )]
+        );
+        assert_eq!(
+            invalid(br#"{"xid_type":null}"#),
+            [(
+                "xid_type".to_string(),
+                "xid_type must be a whole number, not null".to_string()
+            )]
+        );
+        // null is "not given" for the optional fields, as pydantic's Optional has it.
+        let b = decode(br#"{"xid_type":79,"fault_id":null,"gpu_uuid":null,"pid":null}"#).unwrap();
+        assert_eq!(
+            (b.fault_id, b.gpu, b.line.pid),
+            (None, GpuSelector::Index(0), None)
+        );
     }
 
     proptest! {

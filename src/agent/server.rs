@@ -136,12 +136,8 @@ pub async fn start(mut config: AgentConfig) -> Result<RunningAgent, StartError> 
     let tokens = match &config.auth {
         AuthMode::TokenFile(p) => {
             let t = TokenFile::open(p)?;
-            if t.shortest_token().unwrap_or(0) < TokenFile::MIN_RECOMMENDED_LEN {
-                tracing::warn!(
-                    path = %p.display(),
-                    "a token is shorter than {} characters: easy to guess",
-                    TokenFile::MIN_RECOMMENDED_LEN
-                );
+            if let Some(warning) = t.short_token_warning() {
+                tracing::warn!(path = %p.display(), "{warning}");
             }
             Some(Arc::new(t))
         }

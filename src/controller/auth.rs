@@ -99,12 +99,8 @@ impl ControllerAuth {
             seed_compat_anonymous,
         };
         for t in [&auth.run, &auth.read].into_iter().flatten() {
-            if t.shortest_token().unwrap_or(0) < TokenFile::MIN_RECOMMENDED_LEN {
-                tracing::warn!(
-                    path = %t.path().display(),
-                    "a token is shorter than {} characters: easy to guess",
-                    TokenFile::MIN_RECOMMENDED_LEN
-                );
+            if let Some(warning) = t.short_token_warning() {
+                tracing::warn!(path = %t.path().display(), "{warning}");
             }
         }
         Ok(auth)

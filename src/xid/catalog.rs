@@ -368,4 +368,41 @@ mod tests {
                 .contains("RESTART_BM")
         );
     }
+
+    #[test]
+    fn action_codes_are_nvsentinels_protobuf_numbers() {
+        // data-models/pkg/protos/health_event.pb.go, the numbers its JSON carries.
+        let codes: Vec<(String, u32)> = Action::ALL
+            .iter()
+            .map(|a| (a.to_string(), a.code()))
+            .collect();
+        let expected = [
+            ("NONE", 0),
+            ("COMPONENT_RESET", 2),
+            ("CONTACT_SUPPORT", 5),
+            ("RUN_FIELDDIAG", 6),
+            ("RESTART_VM", 15),
+            ("RESTART_BM", 24),
+            ("REPLACE_VM", 25),
+            ("RUN_DCGMEUD", 26),
+            ("CUSTOM", 27),
+            ("UNKNOWN", 99),
+        ]
+        .map(|(a, c)| (a.to_string(), c));
+        assert_eq!(codes, expected);
+    }
+
+    #[test]
+    fn a_bad_catalogue_line_is_named_by_its_number() {
+        let header = "xid\tmnemonic\tdescription\tseed_text\tgroup\tbucket\taction\tfatal";
+        // Comment and blank lines are skipped, and counted.
+        assert_eq!(
+            parse_catalog(&format!("# NVIDIA's catalogue\n\n{header}\n79\tX\tY\n")).unwrap_err(),
+            "line 4: expected 8 columns, got 3"
+        );
+        assert_eq!(
+            parse_catalog("79\tX\n").unwrap_err(),
+            "line 1: expected the header row"
+        );
+    }
 }

@@ -394,6 +394,55 @@ mod tests {
         );
     }
 
+    #[test]
+    fn the_edges_of_level_process_name_and_the_seed_style() {
+        let opts = |level, process_name: &str| LineOptions {
+            level: Some(level),
+            process_name: Some(process_name.into()),
+            ..Default::default()
+        };
+        let name64 = "p".repeat(64);
+        let line = format_line(&pci(), 79, &opts(7, &name64), "gfi:x").unwrap();
+        assert!(line.starts_with("<7>NVRM: NVRM: Xid"), "{line}");
+        assert!(line.contains(&format!("name={name64},")), "{line}");
+        assert_eq!(
+            format_line(&pci(), 79, &opts(3, &format!("{name64}p")), "gfi:x"),
+            Err(invalid("process_name", "must be 1-64 characters, got 65"))
+        );
+        assert_eq!(
+            format_line(&pci(), 79, &opts(3, ""), "gfi:x"),
+            Err(invalid("process_name", "must be 1-64 characters, got 0"))
+        );
+        // The seed's line has none of the driver's fields: any one of them is refused.
+        let seed = LineOptions {
+            style: LineStyle::Seed,
+            ..Default::default()
+        };
+        for extra in [
+            LineOptions {
+                pid: Some(1),
+                ..seed.clone()
+            },
+            LineOptions {
+                process_name: Some("python3".into()),
+                ..seed.clone()
+            },
+            LineOptions {
+                channel: Some(8),
+                ..seed.clone()
+            },
+        ] {
+            assert_eq!(
+                format_line(&pci(), 79, &extra, "gfi:x"),
+                Err(invalid(
+                    "style",
+                    "the seed style has no pid, name or channel fields; use style 'driver'"
+                )),
+                "{extra:?}"
+            );
+        }
+    }
+
     fn with_text(t: &str) -> LineOptions {
         LineOptions {
             text: Some(t.into()),

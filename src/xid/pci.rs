@@ -185,4 +185,53 @@ mod tests {
         assert_eq!(p.driver(), "0000:3b:00");
         assert_eq!(p.sysfs(), "0000:3b:00.0");
     }
+
+    #[test]
+    fn another_domain_bus_device_or_function_is_another_device() {
+        let p: PciAddress = "0000:3b:00.0".parse().unwrap();
+        for other in [
+            "0001:3b:00.0",
+            "0000:3c:00.0",
+            "0000:3b:01.0",
+            "0000:3b:00.1",
+        ] {
+            assert!(!p.same_device(&other.parse().unwrap()), "{other}");
+        }
+        // The driver's form has no function: it means function 0.
+        let driver: PciAddress = "0000:3b:00".parse().unwrap();
+        assert!(driver.same_device(&p));
+        assert!(!driver.same_device(&"0000:3b:00.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_highest_device_and_function_parse_and_errors_name_the_field() {
+        let p: PciAddress = "0000:3b:1f.7".parse().unwrap();
+        assert_eq!((p.device, p.function), (0x1f, Some(7)));
+        let reason = |s: &str| s.parse::<PciAddress>().unwrap_err().reason;
+        assert_eq!(
+            reason("123456789:00:00.0"),
+            "domain must be 1-8 hex digits, got '123456789'"
+        );
+        assert_eq!(
+            reason("0000:zz:00.0"),
+            "bus must be 1-2 hex digits, got 'zz'"
+        );
+        assert_eq!(reason("0000::00.0"), "bus must be 1-2 hex digits, got ''");
+        assert_eq!(reason("0000:3b:00.8"), "function must be 0-7");
+        assert_eq!(reason("0000:3b:20.0"), "device must be 00-1f");
+    }
+
+    #[test]
+    fn displays_and_serialises_as_nvidia_smi_and_reads_any_form_back() {
+        let p: PciAddress = "0000:3b:00".parse().unwrap();
+        assert_eq!(p.to_string(), "00000000:3B:00.0");
+        assert_eq!(serde_json::to_string(&p).unwrap(), r#""00000000:3B:00.0""#);
+        let back: PciAddress = serde_json::from_str(r#""0000:3b:00""#).unwrap();
+        assert_eq!(back, p);
+        let err = serde_json::from_str::<PciAddress>(r#""3b""#).unwrap_err();
+        assert!(
+            err.to_string().contains("expected [domain:]bus:device"),
+            "{err}"
+        );
+    }
 }

@@ -4,6 +4,7 @@ use super::*;
 use crate::xid::LineOptions;
 use crate::xid::catalog;
 use crate::xid::line::LineStyle;
+use config::SimTimings;
 use std::sync::Mutex as StdMutex;
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -132,6 +133,16 @@ fn xid79_goes_through_the_whole_pipeline() {
         assert_eq!(n.condition(keys::COND_XID).unwrap().status, "False");
         let crs = sim.reboot_nodes("RebootNode");
         assert!(crs[0].completion_time.is_some());
+        let stats = sim.stats();
+        assert_eq!(
+            (
+                stats.injections,
+                stats.cordons,
+                stats.reboot_nodes,
+                stats.uncordons
+            ),
+            (1, 1, 1, 1)
+        );
         let kinds: Vec<String> = seen
             .lock()
             .unwrap()
@@ -721,5 +732,204 @@ fn cordons_older_than_the_breaker_window_do_not_count() {
             .unwrap();
         tokio::time::sleep(Duration::from_secs(60)).await;
         assert_eq!(sim.circuit_breaker().await.unwrap().status, "TRIPPED");
+    });
+}
+
+#[test]
+fn a_rule_set_that_does_not_cordon_only_taints() {
+    runtime().block_on(async {
+        let nvs = NvsConfig::from_yaml(
+            r#"fault-quarantine: {ruleSets: [{name: taint-only, cordon: {shouldCordon: false}, taint: {key: nvsentinel-quarantine, value: "true", effect: NoSchedule}}]}"#,
+        )
+        .unwrap();
+        let (sim, _) = start(SimConfig::default(), nvs);
+        sim.inject_xid(&req(NODE, 0, 79, LineStyle::Driver))
+            .await
+            .unwrap();
+        let quarantined = NodePredicate::State {
+            value: Some("quarantined".into()),
+        };
+        let w = sim
+            .wait_node(NODE, &quarantined, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(w.satisfied);
+        let n = &w.node;
+        assert!(!n.unschedulable, "cordoned against shouldCordon: false");
+        assert_eq!(n.labels.get(keys::CORDON_BY), None);
+        assert_eq!(n.annotations.get(keys::ANN_IS_CORDONED), None);
+        let taints: Vec<_> = n.taints.iter().map(|t| t.key.as_str()).collect();
+        assert_eq!(taints, ["nvsentinel-quarantine"]);
+    });
+}
+
+#[test]
+fn without_node_drainer_remediation_follows_the_cordon_after_its_latency() {
+    runtime().block_on(async {
+        let nvs = NvsConfig::from_yaml("node-drainer: {enabled: false}").unwrap();
+        let (sim, _) = start(SimConfig::default(), nvs);
+        sim.inject_xid(&req(NODE, 0, 79, LineStyle::Driver))
+            .await
+            .unwrap();
+        assert!(
+            sim.wait_node(NODE, &NodePredicate::Cordoned, Duration::from_secs(60))
+                .await
+                .unwrap()
+                .satisfied
+        );
+        // timings.remediation is 3 s with a jitter of ±20 %: not yet 2 s after the cordon,
+        // done 4 s after it.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(sim.node(NODE).await.unwrap().state(), Some("quarantined"));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let state = sim.node(NODE).await.unwrap().state().map(str::to_string);
+        assert_ne!(
+            state.as_deref(),
+            Some("quarantined"),
+            "no remediation after 4 s"
+        );
+        assert!(
+            sim.wait_node(NODE, &NodePredicate::Uncordoned, Duration::from_secs(3600))
+                .await
+                .unwrap()
+                .satisfied
+        );
+    });
+}
+
+#[test]
+fn a_manual_uncordon_removes_only_the_taint_fault_quarantine_added() {
+    runtime().block_on(async {
+        let nvs = NvsConfig::from_yaml(
+            r#"fault-quarantine: {ruleSets: [{name: fatal, taint: {key: nvsentinel-quarantine, value: "true", effect: NoSchedule}}]}"#,
+        )
+        .unwrap();
+        let (sim, _) = start(SimConfig::default(), nvs);
+        let taint = Taint {
+            key: "nvsentinel-quarantine".into(),
+            value: Some("true".into()),
+            effect: "NoSchedule".into(),
+        };
+        // The same taint already on the second node: pre-existing, so it stays.
+        let other = "gpu-node-002";
+        sim.taint(other, taint.clone()).unwrap();
+        for node in [NODE, other] {
+            let mut r = req(node, 0, 79, LineStyle::Driver);
+            r.fault_id = format!("f-{node}");
+            sim.inject_xid(&r).await.unwrap();
+        }
+        for node in [NODE, other] {
+            let w = sim
+                .wait_node(node, &NodePredicate::Cordoned, Duration::from_secs(60))
+                .await
+                .unwrap();
+            assert!(w.satisfied, "{node}");
+            assert_eq!(w.node.taints, std::slice::from_ref(&taint), "{node}");
+        }
+        assert_eq!(sim.uncordon(NODE).await.unwrap().taints, []);
+        assert_eq!(sim.uncordon(other).await.unwrap().taints, [taint]);
+    });
+}
+
+/// Steps that a quarantine left pending do nothing once it is over: each quarantine of a node
+/// has its own generation. Here the first quarantine's drain start, 5 minutes after its cordon,
+/// falls inside the second quarantine.
+#[test]
+fn a_cancelled_quarantines_pending_drain_does_not_start_in_the_next_one() {
+    runtime().block_on(async {
+        let cfg = SimConfig {
+            timings: SimTimings {
+                drain_start: Duration::from_secs(300),
+                jitter: 0.0,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let (sim, _) = start(cfg, NvsConfig::default());
+        let quarantined = NodePredicate::State {
+            value: Some("quarantined".into()),
+        };
+        sim.inject_xid(&req(NODE, 0, 79, LineStyle::Driver))
+            .await
+            .unwrap();
+        assert!(
+            sim.wait_node(NODE, &quarantined, Duration::from_secs(60))
+                .await
+                .unwrap()
+                .satisfied
+        );
+        let first = tokio::time::Instant::now();
+        sim.uncordon(NODE).await.unwrap();
+        let mut again = req(NODE, 0, 79, LineStyle::Driver);
+        again.fault_id = "f2".into();
+        sim.inject_xid(&again).await.unwrap();
+        assert!(
+            sim.wait_node(NODE, &quarantined, Duration::from_secs(60))
+                .await
+                .unwrap()
+                .satisfied
+        );
+        let second = tokio::time::Instant::now();
+        assert!(
+            second - first > Duration::from_secs(10),
+            "{:?}",
+            second - first
+        );
+        // Past the first quarantine's drain start, before the second's.
+        tokio::time::sleep_until(first + Duration::from_secs(305)).await;
+        assert_eq!(sim.node(NODE).await.unwrap().state(), Some("quarantined"));
+        tokio::time::sleep_until(second + Duration::from_secs(305)).await;
+        assert_ne!(sim.node(NODE).await.unwrap().state(), Some("quarantined"));
+    });
+}
+
+/// The same for a quarantine that ended with the healthy event after the reboot: its drain
+/// timeout, still pending, does not fail the drain of the node's next quarantine.
+#[test]
+fn a_finished_quarantines_drain_timeout_does_not_fail_the_next_drain() {
+    runtime().block_on(async {
+        let cfg = SimConfig {
+            pods: Vec::new(),
+            timings: SimTimings {
+                drain_start: Duration::from_secs(600),
+                jitter: 0.0,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let nvs = NvsConfig::from_yaml("node-drainer: {drainTimeout: 900}").unwrap();
+        let (sim, _) = start(cfg, nvs);
+        sim.inject_xid(&req(NODE, 0, 79, LineStyle::Driver))
+            .await
+            .unwrap();
+        assert!(
+            sim.wait_node(NODE, &NodePredicate::Cordoned, Duration::from_secs(60))
+                .await
+                .unwrap()
+                .satisfied
+        );
+        let first = tokio::time::Instant::now();
+        assert!(
+            sim.wait_node(NODE, &NodePredicate::Uncordoned, Duration::from_secs(3600))
+                .await
+                .unwrap()
+                .satisfied
+        );
+        let mut again = req(NODE, 0, 79, LineStyle::Driver);
+        again.fault_id = "f2".into();
+        sim.inject_xid(&again).await.unwrap();
+        assert!(
+            sim.wait_node(NODE, &NodePredicate::Cordoned, Duration::from_secs(60))
+                .await
+                .unwrap()
+                .satisfied
+        );
+        let second = tokio::time::Instant::now();
+        // The first drain started at first + 600 s, so its timeout is due at first + 1500 s:
+        // after this cordon, before this quarantine's drain starts.
+        let stale_timeout = first + Duration::from_secs(1500);
+        assert!(second < stale_timeout && stale_timeout < second + Duration::from_secs(600));
+        tokio::time::sleep_until(stale_timeout + Duration::from_secs(10)).await;
+        assert_eq!(sim.node(NODE).await.unwrap().state(), Some("quarantined"));
     });
 }
