@@ -81,13 +81,8 @@ fn report(what: &str, n: usize, wall: Duration, mut lat: Vec<Duration>) {
     );
 }
 
-/// The shipped binary's allocator (src/alloc.rs), so the figures are the shipped binary's.
-#[global_allocator]
-static ALLOCATOR: gpu_fault_injector::alloc::ByRole = gpu_fault_injector::alloc::ByRole;
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    gpu_fault_injector::alloc::use_mimalloc();
     let nodes = arg("--nodes", "4");
     let serial = arg("--serial", "200");
     let concurrent = arg("--concurrent", "800");

@@ -116,12 +116,7 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// The shipped binary's allocator (src/alloc.rs), so the figures are the shipped binary's.
-#[global_allocator]
-static ALLOCATOR: gpu_fault_injector::alloc::ByRole = gpu_fault_injector::alloc::ByRole;
-
 fn main() {
-    gpu_fault_injector::alloc::use_mimalloc();
     let runs = arg("--runs", 30);
     let in_flight = arg("--in-flight", 10);
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -156,6 +156,8 @@ async fn cluster(args: &BackendArgs) -> Result<ControllerBackend, String> {
 }
 
 pub fn run(args: ControllerArgs) -> ExitCode {
+    // The controller keeps glibc's allocator (crate::alloc); one arena for its many threads.
+    crate::agent::memory::limit_allocator_arenas();
     init_logging(args.log_format);
     let cfg = match config(&args) {
         Ok(c) => c,
