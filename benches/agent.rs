@@ -15,6 +15,7 @@
 //! production; its state directory is a temporary directory on the default filesystem.
 
 use gpu_fault_injector::node::testkit;
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -246,6 +247,9 @@ struct Stats {
     lat_us: Vec<u32>,
     errors: u64,
     non_2xx: u64,
+    /// Which statuses the non-2xx answers were, so a stray one can be told apart (a 429 from
+    /// the rate limiter, a 503 from a full disk, a 500 that is a bug).
+    statuses: BTreeMap<u16, u64>,
 }
 
 impl Stats {
@@ -253,6 +257,14 @@ impl Stats {
         self.lat_us.extend(o.lat_us);
         self.errors += o.errors;
         self.non_2xx += o.non_2xx;
+        for (k, v) in o.statuses {
+            *self.statuses.entry(k).or_default() += v;
+        }
+    }
+
+    fn refused(&mut self, status: u16) {
+        self.non_2xx += 1;
+        *self.statuses.entry(status).or_default() += 1;
     }
 
     fn pct(&mut self, p: f64) -> f64 {
@@ -272,6 +284,7 @@ struct Summary {
     p99: f64,
     errors: u64,
     non_2xx: u64,
+    statuses: BTreeMap<u16, u64>,
 }
 
 impl Stats {
@@ -282,6 +295,7 @@ impl Stats {
             p99: self.pct(0.99),
             errors: self.errors,
             non_2xx: self.non_2xx,
+            statuses: self.statuses,
         }
     }
 }
@@ -362,6 +376,8 @@ async fn run_wrk(addr: SocketAddr, path: &str, script: Option<&Path>, phase: Dur
         non_2xx: after("Non-2xx or 3xx responses:")
             .and_then(|v| v.parse().ok())
             .unwrap_or(0),
+        // wrk counts them without saying which.
+        statuses: BTreeMap::new(),
     }
 }
 
@@ -385,7 +401,7 @@ async fn load(addr: SocketAddr, conns: usize, until: Instant, req: fn(usize) -> 
                         Ok(st) => {
                             s.lat_us.push(t.elapsed().as_micros() as u32);
                             if !(200..300).contains(&st) {
-                                s.non_2xx += 1;
+                                s.refused(st);
                             }
                         }
                         Err(_) => {
@@ -426,7 +442,7 @@ async fn probe(addr: SocketAddr, conns: usize, until: Instant, every: Duration) 
                     let t = Instant::now();
                     match conn.call(&req).await {
                         Ok(200) => s.lat_us.push(t.elapsed().as_micros() as u32),
-                        Ok(_) => s.non_2xx += 1,
+                        Ok(st) => s.refused(st),
                         Err(_) => {
                             s.errors += 1;
                             break;
@@ -714,6 +730,17 @@ fn main() {
             "errors: health {} / bare {} / inject {} / during {}+{}; non-2xx: {} / {} / {} / {}+{}; records written: {lines}",
             h.errors, b.errors, inj.errors, during.errors, bg.errors, h.non_2xx, b.non_2xx, inj.non_2xx, during.non_2xx, bg.non_2xx
         );
+        let statuses: Vec<String> = [("health", &h), ("bare", &b), ("inject", &inj), ("during", &during), ("during, injecting", &bg)]
+            .iter()
+            .filter(|(_, s)| !s.statuses.is_empty())
+            .map(|(phase, s)| {
+                let codes: Vec<String> = s.statuses.iter().map(|(k, v)| format!("{v} x {k}")).collect();
+                format!("{phase}: {}", codes.join(", "))
+            })
+            .collect();
+        if !statuses.is_empty() {
+            println!("non-2xx statuses: {}", statuses.join("; "));
+        }
         println!("load average at the end: {}", loadavg());
         if let Some(line) = layout_coverage() {
             println!("{line}");

@@ -2,7 +2,6 @@
 //! a script's `guard{...}` and on the command line (`--max-unavailable 10%`).
 
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDateTime, Timelike, Utc};
-use chrono_tz::Tz;
 use serde::Serialize;
 use std::fmt;
 
@@ -103,7 +102,12 @@ struct Span {
 #[derive(Debug, Clone, PartialEq)]
 enum Zone {
     Fixed(FixedOffset),
-    Named(Tz),
+    /// From the IANA database built into the binary, not the host's `/usr/share/zoneinfo`: a
+    /// window means the same on a laptop, in a distroless pod and in a replayed sim run. jiff's
+    /// copy is one block of TZif bytes; chrono-tz's tables were pointers that the loader
+    /// relocated at every start, a megabyte of private memory in each agent whether or not a
+    /// window named a zone.
+    Named(jiff::tz::TimeZone),
 }
 
 impl Zone {
@@ -111,7 +115,13 @@ impl Zone {
     fn wall_clock(&self, t: DateTime<Utc>) -> NaiveDateTime {
         match self {
             Zone::Fixed(o) => t.with_timezone(o).naive_local(),
-            Zone::Named(z) => t.with_timezone(z).naive_local(),
+            Zone::Named(z) => {
+                let offset = jiff::Timestamp::from_second(t.timestamp())
+                    .map(|ts| z.to_offset(ts).seconds())
+                    .unwrap_or(0);
+                let offset = FixedOffset::east_opt(offset).expect("a zone's offset is under a day");
+                t.with_timezone(&offset).naive_local()
+            }
         }
     }
 }
@@ -276,16 +286,17 @@ fn parse_zone(s: &str) -> Result<Zone, String> {
 }
 
 fn named_zone(s: &str) -> Result<Zone, String> {
-    if let Ok(z) = s.parse::<Tz>() {
-        return Ok(Zone::Named(z));
-    }
     // The database's names are case-sensitive; a name that differs only in case is a typo
-    // worth naming rather than a zone to guess at.
-    let hint = chrono_tz::TZ_VARIANTS
-        .iter()
-        .find(|z| z.name().eq_ignore_ascii_case(s))
-        .map(|z| format!("; did you mean {}?", z.name()))
-        .unwrap_or_default();
+    // worth naming rather than a zone to guess at (the lookup itself ignores case).
+    let hint = match jiff::tz::TimeZoneDatabase::bundled().get(s) {
+        Ok(z) => match z.iana_name() {
+            Some(name) if name != s && name.eq_ignore_ascii_case(s) => {
+                format!("; did you mean {name}?")
+            }
+            _ => return Ok(Zone::Named(z)),
+        },
+        Err(_) => String::new(),
+    };
     Err(format!(
         "time zone '{s}' is not a known IANA zone name (a zone looks like Europe/Berlin, America/New_York or UTC; or give an offset like +01:00){hint}"
     ))
