@@ -544,7 +544,7 @@ impl KubeAgents {
                     .map_err(|e| unreachable(e.to_string()))?;
                 let resp = self.direct.request(req).await.map_err(|e| {
                     let chain = super::kube_nodes::error_chain(&e);
-                    match self.tls_refusal(&chain) {
+                    match self.tls_refusal(&e, &chain) {
                         // Trying again would meet the same certificate.
                         Some(reason) => Failure {
                             retry: false,
@@ -566,19 +566,41 @@ impl KubeAgents {
 
     /// A failed connection explained, when the cause is TLS: the agent's certificate refused,
     /// or an agent that does not speak the scheme used.
-    fn tls_refusal(&self, chain: &str) -> Option<String> {
-        if chain.contains("invalid peer certificate") {
+    /// Says what to fix when a direct call failed for want of the right TLS setting. Typed:
+    /// rustls's and hyper's error kinds, found by walking the error's causes, not their text.
+    fn tls_refusal(&self, e: &(dyn std::error::Error + 'static), chain: &str) -> Option<String> {
+        let mut untrusted = false;
+        let mut not_tls = false;
+        let mut not_http = false;
+        for cause in causes(e) {
+            if let Some(t) = cause.downcast_ref::<rustls::Error>() {
+                untrusted |= matches!(
+                    t,
+                    rustls::Error::InvalidCertificate(_)
+                        | rustls::Error::UnsupportedNameType
+                        | rustls::Error::NoCertificatesPresented
+                );
+                not_tls |= matches!(
+                    t,
+                    rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)
+                );
+            }
+            if let Some(h) = cause.downcast_ref::<hyper::Error>() {
+                not_http |= h.is_parse();
+            }
+        }
+        if untrusted {
             return Some(format!(
                 "{chain}: its certificate is not trusted for the name {} (check --agent-ca, the CA that signed the agents' certificate, and --agent-server-name, a name the certificate carries)",
                 self.opts.server_name()
             ));
         }
-        if self.opts.ca.is_none() && chain.contains("invalid HTTP version parsed") {
+        if self.opts.ca.is_none() && not_http {
             return Some(format!(
                 "{chain}: the agent did not answer in plain HTTP; if the agents serve HTTPS (gfi agent --tls-cert), give --agent-ca"
             ));
         }
-        if self.opts.ca.is_some() && chain.contains("InvalidContentType") {
+        if self.opts.ca.is_some() && not_tls {
             return Some(format!(
                 "{chain}: the agent does not speak HTTPS (is it started with --tls-cert and --tls-key?); without --agent-ca gfi uses plain HTTP"
             ));
@@ -835,6 +857,27 @@ impl NodeAgent for KubeAgents {
         let r: KmsgResponse = decode(node, WHAT, &a)?;
         Ok(r.records.into_iter().map(KmsgRecord::from).collect())
     }
+}
+
+/// An error and its causes, looking inside `io::Error`s too: their `source()` skips the error
+/// they wrap (a TLS failure reaches the HTTP client as `io::Error`s, nested, around a
+/// `rustls::Error`).
+fn causes<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    let mut out = Vec::new();
+    let mut next = Some(e);
+    while let Some(c) = next {
+        out.push(c);
+        next = match c
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => c.source(),
+        };
+    }
+    out.into_iter()
 }
 
 #[cfg(test)]
