@@ -411,6 +411,17 @@ pub enum SelectorTerm {
     NotExists(String),
 }
 
+impl SelectorTerm {
+    pub fn key(&self) -> &str {
+        match self {
+            SelectorTerm::Equals(k, _)
+            | SelectorTerm::NotEquals(k, _)
+            | SelectorTerm::Exists(k)
+            | SelectorTerm::NotExists(k) => k,
+        }
+    }
+}
+
 impl LabelSelector {
     pub fn parse(s: &str) -> BackendResult<LabelSelector> {
         let mut terms = Vec::new();
@@ -430,18 +441,18 @@ impl LabelSelector {
             } else {
                 SelectorTerm::Exists(raw.into())
             };
-            let key = match &term {
-                SelectorTerm::Equals(k, _)
-                | SelectorTerm::NotEquals(k, _)
-                | SelectorTerm::Exists(k)
-                | SelectorTerm::NotExists(k) => k,
-            };
+            let key = term.key();
             if key.is_empty() || key.chars().any(|c| c.is_whitespace() || c == '=') {
                 return Err(bad("empty or malformed key"));
             }
             terms.push(term);
         }
         Ok(LabelSelector { terms })
+    }
+
+    /// The label keys the selector reads.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.terms.iter().map(SelectorTerm::key)
     }
 
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {

@@ -5,6 +5,7 @@
 //! gives one history. A driver task owns the step queue; waits watch per-node channels.
 
 pub mod config;
+mod labels;
 mod pipeline;
 mod state;
 pub mod values;
@@ -241,16 +242,17 @@ impl SimBackend {
         value: Option<&str>,
     ) -> BackendResult<NodeInfo> {
         let now = self.now();
-        let mut st = self.lock();
-        let i = Self::node_index(&st, node)?;
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        let i = Self::node_index(st, node)?;
         match value {
-            Some(v) => st.nodes[i].labels.insert(key.into(), v.into()),
-            None => st.nodes[i].labels.remove(key),
+            Some(v) => st.nodes[i].labels.set(key, v.into(), &mut st.pools),
+            None => drop(st.nodes[i].labels.remove(key, &mut st.pools)),
         };
         st.nodes[i].touch();
         st.ensure_poll(i, now);
         let info = st.nodes[i].snapshot();
-        drop(st);
+        drop(guard);
         self.shared.wake.notify_one();
         Ok(info)
     }
@@ -411,7 +413,7 @@ fn build_nodes(
         let mut node = SimNode {
             name: name.clone(),
             index: i,
-            labels,
+            labels: labels::Labels::new(labels),
             annotations: BTreeMap::new(),
             taints: Vec::new(),
             conditions: vec![NodeCondition {
@@ -500,19 +502,30 @@ impl Backend for SimBackend {
         &self,
         selector: Option<&LabelSelector>,
     ) -> BackendResult<(usize, Vec<String>)> {
-        let st = self.lock();
-        let mut pool = 0;
-        let mut down = Vec::new();
-        for n in st
-            .nodes
-            .iter()
-            .filter(|n| selector.is_none_or(|s| s.matches(&n.labels)))
-        {
-            pool += 1;
-            if n.unschedulable || !n.ready {
-                down.push(n.name.clone());
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        let nodes = &st.nodes;
+        let is_down = |n: &SimNode| n.unschedulable || !n.ready;
+        let (pool, down) = match selector {
+            Some(s) => {
+                let members = st.pools.members(s, nodes.len(), |i| &nodes[i].labels);
+                let down = members
+                    .iter()
+                    .map(|&i| &nodes[i])
+                    .filter(|n| is_down(n))
+                    .map(|n| n.name.clone())
+                    .collect();
+                (members.len(), down)
             }
-        }
+            None => (
+                nodes.len(),
+                nodes
+                    .iter()
+                    .filter(|n| is_down(n))
+                    .map(|n| n.name.clone())
+                    .collect(),
+            ),
+        };
         Ok((pool, down))
     }
 
@@ -715,11 +728,12 @@ impl Backend for SimBackend {
         if uncordoned || st.nodes[i].quarantine.is_some() {
             st.manual_uncordon(i, now);
         }
+        let st = &mut *st;
         let n = &mut st.nodes[i];
         n.taints.retain(|t| !removed_taints.contains(t));
         let mut removed_labels = Vec::new();
         for k in crate::backend::heal::LABELS {
-            if n.labels.remove(*k).is_some() {
+            if n.labels.remove(k, &mut st.pools).is_some() {
                 removed_labels.push(k.to_string());
             }
         }

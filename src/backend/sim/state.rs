@@ -149,7 +149,7 @@ pub(crate) struct JournalLine {
 pub(crate) struct SimNode {
     pub(crate) name: String,
     pub(crate) index: usize,
-    pub(crate) labels: BTreeMap<String, String>,
+    pub(crate) labels: super::labels::Labels,
     pub(crate) annotations: BTreeMap<String, String>,
     pub(crate) taints: Vec<Taint>,
     pub(crate) conditions: Vec<NodeCondition>,
@@ -205,7 +205,7 @@ impl SimNode {
     pub(crate) fn snapshot(&self) -> NodeInfo {
         NodeInfo {
             name: self.name.clone(),
-            labels: self.labels.clone(),
+            labels: (*self.labels).clone(),
             annotations: self.annotations.clone(),
             taints: self.taints.clone(),
             conditions: self.conditions.clone(),

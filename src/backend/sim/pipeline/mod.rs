@@ -149,6 +149,8 @@ pub(crate) struct SimState {
     /// Nodes labelled `nvidia.com/gpu.present=true` (the breaker's denominator); the label
     /// never changes in the sim.
     pub(crate) gpu_node_count: usize,
+    /// Every label write goes through it; it keeps the pools selectors pick.
+    pub(crate) pools: super::labels::Pools,
     pub(crate) rng: ChaCha8Rng,
     pub(crate) clock: RunClock,
     pub(crate) events: std::sync::Arc<EventHub>,
@@ -186,6 +188,7 @@ impl SimState {
             breaker: Breaker::default(),
             stats: SimStats::default(),
             gpu_node_count,
+            pools: Default::default(),
             rng,
             clock,
             events: EventHub::new(),
@@ -251,7 +254,7 @@ impl SimState {
     /// each move on in turn.
     fn set_state(&mut self, node: usize, value: &str, at: Duration) {
         let n = &mut self.nodes[node];
-        n.labels.insert(keys::STATE.into(), value.into());
+        n.labels.set(keys::STATE, value.into(), &mut self.pools);
         let name = n.name.clone();
         self.emit(
             &name,

@@ -33,7 +33,7 @@ impl SimState {
         n.ready = false;
         n.monitor.running = false;
         if !self.nvs.assume_driver_installed {
-            n.labels.remove(keys::DRIVER_INSTALLED);
+            n.labels.remove(keys::DRIVER_INSTALLED, &mut self.pools);
         }
         n.set_condition(
             "Ready",
@@ -135,7 +135,7 @@ impl SimState {
         if has_driver {
             let n = &mut self.nodes[node];
             n.labels
-                .insert(keys::DRIVER_INSTALLED.into(), "true".into());
+                .set(keys::DRIVER_INSTALLED, "true".into(), &mut self.pools);
             n.touch();
         }
         let at = now + self.latency(self.cfg.timings.monitor_start);

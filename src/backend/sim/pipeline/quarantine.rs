@@ -229,7 +229,7 @@ impl SimState {
                 keys::UNCORDON_REASON,
                 keys::UNCORDON_TIMESTAMP,
             ] {
-                n.labels.remove(k);
+                n.labels.remove(k, &mut self.pools);
             }
             n.annotations.remove(keys::ANN_UNCORDONED_MANUALLY);
             if pre_existing {
@@ -238,9 +238,11 @@ impl SimState {
             } else if cordon {
                 n.unschedulable = true;
                 n.labels
-                    .insert(keys::CORDON_BY.into(), keys::NVSENTINEL.into());
-                n.labels.insert(keys::CORDON_REASON.into(), ruleset.clone());
-                n.labels.insert(keys::CORDON_TIMESTAMP.into(), label_time);
+                    .set(keys::CORDON_BY, keys::NVSENTINEL.into(), &mut self.pools);
+                n.labels
+                    .set(keys::CORDON_REASON, ruleset.clone(), &mut self.pools);
+                n.labels
+                    .set(keys::CORDON_TIMESTAMP, label_time, &mut self.pools);
                 n.annotations
                     .insert(keys::ANN_IS_CORDONED.into(), "True".into());
             }
@@ -291,7 +293,7 @@ impl SimState {
             keys::CORDON_TIMESTAMP,
             keys::STATE,
         ] {
-            n.labels.remove(k);
+            n.labels.remove(k, &mut self.pools);
         }
         for k in [
             keys::ANN_QUARANTINE_EVENT,
@@ -304,10 +306,14 @@ impl SimState {
         if uncordon {
             n.unschedulable = false;
             n.labels
-                .insert(keys::UNCORDON_BY.into(), keys::NVSENTINEL.into());
-            n.labels.insert(keys::UNCORDON_TIMESTAMP.into(), label_time);
+                .set(keys::UNCORDON_BY, keys::NVSENTINEL.into(), &mut self.pools);
             n.labels
-                .insert(keys::UNCORDON_REASON.into(), uncordon_reason(&reason));
+                .set(keys::UNCORDON_TIMESTAMP, label_time, &mut self.pools);
+            n.labels.set(
+                keys::UNCORDON_REASON,
+                uncordon_reason(&reason),
+                &mut self.pools,
+            );
         }
         n.generation += 1;
         n.touch();
@@ -349,7 +355,7 @@ impl SimState {
             }
             n.annotations
                 .insert(keys::ANN_UNCORDONED_MANUALLY.into(), "True".into());
-            n.labels.remove(keys::STATE);
+            n.labels.remove(keys::STATE, &mut self.pools);
             n.generation += 1;
             n.touch();
             self.emit(
