@@ -190,6 +190,48 @@ async fn wait_node_follows_the_watch_and_reports_each_stage() {
 }
 
 #[tokio::test]
+async fn a_wait_sees_a_state_that_lasts_no_time() {
+    // fault-remediation writes `remediating`, creates the RebootNode and writes
+    // `remediation-succeeded` at once: two versions, two watch events in one read. A wait for
+    // the first must see it, though the node has already moved on when the wait runs.
+    let d = Arc::new(cluster().await);
+    let (b, _dir) = backend(&d).await;
+    b.node("gpu-1").await.unwrap();
+    let writer = {
+        let d = d.clone();
+        tokio::spawn(async move {
+            d.wait_for("the backend's watch on nodes", WAIT, |v| {
+                v.open_watches("nodes") > 0
+            })
+            .await;
+            for state in ["remediating", "remediation-succeeded"] {
+                d.patch::<Node>(
+                    "",
+                    "gpu-1",
+                    PatchType::Merge,
+                    &json!({"metadata": {"labels": {keys::STATE: state}}}),
+                )
+                .unwrap();
+            }
+        })
+    };
+    let state = |s: &str| NodePredicate::State {
+        value: Some(s.into()),
+    };
+    let (remediating, succeeded) = (state("remediating"), state("remediation-succeeded"));
+    let (first, second) = tokio::join!(
+        b.wait_node("gpu-1", &remediating, WAIT),
+        b.wait_node("gpu-1", &succeeded, WAIT)
+    );
+    writer.await.unwrap();
+    let (first, second) = (first.unwrap(), second.unwrap());
+    assert!(first.satisfied && second.satisfied);
+    // Each answer is the version that satisfied it, not the latest.
+    assert_eq!(first.node.state(), Some("remediating"));
+    assert_eq!(second.node.state(), Some("remediation-succeeded"));
+}
+
+#[tokio::test]
 async fn progress_follows_a_targeted_node_between_waits() {
     let d = cluster().await;
     let (b, _dir) = backend(&d).await;

@@ -14,6 +14,7 @@ pub mod kube_connect;
 pub(crate) mod kube_nodes;
 pub mod local;
 pub mod node_agent;
+pub(crate) mod node_waiters;
 mod node_watch;
 mod pods_by_node;
 pub mod preflight;

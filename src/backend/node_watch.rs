@@ -10,6 +10,7 @@
 //! that returns has its stages in the journal already.
 
 use super::kube_nodes::{KubeNodes, changes, node_info};
+use super::node_waiters::NodeWaiters;
 use super::{BackendResult, EventHub, NodeInfo, NodePredicate, WaitOutcome};
 use futures::StreamExt;
 use kube::runtime::WatchStreamExt;
@@ -17,15 +18,14 @@ use kube::runtime::watcher::{self, Event};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
 
 #[derive(Default)]
 struct State {
     targets: BTreeSet<String>,
     /// Last facts of every node seen, targeted or not.
     last: HashMap<String, NodeInfo>,
-    /// What waiters follow, per targeted node.
-    followers: HashMap<String, watch::Sender<NodeInfo>>,
+    /// The waits on each node, tested against every version the watch delivers.
+    waiters: HashMap<String, NodeWaiters>,
 }
 
 struct Shared {
@@ -39,21 +39,21 @@ impl Shared {
     }
 
     fn apply(&self, node: NodeInfo) {
-        let (events, follower) = {
+        let events = {
             let mut st = self.lock();
             let targeted = st.targets.contains(&node.name);
             let old = st.last.insert(node.name.clone(), node.clone());
-            let events = match (&old, targeted) {
+            match (&old, targeted) {
                 (Some(old), true) => changes(old, &node),
                 _ => Vec::new(),
-            };
-            (events, st.followers.get(&node.name).cloned())
+            }
         };
         for e in events {
             self.hub.publish(e);
         }
-        if let Some(f) = follower {
-            f.send_replace(node);
+        // After the events, so a wait that returns has its stages in the journal already.
+        if let Some(w) = self.lock().waiters.get_mut(&node.name) {
+            w.offer(&node, NodeInfo::clone);
         }
     }
 }
@@ -146,35 +146,31 @@ impl NodeWatch {
     ) -> BackendResult<WaitOutcome> {
         let started = Instant::now();
         let first = self.facts(node).await?;
-        let mut rx = {
+        let answer = {
             let mut st = self.shared.lock();
             let current = st.last.get(node).cloned().unwrap_or(first);
-            st.followers
-                .entry(node.to_string())
-                .or_insert_with(|| watch::channel(current.clone()).0)
-                .subscribe()
+            if predicate.holds(&current) {
+                Ok(current)
+            } else {
+                Err(st
+                    .waiters
+                    .entry(node.to_string())
+                    .or_default()
+                    .add(predicate.clone()))
+            }
         };
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let now = rx.borrow_and_update().clone();
-            if predicate.holds(&now) {
-                return Ok(WaitOutcome {
-                    satisfied: true,
-                    node: now,
-                    elapsed: started.elapsed(),
-                });
-            }
-            match tokio::time::timeout_at(deadline, rx.changed()).await {
-                Ok(Ok(())) => continue,
-                // The sender lives in the state as long as this watch: not reached.
-                Ok(Err(_)) | Err(_) => {
-                    return Ok(WaitOutcome {
-                        satisfied: false,
-                        node: rx.borrow().clone(),
-                        elapsed: started.elapsed(),
-                    });
-                }
-            }
-        }
+        let (satisfied, node) = match answer {
+            Ok(now) => (true, now),
+            Err(rx) => match tokio::time::timeout(timeout, rx).await {
+                Ok(Ok(version)) => (true, version),
+                // Timed out (the sender lives in the state as long as the watch).
+                _ => (false, self.facts(node).await?),
+            },
+        };
+        Ok(WaitOutcome {
+            satisfied,
+            node,
+            elapsed: started.elapsed(),
+        })
     }
 }

@@ -229,7 +229,8 @@ pub const DOCS: &[Doc] = &[
         signature: "wait_cordoned(node [, {timeout, since}]) -> result | nil, err, result",
         summary: "Waits until the node is unschedulable. Default timeout 10m.",
         details: &[
-            "Every wait returns a result table: `ok`, `node`, `waited_for`, `elapsed` (seconds the wait took), `at` (run seconds when it ended), `timeout`, `observed` (node facts at the end).",
+            "Every wait returns a result table: `ok`, `node`, `waited_for`, `elapsed` (seconds the wait took), `at` (run seconds when it ended), `timeout`, `observed` (the node's facts: the version that satisfied the wait, or the last one at a timeout).",
+            "A wait is tested against every version of the node (each write to the API server, as the watch delivers them), not only the latest: a state that lasts no time, such as `remediating` just before `remediation-succeeded`, is seen.",
             "On timeout it returns nil, a message saying what was observed, and the result (ok = false), so `assert(wait_cordoned(n))` reads well.",
             "opts.since (every node wait but `wait_rebooted`): a fault (what `inject_xid` returned) or a run time: `elapsed` is then measured from it (time since the injection) and `waited` is the call's own wait.",
             "Durations are seconds or text: \"90s\", \"2m\", \"1h30m\".",

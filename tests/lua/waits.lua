@@ -57,3 +57,13 @@ assert(w.since == f.at and w.elapsed == w.at - f.at and w.waited == w.at - f.at 
 local s = assert(wait_state(m, "draining", { since = f }))
 assert(s.elapsed > w.elapsed)
 expect_error(function() wait_cordoned(m, { since = "soon" }) end, "wait_cordoned: option 'since' must be a fault (what inject_xid returned) or a run time in seconds (now()), got")
+
+-- A state that lasts no time is seen: fault-remediation writes remediating, creates the
+-- RebootNode and writes remediation-succeeded in the same instant, as separate writes.
+local r3 = node("gpu-node-003")
+assert(inject_xid(r3, 0, 79))
+local drained = assert(wait_state(r3, "drain-succeeded", { timeout = "5m" }))
+local remediating = assert(wait_state(r3, "remediating", { timeout = "5m" }))
+assert(remediating.observed.state == "remediating", "the version that satisfied the wait")
+local done = assert(wait_state(r3, "remediation-succeeded", { timeout = 1 }))
+assert(done.at == remediating.at and remediating.at > drained.at)

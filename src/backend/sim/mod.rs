@@ -450,6 +450,7 @@ fn build_nodes(
             condition_entries: Vec::new(),
             generation: 0,
             tx,
+            waiters: Default::default(),
         };
         for line in [
             "Linux version 6.8.0-1017-nvidia (buildd@lcy02-amd64-012) #17-Ubuntu SMP",
@@ -580,44 +581,30 @@ impl Backend for SimBackend {
         timeout: Duration,
     ) -> BackendResult<WaitOutcome> {
         let started = self.now();
-        let mut rx = {
-            let st = self.lock();
+        let answer = {
+            let mut st = self.lock();
             let i = Self::node_index(&st, node)?;
-            st.nodes[i].tx.subscribe()
-        };
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
+            let n = &mut st.nodes[i];
             // Tested on the node itself: a copy of it is made only for the answer.
-            let holds = {
-                let st = self.lock();
-                let n = &st.nodes[Self::node_index(&st, node)?];
-                predicate.holds(n).then(|| n.snapshot())
-            };
-            if let Some(info) = holds {
-                return Ok(WaitOutcome {
-                    satisfied: true,
-                    node: info,
-                    elapsed: self.now() - started,
-                });
+            if predicate.holds(&*n) {
+                Ok(n.snapshot())
+            } else {
+                Err(n.waiters.add(predicate.clone()))
             }
-            match tokio::time::timeout_at(deadline, rx.changed()).await {
-                Ok(Ok(())) => continue,
-                Ok(Err(_)) => {
-                    return Err(BackendError::failed(
-                        Some(node),
-                        "wait",
-                        "the node disappeared",
-                    ));
-                }
-                Err(_) => {
-                    return Ok(WaitOutcome {
-                        satisfied: false,
-                        node: self.node(node).await?,
-                        elapsed: self.now() - started,
-                    });
-                }
-            }
-        }
+        };
+        let (satisfied, node) = match answer {
+            Ok(now) => (true, now),
+            Err(rx) => match tokio::time::timeout(timeout, rx).await {
+                Ok(Ok(version)) => (true, version),
+                // Timed out (the node, and with it the sender, lives as long as the sim).
+                _ => (false, self.node(node).await?),
+            },
+        };
+        Ok(WaitOutcome {
+            satisfied,
+            node,
+            elapsed: self.now() - started,
+        })
     }
 
     async fn pods(&self, node: &str) -> BackendResult<Vec<PodInfo>> {

@@ -178,6 +178,9 @@ pub(crate) struct SimNode {
     /// Bumped when a quarantine ends or is cancelled, so stale scheduled steps do nothing.
     pub(crate) generation: u64,
     pub(crate) tx: watch::Sender<u64>,
+    /// Waits on the node, tested at each [`SimNode::touch`]: every version of the node, as a
+    /// watch on a real API server delivers them.
+    pub(crate) waiters: crate::backend::node_waiters::NodeWaiters,
 }
 
 impl crate::backend::NodeView for SimNode {
@@ -216,8 +219,14 @@ impl SimNode {
     }
 
     /// Wakes every wait on this node.
-    pub(crate) fn touch(&self) {
+    /// A new version of the node: what one write to the API server would make.
+    pub(crate) fn touch(&mut self) {
         self.tx.send_modify(|v| *v += 1);
+        if !self.waiters.is_empty() {
+            let mut waiters = std::mem::take(&mut self.waiters);
+            waiters.offer(&*self, SimNode::snapshot);
+            self.waiters = waiters;
+        }
     }
 
     pub(crate) fn set_condition(

@@ -191,7 +191,6 @@ impl SimState {
         }
         q.drain_done = true;
         self.set_state(node, "drain-succeeded", now);
-        self.nodes[node].touch();
         if self.nvs.fault_remediation {
             let at = now + self.latency(self.cfg.timings.remediation);
             self.schedule(at, Step::Remediate { node, generation });

@@ -262,6 +262,9 @@ impl SimState {
             format!("state={value}"),
             json!({"state": value, "t": at.as_secs_f64()}),
         );
+        // A write of its own in NVSentinel (fault-quarantine's is part of the cordon's, which
+        // touches again): a wait on a state that lasts no time still sees it.
+        self.nodes[node].touch();
     }
 
     /// A core/v1 Event on the node, as platform-connectors and node-drainer post them; a

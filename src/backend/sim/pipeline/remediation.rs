@@ -47,7 +47,6 @@ impl SimState {
                 json!({"action": event.action}),
             );
             self.set_state(node, "remediation-failed", now);
-            self.nodes[node].touch();
             return;
         }
         self.set_state(node, "remediating", now);
@@ -62,7 +61,6 @@ impl SimState {
                 json!({"dry_run": true, "action": event.action}),
             );
             self.set_state(node, "remediation-succeeded", now);
-            self.nodes[node].touch();
             return;
         }
         let (kind, group) = if event.action == Action::ReplaceVm {
@@ -86,7 +84,6 @@ impl SimState {
                 json!({"kind": kind, "name": cr, "rejected": "excluded"}),
             );
             self.set_state(node, "remediation-failed", now);
-            self.nodes[node].touch();
             return;
         }
         let time = self.time(now);
