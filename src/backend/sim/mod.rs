@@ -5,8 +5,8 @@
 //! gives one history. A driver task owns the step queue; waits watch per-node channels.
 
 pub mod config;
-mod labels;
 mod pipeline;
+mod pools;
 mod state;
 pub mod values;
 
@@ -413,7 +413,7 @@ fn build_nodes(
         let mut node = SimNode {
             name: name.clone(),
             index: i,
-            labels: labels::Labels::new(labels),
+            labels: pools::Labels::new(labels),
             annotations: BTreeMap::new(),
             taints: Vec::new(),
             conditions: vec![NodeCondition {
@@ -451,6 +451,8 @@ fn build_nodes(
             generation: 0,
             tx,
             waiters: Default::default(),
+            unavailable: Default::default(),
+            slot: 0,
         };
         for line in [
             "Linux version 6.8.0-1017-nvidia (buildd@lcy02-amd64-012) #17-Ubuntu SMP",
@@ -506,28 +508,28 @@ impl Backend for SimBackend {
         let mut guard = self.lock();
         let st = &mut *guard;
         let nodes = &st.nodes;
-        let is_down = |n: &SimNode| n.unschedulable || !n.ready;
-        let (pool, down) = match selector {
+        let mut down = st.unavailable.nodes();
+        // Every change of the two flags is followed by a touch, which records it; the tests
+        // run debug builds, where this holds the sim to that.
+        debug_assert_eq!(
+            down,
+            (0..nodes.len())
+                .filter(|&i| nodes[i].unschedulable || !nodes[i].ready)
+                .collect::<Vec<_>>(),
+            "a node's availability changed without a touch"
+        );
+        let pool = match selector {
             Some(s) => {
                 let members = st.pools.members(s, nodes.len(), |i| &nodes[i].labels);
-                let down = members
-                    .iter()
-                    .map(|&i| &nodes[i])
-                    .filter(|n| is_down(n))
-                    .map(|n| n.name.clone())
-                    .collect();
-                (members.len(), down)
+                down.retain(|i| members.binary_search(i).is_ok());
+                members.len()
             }
-            None => (
-                nodes.len(),
-                nodes
-                    .iter()
-                    .filter(|n| is_down(n))
-                    .map(|n| n.name.clone())
-                    .collect(),
-            ),
+            None => nodes.len(),
         };
-        Ok((pool, down))
+        Ok((
+            pool,
+            down.into_iter().map(|i| nodes[i].name.clone()).collect(),
+        ))
     }
 
     async fn node(&self, name: &str) -> BackendResult<NodeInfo> {

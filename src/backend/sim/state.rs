@@ -149,7 +149,7 @@ pub(crate) struct JournalLine {
 pub(crate) struct SimNode {
     pub(crate) name: String,
     pub(crate) index: usize,
-    pub(crate) labels: super::labels::Labels,
+    pub(crate) labels: super::pools::Labels,
     pub(crate) annotations: BTreeMap<String, String>,
     pub(crate) taints: Vec<Taint>,
     pub(crate) conditions: Vec<NodeCondition>,
@@ -181,6 +181,10 @@ pub(crate) struct SimNode {
     /// Waits on the node, tested at each [`SimNode::touch`]: every version of the node, as a
     /// watch on a real API server delivers them.
     pub(crate) waiters: crate::backend::node_waiters::NodeWaiters,
+    /// The sim's set of unavailable nodes, which this node keeps itself in or out of under
+    /// its `slot`, its place in the sim's node list (set by `SimState::new`).
+    pub(crate) unavailable: std::sync::Arc<super::pools::Unavailable>,
+    pub(crate) slot: usize,
 }
 
 impl crate::backend::NodeView for SimNode {
@@ -221,6 +225,8 @@ impl SimNode {
     /// Wakes every wait on this node.
     /// A new version of the node: what one write to the API server would make.
     pub(crate) fn touch(&mut self) {
+        self.unavailable
+            .record(self.slot, self.unschedulable || !self.ready);
         self.tx.send_modify(|v| *v += 1);
         if !self.waiters.is_empty() {
             let mut waiters = std::mem::take(&mut self.waiters);

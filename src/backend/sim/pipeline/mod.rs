@@ -150,7 +150,9 @@ pub(crate) struct SimState {
     /// never changes in the sim.
     pub(crate) gpu_node_count: usize,
     /// Every label write goes through it; it keeps the pools selectors pick.
-    pub(crate) pools: super::labels::Pools,
+    pub(crate) pools: super::pools::Pools,
+    /// The nodes that are cordoned or not Ready, as of their last touch.
+    pub(crate) unavailable: std::sync::Arc<super::pools::Unavailable>,
     pub(crate) rng: ChaCha8Rng,
     pub(crate) clock: RunClock,
     pub(crate) events: std::sync::Arc<EventHub>,
@@ -169,6 +171,13 @@ impl SimState {
         rng: ChaCha8Rng,
         clock: RunClock,
     ) -> Self {
+        let unavailable = std::sync::Arc::new(super::pools::Unavailable::default());
+        let mut nodes = nodes;
+        for (slot, n) in nodes.iter_mut().enumerate() {
+            n.slot = slot;
+            n.unavailable = unavailable.clone();
+            unavailable.record(slot, n.unschedulable || !n.ready);
+        }
         let by_name = nodes
             .iter()
             .enumerate()
@@ -189,6 +198,7 @@ impl SimState {
             stats: SimStats::default(),
             gpu_node_count,
             pools: Default::default(),
+            unavailable,
             rng,
             clock,
             events: EventHub::new(),
