@@ -5,8 +5,30 @@
 //! woken through a channel that keeps only the latest value would see the second and miss the
 //! first, on the sim and on a real cluster alike.
 
-use super::{NodeInfo, NodePredicate, NodeView};
+use super::{BackendResult, NodeInfo, NodePredicate, NodeView};
+use std::time::Duration;
 use tokio::sync::oneshot;
+
+/// A wait after its first test: answered by the current version, or registered.
+pub(crate) type Tested = Result<NodeInfo, oneshot::Receiver<NodeInfo>>;
+
+/// Whether the wait was satisfied, and by which version; at the timeout, the node's latest
+/// facts from `latest` (a future: only read when needed).
+pub(crate) async fn settle(
+    tested: Tested,
+    timeout: Duration,
+    latest: impl Future<Output = BackendResult<NodeInfo>>,
+) -> BackendResult<(bool, NodeInfo)> {
+    match tested {
+        Ok(now) => Ok((true, now)),
+        Err(rx) => match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(version)) => Ok((true, version)),
+            // Timed out. (The sender cannot go first: the waiters live as long as the node's
+            // record, in the sim's state or the watch's.)
+            _ => Ok((false, latest.await?)),
+        },
+    }
+}
 
 #[derive(Debug, Default)]
 pub(crate) struct NodeWaiters {

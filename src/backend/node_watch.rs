@@ -10,7 +10,7 @@
 //! that returns has its stages in the journal already.
 
 use super::kube_nodes::{KubeNodes, changes, node_info};
-use super::node_waiters::NodeWaiters;
+use super::node_waiters::{NodeWaiters, settle};
 use super::{BackendResult, EventHub, NodeInfo, NodePredicate, WaitOutcome};
 use futures::StreamExt;
 use kube::runtime::WatchStreamExt;
@@ -159,14 +159,7 @@ impl NodeWatch {
                     .add(predicate.clone()))
             }
         };
-        let (satisfied, node) = match answer {
-            Ok(now) => (true, now),
-            Err(rx) => match tokio::time::timeout(timeout, rx).await {
-                Ok(Ok(version)) => (true, version),
-                // Timed out (the sender lives in the state as long as the watch).
-                _ => (false, self.facts(node).await?),
-            },
-        };
+        let (satisfied, node) = settle(answer, timeout, self.facts(node)).await?;
         Ok(WaitOutcome {
             satisfied,
             node,

@@ -594,14 +594,8 @@ impl Backend for SimBackend {
                 Err(n.waiters.add(predicate.clone()))
             }
         };
-        let (satisfied, node) = match answer {
-            Ok(now) => (true, now),
-            Err(rx) => match tokio::time::timeout(timeout, rx).await {
-                Ok(Ok(version)) => (true, version),
-                // Timed out (the node, and with it the sender, lives as long as the sim).
-                _ => (false, self.node(node).await?),
-            },
-        };
+        let (satisfied, node) =
+            crate::backend::node_waiters::settle(answer, timeout, self.node(node)).await?;
         Ok(WaitOutcome {
             satisfied,
             node,
