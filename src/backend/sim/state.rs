@@ -222,8 +222,8 @@ impl SimNode {
         }
     }
 
-    /// Wakes every wait on this node.
-    /// A new version of the node: what one write to the API server would make.
+    /// A new version of the node, what one write to the API server would make: recorded as
+    /// available or not, and offered to every wait on the node.
     pub(crate) fn touch(&mut self) {
         self.unavailable
             .record(self.slot, self.unschedulable || !self.ready);
