@@ -572,7 +572,7 @@ impl KubeAgents {
         let mut untrusted = false;
         let mut not_tls = false;
         let mut not_http = false;
-        for cause in causes(e) {
+        for cause in super::kube_nodes::causes(e) {
             if let Some(t) = cause.downcast_ref::<rustls::Error>() {
                 untrusted |= matches!(
                     t,
@@ -857,27 +857,6 @@ impl NodeAgent for KubeAgents {
         let r: KmsgResponse = decode(node, WHAT, &a)?;
         Ok(r.records.into_iter().map(KmsgRecord::from).collect())
     }
-}
-
-/// An error and its causes, looking inside `io::Error`s too: their `source()` skips the error
-/// they wrap (a TLS failure reaches the HTTP client as `io::Error`s, nested, around a
-/// `rustls::Error`).
-fn causes<'a>(
-    e: &'a (dyn std::error::Error + 'static),
-) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
-    let mut out = Vec::new();
-    let mut next = Some(e);
-    while let Some(c) = next {
-        out.push(c);
-        next = match c
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-        {
-            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
-            None => c.source(),
-        };
-    }
-    out.into_iter()
 }
 
 #[cfg(test)]

@@ -223,18 +223,39 @@ pub fn api_error_needing(
 
 /// An error with its causes ("client error (Connect): tcp connect error: Connection refused"):
 /// the cause is what a person acts on.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = String::new();
+    for c in causes(e) {
         let t = c.to_string();
-        if !s.contains(&t) {
+        if s.is_empty() {
+            s = t;
+        } else if !s.contains(&t) {
             s.push_str(": ");
             s.push_str(&t);
         }
-        src = c.source();
     }
     s
+}
+
+/// An error and its causes, looking inside `io::Error`s too: their `source()` skips the error
+/// they wrap (a TLS failure reaches the HTTP client as `io::Error`s, nested, around a
+/// `rustls::Error`).
+pub(crate) fn causes<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    let mut out = Vec::new();
+    let mut next = Some(e);
+    while let Some(c) = next {
+        out.push(c);
+        next = match c
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => c.source(),
+        };
+    }
+    out.into_iter()
 }
 
 fn is_not_found(e: &kube::Error) -> bool {
