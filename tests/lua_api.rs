@@ -463,6 +463,36 @@ fn the_tripwire_fires_on_a_line_without_the_marker_and_not_on_the_runs_own() {
 }
 
 #[test]
+fn the_tripwire_watches_a_plans_targets_before_their_first_fault() {
+    let (stop, out) = stopped(
+        r#"
+        local plan = require "plan"
+        guard { max_unavailable = 3 }
+        local p = plan.from {
+          { at = "1h", node = "gpu-node-003", xid = 79 },
+          { at = "2h", node = "gpu-node-004", xid = 79 },
+        }
+        spawn(function()
+          sleep("10m")
+          -- Not a target of the plan: no stop.
+          sim.real_xid("gpu-node-005", 0, 79)
+          sleep("5m")
+          print("non-target passed")
+          -- A target the plan has not touched yet.
+          sim.real_xid("gpu-node-004", 1, 48)
+        end)
+        p:run()
+        print("not reached")
+        "#,
+    );
+    assert_eq!(stop.rule, "real_fault");
+    assert_eq!(stop.node.as_deref(), Some("gpu-node-004"));
+    assert_eq!(stop.detail["xid"], 48);
+    assert_eq!(printed(&out), ["non-target passed"]);
+    assert_eq!(injections(&out), 0, "stopped before the plan's first fault");
+}
+
+#[test]
 fn a_guard_stop_ends_hundreds_of_tasks_and_runs_their_cleanups() {
     let (stop, out) = stopped(
         r#"--! sim: {nodes: 40}
