@@ -542,4 +542,36 @@ mod tests {
         };
         assert!(Guard::new(limit, journal, "gfi:r1".into()).armed());
     }
+
+    #[test]
+    fn each_check_is_counted_and_timed() {
+        use crate::backend::sim::{SimBackend, config::SimConfig, values::NvsConfig};
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let clock = crate::clock::RunClock::start(true);
+            let sim =
+                SimBackend::start(SimConfig::default(), NvsConfig::default(), 7, clock.clone())
+                    .unwrap();
+            let armed = GuardConfig {
+                max_unavailable: Some(Limit::Nodes(2)),
+                ..Default::default()
+            };
+            let guard = Guard::new(armed, Journal::new(clock.clone()), "gfi:r1".into());
+            for _ in 0..2 {
+                let now = clock.now();
+                guard
+                    .check_injection(&sim, "gpu-node-001", 13, now)
+                    .await
+                    .unwrap();
+            }
+            let stats = guard.stats();
+            assert_eq!(stats.checks, 2);
+            // Wall time spent checking (the bench's figure), never the virtual clock's.
+            assert!(stats.check_seconds > 0.0, "{stats:?}");
+        });
+    }
 }
