@@ -544,6 +544,40 @@ mod tests {
     }
 
     #[test]
+    fn the_tripwire_reads_only_the_xid_condition() {
+        use crate::backend::EventKind;
+        let journal = Journal::new(crate::clock::RunClock::start(true));
+        let armed = GuardConfig {
+            max_unavailable: Some(Limit::Nodes(1)),
+            ..Default::default()
+        };
+        let guard = Guard::new(armed, journal, "gfi:r1".into());
+        guard.add_targets(["gpu-node-001".to_string()]);
+        let condition = |type_: &str, message: &str| {
+            let mut e = ClusterEvent::new("gpu-node-001", EventKind::Condition, "condition");
+            e.detail = json!({"type": type_, "message": message});
+            e
+        };
+        let own = "ErrorCode:79 PCI:0000:3b:00 kernel: NVRM: Xid (PCI:0000:3b:00): 79, pid='<unknown>', name=gfi:r1, GPU has fallen off the bus. Recommended Action=RESTART_BM";
+        let foreign = "ErrorCode:48 PCI:0000:3b:00 kernel: NVRM: Xid (PCI:0000:3b:00): 48, pid=1234, name=python3, DBE (0x1,0x2) Recommended Action=RESTART_VM";
+        // NVSwitch errors are another check of the same monitor; their lines say "SXid (".
+        let sxid = "ErrorCode:12028 PCI:0000:c0:00 kernel: nvidia-nvswitch3: SXid (PCI:0000:c0:00.0): 12028, Non-fatal, Link 34 egress non-posted PRIV error (First) Recommended Action=NONE";
+        guard.on_event(&condition("SysLogsSXIDError", sxid));
+        guard.on_event(&condition(keys::COND_XID, own));
+        assert_eq!(guard.stopped(), None);
+        guard.on_event(&condition(keys::COND_XID, &format!("{own}; {foreign};")));
+        let stop = guard.stopped().expect("a foreign entry stops the run");
+        assert_eq!(stop.rule, "real_fault");
+        assert_eq!(stop.detail["xid"], 48);
+        assert!(
+            stop.detail["line"]
+                .as_str()
+                .unwrap()
+                .contains("name=python3")
+        );
+    }
+
+    #[test]
     fn each_check_is_counted_and_timed() {
         use crate::backend::sim::{SimBackend, config::SimConfig, values::NvsConfig};
         let rt = tokio::runtime::Builder::new_current_thread()
