@@ -543,38 +543,58 @@ mod tests {
         assert!(Guard::new(limit, journal, "gfi:r1".into()).armed());
     }
 
-    #[test]
-    fn the_tripwire_reads_only_the_xid_condition() {
-        use crate::backend::EventKind;
+    const OWN: &str = "ErrorCode:79 PCI:0000:3b:00 kernel: NVRM: Xid (PCI:0000:3b:00): 79, pid='<unknown>', name=gfi:r1, GPU has fallen off the bus. Recommended Action=RESTART_BM";
+    const FOREIGN: &str = "ErrorCode:48 PCI:0000:3b:00 kernel: NVRM: Xid (PCI:0000:3b:00): 48, pid=1234, name=python3, DBE (0x1,0x2) Recommended Action=RESTART_VM";
+
+    /// A guard with `cli`'s settings, watching gpu-node-001.
+    fn watching(cli: GuardConfig) -> Guard {
         let journal = Journal::new(crate::clock::RunClock::start(true));
-        let armed = GuardConfig {
+        let guard = Guard::new(cli, journal, "gfi:r1".into());
+        guard.add_targets(["gpu-node-001".to_string()]);
+        guard
+    }
+
+    fn limited() -> GuardConfig {
+        GuardConfig {
             max_unavailable: Some(Limit::Nodes(1)),
             ..Default::default()
-        };
-        let guard = Guard::new(armed, journal, "gfi:r1".into());
-        guard.add_targets(["gpu-node-001".to_string()]);
-        let condition = |type_: &str, message: &str| {
-            let mut e = ClusterEvent::new("gpu-node-001", EventKind::Condition, "condition");
-            e.detail = json!({"type": type_, "message": message});
-            e
-        };
-        let own = "ErrorCode:79 PCI:0000:3b:00 kernel: NVRM: Xid (PCI:0000:3b:00): 79, pid='<unknown>', name=gfi:r1, GPU has fallen off the bus. Recommended Action=RESTART_BM";
-        let foreign = "ErrorCode:48 PCI:0000:3b:00 kernel: NVRM: Xid (PCI:0000:3b:00): 48, pid=1234, name=python3, DBE (0x1,0x2) Recommended Action=RESTART_VM";
+        }
+    }
+
+    /// gpu-node-001's condition `type_` as a real cluster's watch reports it.
+    fn condition(type_: &str, message: &str) -> ClusterEvent {
+        let mut e = ClusterEvent::new("gpu-node-001", crate::backend::EventKind::Condition, "");
+        e.detail = json!({"type": type_, "message": message});
+        e
+    }
+
+    #[test]
+    fn the_tripwire_reads_only_the_xid_condition() {
+        let guard = watching(limited());
         // NVSwitch errors are another check of the same monitor; their lines say "SXid (".
         let sxid = "ErrorCode:12028 PCI:0000:c0:00 kernel: nvidia-nvswitch3: SXid (PCI:0000:c0:00.0): 12028, Non-fatal, Link 34 egress non-posted PRIV error (First) Recommended Action=NONE";
         guard.on_event(&condition("SysLogsSXIDError", sxid));
-        guard.on_event(&condition(keys::COND_XID, own));
+        guard.on_event(&condition(keys::COND_XID, OWN));
         assert_eq!(guard.stopped(), None);
-        guard.on_event(&condition(keys::COND_XID, &format!("{own}; {foreign};")));
+        guard.on_event(&condition(keys::COND_XID, &format!("{OWN}; {FOREIGN};")));
         let stop = guard.stopped().expect("a foreign entry stops the run");
         assert_eq!(stop.rule, "real_fault");
         assert_eq!(stop.detail["xid"], 48);
-        assert!(
-            stop.detail["line"]
-                .as_str()
-                .unwrap()
-                .contains("name=python3")
-        );
+        let line = stop.detail["line"].as_str().unwrap();
+        assert!(line.contains("name=python3"), "{line}");
+    }
+
+    #[test]
+    fn an_unarmed_or_switched_off_tripwire_stays_quiet() {
+        let off = GuardConfig {
+            tripwire: Some(false),
+            ..limited()
+        };
+        for cli in [GuardConfig::default(), off] {
+            let guard = watching(cli.clone());
+            guard.on_event(&condition(keys::COND_XID, FOREIGN));
+            assert_eq!(guard.stopped(), None, "{cli:?}");
+        }
     }
 
     #[test]
