@@ -149,27 +149,34 @@ impl Window {
 }
 
 impl Span {
+    /// `[DAYS] HH:MM-HH:MM [ZONE]`, in that order.
     fn parse(s: &str) -> Result<Span, String> {
-        let words: Vec<&str> = s.split_whitespace().collect();
-        let (mut days, mut range, mut tz) = (None, None, None);
-        for w in words {
-            if w.contains(':')
-                && w.contains('-')
-                && w.chars().next().is_some_and(|c| c.is_ascii_digit())
-            {
-                if range.is_some() {
-                    return Err("two time ranges".into());
+        let (mut days, mut range, mut tz): (Option<&str>, Option<&str>, Option<&str>) =
+            (None, None, None);
+        for w in s.split_whitespace() {
+            let first = w.chars().next().unwrap_or(' ');
+            if first.is_ascii_digit() {
+                if !(w.contains(':') && w.contains('-')) {
+                    return Err(format!("'{w}' is not a time range like 10:00-16:00"));
+                }
+                if let Some(r) = range {
+                    return Err(format!("two time ranges ('{r}' and '{w}')"));
                 }
                 range = Some(w);
-            } else if w
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '*')
-                && days.is_none()
-                && range.is_none()
-            {
+            } else if range.is_none() && (first.is_ascii_alphabetic() || first == '*') {
+                if let Some(d) = days {
+                    return Err(format!(
+                        "days given twice ('{d}' and '{w}'): write them as one, e.g. Mon,Tue or Mon-Fri"
+                    ));
+                }
                 days = Some(w);
-            } else if tz.is_none() && range.is_some() {
+            } else if range.is_some() && tz.is_none() {
+                if parse_days(w).is_ok() {
+                    return Err(format!(
+                        "the days '{w}' come before the time range, e.g. \"{w} {}\"",
+                        range.unwrap_or_default()
+                    ));
+                }
                 tz = Some(w);
             } else {
                 return Err(format!("unexpected '{w}'"));
@@ -320,6 +327,9 @@ mod tests {
         assert_eq!(Limit::Percent(25.0).nodes_of(10), 2);
         assert!(Limit::parse("ten").unwrap_err().contains("10%"));
         assert!(Limit::parse("150%").unwrap_err().contains("0%..100%"));
+        // As the guard's status and its stop messages show a limit: as it was given.
+        assert_eq!(Limit::Nodes(3).to_string(), "3");
+        assert_eq!(Limit::parse("12.5%").unwrap().to_string(), "12.5%");
     }
 
     #[test]
@@ -343,6 +353,11 @@ mod tests {
         assert!(w.contains(at("2026-01-09T23:00:00Z"))); // Friday night
         assert!(w.contains(at("2026-01-10T05:00:00Z"))); // Saturday morning, Friday's span
         assert!(!w.contains(at("2026-01-10T23:00:00Z"))); // Saturday night
+        let w = Window::parse("* 10:00-16:00 UTC").unwrap();
+        for day in 5..12 {
+            assert!(w.contains(Utc.with_ymd_and_hms(2026, 1, day, 12, 0, 0).unwrap()));
+            assert!(!w.contains(Utc.with_ymd_and_hms(2026, 1, day, 9, 0, 0).unwrap()));
+        }
         let w = Window::parse("Sat 00:00-24:00; Sun 00:00-01:00").unwrap();
         assert!(w.contains(Utc.with_ymd_and_hms(2026, 1, 11, 0, 30, 0).unwrap()));
         assert!(!w.contains(Utc.with_ymd_and_hms(2026, 1, 11, 1, 30, 0).unwrap()));
@@ -351,7 +366,24 @@ mod tests {
             ("Tue 10:00-16:00 Europe/Berln", "not a known IANA zone name"),
             ("Tus 10:00-16:00", "not a day"),
             ("10:00-25:00", "not a time of day"),
+            ("10:60-12:00", "'10:60' is not a time of day"),
+            ("22:00-24:30", "'24:30' is not a time of day"),
             ("", "empty"),
+            (
+                "Tue 10:00 UTC",
+                "'10:00' is not a time range like 10:00-16:00",
+            ),
+            (
+                "Tue 10:00-12:00 14:00-16:00",
+                "two time ranges ('10:00-12:00' and '14:00-16:00')",
+            ),
+            ("Mon Tue 10:00-16:00", "days given twice ('Mon' and 'Tue')"),
+            (
+                "10:00-16:00 Tue",
+                "the days 'Tue' come before the time range, e.g. \"Tue 10:00-16:00\"",
+            ),
+            ("Tue 10:00-16:00 UTC +01:00", "unexpected '+01:00'"),
+            ("+01:00 Tue 10:00-16:00", "unexpected '+01:00'"),
         ] {
             let e = Window::parse(bad).unwrap_err();
             assert!(e.contains(why), "{bad}: {e}");
