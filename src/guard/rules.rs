@@ -390,6 +390,47 @@ mod tests {
         }
     }
 
+    #[test]
+    fn offsets_read_signs_minutes_and_bounds() {
+        // 2026-01-07 is a Wednesday; each window is 10:00-16:59 in its zone.
+        for (zone, opens_utc) in [
+            ("UTC", "10:00"),
+            ("Z", "10:00"),
+            ("gmt", "10:00"),
+            ("+05:30", "04:30"),
+            ("UTC+0530", "04:30"),
+            ("-05:00", "15:00"),
+            ("-0330", "13:30"),
+            ("+2", "08:00"),
+        ] {
+            let w = Window::parse(&format!("Wed 10:00-16:59 {zone}")).unwrap();
+            let open = at(&format!("2026-01-07T{opens_utc}:00Z"));
+            assert!(w.contains(open), "{zone}: open at {opens_utc} UTC");
+            assert!(!w.contains(open - chrono::Duration::minutes(1)), "{zone}");
+            let last = open + chrono::Duration::minutes(6 * 60 + 58);
+            assert!(w.contains(last), "{zone}: 16:59 local is inside");
+            assert!(!w.contains(last + chrono::Duration::minutes(1)), "{zone}");
+        }
+        for bad in ["+15:00", "+01:60", "+123", "UTC+x"] {
+            let e = Window::parse(&format!("Wed 10:00-16:00 {bad}")).unwrap_err();
+            assert!(e.contains(&format!("time zone '{bad}'")), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn day_ranges_wrap_round_the_week() {
+        let w = Window::parse("Fri-Mon 10:00-16:00").unwrap();
+        // 2026-01-05 is a Monday.
+        let inside: Vec<bool> = (5..12)
+            .map(|d| w.contains(Utc.with_ymd_and_hms(2026, 1, d, 12, 0, 0).unwrap()))
+            .collect();
+        assert_eq!(inside, [true, false, false, false, true, true, true]);
+        let w = Window::parse("Monday,Wed 10:00-16:00").unwrap();
+        assert!(w.contains(at("2026-01-05T12:00:00Z")));
+        assert!(!w.contains(at("2026-01-06T12:00:00Z")));
+        assert!(w.contains(at("2026-01-07T12:00:00Z")));
+    }
+
     /// Minutes from `from` (inclusive) to `to` (exclusive) that `w` contains.
     fn minutes_inside(w: &Window, from: &str, to: &str) -> i64 {
         let (mut t, to) = (at(from), at(to));
