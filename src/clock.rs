@@ -8,6 +8,16 @@ use tokio::time::Instant;
 /// Where virtual time starts on `sim`: fixed, so a seed gives byte-identical journals.
 pub const SIM_EPOCH_SECS: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
 
+/// A current-thread runtime with tokio's time paused, as `sim` runs: for unit tests.
+#[cfg(test)]
+pub(crate) fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .expect("a current-thread runtime")
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct RunClock {
     start: Instant,

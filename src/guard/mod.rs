@@ -600,21 +600,16 @@ mod tests {
     #[test]
     fn each_check_is_counted_and_timed() {
         use crate::backend::sim::{SimBackend, config::SimConfig, values::NvsConfig};
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .start_paused(true)
-            .build()
-            .unwrap();
+        let rt = crate::clock::paused_runtime();
         rt.block_on(async {
             let clock = crate::clock::RunClock::start(true);
             let sim =
-                SimBackend::start(SimConfig::default(), NvsConfig::default(), 7, clock.clone())
-                    .unwrap();
+                SimBackend::start(SimConfig::default(), NvsConfig::default(), 7, clock).unwrap();
             let armed = GuardConfig {
                 max_unavailable: Some(Limit::Nodes(2)),
                 ..Default::default()
             };
-            let guard = Guard::new(armed, Journal::new(clock.clone()), "gfi:r1".into());
+            let guard = Guard::new(armed, Journal::new(clock), "gfi:r1".into());
             for _ in 0..2 {
                 let now = clock.now();
                 guard

@@ -578,11 +578,7 @@ mod tests {
 
     /// Runs `f` with a real host on the sim, the way the REPL has it.
     fn with_host(f: impl FnOnce(&Host, &super::super::chunk::ReplEnv)) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .start_paused(true)
-            .build()
-            .unwrap();
+        let rt = crate::clock::paused_runtime();
         let local = tokio::task::LocalSet::new();
         local.block_on(&rt, async {
             let session = Session::new(SessionOptions {

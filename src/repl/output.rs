@@ -254,11 +254,7 @@ mod tests {
 
     #[test]
     fn waits_are_tracked_for_the_cancel_message() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .start_paused(true)
-            .build()
-            .unwrap();
+        let rt = crate::clock::paused_runtime();
         rt.block_on(async {
             let out = Output::new(false, false, true);
             let journal = Journal::new(RunClock::start(true));

@@ -171,11 +171,7 @@ mod tests {
     use super::*;
 
     fn paused_local<F: std::future::Future<Output = ()>>(f: F) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .start_paused(true)
-            .build()
-            .unwrap();
+        let rt = crate::clock::paused_runtime();
         tokio::task::LocalSet::new().block_on(&rt, f);
     }
 

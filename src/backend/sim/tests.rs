@@ -7,14 +7,6 @@ use crate::xid::line::LineStyle;
 use config::SimTimings;
 use std::sync::Mutex as StdMutex;
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap()
-}
-
 fn req(node: &str, gpu: u32, xid: u32, style: LineStyle) -> InjectRequest {
     InjectRequest {
         node: node.into(),
@@ -61,7 +53,7 @@ const NODE: &str = "gpu-node-001";
 
 #[test]
 fn xid79_goes_through_the_whole_pipeline() {
-    runtime().block_on(async {
+    crate::clock::paused_runtime().block_on(async {
         let (sim, seen) = start(SimConfig::default(), NvsConfig::default());
         let boot0 = sim.node(NODE).await.unwrap().boot_id;
         let rec = sim
@@ -174,7 +166,7 @@ fn xid79_goes_through_the_whole_pipeline() {
 
 #[test]
 fn malformed_line_is_not_detected() {
-    runtime().block_on(async {
+    crate::clock::paused_runtime().block_on(async {
         let (sim, seen) = start(SimConfig::default(), NvsConfig::default());
         sim.inject_xid(&req(NODE, 0, 79, LineStyle::Unguarded))
             .await
@@ -209,7 +201,7 @@ fn malformed_line_is_not_detected() {
 
 #[test]
 fn nonfatal_xid_makes_an_event_and_no_cordon() {
-    runtime().block_on(async {
+    crate::clock::paused_runtime().block_on(async {
         let (sim, _) = start(SimConfig::default(), NvsConfig::default());
         sim.inject_xid(&req(NODE, 0, 13, LineStyle::Seed))
             .await
@@ -229,7 +221,7 @@ fn nonfatal_xid_makes_an_event_and_no_cordon() {
 
 #[test]
 fn contact_support_stays_cordoned() {
-    runtime().block_on(async {
+    crate::clock::paused_runtime().block_on(async {
         let (sim, _) = start(SimConfig::default(), NvsConfig::default());
         sim.inject_xid(&req(NODE, 0, 74, LineStyle::Driver))
             .await
@@ -254,7 +246,7 @@ fn contact_support_stays_cordoned() {
 
 #[test]
 fn missing_gpu_metadata_turns_component_reset_into_restart_vm() {
-    runtime().block_on(async {
+    crate::clock::paused_runtime().block_on(async {
         let cfg = SimConfig {
             nodes_without_gpu_metadata: vec![NODE.into()],
             ..Default::default()
@@ -297,7 +289,7 @@ fn missing_gpu_metadata_turns_component_reset_into_restart_vm() {
 
 #[test]
 fn circuit_breaker_trips_at_the_next_event_not_at_the_cordon() {
-    runtime().block_on(async {
+    crate::clock::paused_runtime().block_on(async {
         let cfg = SimConfig {
             nodes: 2,
             ..Default::default()
@@ -345,7 +337,7 @@ fn circuit_breaker_trips_at_the_next_event_not_at_the_cordon() {
 
 #[test]
 fn a_healthy_event_past_the_window_slides_by_the_breaker() {
-    runtime().block_on(async {
+    crate::clock::paused_runtime().block_on(async {
         let cfg = SimConfig {
             nodes: 1,
             ..Default::default()
@@ -402,7 +394,7 @@ fn every_xid_of_nvsentinels_table_gets_its_outcome() {
         })
         .collect();
     assert_eq!(rows.len(), 172);
-    runtime().block_on(async {
+    crate::clock::paused_runtime().block_on(async {
         let cfg = SimConfig {
             nodes: rows.len(),
             gpus_per_node: 1,
@@ -496,7 +488,7 @@ fn every_xid_of_nvsentinels_table_gets_its_outcome() {
 
 #[test]
 fn manual_uncordon_is_a_cancel() {
-    runtime().block_on(async {
+    crate::clock::paused_runtime().block_on(async {
         let (sim, _) = start(SimConfig::default(), NvsConfig::default());
         sim.inject_xid(&req(NODE, 0, 79, LineStyle::Driver))
             .await
@@ -530,7 +522,7 @@ fn manual_mode_and_kind_provider_never_reboot() {
         "janitor: {config: {manualMode: true}}",
         "janitor-provider: {csp: {provider: kind}}",
     ] {
-        runtime().block_on(async {
+        crate::clock::paused_runtime().block_on(async {
             let nvs = NvsConfig::from_yaml(values).unwrap();
             let (sim, _) = start(SimConfig::default(), nvs);
             let boot0 = sim.node(NODE).await.unwrap().boot_id;
@@ -556,7 +548,7 @@ fn manual_mode_and_kind_provider_never_reboot() {
 
 #[test]
 fn monitor_disabled_sees_nothing() {
-    runtime().block_on(async {
+    crate::clock::paused_runtime().block_on(async {
         let nvs = NvsConfig::from_yaml("global: {syslogHealthMonitor: {enabled: false}}").unwrap();
         let (sim, seen) = start(SimConfig::default(), nvs);
         sim.inject_xid(&req(NODE, 0, 79, LineStyle::Driver))
@@ -574,7 +566,7 @@ fn monitor_disabled_sees_nothing() {
 
 #[test]
 fn bad_requests_say_what_is_wrong() {
-    runtime().block_on(async {
+    crate::clock::paused_runtime().block_on(async {
         let (sim, _) = start(SimConfig::default(), NvsConfig::default());
         let e = sim
             .inject_xid(&req("nope", 0, 79, LineStyle::Driver))
@@ -605,7 +597,7 @@ fn bad_requests_say_what_is_wrong() {
 #[test]
 fn same_seed_same_history() {
     let history = || {
-        runtime().block_on(async {
+        crate::clock::paused_runtime().block_on(async {
             let (sim, seen) = start(SimConfig::default(), NvsConfig::default());
             for (i, node) in ["gpu-node-001", "gpu-node-003", "gpu-node-005"]
                 .iter()
@@ -639,7 +631,7 @@ fn same_seed_same_history() {
 
 #[test]
 fn a_disabled_circuit_breaker_never_trips() {
-    runtime().block_on(async {
+    crate::clock::paused_runtime().block_on(async {
         let cfg = SimConfig {
             nodes: 2,
             ..Default::default()
@@ -675,7 +667,7 @@ fn a_disabled_circuit_breaker_never_trips() {
 
 #[test]
 fn cordons_older_than_the_breaker_window_do_not_count() {
-    runtime().block_on(async {
+    crate::clock::paused_runtime().block_on(async {
         // 8 GPU nodes, 50 % within 5 minutes: a fourth cordon inside the window trips it.
         let (sim, _) = start(SimConfig::default(), NvsConfig::default());
         for node in ["gpu-node-001", "gpu-node-002", "gpu-node-003"] {
@@ -737,7 +729,7 @@ fn cordons_older_than_the_breaker_window_do_not_count() {
 
 #[test]
 fn a_rule_set_that_does_not_cordon_only_taints() {
-    runtime().block_on(async {
+    crate::clock::paused_runtime().block_on(async {
         let nvs = NvsConfig::from_yaml(
             r#"fault-quarantine: {ruleSets: [{name: taint-only, cordon: {shouldCordon: false}, taint: {key: nvsentinel-quarantine, value: "true", effect: NoSchedule}}]}"#,
         )
@@ -765,7 +757,7 @@ fn a_rule_set_that_does_not_cordon_only_taints() {
 
 #[test]
 fn without_node_drainer_remediation_follows_the_cordon_after_its_latency() {
-    runtime().block_on(async {
+    crate::clock::paused_runtime().block_on(async {
         let nvs = NvsConfig::from_yaml("node-drainer: {enabled: false}").unwrap();
         let (sim, _) = start(SimConfig::default(), nvs);
         sim.inject_xid(&req(NODE, 0, 79, LineStyle::Driver))
@@ -799,7 +791,7 @@ fn without_node_drainer_remediation_follows_the_cordon_after_its_latency() {
 
 #[test]
 fn a_manual_uncordon_removes_only_the_taint_fault_quarantine_added() {
-    runtime().block_on(async {
+    crate::clock::paused_runtime().block_on(async {
         let nvs = NvsConfig::from_yaml(
             r#"fault-quarantine: {ruleSets: [{name: fatal, taint: {key: nvsentinel-quarantine, value: "true", effect: NoSchedule}}]}"#,
         )
@@ -836,7 +828,7 @@ fn a_manual_uncordon_removes_only_the_taint_fault_quarantine_added() {
 /// falls inside the second quarantine.
 #[test]
 fn a_cancelled_quarantines_pending_drain_does_not_start_in_the_next_one() {
-    runtime().block_on(async {
+    crate::clock::paused_runtime().block_on(async {
         let cfg = SimConfig {
             timings: SimTimings {
                 drain_start: Duration::from_secs(300),
@@ -887,7 +879,7 @@ fn a_cancelled_quarantines_pending_drain_does_not_start_in_the_next_one() {
 /// timeout, still pending, does not fail the drain of the node's next quarantine.
 #[test]
 fn a_finished_quarantines_drain_timeout_does_not_fail_the_next_drain() {
-    runtime().block_on(async {
+    crate::clock::paused_runtime().block_on(async {
         let cfg = SimConfig {
             pods: Vec::new(),
             timings: SimTimings {
