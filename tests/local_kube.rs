@@ -68,6 +68,15 @@ fn cordon(d: &KubeDouble) {
     .unwrap();
 }
 
+/// Resolves once the backend watches the nodes: a write after it reaches the backend as a
+/// watch event, not in its first list.
+async fn backend_watches(d: &KubeDouble) {
+    d.wait_for("the backend's watch on nodes", WAIT, |v| {
+        v.open_watches("nodes") > 0
+    })
+    .await;
+}
+
 async fn backend(d: &KubeDouble) -> (LocalBackend, tempfile::TempDir) {
     backend_with(d.client().await)
 }
@@ -104,10 +113,7 @@ async fn wait_node_follows_the_watch_and_reports_each_stage() {
         let d = d.clone();
         tokio::spawn(async move {
             // Once the backend watches, NVSentinel "cordons" the node.
-            d.wait_for("the backend's watch on nodes", WAIT, |v| {
-                v.open_watches("nodes") > 0
-            })
-            .await;
+            backend_watches(&d).await;
             cordon(&d);
         })
     };
@@ -200,10 +206,7 @@ async fn a_wait_sees_a_state_that_lasts_no_time() {
     let writer = {
         let d = d.clone();
         tokio::spawn(async move {
-            d.wait_for("the backend's watch on nodes", WAIT, |v| {
-                v.open_watches("nodes") > 0
-            })
-            .await;
+            backend_watches(&d).await;
             for state in ["remediating", "remediation-succeeded"] {
                 d.patch::<Node>(
                     "",
@@ -242,10 +245,7 @@ async fn progress_follows_a_targeted_node_between_waits() {
     // Reading the node targets it: from now on its changes reach every subscriber, with no
     // wait running.
     b.node("gpu-1").await.unwrap();
-    d.wait_for("the backend's watch on nodes", WAIT, |v| {
-        v.open_watches("nodes") > 0
-    })
-    .await;
+    backend_watches(&d).await;
     cordon(&d);
     let mut kinds = Vec::new();
     while kinds.len() < 2 {

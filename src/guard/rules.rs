@@ -151,18 +151,18 @@ impl Window {
 impl Span {
     /// `[DAYS] HH:MM-HH:MM [ZONE]`, in that order.
     fn parse(s: &str) -> Result<Span, String> {
-        let (mut days, mut range, mut tz): (Option<&str>, Option<&str>, Option<&str>) =
-            (None, None, None);
+        // The range keeps its word (for messages) and its two ends.
+        let (mut days, mut range, mut tz) = (None, None, None);
         for w in s.split_whitespace() {
             let first = w.chars().next().unwrap_or(' ');
             if first.is_ascii_digit() {
-                if !(w.contains(':') && w.contains('-')) {
+                let Some((a, b)) = w.split_once('-').filter(|_| w.contains(':')) else {
                     return Err(format!("'{w}' is not a time range like 10:00-16:00"));
-                }
-                if let Some(r) = range {
+                };
+                if let Some((r, _, _)) = range {
                     return Err(format!("two time ranges ('{r}' and '{w}')"));
                 }
-                range = Some(w);
+                range = Some((w, a, b));
             } else if range.is_none() && (first.is_ascii_alphabetic() || first == '*') {
                 if let Some(d) = days {
                     return Err(format!(
@@ -170,11 +170,10 @@ impl Span {
                     ));
                 }
                 days = Some(w);
-            } else if range.is_some() && tz.is_none() {
+            } else if let (Some((r, _, _)), None) = (range, tz) {
                 if parse_days(w).is_ok() {
                     return Err(format!(
-                        "the days '{w}' come before the time range, e.g. \"{w} {}\"",
-                        range.unwrap_or_default()
+                        "the days '{w}' come before the time range, e.g. \"{w} {r}\""
                     ));
                 }
                 tz = Some(w);
@@ -182,8 +181,7 @@ impl Span {
                 return Err(format!("unexpected '{w}'"));
             }
         }
-        let range = range.ok_or("no time range like 10:00-16:00")?;
-        let (a, b) = range.split_once('-').ok_or("no time range")?;
+        let (_, a, b) = range.ok_or("no time range like 10:00-16:00")?;
         let (start, end) = (minutes(a)?, minutes(b)?);
         if start == end {
             return Err("the time range is empty".into());
